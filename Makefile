@@ -1,0 +1,45 @@
+# The two commands of the README. Both work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# llama-cpp-python builds from source; skip what ponder does not use (saves about a minute)
+export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+DEMO_MODEL ?= qwen2.5-coder-1.5b
+
+.PHONY: demo test install lint typecheck unit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local,serve,dev]'
+
+# main job: majority vote (n=4) over the built-in demo problems on the default model,
+# then an accuracy-versus-tokens report
+demo: install
+	$(BIN)/ponder models pull $(DEMO_MODEL)
+	$(BIN)/ponder run "A baker makes 3 trays of 12 muffins and sells 29. How many are left?" \
+		--model $(DEMO_MODEL) --strategy majority --n 4
+	$(BIN)/ponder eval --task demo --model $(DEMO_MODEL) --strategy majority --n 4 \
+		--max-tokens 384 --out runs/demo-majority4.db
+	$(BIN)/ponder report runs/demo-majority4.db --out runs/demo-report
+	@echo "report: runs/demo-report/report.html"
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+# the whole suite: lint, types, unit tests, and integration tests on smollm2-135m
+test: lint typecheck
+	$(BIN)/ponder models pull smollm2-135m
+	$(BIN)/python -m pytest -q -rs
+
+unit: install
+	$(BIN)/python -m pytest -q -m "not integration"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

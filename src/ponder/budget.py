@@ -1,0 +1,130 @@
+"""The ledger of everything a piece of work spent, and scoped budgets on it.
+
+A ``Ledger`` is append-only: every generate, score and train event with its usage and
+wall time. Budgets are opened on a ledger as context managers and stack: each counts
+only what was spent while it was open, and a call must fit in every open budget.
+The check happens *before* the call, against the call's worst case
+(``n * max_tokens`` generated tokens, one call), so a budget is never overrun by
+generated tokens or calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ponder.errors import BudgetExceeded
+from ponder.types import Usage
+
+EventKind = Literal["generate", "score", "train"]
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    usage: Usage
+    seconds: float
+    label: str = ""
+
+
+@dataclass
+class Budget:
+    """Limits on one scope of work; ``None`` means unlimited.
+
+    ``total_tokens`` counts prefilled prompt plus generated tokens; prompt tokens are
+    only known after a call, so that limit is checked against what was already spent
+    plus the call's worst-case generated tokens.
+    """
+
+    total_tokens: int | None = None
+    completion_tokens: int | None = None
+    calls: int | None = None
+    seconds: float | None = None
+    used: Usage = field(default_factory=Usage)
+    started: float = field(default_factory=time.monotonic)
+
+    def check(self, completion_tokens: int, calls: int) -> None:
+        u = self.used
+        if self.calls is not None and u.calls + calls > self.calls:
+            raise BudgetExceeded(
+                f"call budget exhausted: {u.calls} of {self.calls} calls used, {calls} more needed"
+            )
+        if (
+            self.completion_tokens is not None
+            and u.completion_tokens + completion_tokens > self.completion_tokens
+        ):
+            raise BudgetExceeded(
+                f"completion-token budget: {u.completion_tokens} of "
+                f"{self.completion_tokens} used, the call may need {completion_tokens}"
+            )
+        if self.total_tokens is not None and u.total_tokens + completion_tokens > self.total_tokens:
+            raise BudgetExceeded(
+                f"token budget: {u.total_tokens} of {self.total_tokens} used, "
+                f"the call may need {completion_tokens} more"
+            )
+        if self.seconds is not None and time.monotonic() - self.started > self.seconds:
+            raise BudgetExceeded(f"time budget of {self.seconds:g}s is spent")
+
+    def remaining_completion_tokens(self) -> int | None:
+        limits = [
+            lim - used
+            for lim, used in (
+                (self.completion_tokens, self.used.completion_tokens),
+                (self.total_tokens, self.used.total_tokens),
+            )
+            if lim is not None
+        ]
+        return max(0, min(limits)) if limits else None
+
+
+class Ledger:
+    """Append-only record of events, with a stack of open budgets."""
+
+    def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._budgets: list[Budget] = []
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+    def total(self, kind: EventKind | None = None) -> Usage:
+        return sum((e.usage for e in self._events if kind is None or e.kind == kind), Usage())
+
+    def seconds(self, kind: EventKind | None = None) -> float:
+        return sum(e.seconds for e in self._events if kind is None or e.kind == kind)
+
+    def check(self, completion_tokens: int, calls: int = 1) -> None:
+        """Raise ``BudgetExceeded`` if a call of this worst case does not fit every budget."""
+        for b in self._budgets:
+            b.check(completion_tokens, calls)
+
+    def record(self, kind: EventKind, usage: Usage, seconds: float, label: str = "") -> None:
+        self._events.append(Event(kind, usage, seconds, label))
+        for b in self._budgets:
+            b.used = b.used + usage
+
+    def remaining_completion_tokens(self) -> int | None:
+        """The tightest completion-token room left over all open budgets, or None."""
+        rooms = [r for b in self._budgets if (r := b.remaining_completion_tokens()) is not None]
+        return min(rooms) if rooms else None
+
+    @contextmanager
+    def budget(
+        self,
+        *,
+        total_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        calls: int | None = None,
+        seconds: float | None = None,
+    ) -> Iterator[Budget]:
+        """Open a budget for the ``with`` block; it counts only what the block spends."""
+        b = Budget(total_tokens, completion_tokens, calls, seconds)
+        self._budgets.append(b)
+        try:
+            yield b
+        finally:
+            self._budgets.remove(b)

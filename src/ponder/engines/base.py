@@ -1,0 +1,50 @@
+"""The engine seam: one async call, many requests, each sampled ``n`` times."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ponder.types import Completion, GenRequest
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Optional powers an engine declares up front.
+
+    native_n: one request's ``n`` samples share one prompt prefill.
+    logprobs: per-token logprobs of the chosen token; top_logprobs: how many
+    alternatives per token it can return (0 = none).
+    prefix_reuse: a prompt that extends an earlier one is not prefilled again.
+    fork: a partial sequence can be continued or forked without re-prefilling.
+    embeddings: hidden-state embeddings of a text.
+    """
+
+    native_n: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    prefix_reuse: bool = False
+    fork: bool = False
+    embeddings: bool = False
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Anything that turns ``GenRequest``s into ``Completion``s.
+
+    ``generate`` returns one list per request, each with exactly ``request.n``
+    completions, in request order. Every completion carries its exact ``Usage``;
+    summed over one request they give the request's cost (the shared prompt is
+    counted as prefilled once and as cached for each sibling).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]: ...
+
+    async def aclose(self) -> None: ...

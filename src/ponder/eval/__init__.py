@@ -1,0 +1,1 @@
+"""Evaluation: run a strategy over a task, store records, draw curves."""

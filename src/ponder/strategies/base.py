@@ -1,0 +1,147 @@
+"""Strategy, Context and the strategy registry.
+
+A strategy is a frozen dataclass whose fields are its whole configuration, called as
+``await strategy(problem, ctx)``. It reaches compute only through the ``Context``, so
+every token it spends is checked against the budget and written to the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ponder.budget import EventKind, Ledger
+from ponder.engines.base import Engine
+from ponder.errors import CapabilityMissing, ConfigError
+from ponder.tasks.base import Task
+from ponder.types import Completion, GenRequest, Message, Problem, Result, Score, Usage
+from ponder.verifiers.base import Scorer
+
+
+@dataclass
+class Context:
+    """Everything a strategy may use for one problem.
+
+    ``max_tokens`` caps each generated solution; ``seed`` is the base seed of this
+    problem's sampling (None: engine default), advanced for every request made.
+    """
+
+    engine: Engine
+    task: Task
+    ledger: Ledger = field(default_factory=Ledger)
+    max_tokens: int = 512
+    seed: int | None = None
+    _requests_made: int = 0
+
+    def request(
+        self,
+        problem: Problem,
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        max_tokens: int | None = None,
+        messages: Sequence[Message] | None = None,
+    ) -> GenRequest:
+        """A request for ``problem`` with the task's prompt (or ``messages``)."""
+        seed = None
+        if self.seed is not None:
+            # each request of a problem gets its own block of seeds, one per sibling
+            seed = self.seed + 1000 * self._requests_made
+        self._requests_made += 1
+        return GenRequest(
+            messages=tuple(messages) if messages is not None else self.task.messages(problem),
+            n=n,
+            max_tokens=max_tokens or self.max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
+        )
+
+    async def generate(
+        self, requests: Sequence[GenRequest], kind: EventKind = "generate", label: str = ""
+    ) -> list[list[Completion]]:
+        """Run requests on the engine: budget-checked before, recorded on the ledger after."""
+        caps = self.engine.capabilities
+        for r in requests:
+            if r.wants_logprobs and not caps.logprobs:
+                raise CapabilityMissing(
+                    f"engine {self.engine.name} does not return logprobs, which this "
+                    "strategy or scorer needs"
+                )
+        worst = sum(r.n * r.max_tokens for r in requests)
+        self.ledger.check(worst, calls=len(requests))
+        t0 = time.perf_counter()
+        out = await self.engine.generate(requests)
+        seconds = time.perf_counter() - t0
+        usage = sum((c.usage for comps in out for c in comps), start=Usage())
+        self.ledger.record(kind, usage, seconds, label)
+        return out
+
+    async def score(
+        self, problem: Problem, completions: Sequence[Completion], scorer: Scorer
+    ) -> list[Score]:
+        scores = await scorer.score(problem, completions, self)
+        if len(scores) != len(completions):
+            raise RuntimeError(
+                f"scorer {scorer.name} returned {len(scores)} scores for "
+                f"{len(completions)} candidates"
+            )
+        return scores
+
+    def extract(self, text: str) -> str | None:
+        return self.task.extract(text)
+
+
+class Strategy(Protocol):
+    name: ClassVar[str]
+
+    async def __call__(self, problem: Problem, ctx: Context) -> Result: ...
+
+
+S = TypeVar("S", bound=type)
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(name: str) -> Callable[[S], S]:
+    """Class decorator: make a strategy constructible by name from the CLI."""
+
+    def deco(cls: S) -> S:
+        if name in _REGISTRY:
+            raise ValueError(f"strategy {name!r} registered twice")
+        _REGISTRY[name] = cls
+        cls.name = name  # type: ignore[attr-defined]
+        return cls
+
+    return deco
+
+
+def strategy_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def strategy_class(name: str) -> type:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(strategy_names())}")
+    return _REGISTRY[name]
+
+
+def make_strategy(name: str, options: Mapping[str, Any]) -> Strategy:
+    """Build a registered strategy from options; options it has no field for are ignored
+    only when their value is None (unset flags), otherwise they are an error."""
+    cls = strategy_class(name)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(k for k, v in options.items() if k not in known and v is not None)
+    if unknown:
+        raise ConfigError(f"strategy {name!r} takes no option(s) {', '.join(unknown)}")
+    obj: Strategy = cls(**{k: v for k, v in options.items() if k in known and v is not None})
+    return obj

@@ -1,0 +1,140 @@
+"""Parallel scaling: sample independently, then pick.
+
+- ``single``: one sample (greedy by default).
+- ``majority``: self-consistency (Wang et al. 2022): n samples, plurality answer.
+- ``best_of_n``: n samples, the one the scorer rates highest.
+- ``weighted_majority``: n samples, answers weighted by their scores (Li et al. 2023;
+  Snell et al. 2024 use it with a verifier).
+Ties follow the rule in ``ponder.strategies.voting``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ponder.strategies.base import Context, register
+from ponder.strategies.voting import best_of, majority_vote, weighted_vote
+from ponder.types import Candidate, Completion, Problem, Result
+from ponder.verifiers.registry import make_scorer
+
+
+async def _sample(
+    problem: Problem, ctx: Context, n: int, temperature: float, top_p: float, logprobs: bool
+) -> list[Completion]:
+    request = ctx.request(
+        problem,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        logprobs=logprobs,
+        top_logprobs=5 if logprobs else 0,
+    )
+    (completions,) = await ctx.generate([request])
+    return completions
+
+
+def _candidates(
+    ctx: Context, completions: list[Completion], scores: list[float] | None = None
+) -> tuple[Candidate, ...]:
+    return tuple(
+        Candidate(
+            text=c.text,
+            answer=ctx.extract(c.text),
+            usage=c.usage,
+            score=None if scores is None else scores[i],
+            finish_reason=c.finish_reason,
+        )
+        for i, c in enumerate(completions)
+    )
+
+
+def _result(
+    name: str,
+    ctx: Context,
+    t0: float,
+    answer: str | None,
+    cands: tuple[Candidate, ...],
+    votes: dict[str, float],
+) -> Result:
+    return Result(
+        answer=answer,
+        candidates=cands,
+        votes=votes,
+        usage=ctx.ledger.total(),
+        seconds=time.perf_counter() - t0,
+        strategy=name,
+    )
+
+
+@register("single")
+@dataclass(frozen=True)
+class Single:
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    async def __call__(self, problem: Problem, ctx: Context) -> Result:
+        t0 = time.perf_counter()
+        comps = await _sample(problem, ctx, 1, self.temperature, self.top_p, False)
+        cands = _candidates(ctx, comps)
+        answer = cands[0].answer
+        return _result("single", ctx, t0, answer, cands, {answer: 1.0} if answer else {})
+
+
+@register("majority")
+@dataclass(frozen=True)
+class Majority:
+    n: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+
+    async def __call__(self, problem: Problem, ctx: Context) -> Result:
+        t0 = time.perf_counter()
+        comps = await _sample(problem, ctx, self.n, self.temperature, self.top_p, False)
+        cands = _candidates(ctx, comps)
+        answer, votes = majority_vote([c.answer for c in cands])
+        return _result("majority", ctx, t0, answer, cands, votes)
+
+
+@register("best_of_n")
+@dataclass(frozen=True)
+class BestOfN:
+    n: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+    scorer: str = "logprob"
+
+    async def __call__(self, problem: Problem, ctx: Context) -> Result:
+        t0 = time.perf_counter()
+        scorer = make_scorer(self.scorer)
+        comps = await _sample(
+            problem, ctx, self.n, self.temperature, self.top_p, scorer.needs_logprobs
+        )
+        scores = [s.value for s in await ctx.score(problem, comps, scorer)]
+        cands = _candidates(ctx, comps, scores)
+        best = best_of([c.answer for c in cands], scores)
+        votes: dict[str, float] = {}
+        for c, s in zip(cands, scores, strict=True):
+            if c.answer is not None:
+                votes[c.answer] = max(votes.get(c.answer, float("-inf")), s)
+        return _result("best_of_n", ctx, t0, cands[best].answer, cands, votes)
+
+
+@register("weighted_majority")
+@dataclass(frozen=True)
+class WeightedMajority:
+    n: int = 8
+    temperature: float = 0.7
+    top_p: float = 0.95
+    scorer: str = "logprob"
+
+    async def __call__(self, problem: Problem, ctx: Context) -> Result:
+        t0 = time.perf_counter()
+        scorer = make_scorer(self.scorer)
+        comps = await _sample(
+            problem, ctx, self.n, self.temperature, self.top_p, scorer.needs_logprobs
+        )
+        scores = [s.value for s in await ctx.score(problem, comps, scorer)]
+        cands = _candidates(ctx, comps, scores)
+        answer, votes = weighted_vote([c.answer for c in cands], scores)
+        return _result("weighted_majority", ctx, t0, answer, cands, votes)

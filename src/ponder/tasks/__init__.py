@@ -1,0 +1,1 @@
+"""Tasks: where problems come from and how answers are graded."""

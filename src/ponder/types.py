@@ -1,0 +1,201 @@
+"""The value objects that flow between engines, strategies, verifiers and the runner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a piece of work cost.
+
+    ``prompt_tokens`` are prompt tokens the engine actually computed (prefilled);
+    ``cached_tokens`` are prompt tokens it did not compute because they were shared
+    with a sibling sequence or served from a prefix cache; ``completion_tokens`` are
+    generated tokens. Usages add up with ``+``.
+    """
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens the engine processed: prefilled prompt plus generated."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.calls + other.calls,
+        )
+
+    def __radd__(self, other: object) -> Usage:
+        # lets sum() start from 0
+        if other == 0:
+            return self
+        if isinstance(other, Usage):
+            return other + self
+        return NotImplemented
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "calls": self.calls,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Usage:
+        return cls(
+            int(d.get("prompt_tokens", 0)),
+            int(d.get("cached_tokens", 0)),
+            int(d.get("completion_tokens", 0)),
+            int(d.get("calls", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question. ``answer`` is the reference answer, never shown to a strategy."""
+
+    id: str
+    question: str
+    answer: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One generation request: a chat (``messages``) or a raw ``prompt``, sampled ``n`` times.
+
+    ``seed`` makes sampling repeatable where the engine supports it; sibling
+    sequences of one request get seeds ``seed, seed + 1, ...``.
+    ``top_logprobs`` > 0 asks for that many alternatives per token (implies ``logprobs``).
+    """
+
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    n: int = 1
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("GenRequest needs exactly one of messages or prompt")
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.logprobs or self.top_logprobs > 0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The chosen token's log-probability, with the top alternatives when asked for."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    usage: Usage
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """A verifier's judgement of one candidate: ``value`` in [0, 1] where higher is better.
+
+    ``steps`` holds per-step scores for process verifiers.
+    """
+
+    value: float
+    steps: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sampled solution as a strategy saw it."""
+
+    text: str
+    answer: str | None
+    usage: Usage
+    score: float | None = None
+    finish_reason: str = "stop"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "answer": self.answer,
+            "usage": self.usage.to_dict(),
+            "score": self.score,
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Candidate:
+        return cls(
+            text=str(d["text"]),
+            answer=d.get("answer"),
+            usage=Usage.from_dict(d.get("usage", {})),
+            score=d.get("score"),
+            finish_reason=str(d.get("finish_reason", "stop")),
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a strategy returns: the answer, how it was reached, and what it cost."""
+
+    answer: str | None
+    candidates: tuple[Candidate, ...]
+    votes: Mapping[str, float]
+    usage: Usage
+    seconds: float
+    strategy: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "votes": dict(self.votes),
+            "usage": self.usage.to_dict(),
+            "seconds": self.seconds,
+            "strategy": self.strategy,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "meta": dict(self.meta),
+        }

@@ -1,0 +1,1 @@
+"""Verifiers and scorers: how candidates are judged."""

@@ -1,0 +1,54 @@
+import pytest
+
+from ponder.budget import Ledger
+from ponder.errors import BudgetExceeded
+from ponder.types import GenRequest, Message, Usage
+
+
+def test_usage_adds_up_and_sums_from_zero():
+    a = Usage(prompt_tokens=10, cached_tokens=0, completion_tokens=5, calls=1)
+    b = Usage(prompt_tokens=0, cached_tokens=10, completion_tokens=7, calls=0)
+    assert a + b == Usage(10, 10, 12, 1)
+    assert sum([a, b]) == a + b
+    assert (a + b).total_tokens == 22
+    assert Usage.from_dict((a + b).to_dict()) == a + b
+
+
+def test_genrequest_validates():
+    with pytest.raises(ValueError):
+        GenRequest()
+    with pytest.raises(ValueError):
+        GenRequest(prompt="x", messages=(Message("user", "x"),))
+    with pytest.raises(ValueError):
+        GenRequest(prompt="x", n=0)
+    assert GenRequest(prompt="x", top_logprobs=3).wants_logprobs
+
+
+def test_ledger_records_and_budgets_stack():
+    led = Ledger()
+    led.record("generate", Usage(5, 0, 10, 1), 0.5)
+    with led.budget(completion_tokens=100) as outer:
+        led.record("generate", Usage(5, 0, 40, 1), 0.5)
+        with led.budget(calls=1) as inner:
+            led.check(completion_tokens=60, calls=1)  # fits both
+            with pytest.raises(BudgetExceeded, match="completion-token"):
+                led.check(completion_tokens=61)
+            led.record("score", Usage(1, 0, 1, 1), 0.1)
+            with pytest.raises(BudgetExceeded, match="call budget"):
+                led.check(completion_tokens=1)
+        assert inner.used == Usage(1, 0, 1, 1)
+        assert outer.used == Usage(6, 0, 41, 2)
+        assert led.remaining_completion_tokens() == 59
+    # budgets count only what was spent inside them; the ledger keeps everything
+    assert led.total() == Usage(11, 0, 51, 3)
+    assert led.total("score") == Usage(1, 0, 1, 1)
+    led.check(completion_tokens=10**9)  # no open budget: anything fits
+
+
+def test_total_token_budget_counts_prompt_tokens():
+    led = Ledger()
+    with led.budget(total_tokens=100):
+        led.record("generate", Usage(prompt_tokens=80, completion_tokens=10, calls=1), 0.1)
+        led.check(completion_tokens=10)
+        with pytest.raises(BudgetExceeded, match="token budget"):
+            led.check(completion_tokens=11)
