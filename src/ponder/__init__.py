@@ -1,3 +1,110 @@
-"""ponder: test-time scaling of language models."""
+"""ponder: test-time scaling of language models.
+
+Heavy engines import lazily: ``ponder.LlamaCppEngine`` loads llama-cpp-python only when
+first touched, so ``import ponder`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ponder import models
+from ponder.api import answer_question, solve
+from ponder.budget import Budget, Event, Ledger
+from ponder.engines.base import Capabilities, Engine
+from ponder.engines.scripted import ScriptedEngine
+from ponder.errors import (
+    BudgetExceeded,
+    CapabilityMissing,
+    ConfigError,
+    EngineError,
+    EngineTimeout,
+    MissingExtra,
+    PonderError,
+    RateLimited,
+)
+from ponder.strategies import (
+    BestOfN,
+    Context,
+    Majority,
+    Single,
+    Strategy,
+    WeightedMajority,
+    make_strategy,
+    majority_vote,
+    strategy_names,
+    weighted_vote,
+)
+from ponder.types import (
+    Candidate,
+    Completion,
+    GenRequest,
+    Message,
+    Problem,
+    Result,
+    Score,
+    TokenLogprob,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from ponder.engines.llamacpp import LlamaCppEngine
+    from ponder.engines.openai import OpenAIEngine
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "LlamaCppEngine": "ponder.engines.llamacpp",
+    "OpenAIEngine": "ponder.engines.openai",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ponder' has no attribute {name!r}")
+
+
+__all__ = [
+    "BestOfN",
+    "Budget",
+    "BudgetExceeded",
+    "Candidate",
+    "Capabilities",
+    "CapabilityMissing",
+    "Completion",
+    "ConfigError",
+    "Context",
+    "Engine",
+    "EngineError",
+    "EngineTimeout",
+    "Event",
+    "GenRequest",
+    "Ledger",
+    "LlamaCppEngine",
+    "Majority",
+    "Message",
+    "MissingExtra",
+    "OpenAIEngine",
+    "PonderError",
+    "Problem",
+    "RateLimited",
+    "Result",
+    "Score",
+    "ScriptedEngine",
+    "Single",
+    "Strategy",
+    "TokenLogprob",
+    "Usage",
+    "WeightedMajority",
+    "__version__",
+    "answer_question",
+    "majority_vote",
+    "make_strategy",
+    "models",
+    "solve",
+    "strategy_names",
+    "weighted_vote",
+]
