@@ -238,7 +238,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             await engine.aclose()
 
     summary = asyncio.run(go())
-    print(summary.describe())
+    print(summary)
     return 0
 
 

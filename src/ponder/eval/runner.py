@@ -1,0 +1,437 @@
+"""Map a strategy over a task's problems, one durable record per problem.
+
+``evaluate`` skips problems the store already holds without an error, so running the
+same command again resumes a run. Up to ``concurrency`` problems are in flight; each
+gets a fresh ``Context`` (its own ledger) and a seed derived from the problem id, so a
+problem samples the same way whether it runs first, last, or on resume.
+
+Failures: an exception in one problem becomes that problem's error record and the run
+goes on; error records are retried on the next run. If the first ``concurrency + 1``
+problems to finish all failed with an ``EngineError`` (typically: the server is not
+there), the run stops with that error instead of filling the store with error records.
+Cancellation (Ctrl-C) stops the run; records already written stay, problems in flight
+are abandoned and run again on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import enum
+import math
+import sys
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+import ponder
+from ponder.budget import Ledger
+from ponder.engines.base import Engine
+from ponder.errors import ConfigError, EngineError
+from ponder.eval.curves import wilson_interval
+from ponder.eval.store import Record, RunStore
+from ponder.strategies.base import Context, Strategy
+from ponder.tasks.base import Task
+from ponder.types import Problem, Result
+
+
+def problem_seed(seed: int, problem_id: str) -> int:
+    """The sampling seed of one problem: stable across runs, processes and orderings."""
+    return (seed + zlib.crc32(problem_id.encode("utf-8"))) % 2**31
+
+
+def strategy_name(strategy: Strategy) -> str:
+    name = getattr(strategy, "name", None)
+    return name if isinstance(name, str) else type(strategy).__name__
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON value that identifies ``value`` stably (no memory addresses)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **strategy_options(value)}
+    name = getattr(value, "name", None)
+    if isinstance(name, str):
+        return {"type": type(value).__name__, "name": name}
+    return {"type": type(value).__qualname__}
+
+
+def strategy_options(strategy: object) -> dict[str, Any]:
+    """A dataclass strategy's fields as JSON values (empty for other objects)."""
+    if not dataclasses.is_dataclass(strategy) or isinstance(strategy, type):
+        return {}
+    return {
+        f.name: _jsonable(getattr(strategy, f.name))
+        for f in dataclasses.fields(strategy)
+        if not f.name.startswith("_")
+    }
+
+
+def run_config(
+    *,
+    task: Task,
+    strategy: Strategy,
+    engine: Engine,
+    max_tokens: int,
+    seed: int,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The configuration a store records and checks on resume.
+
+    ``extra`` adds caller-specific settings (for example the CLI's model path) under
+    the key ``"extra"``; they take part in the resume check.
+    """
+    config: dict[str, Any] = {
+        "task": task.name,
+        "model": engine.name,
+        "strategy": {"name": strategy_name(strategy), "options": strategy_options(strategy)},
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "ponder_version": ponder.__version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    if extra:
+        config["extra"] = _jsonable(extra)
+    return config
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """What one call of ``evaluate`` did, and the accuracy over the given problems.
+
+    ``done_now``: problems finished without error in this call; ``skipped``: already
+    finished in the store; ``errors``: problems that failed in this call (retried on the
+    next run); ``pending``: problems neither finished nor failed (the run stopped early).
+    Accuracy, its 95% Wilson interval and the token means are over the ``graded``
+    problems (finished, now or before, among the given ones); error records do not count.
+    ``seconds`` is this call's wall time.
+    """
+
+    total: int
+    done_now: int
+    skipped: int
+    errors: int
+    graded: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    mean_tokens: float
+    mean_completion_tokens: float
+    seconds: float
+    path: str = ""
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.graded - self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["pending"] = self.pending
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+    def __str__(self) -> str:
+        if self.graded:
+            acc = (
+                f"accuracy {self.accuracy:.3f} (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}) "
+                f"on {self.graded}/{self.total} problems"
+            )
+        else:
+            acc = f"no graded problems out of {self.total}"
+        parts = [
+            acc,
+            f"{self.done_now} run now, {self.skipped} resumed",
+            f"{self.errors} errors",
+            f"{self.mean_tokens:.0f} tokens/problem" if self.graded else "",
+            f"{self.seconds:.1f}s",
+        ]
+        return ", ".join(p for p in parts if p)
+
+
+class _LeadingEngineFailures:
+    """Decides whether the first attempts all failing with EngineError should stop the run."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.decided = False
+        self.held: list[Record] = []
+        self.first: EngineError | None = None
+
+    def success(self) -> list[Record]:
+        """An attempt did not fail with EngineError: never abort; release held records."""
+        self.decided = True
+        held, self.held = self.held, []
+        return held
+
+    def engine_failure(self, error: EngineError, record: Record) -> bool:
+        """Hold the record; True when the run should stop."""
+        if self.decided:
+            return False
+        self.first = self.first or error
+        self.held.append(record)
+        return len(self.held) >= self.threshold
+
+
+def _grade(task: Task, problem: Problem, result: Result) -> tuple[bool, dict[str, bool]]:
+    answers = {c.answer for c in result.candidates if c.answer is not None}
+    if result.answer is not None:
+        answers.add(result.answer)
+    graded = {a: bool(task.is_correct(a, problem)) for a in sorted(answers)}
+    if result.answer is None:
+        correct = bool(task.is_correct(None, problem))
+    else:
+        correct = graded[result.answer]
+    return correct, graded
+
+
+async def _solve(
+    idx: int,
+    problem: Problem,
+    *,
+    task: Task,
+    strategy: Strategy,
+    engine: Engine,
+    max_tokens: int,
+    seed: int,
+) -> tuple[Record, Exception | None]:
+    ctx = Context(
+        engine=engine,
+        task=task,
+        ledger=Ledger(),
+        max_tokens=max_tokens,
+        seed=problem_seed(seed, problem.id),
+    )
+    t0 = time.perf_counter()
+    try:
+        result = await strategy(problem, ctx)
+        seconds = time.perf_counter() - t0
+        correct, graded = await asyncio.to_thread(_grade, task, problem, result)
+    except Exception as e:
+        # the problem failed, the run goes on; BaseException (cancellation) propagates
+        record = Record(
+            problem_id=problem.id,
+            idx=idx,
+            question=problem.question,
+            reference=problem.answer,
+            answer=None,
+            correct=False,
+            usage=ctx.ledger.total(),
+            seconds=time.perf_counter() - t0,
+            error=f"{type(e).__name__}: {e}",
+        )
+        return record, e
+    record = Record(
+        problem_id=problem.id,
+        idx=idx,
+        question=problem.question,
+        reference=problem.answer,
+        answer=result.answer,
+        correct=correct,
+        votes=dict(result.votes),
+        candidates=tuple(result.candidates),
+        answer_correct=graded,
+        usage=result.usage,
+        seconds=seconds,
+    )
+    return record, None
+
+
+async def evaluate(
+    *,
+    task: Task,
+    problems: Sequence[Problem],
+    strategy: Strategy,
+    engine: Engine,
+    store: RunStore | str | Path,
+    concurrency: int = 4,
+    max_tokens: int = 512,
+    seed: int = 0,
+    progress: bool = True,
+    config_extra: Mapping[str, Any] | None = None,
+) -> EvalSummary:
+    """Run ``strategy`` on every problem not already finished in ``store``.
+
+    ``store`` may be a path (opened and closed here). Raises ``ConfigError`` when the
+    store holds a run with another configuration or ``problems`` repeat an id, and the
+    first ``EngineError`` when the first ``concurrency + 1`` problems all fail with one.
+    """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    seen: set[str] = set()
+    for p in problems:
+        if p.id in seen:
+            raise ConfigError(f"problem id {p.id!r} appears twice; ids must be unique")
+        seen.add(p.id)
+
+    if not isinstance(store, RunStore):
+        with RunStore(store) as opened:
+            return await evaluate(
+                task=task,
+                problems=problems,
+                strategy=strategy,
+                engine=engine,
+                store=opened,
+                concurrency=concurrency,
+                max_tokens=max_tokens,
+                seed=seed,
+                progress=progress,
+                config_extra=config_extra,
+            )
+
+    t_start = time.perf_counter()
+    store.init_or_check(
+        run_config(
+            task=task,
+            strategy=strategy,
+            engine=engine,
+            max_tokens=max_tokens,
+            seed=seed,
+            extra=config_extra,
+        )
+    )
+    wanted = {p.id for p in problems}
+    finished = {r.problem_id: r for r in store.records(include_errors=False)}
+    finished = {k: r for k, r in finished.items() if k in wanted}
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in finished]
+
+    tally = {"correct": sum(r.correct for r in finished.values()), "graded": len(finished)}
+    counts = {"done": 0, "errors": 0}
+    leading = _LeadingEngineFailures(concurrency + 1)
+    queue: Iterator[tuple[int, Problem]] = iter(todo)
+
+    bar = tqdm(
+        total=len(problems),
+        initial=len(finished),
+        disable=not progress,
+        desc=f"{strategy_name(strategy)} on {task.name}",
+        unit="problem",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+    def write(record: Record) -> None:
+        store.put(record)
+        if record.ok:
+            counts["done"] += 1
+            tally["graded"] += 1
+            tally["correct"] += int(record.correct)
+            finished[record.problem_id] = record
+        else:
+            counts["errors"] += 1
+        bar.update(1)
+        if tally["graded"]:
+            bar.set_postfix(
+                acc=f"{tally['correct'] / tally['graded']:.3f}", errors=counts["errors"]
+            )
+
+    async def worker() -> None:
+        for idx, problem in queue:
+            record, error = await _solve(
+                idx,
+                problem,
+                task=task,
+                strategy=strategy,
+                engine=engine,
+                max_tokens=max_tokens,
+                seed=seed,
+            )
+            if isinstance(error, EngineError) and not leading.decided:
+                if leading.engine_failure(error, record):
+                    assert leading.first is not None
+                    leading.first.add_note(
+                        f"ponder eval: the first {leading.threshold} problems attempted all "
+                        "failed with engine errors, so the run stopped without recording "
+                        f"them in {store.path}"
+                    )
+                    raise leading.first
+                continue
+            for held in leading.success():
+                write(held)
+            write(record)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for w in workers:
+            w.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    finally:
+        bar.close()
+    # fewer attempts than the threshold, all engine failures: keep them as error records
+    for held in leading.success():
+        store.put(held)
+        counts["errors"] += 1
+
+    graded = list(finished.values())
+    n = len(graded)
+    correct = sum(r.correct for r in graded)
+    low, high = wilson_interval(correct, n)
+    return EvalSummary(
+        total=len(problems),
+        done_now=counts["done"],
+        skipped=len(problems) - len(todo),
+        errors=counts["errors"],
+        graded=n,
+        correct=correct,
+        accuracy=correct / n if n else math.nan,
+        ci_low=low,
+        ci_high=high,
+        mean_tokens=sum(r.usage.total_tokens for r in graded) / n if n else math.nan,
+        mean_completion_tokens=(
+            sum(r.usage.completion_tokens for r in graded) / n if n else math.nan
+        ),
+        seconds=time.perf_counter() - t_start,
+        path=str(store.path),
+    )
+
+
+def run_eval(
+    *,
+    task: Task,
+    problems: Sequence[Problem],
+    strategy: Strategy,
+    engine: Engine,
+    store: RunStore | str | Path,
+    concurrency: int = 4,
+    max_tokens: int = 512,
+    seed: int = 0,
+    progress: bool = True,
+    config_extra: Mapping[str, Any] | None = None,
+) -> EvalSummary:
+    """Synchronous ``evaluate`` (runs its own event loop; not for use inside one)."""
+    return asyncio.run(
+        evaluate(
+            task=task,
+            problems=problems,
+            strategy=strategy,
+            engine=engine,
+            store=store,
+            concurrency=concurrency,
+            max_tokens=max_tokens,
+            seed=seed,
+            progress=progress,
+            config_extra=config_extra,
+        )
+    )
