@@ -1,1 +1,21 @@
 """Tasks: where problems come from and how answers are graded."""
+
+from ponder.tasks.aime import AIME24Task
+from ponder.tasks.base import Task
+from ponder.tasks.demo import DemoTask
+from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.jsonl import JsonlTask, MathTask
+from ponder.tasks.math500 import Math500Task
+from ponder.tasks.registry import make_task, task_names
+
+__all__ = [
+    "AIME24Task",
+    "DemoTask",
+    "GSM8KTask",
+    "JsonlTask",
+    "Math500Task",
+    "MathTask",
+    "Task",
+    "make_task",
+    "task_names",
+]

@@ -1,0 +1,56 @@
+"""GSM8K: grade-school math word problems with integer answers (Cobbe et al., 2021)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ponder.errors import ConfigError
+from ponder.tasks.jsonl import MathTask, load_records, require_field
+from ponder.types import Problem
+from ponder.verifiers.grading import canonical_answer
+
+__all__ = ["GSM8KTask", "gsm8k_reference"]
+
+
+def gsm8k_reference(solution: str, where: str = "GSM8K record") -> str:
+    """The reference answer in a GSM8K solution: the text after its last ``####``."""
+    _, sep, tail = solution.rpartition("####")
+    answer = canonical_answer(tail) if sep else ""
+    if not answer:
+        raise ConfigError(f"{where}: the 'answer' field has no '#### <answer>' line")
+    return answer
+
+
+class GSM8KTask(MathTask):
+    """GSM8K from a JSONL file (fields ``question``, ``answer``) or the hub (openai/gsm8k).
+
+    Problem ids are ``gsm8k-<split>-0000`` by position; the reference answer is the
+    canonical form of the number after ``####`` in the solution.
+    """
+
+    def __init__(self, data: str | Path | None = None, split: str = "test") -> None:
+        super().__init__("gsm8k")
+        self.data = data
+        self.split = split
+
+    def _load_all(self) -> list[Problem]:
+        records = load_records(
+            self.data,
+            self.split,
+            task=self.name,
+            hub_path="openai/gsm8k",
+            hub_config="main",
+            fields=("question", "answer"),
+        )
+        problems: list[Problem] = []
+        for index, (where, record) in enumerate(records):
+            question = str(require_field(record, "question", where))
+            solution = str(require_field(record, "answer", where))
+            problems.append(
+                Problem(
+                    id=f"gsm8k-{self.split}-{index:04d}",
+                    question=question,
+                    answer=gsm8k_reference(solution, where),
+                )
+            )
+        return problems

@@ -1,0 +1,228 @@
+"""Tasks backed by JSONL files: the shared loader, the math prompt, and ``JsonlTask``.
+
+A JSONL file holds one JSON object per line. ``JsonlTask`` maps any such file onto
+problems through field names; the benchmark tasks (GSM8K, MATH-500, AIME) build on
+``MathTask`` below with their own field mapping and a Hugging Face hub fallback.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import ConfigError
+from ponder.types import Message, Problem
+from ponder.verifiers.grading import answers_match, canonical_answer, extract_answer
+
+__all__ = [
+    "JsonlTask",
+    "MathTask",
+    "answer_string",
+    "find_data_file",
+    "load_records",
+    "read_jsonl",
+    "require_field",
+]
+
+Record = Mapping[str, Any]
+
+SYSTEM_PROMPT = "You are a careful mathematician. Reason briefly and accurately."
+USER_TEMPLATE = (
+    "Solve the problem step by step, then put the final answer in \\boxed{{}}.\n\n"
+    "Problem: {question}"
+)
+
+
+def find_data_file(data: str | Path, split: str = "test") -> Path:
+    """The JSONL file ``data`` names: the file itself, or ``<data>/<split>.jsonl``."""
+    path = Path(data).expanduser()
+    if path.is_dir():
+        candidate = path / f"{split}.jsonl"
+        if not candidate.is_file():
+            present = sorted(p.name for p in path.glob("*.jsonl"))
+            raise ConfigError(
+                f"{path} has no {split}.jsonl (JSONL files there: {present or 'none'})"
+            )
+        return candidate
+    if not path.is_file():
+        raise ConfigError(f"data file not found: {path}")
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """The JSON objects in a JSONL file, each with its location ``"<path>:<line>"``.
+
+    Blank lines are skipped. A line that is not a JSON object raises ``ConfigError``
+    naming the file and the line.
+    """
+    path = Path(path)
+    records: list[tuple[str, dict[str, Any]]] = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise ConfigError(
+                        f"{where}: expected a JSON object, got {type(record).__name__}"
+                    )
+                records.append((where, record))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    return records
+
+
+def load_records(
+    data: str | Path | None,
+    split: str,
+    *,
+    task: str,
+    hub_path: str,
+    hub_config: str | None = None,
+    hub_splits: Mapping[str, str] | None = None,
+    fields: Iterable[str] = (),
+) -> list[tuple[str, Record]]:
+    """Records of a benchmark, with their locations: from ``data`` or the Hugging Face hub.
+
+    ``data`` is a JSONL file or a folder holding ``<split>.jsonl``. Without it the
+    records come from ``datasets.load_dataset(hub_path, hub_config)``, whose split is
+    ``hub_splits[split]`` (default: the same name); when that fails (``datasets`` not
+    installed, offline) the ``ConfigError`` says how to pass a file instead.
+    """
+    if data is not None:
+        return list(read_jsonl(find_data_file(data, split)))
+    hub_split = (hub_splits or {}).get(split, split)
+    advice = (
+        f"pass --data PATH: a JSONL file (or a folder with {split}.jsonl) with the "
+        f"fields {', '.join(fields)}"
+    )
+    try:
+        import datasets
+    except ImportError as exc:
+        raise ConfigError(
+            f"{task}: no data given and the 'datasets' package is not installed to fetch "
+            f"{hub_path} from the Hugging Face hub; {advice}"
+        ) from exc
+    try:
+        rows = datasets.load_dataset(hub_path, hub_config, split=hub_split)
+        records = [dict(row) for row in rows]
+    except Exception as exc:  # offline, gated, renamed: any failure means "use a file"
+        raise ConfigError(
+            f"{task}: could not load {hub_path} (split {hub_split!r}) from the Hugging Face "
+            f"hub ({type(exc).__name__}: {exc}); {advice}"
+        ) from exc
+    return [(f"{hub_path} {hub_split} row {i}", r) for i, r in enumerate(records)]
+
+
+def require_field(record: Record, field: str, where: str) -> Any:
+    """``record[field]``, or a ``ConfigError`` at ``where`` listing the fields present."""
+    if field not in record or record[field] is None:
+        present = ", ".join(sorted(record)) or "none"
+        raise ConfigError(f"{where}: missing field {field!r} (fields present: {present})")
+    return record[field]
+
+
+class MathTask(ABC):
+    """Base of tasks whose answers are graded as math: the prompt, extraction, grading.
+
+    Subclasses provide ``_load_all``; problems are loaded once and kept.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._problems: list[Problem] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @abstractmethod
+    def _load_all(self) -> list[Problem]:
+        """Every problem, in file order."""
+
+    def load(self, limit: int | None = None) -> list[Problem]:
+        """The first ``limit`` problems in file order (all of them for None)."""
+        if limit is not None and limit < 0:
+            raise ConfigError(f"limit must be >= 0, got {limit}")
+        if self._problems is None:
+            self._problems = self._load_all()
+        return list(self._problems if limit is None else self._problems[:limit])
+
+    def messages(self, problem: Problem) -> tuple[Message, ...]:
+        return (
+            Message("system", SYSTEM_PROMPT),
+            Message("user", USER_TEMPLATE.format(question=problem.question.strip())),
+        )
+
+    def extract(self, text: str) -> str | None:
+        return extract_answer(text)
+
+    def is_correct(self, predicted: str | None, problem: Problem) -> bool:
+        if predicted is None or problem.answer is None:
+            return False
+        return answers_match(predicted, problem.answer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r})"
+
+
+def answer_string(answer: Any) -> str:
+    """A reference answer as a string: ``12.0`` -> ``"12"``, strings stripped, and a
+    GSM8K-style worked solution ending in ``#### 12`` -> ``"12"``."""
+    if isinstance(answer, float) and answer.is_integer():
+        return str(int(answer))
+    text = str(answer).strip()
+    _, sep, tail = text.rpartition("####")
+    if sep and tail.strip():
+        return canonical_answer(tail)
+    return text
+
+
+class JsonlTask(MathTask):
+    """Any JSONL file of questions and reference answers, graded as math.
+
+    ``id_field`` None numbers the problems ``<name>-0000``, ``<name>-0001``, ...
+    Other fields travel in ``Problem.meta``, except ``solution``, which would give the
+    answer away to a strategy.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        question_field: str = "question",
+        answer_field: str = "answer",
+        id_field: str | None = None,
+        name: str = "jsonl",
+    ) -> None:
+        super().__init__(name)
+        self.path = find_data_file(path)
+        self.question_field = question_field
+        self.answer_field = answer_field
+        self.id_field = id_field
+
+    def _load_all(self) -> list[Problem]:
+        problems: list[Problem] = []
+        used = {self.question_field, self.answer_field, self.id_field, "solution"}
+        for index, (where, record) in enumerate(read_jsonl(self.path)):
+            question = require_field(record, self.question_field, where)
+            answer = require_field(record, self.answer_field, where)
+            if self.id_field is None:
+                pid = f"{self.name}-{index:04d}"
+            else:
+                pid = str(require_field(record, self.id_field, where))
+            meta = {k: v for k, v in record.items() if k not in used}
+            problems.append(Problem(pid, str(question), answer_string(answer), meta))
+        return problems
+
+    def __repr__(self) -> str:
+        return f"JsonlTask({str(self.path)!r}, name={self.name!r})"

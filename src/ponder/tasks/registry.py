@@ -1,0 +1,74 @@
+"""Tasks by name, for the command line and recipes."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import ConfigError
+from ponder.tasks.aime import AIME24Task
+from ponder.tasks.base import Task
+from ponder.tasks.demo import DemoTask
+from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.jsonl import JsonlTask
+from ponder.tasks.math500 import Math500Task
+
+__all__ = ["make_task", "task_names"]
+
+
+def _jsonl(data: str | Path | None, **fields: Any) -> Task:
+    if data is None:
+        raise ConfigError("the jsonl task needs a data file: pass --data PATH")
+    return JsonlTask(data, **fields)
+
+
+def _demo(data: str | Path | None, **fields: Any) -> Task:
+    if data is not None:
+        raise ConfigError("the demo task has its own problems; it takes no data file")
+    return DemoTask(**fields)
+
+
+_FACTORIES: dict[str, tuple[Callable[..., Task], Callable[..., object]]] = {
+    # name: (factory taking data and fields, the class whose signature lists the fields)
+    "gsm8k": (GSM8KTask, GSM8KTask),
+    "math500": (Math500Task, Math500Task),
+    "aime24": (AIME24Task, AIME24Task),
+    "jsonl": (_jsonl, JsonlTask),
+    "demo": (_demo, DemoTask),
+}
+
+
+def task_names() -> list[str]:
+    """The names ``make_task`` accepts."""
+    return list(_FACTORIES)
+
+
+def _accepted_fields(cls: Callable[..., object]) -> list[str]:
+    params = inspect.signature(cls).parameters
+    return [name for name in params if name not in ("data", "path")]
+
+
+def make_task(name: str, data: str | Path | None = None, **fields: Any) -> Task:
+    """The task called ``name``, reading ``data`` (a JSONL file or a folder) when given.
+
+    ``fields`` are the task's own settings: ``split`` for the benchmarks;
+    ``question_field``, ``answer_field``, ``id_field`` and ``name`` for ``jsonl``. A
+    setting given as None keeps its default, so unset command-line flags pass through.
+    """
+    fields = {k: v for k, v in fields.items() if v is not None}
+    try:
+        factory, cls = _FACTORIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown task {name!r}; choose one of: {', '.join(task_names())}"
+        ) from None
+    accepted = _accepted_fields(cls)
+    unknown = sorted(set(fields) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"task {name!r} does not take {', '.join(unknown)}; "
+            f"it takes: {', '.join(accepted) or 'no settings'}"
+        )
+    return factory(data, **fields)
