@@ -30,8 +30,8 @@ from ponder.strategies import (
     Single,
     Strategy,
     WeightedMajority,
-    make_strategy,
     majority_vote,
+    make_strategy,
     strategy_names,
     weighted_vote,
 )
