@@ -4,16 +4,8 @@ fallback to concurrent single requests."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from ponder.engines.openai import OpenAIEngine
@@ -21,90 +13,10 @@ from ponder.types import Completion, GenRequest, Message
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-DEFAULT_MODEL = Path("/tmp/models/smollm2-135m.gguf")
-STARTUP_SECONDS = 120
-SERVER_PACKAGES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "pydantic_settings")
-
-
-def _model_path() -> Path:
-    env = os.environ.get("PONDER_SMOLLM2_GGUF")
-    path = Path(env) if env else DEFAULT_MODEL
-    if not path.is_file():
-        pytest.skip(f"smollm2-135m GGUF not found at {path} (set PONDER_SMOLLM2_GGUF)")
-    return path
-
-
-def _require_server_packages() -> None:
-    missing = [name for name in SERVER_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(
-            f"llama_cpp.server needs {', '.join(missing)}: "
-            "pip install 'llama-cpp-python[server]==0.3.36'"
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _log_tail(log: Path, chars: int = 3000) -> str:
-    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = _model_path()
-    _require_server_packages()
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama_server") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "1",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{_log_tail(log)}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"llama_cpp.server did not answer within {STARTUP_SECONDS} s:\n{_log_tail(log)}"
-                )
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
 
 @pytest.fixture
-async def engine(server_url: str) -> AsyncIterator[OpenAIEngine]:
-    eng = OpenAIEngine("smollm2", base_url=server_url, timeout=60, max_retries=1)
+async def engine(llama_server_url: str) -> AsyncIterator[OpenAIEngine]:
+    eng = OpenAIEngine("smollm2", base_url=llama_server_url, timeout=60, max_retries=1)
     yield eng
     await eng.aclose()
 
