@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ponder.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("run", "eval", "report", "models", "strategies"):
+        assert cmd in out
+
+
+def test_strategies_lists_registered(capsys):
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in ("single", "majority", "best_of_n", "weighted_majority"):
+        assert name in out
+
+
+def test_models_list_marks_default(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PONDER_HOME", str(tmp_path))
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "qwen2.5-coder-1.5b" in out and "[default]" in out and str(tmp_path) in out
+
+
+def test_unknown_model_is_a_clear_error(capsys):
+    assert main(["run", "2+2?", "--model", "no-such-model"]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_unknown_task_is_a_clear_error(capsys, tmp_path):
+    code = main(["eval", "--task", "nope", "--out", str(tmp_path / "r.db")])
+    assert code == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    # a closed port on loopback: connection refused, retried, then a clear message
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ponder.cli", "run", "2+2?", "--base-url",
+         f"http://127.0.0.1:{port}/v1", "--model", "m", "--strategy", "single", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "ponder: error:" in proc.stderr and "127.0.0.1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(proc.stdout)
