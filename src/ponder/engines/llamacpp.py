@@ -1,0 +1,354 @@
+"""The embedded engine: a GGUF model run in-process by llama.cpp.
+
+Decoding is ponder's own batched loop over llama-cpp-python's low-level API (see
+``_llama_batch``): a request's prompt is prefilled once and shared by its ``n``
+samples, and the sequences of every request in flight (siblings and concurrent
+``generate`` calls alike) are decoded together, one batch per step. On a CPU that
+batching is the main lever, by how much depends on the model and the cores (see
+bench/sampling_throughput.py). A slot keeps the cells of its last sequence, so a
+prompt that starts like an earlier prompt (or prompt plus completion) prefills only
+what is new; ``Usage`` counts the rest as ``cached_tokens``.
+
+llama.cpp runs its threads with OpenMP, and libgomp shortens its spin-waits once a
+process has more OpenMP threads than cores: a second thread running llama.cpp
+computations (a second engine, or a ``Llama`` used from the main thread) slowed
+decoding by about 40% on two cores. Run one llama.cpp user per process at a time,
+or let the other do its work in a thread that exits.
+
+Greedy output and the high-level API: for a request decoded alone, temperature 0
+gives exactly the tokens of ``Llama.create_completion`` / ``create_chat_completion``
+at temperature 0 with the same context settings (both evaluate the prompt in the
+same batches, decode one token per step and take the argmax), and so does a
+request decoded in a batch with others, because every slot has its own KV stream
+(see ``_llama_batch``). What does change greedy tokens is anything that moves the
+logits by a last bit and flips a near-tie: ``flash_attn`` set differently on the
+two sides (llama.cpp's own default is "auto", llama-cpp-python's is off, and so is
+this engine's), another ``n_batch`` for a prompt longer than it, or a KV cache shared
+by all sequences (``kv_unified``), where a sequence's attention sums depend on where
+its cells lie among the others'. The integration tests check greedy equality with
+the high-level API, alone and batched, token for token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ponder.engines._llama_batch import DecodeLoop, EngineStats, Job, Outcome
+from ponder.engines.base import Capabilities
+from ponder.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
+from ponder.types import Completion, GenRequest
+
+__all__ = ["EngineStats", "LlamaCppEngine"]
+
+MAX_TOP_LOGPROBS = 20
+_SEED_MODULUS = 0xFFFFFFFF  # llama.cpp reads seed 0xFFFFFFFF as "pick one at random"
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingExtra("llama-cpp-python", "local") from exc
+    return llama_cpp
+
+
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class LlamaCppEngine:
+    """A GGUF model decoded in-process with continuous batching.
+
+    ``n_parallel`` is how many sequences decode together (llama.cpp's ``n_seq_max``);
+    more wait for a free slot, so any ``n`` works. Four suits qwen2.5-coder-1.5b on
+    two CPU cores (DESIGN.md); smaller models gain from more. ``n_ctx`` is the
+    context of one sequence, prompt plus completion: the KV cache holds
+    ``n_ctx * n_parallel`` cells. A completion stops with ``"length"`` when its slot
+    is full; a prompt of ``n_ctx`` tokens or more is an :class:`EngineError`.
+
+    ``n_batch`` is the most prompt tokens computed in one call, ``n_threads`` defaults
+    to the cores this process may use, and ``flash_attn`` is off as in
+    llama-cpp-python (greedy text then matches its high-level API); ``verbose`` lets
+    llama.cpp's log through.
+
+    One worker thread owns the llama.cpp context; ``generate`` may be called
+    concurrently from one event loop or several. Call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 4096,
+        n_parallel: int = 4,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+        flash_attn: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        if n_parallel < 1:
+            raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
+        if n_ctx < 16:
+            raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
+        if n_batch < 1:
+            raise ConfigError(f"n_batch must be >= 1, got {n_batch}")
+        lib = _import_llama_cpp()
+        path = Path(model_path)
+        if not path.is_file():
+            raise EngineError(f"model file not found: {path}")
+        _quiet_llama_logs(verbose)
+        lib.llama_backend_init()
+
+        model = lib.llama_model_load_from_file(
+            str(path).encode("utf-8"), lib.llama_model_default_params()
+        )
+        if not model:
+            raise EngineError(
+                f"llama.cpp could not load {path}: the file is corrupt, not GGUF, "
+                "or of an architecture this llama.cpp build does not know"
+            )
+        try:
+            if lib.llama_model_is_recurrent(model) or lib.llama_model_is_hybrid(model):
+                raise EngineError(
+                    f"{path.name} is a recurrent model; LlamaCppEngine shares prompts "
+                    "between sequences, which needs a transformer KV cache"
+                )
+            n_batch = max(n_batch, n_parallel)
+            threads = n_threads or _default_threads()
+            params = lib.llama_context_default_params()
+            # llama.cpp pads a stream to 256 cells; padding first keeps n_ctx divisible
+            params.n_ctx = -(-n_ctx // 256) * 256 * n_parallel
+            params.n_batch = n_batch
+            params.n_ubatch = n_batch
+            params.n_seq_max = n_parallel
+            params.kv_unified = False  # a stream per slot: batched == alone, bit for bit
+            params.n_threads = threads
+            params.n_threads_batch = threads
+            params.flash_attn_type = (
+                lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
+                if flash_attn
+                else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            )
+            params.no_perf = True
+            ctx = lib.llama_init_from_model(model, params)
+            if not ctx:
+                raise EngineError(
+                    f"llama.cpp could not create a context for {path.name} "
+                    f"(n_ctx={n_ctx}, n_parallel={n_parallel}); try a smaller n_ctx"
+                )
+        except BaseException:
+            lib.llama_model_free(model)
+            raise
+
+        self._lib = lib
+        self._model = model
+        self._ctx = ctx
+        self._vocab = lib.llama_model_get_vocab(model)
+        self._name = path.stem
+        self._n_ctx = int(lib.llama_n_ctx_seq(ctx))
+        self._n_parallel = n_parallel
+        self._chat, self._chat_problem = self._chat_formatter()
+        self._closed = False
+        self._loop = DecodeLoop(lib, ctx, self._vocab, n_slots=n_parallel, n_batch=n_batch)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            native_n=True, logprobs=True, top_logprobs=MAX_TOP_LOGPROBS, prefix_reuse=True
+        )
+
+    @property
+    def n_ctx(self) -> int:
+        """Tokens one sequence can hold, prompt plus completion."""
+        return self._n_ctx
+
+    @property
+    def n_parallel(self) -> int:
+        """Most sequences decoded together in one step."""
+        return self._n_parallel
+
+    @property
+    def stats(self) -> EngineStats:
+        return self._loop.stats()
+
+    async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        if self._closed:
+            raise EngineError(f"{self._name}: the engine is closed")
+        prepared = [self._prepare(req) for req in requests]  # fail before any work starts
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[list[Completion]]] = []
+        jobs: list[Job] = []
+        for req, prompt in prepared:
+            future: asyncio.Future[list[Completion]] = loop.create_future()
+            jobs.append(
+                Job(
+                    request=req,
+                    prompt=prompt,
+                    max_new=min(req.max_tokens, self._n_ctx - len(prompt)),
+                    seeds=_seeds(req),
+                    on_done=_settle_from_thread(loop, future),
+                )
+            )
+            futures.append(future)
+        for job in jobs:
+            self._loop.submit(job)
+        try:
+            return list(await asyncio.gather(*futures))
+        except BaseException:
+            for job in jobs:  # the caller stopped waiting: free their slots
+                job.cancelled = True
+            for future in futures:
+                future.cancel()
+            raise
+
+    def tokenize(self, request: GenRequest) -> list[int]:
+        """The prompt tokens ``request`` is prefilled with (chat template applied)."""
+        if self._closed:
+            raise EngineError(f"{self._name}: the engine is closed")
+        return self._prepare(request)[1]
+
+    async def aclose(self) -> None:
+        """Stop the worker thread and free the context and the model."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._loop.close)
+        self._lib.llama_free(self._ctx)
+        self._lib.llama_model_free(self._model)
+
+    async def __aenter__(self) -> LlamaCppEngine:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- prompts ---------------------------------------------------------------------
+
+    def _prepare(self, req: GenRequest) -> tuple[GenRequest, list[int]]:
+        if req.top_logprobs > MAX_TOP_LOGPROBS:
+            raise CapabilityMissing(
+                f"{self._name} returns at most {MAX_TOP_LOGPROBS} top logprobs, "
+                f"{req.top_logprobs} were asked for"
+            )
+        if req.prompt is not None:
+            prompt = self._tokenize(req.prompt, add_special=True)
+        else:
+            # the template writes any BOS itself, as llama-cpp-python assumes too
+            prompt = self._tokenize(self._render_chat(req), add_special=False)
+        if not prompt:
+            raise EngineError(f"{self._name}: the prompt is empty")
+        if len(prompt) >= self._n_ctx:
+            raise EngineError(
+                f"{self._name}: the prompt is {len(prompt)} tokens but a sequence's "
+                f"context holds {self._n_ctx}, leaving no room to generate; shorten the "
+                "prompt or raise n_ctx"
+            )
+        return req, prompt
+
+    def _render_chat(self, req: GenRequest) -> str:
+        if self._chat is None:
+            raise CapabilityMissing(
+                f"{self._name}: {self._chat_problem}; send a raw prompt instead of messages"
+            )
+        assert req.messages is not None
+        try:
+            rendered = self._chat(messages=[m.to_dict() for m in req.messages])
+        except Exception as exc:  # jinja2 errors and the template's raise_exception
+            raise EngineError(
+                f"{self._name}: the chat template rejected the messages: {exc}"
+            ) from exc
+        return str(rendered.prompt)
+
+    def _chat_formatter(self) -> tuple[Any, str]:
+        """llama-cpp-python's Jinja2 renderer for the GGUF's ``tokenizer.chat_template``,
+        or None and why there is none."""
+        lib = self._lib
+        template = lib.llama_model_chat_template(self._model, None)
+        if not template:
+            return None, "the GGUF metadata has no chat template"
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        try:
+            formatter = Jinja2ChatFormatter(
+                template=template.decode("utf-8"),
+                eos_token=self._token_text(lib.llama_vocab_eos(self._vocab)),
+                bos_token=self._token_text(lib.llama_vocab_bos(self._vocab)),
+                add_generation_prompt=True,
+            )
+        except Exception as exc:  # a template jinja2 cannot compile
+            return None, f"the GGUF chat template does not compile ({exc})"
+        return formatter, ""
+
+    def _token_text(self, token: int) -> str:
+        if token == self._lib.LLAMA_TOKEN_NULL:
+            return ""
+        return bytes(self._lib.llama_vocab_get_text(self._vocab, token)).decode(
+            "utf-8", errors="replace"
+        )
+
+    def _tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        lib = self._lib
+        data = text.encode("utf-8")
+        size = len(data) + 8  # a token covers at least one byte, plus BOS/EOS
+        buf = (lib.llama_token * size)()
+        n = lib.llama_tokenize(self._vocab, data, len(data), buf, size, add_special, True)
+        if n < 0:
+            size = -n
+            buf = (lib.llama_token * size)()
+            n = lib.llama_tokenize(self._vocab, data, len(data), buf, size, add_special, True)
+        if n < 0:
+            raise EngineError(f"{self._name}: tokenization failed ({n})")
+        return list(buf[:n])
+
+
+def _seeds(req: GenRequest) -> list[int]:
+    base = req.seed if req.seed is not None else secrets.randbelow(_SEED_MODULUS)
+    return [(base + i) % _SEED_MODULUS for i in range(req.n)]
+
+
+def _settle_from_thread(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[Completion]]
+) -> Any:
+    """A callback for the worker thread that settles ``future`` on its own loop."""
+
+    def settle(outcome: Outcome) -> None:
+        if future.done():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def from_thread(outcome: Outcome) -> None:
+        # a closed loop has nobody waiting for the answer any more
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, outcome)
+
+    return from_thread
+
+
+def _quiet_llama_logs(verbose: bool) -> None:
+    """Keep llama.cpp's load and context chatter off stderr unless ``verbose``.
+
+    Importing llama_cpp routes llama.cpp's log through the level of the
+    ``llama-cpp-python`` logger; a level the user set is left alone.
+    """
+    logger = logging.getLogger("llama-cpp-python")
+    if verbose:
+        logger.setLevel(logging.DEBUG)
+    elif logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
