@@ -1,6 +1,6 @@
 """Sampling throughput: LlamaCppEngine's ``n`` samples against ``n`` high-level calls.
 
-For each ``n``, in the same process, on the same model and prompt, this times
+For each ``n``, in the same run, on the same model and prompt, this times
 
 - baseline: ``n`` sequential ``Llama.create_completion`` calls of llama-cpp-python's
   own high-level API (one sequence at a time; it reuses the cached prompt between
@@ -17,10 +17,14 @@ side is warmed up with the same prompt first, so both serve it from their cache.
 a shared machine timings wander, so each side runs ``--repeats`` times, alternating,
 and its fastest run is reported.
 
-Only one thread runs llama.cpp at a time: the baseline runs in a thread that exits
-before the engine (a fresh one per ``n``) starts, because libgomp shortens its
-spin-waits once more OpenMP threads exist than cores, and two live compute threads
-slowed whichever side ran second by about 40% on two cores.
+Each timed run happens in a fresh subprocess that loads the model, warms up, times
+one side and exits, so the two sides never share a process: libgomp shortens its
+spin-waits once more OpenMP threads exist than cores, and two llama.cpp users in one
+process slowed whichever ran second by about 40% on two cores.
+
+The baseline runs twice per repeat: with the engine's thread count, and with
+llama-cpp-python's own default (``cores // 2`` generation threads), which is what a
+tool that calls ``Llama(model_path)`` gets.
 
     python bench/sampling_throughput.py --model PATH --max-tokens 64 --n 1 4 8
 """
@@ -31,8 +35,8 @@ import argparse
 import asyncio
 import os
 import platform
+import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -92,26 +96,40 @@ def complete(llm: Any, max_tokens: int, temperature: float, seed: int) -> int:
     return int(out["usage"]["completion_tokens"])
 
 
-def run_baseline(llm: Any, n: int, max_tokens: int, temperature: float, seed: int) -> Timing:
-    """``n`` sequential high-level calls, timed, in a thread that then exits."""
-    timing: list[Timing] = []
+def n_ctx_for(max_tokens: int) -> int:
+    return len(PROMPT) + max_tokens + 64  # characters bound tokens from above
 
-    def work() -> None:
-        complete(llm, 4, temperature, seed)  # warm-up: caches the prompt
+
+def run_baseline(args: argparse.Namespace, n: int, threads: int) -> Timing:
+    """``n`` sequential high-level calls, timed after a warm-up that caches the prompt."""
+    from llama_cpp import Llama
+
+    llm = Llama(
+        str(args.model),
+        n_ctx=n_ctx_for(args.max_tokens),
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=args.threads,
+        verbose=False,
+    )
+    try:
+        complete(llm, 4, args.temperature, args.seed)
         start = time.perf_counter()
-        tokens = sum(complete(llm, max_tokens, temperature, seed + i) for i in range(n))
-        timing.append(Timing(tokens, time.perf_counter() - start))
+        tokens = sum(
+            complete(llm, args.max_tokens, args.temperature, args.seed + i) for i in range(n)
+        )
+        return Timing(tokens, time.perf_counter() - start)
+    finally:
+        llm.close()
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    return timing[0]
 
-
-async def run_engine(args: argparse.Namespace, n_ctx: int, n: int) -> Timing:
+async def run_engine(args: argparse.Namespace, n: int) -> Timing:
     """One ``generate`` with ``GenRequest(n=n)``, timed, on an engine closed afterwards."""
     engine = LlamaCppEngine(
-        args.model, n_ctx=n_ctx, n_parallel=args.n_parallel, n_threads=args.threads
+        args.model,
+        n_ctx=n_ctx_for(args.max_tokens),
+        n_parallel=args.n_parallel,
+        n_threads=args.threads,
     )
     try:
         warm = GenRequest(prompt=PROMPT, max_tokens=4, temperature=args.temperature)
@@ -131,67 +149,80 @@ async def run_engine(args: argparse.Namespace, n_ctx: int, n: int) -> Timing:
     return Timing(sum(c.usage.completion_tokens for c in completions), seconds)
 
 
-async def main(argv: list[str] | None = None) -> int:
+def measure(args: argparse.Namespace, side: str, n: int) -> Timing:
+    """Time one side in a fresh subprocess (see the module docstring for why)."""
+    cmd = [sys.executable, __file__, "--model", str(args.model), "--max-tokens",
+           str(args.max_tokens), "--n-parallel", str(args.n_parallel), "--threads",
+           str(args.threads), "--temperature", str(args.temperature), "--seed",
+           str(args.seed), "--child", f"{side}:{n}"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{side} run failed:\n{proc.stderr[-2000:]}")
+    tokens, seconds = proc.stdout.split()[-2:]
+    return Timing(int(tokens), float(seconds))
+
+
+def child(args: argparse.Namespace) -> int:
+    side, n_text = args.child.split(":")
+    n = int(n_text)
+    if side == "engine":
+        t = asyncio.run(run_engine(args, n))
+    else:
+        threads = args.threads if side == "same" else max(cores() // 2, 1)
+        t = run_baseline(args, n, threads)
+    print(t.tokens, t.seconds)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=default_model())
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--n-parallel", type=int, default=4, help="engine slots")
     parser.add_argument("--threads", type=int, default=cores())
-    parser.add_argument(
-        "--baseline-threads",
-        type=int,
-        default=None,
-        help="generation threads of the high-level API (default: --threads; "
-        "llama-cpp-python's own default is cores // 2)",
-    )
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--repeats", type=int, default=3, help="runs per side; best is kept")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.model.is_file():
         print(f"model not found: {args.model} (pass --model PATH)", file=sys.stderr)
         return 2
-
-    from llama_cpp import Llama
-
-    n_ctx = len(PROMPT) + args.max_tokens + 64  # characters bound tokens from above
-    llm = Llama(
-        str(args.model),
-        n_ctx=n_ctx,
-        n_batch=512,
-        n_threads=args.baseline_threads or args.threads,
-        n_threads_batch=args.threads,
-        verbose=False,
-    )
+    if args.child:
+        return child(args)
+    default_threads = max(cores() // 2, 1)
     print(
         f"# {args.model.name}, max_tokens={args.max_tokens}, temperature={args.temperature}, "
-        f"threads={args.threads} (high-level: {args.baseline_threads or args.threads}), "
-        f"engine n_parallel={args.n_parallel}, best of {args.repeats}"
+        f"engine: {args.threads} threads, n_parallel={args.n_parallel}; best of {args.repeats}"
     )
     print(f"# {date.today().isoformat()}, {platform.machine()}, {cores()} cores")
+    print(
+        f"# high-level A: {args.threads} threads (same as the engine); "
+        f"B: {default_threads} (llama-cpp-python's default, cores // 2)"
+    )
     header = (
-        f"{'n':>3} | {'high-level tok':>14} {'s':>7} {'tok/s':>7} | "
-        f"{'engine tok':>10} {'s':>7} {'tok/s':>7} | {'ratio':>5}"
+        f"{'n':>3} | {'tokens':>6} | {'A tok/s':>7} {'B tok/s':>7} | {'engine tok/s':>12} | "
+        f"{'vs A':>5} {'vs B':>5}"
     )
     print(header)
     print("-" * len(header))
     for n in args.n:
-        runs = []
+        runs: dict[str, list[Timing]] = {"same": [], "default": [], "engine": []}
         for _ in range(args.repeats):
-            runs.append(run_baseline(llm, n, args.max_tokens, args.temperature, args.seed))
-            runs.append(await run_engine(args, n_ctx, n))
-        base = min(runs[0::2], key=lambda t: t.seconds)
-        ours = min(runs[1::2], key=lambda t: t.seconds)
-        same = "" if base.tokens == ours.tokens else "  (token counts differ)"
+            for side in runs:
+                runs[side].append(measure(args, side, n))
+        best = {side: min(ts, key=lambda t: t.seconds) for side, ts in runs.items()}
+        counts = {t.tokens for t in best.values()}
+        note = "" if len(counts) == 1 else f"  (token counts differ: {sorted(counts)})"
+        a, b, e = best["same"], best["default"], best["engine"]
         print(
-            f"{n:>3} | {base.tokens:>14} {base.seconds:>7.2f} {base.rate:>7.1f} | "
-            f"{ours.tokens:>10} {ours.seconds:>7.2f} {ours.rate:>7.1f} | "
-            f"{ours.rate / base.rate:>4.2f}x{same}"
+            f"{n:>3} | {e.tokens:>6} | {a.rate:>7.1f} {b.rate:>7.1f} | {e.rate:>12.1f} | "
+            f"{e.rate / a.rate:>4.2f}x {e.rate / b.rate:>4.2f}x{note}",
+            flush=True,
         )
-    llm.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())
