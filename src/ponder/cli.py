@@ -45,7 +45,11 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
         type=int,
         help="embedded engine: sequences decoded together in one batch (default 4)",
     )
-    g.add_argument("--n-ctx", type=int, help="embedded engine: context size in tokens")
+    g.add_argument(
+        "--n-ctx",
+        type=int,
+        help="embedded engine: tokens per sequence, prompt plus completion (default 4096)",
+    )
     g.add_argument(
         "--max-concurrency", type=int, help="server engine: concurrent requests (default 8)"
     )

