@@ -161,3 +161,10 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(ConfigError, match="newer ponder"):
         RunStore(path)
+
+
+def test_store_creates_missing_parent_folders(tmp_path):
+    path = tmp_path / "a" / "b" / "run.db"
+    store = RunStore(path)
+    store.close()
+    assert path.is_file()

@@ -177,6 +177,8 @@ class RunStore:
             raise ConfigError(f"no run store at {self.path}")
         if self.path.is_dir():
             raise ConfigError(f"{self.path} is a directory, not a run store file")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
             self._conn = sqlite3.connect(
