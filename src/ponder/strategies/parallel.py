@@ -96,6 +96,15 @@ class Majority:
         return _result("majority", ctx, t0, answer, cands, votes)
 
 
+async def _sample_and_score(
+    problem: Problem, ctx: Context, n: int, temperature: float, top_p: float, scorer_spec: str
+) -> tuple[tuple[Candidate, ...], list[float]]:
+    scorer = make_scorer(scorer_spec)
+    comps = await _sample(problem, ctx, n, temperature, top_p, scorer.needs_logprobs)
+    scores = [s.value for s in await ctx.score(problem, comps, scorer)]
+    return _candidates(ctx, comps, scores), scores
+
+
 @register("best_of_n")
 @dataclass(frozen=True)
 class BestOfN:
@@ -106,13 +115,11 @@ class BestOfN:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        scorer = make_scorer(self.scorer)
-        comps = await _sample(
-            problem, ctx, self.n, self.temperature, self.top_p, scorer.needs_logprobs
+        cands, scores = await _sample_and_score(
+            problem, ctx, self.n, self.temperature, self.top_p, self.scorer
         )
-        scores = [s.value for s in await ctx.score(problem, comps, scorer)]
-        cands = _candidates(ctx, comps, scores)
         best = best_of([c.answer for c in cands], scores)
+        # the tally shows each answer's best score
         votes: dict[str, float] = {}
         for c, s in zip(cands, scores, strict=True):
             if c.answer is not None:
@@ -130,11 +137,8 @@ class WeightedMajority:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        scorer = make_scorer(self.scorer)
-        comps = await _sample(
-            problem, ctx, self.n, self.temperature, self.top_p, scorer.needs_logprobs
+        cands, scores = await _sample_and_score(
+            problem, ctx, self.n, self.temperature, self.top_p, self.scorer
         )
-        scores = [s.value for s in await ctx.score(problem, comps, scorer)]
-        cands = _candidates(ctx, comps, scores)
         answer, votes = weighted_vote([c.answer for c in cands], scores)
         return _result("weighted_majority", ctx, t0, answer, cands, votes)
