@@ -70,6 +70,8 @@ def _result(
 @register("single")
 @dataclass(frozen=True)
 class Single:
+    """One sample; greedy unless a temperature is set."""
+
     temperature: float = 0.0
     top_p: float = 1.0
 
@@ -84,6 +86,8 @@ class Single:
 @register("majority")
 @dataclass(frozen=True)
 class Majority:
+    """Self-consistency: n samples, the most frequent answer wins."""
+
     n: int = 8
     temperature: float = 0.7
     top_p: float = 0.95
@@ -108,6 +112,8 @@ async def _sample_and_score(
 @register("best_of_n")
 @dataclass(frozen=True)
 class BestOfN:
+    """n samples; the one the scorer rates highest wins."""
+
     n: int = 8
     temperature: float = 0.7
     top_p: float = 0.95
@@ -130,6 +136,8 @@ class BestOfN:
 @register("weighted_majority")
 @dataclass(frozen=True)
 class WeightedMajority:
+    """n samples; answers vote with their scores as weights."""
+
     n: int = 8
     temperature: float = 0.7
     top_p: float = 0.95
