@@ -90,6 +90,9 @@ class GenRequest:
     ``seed`` makes sampling repeatable where the engine supports it; sibling
     sequences of one request get seeds ``seed, seed + 1, ...``.
     ``top_logprobs`` > 0 asks for that many alternatives per token (implies ``logprobs``).
+    ``continuation`` is text the assistant has already written: the engine renders the
+    chat (or takes the raw prompt), appends it, and the model goes on from there; the
+    completion holds only the new text. Search and budget forcing build on it.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -103,6 +106,7 @@ class GenRequest:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    continuation: str = ""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ponder.types import Completion, GenRequest
+import numpy as np
+import numpy.typing as npt
+
+from ponder.types import Completion, GenRequest, Usage
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,22 @@ class Engine(Protocol):
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """The model's final hidden state (after the last norm) at the last token of a
+    request's prompt (chat rendered, ``continuation`` appended), and what it cost."""
+
+    vector: npt.NDArray[np.float32]
+    usage: Usage
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """An engine with ``capabilities.embeddings``: hidden states of prompts.
+
+    Request fields other than the prompt (``n``, sampling, ``max_tokens``) are ignored.
+    """
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]: ...

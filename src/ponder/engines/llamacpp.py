@@ -245,10 +245,11 @@ class LlamaCppEngine:
                 f"{req.top_logprobs} were asked for"
             )
         if req.prompt is not None:
-            prompt = self._tokenize(req.prompt, add_special=True)
+            prompt = self._tokenize(req.prompt + req.continuation, add_special=True)
         else:
             # the template writes any BOS itself, as llama-cpp-python assumes too
-            prompt = self._tokenize(self._render_chat(req), add_special=False)
+            text = self._render_chat(req) + req.continuation
+            prompt = self._tokenize(text, add_special=False)
         if not prompt:
             raise EngineError(f"{self._name}: the prompt is empty")
         if len(prompt) >= self._n_ctx:

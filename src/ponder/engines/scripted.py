@@ -9,7 +9,9 @@ import asyncio
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 
-from ponder.engines.base import Capabilities
+import numpy as np
+
+from ponder.engines.base import Capabilities, Embedding
 from ponder.errors import CapabilityMissing
 from ponder.types import Completion, GenRequest, TokenLogprob, Usage
 
@@ -18,9 +20,10 @@ Responder = Callable[[GenRequest, int], str]
 
 def _prompt_text(request: GenRequest) -> str:
     if request.prompt is not None:
-        return request.prompt
+        return request.prompt + request.continuation
     assert request.messages is not None
-    return "\n".join(f"{m.role}: {m.content}" for m in request.messages)
+    chat = "\n".join(f"{m.role}: {m.content}" for m in request.messages)
+    return chat + ("\nassistant: " + request.continuation if request.continuation else "")
 
 
 class ScriptedEngine:
@@ -31,6 +34,8 @@ class ScriptedEngine:
     cycled. Text is cut at the first stop string and at ``max_tokens`` words.
     ``logprob`` gives each generated token's logprob (a constant or a function of the
     text); top alternatives are made up from it, so scorers can be exercised.
+    ``embedder`` (a function of the prompt text, ``continuation`` included, to a vector)
+    gives the engine the ``embeddings`` capability; each embedded word is one prompt token.
     """
 
     def __init__(
@@ -42,6 +47,7 @@ class ScriptedEngine:
         native_n: bool = True,
         supports_logprobs: bool = True,
         delay: float = 0.0,
+        embedder: Callable[[str], Sequence[float]] | None = None,
     ) -> None:
         if callable(script):
             self._respond: Responder = script
@@ -57,7 +63,9 @@ class ScriptedEngine:
             native_n=native_n,
             logprobs=supports_logprobs,
             top_logprobs=5 if supports_logprobs else 0,
+            embeddings=embedder is not None,
         )
+        self._embedder = embedder
         self._delay = delay
         self._count = 0
         self.requests: list[GenRequest] = []
@@ -116,6 +124,16 @@ class ScriptedEngine:
                 for tok in text.split()
             )
         return Completion(text, "length" if finish == "length" else "stop", usage, logprobs)
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
+        if self._embedder is None:
+            raise CapabilityMissing(f"{self._name} was built without an embedder")
+        out = []
+        for req in requests:
+            text = _prompt_text(req)
+            vector = np.asarray(self._embedder(text), dtype=np.float32)
+            out.append(Embedding(vector, Usage(prompt_tokens=len(text.split()), calls=1)))
+        return out
 
     async def aclose(self) -> None:
         return None

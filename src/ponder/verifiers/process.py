@@ -1,0 +1,108 @@
+"""Process verifiers: a score for every step of a solution, each step scored once.
+
+A :class:`ProcessVerifier` scores step ``k`` of a solution given the question and steps
+``1..k`` (the *prefix* ending at ``k``). The score of a prefix never depends on what
+comes after it, so it is cached per (question, prefix): in a search, where beams share
+their early steps, a step is scored once however many beams pass through it, and a
+finished solution costs only the steps no partial solution has shown before.
+
+A process verifier is also an outcome :class:`~ponder.verifiers.base.Scorer`: a whole
+completion is cut into steps (``segmentation``), every step is scored, and the step
+scores are folded into one value (``aggregation``); ``Score.steps`` keeps them all.
+Subclasses implement :meth:`ProcessVerifier._score_from`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ponder.types import Completion, Problem, Score
+from ponder.verifiers.steps import (
+    Aggregation,
+    Segmentation,
+    aggregate,
+    check_aggregation,
+    check_segmentation,
+    split_steps,
+)
+
+if TYPE_CHECKING:
+    from ponder.strategies.base import Context
+
+Path = tuple[str, ...]
+
+
+class ProcessVerifier(ABC):
+    """Step-level scores with a per-(question, prefix) cache; see the module doc."""
+
+    def __init__(self, segmentation: Segmentation = "blank", aggregation: Aggregation = "last"):
+        self.segmentation = check_segmentation(segmentation)
+        self.aggregation = check_aggregation(aggregation)
+        self._cache: dict[tuple[str, Path], float] = {}
+        self.steps_scored = 0  # steps computed, not served from the cache
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @property
+    def needs_logprobs(self) -> bool:
+        return False
+
+    @abstractmethod
+    async def _score_from(
+        self, problem: Problem, items: Sequence[tuple[Path, int]], ctx: Context
+    ) -> list[list[float]]:
+        """For each ``(path, start)``: scores in [0, 1] of steps ``start..len(path)-1``,
+        each given the question and the steps before it. Spend compute through ``ctx``
+        (``ctx.generate(..., kind="score")`` or ``ctx.ledger.record("score", ...)``)."""
+
+    async def score_paths(
+        self, problem: Problem, paths: Sequence[Sequence[str]], ctx: Context
+    ) -> list[tuple[float, ...]]:
+        """Per-step scores of every path, computing only steps not seen before."""
+        key = problem.question
+        todo: dict[Path, int] = {}
+        for raw in paths:
+            path = tuple(raw)
+            start = 0
+            while start < len(path) and (key, path[: start + 1]) in self._cache:
+                start += 1
+            if start < len(path):
+                todo[path] = start
+        # a requested path that is a prefix of another requested path comes for free
+        covered = {
+            p for p in todo for q in todo if len(q) > len(p) and q[: len(p)] == p
+        }
+        items = [(p, s) for p, s in todo.items() if p not in covered]
+        if items:
+            computed = await self._score_from(problem, items, ctx)
+            if len(computed) != len(items):
+                raise RuntimeError(
+                    f"verifier {self.name} scored {len(computed)} paths of {len(items)}"
+                )
+            for (path, start), scores in zip(items, computed, strict=True):
+                if len(scores) != len(path) - start:
+                    raise RuntimeError(
+                        f"verifier {self.name} returned {len(scores)} step scores for "
+                        f"{len(path) - start} steps"
+                    )
+                for k, value in enumerate(scores, start=start):
+                    self._cache.setdefault((key, path[: k + 1]), float(value))
+                self.steps_scored += len(scores)
+        return [
+            tuple(self._cache[(key, tuple(raw)[: k + 1])] for k in range(len(raw)))
+            for raw in paths
+        ]
+
+    def aggregate(self, step_scores: Sequence[float]) -> float:
+        return aggregate(step_scores, self.aggregation)
+
+    async def score(
+        self, problem: Problem, completions: Sequence[Completion], ctx: Context
+    ) -> list[Score]:
+        paths = [split_steps(c.text, self.segmentation) or [""] for c in completions]
+        per_step = await self.score_paths(problem, paths, ctx)
+        return [Score(self.aggregate(s), s) for s in per_step]
