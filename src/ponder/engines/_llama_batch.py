@@ -30,6 +30,13 @@ whole stream to give a sibling the prompt (for qwen2.5-coder-1.5b on two cores, 
 few milliseconds per copy with 1024-cell slots and up to tens with 4096-cell ones,
 against about 100 ms for a decode step of four sequences), and a slot's cells are
 not lent to another.
+
+An *embedding* job (``Job.embed``) computes its prompt the same way, with
+``llama_set_embeddings`` on for those calls, and answers with the final hidden state
+at the last prompt token; its slot then keeps the prompt's cells like any other. So
+embedding a prefix that a slot has just generated costs the few tokens that differ.
+With embeddings on llama.cpp computes every token's output (and logits), which only
+matters for the tokens actually prefilled.
 """
 
 from __future__ import annotations
@@ -46,11 +53,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ponder.engines.base import Embedding
 from ponder.errors import EngineError
 from ponder.types import Completion, GenRequest, TokenLogprob, Usage
 
 Logits = npt.NDArray[np.float32]
-Outcome = list[Completion] | BaseException
+Outcome = list[Completion] | list[Embedding] | BaseException
 FinishReason = Literal["stop", "length"]
 
 # llama_token_data is {int32 id; float logit; float p}: 12 bytes, no padding.
@@ -81,6 +89,7 @@ class Job:
     ``max_new`` is ``request.max_tokens`` capped to what a slot can hold after the
     prompt; ``seeds`` has one seed per sibling. ``on_done`` is called once, from the
     worker thread, with the ``n`` completions or the exception that ended the job.
+    ``embed`` makes it an embedding job, answered with one :class:`Embedding`.
     Setting ``cancelled`` (from any thread) makes the loop drop the job unanswered.
     """
 
@@ -90,6 +99,7 @@ class Job:
     seeds: list[int]
     on_done: Callable[[Outcome], None]
     cancelled: bool = False
+    embed: bool = False
     results: list[Completion | None] = field(init=False)
     reused: int = 0  # prompt tokens found in the slot's cells, not prefilled
     started: int = 0
@@ -125,8 +135,20 @@ class _Seq:
 class DecodeLoop:
     """Owns a llama.cpp context in a worker thread and decodes jobs in shared batches."""
 
-    def __init__(self, lib: Any, ctx: Any, vocab: Any, *, n_slots: int, n_batch: int) -> None:
+    def __init__(
+        self,
+        lib: Any,
+        ctx: Any,
+        vocab: Any,
+        *,
+        n_slots: int,
+        n_batch: int,
+        n_embd: int = 0,
+        prefix_reuse: bool = True,
+    ) -> None:
         self._lib = lib
+        self._n_embd = n_embd
+        self._prefix_reuse = prefix_reuse
         self._ctx = ctx
         self._vocab = vocab
         self._mem = lib.llama_get_memory(ctx)
@@ -215,7 +237,7 @@ class DecodeLoop:
         """
 
         def shared(slot: int) -> int:
-            if prompt is None:
+            if prompt is None or not self._prefix_reuse:
                 return 0
             n = 0
             for a, b in zip(self._held[slot], prompt, strict=False):
@@ -251,7 +273,9 @@ class DecodeLoop:
                 return
             job = self._waiting.popleft()
             slot, reuse = self._take_slot(job.prompt)
-            if self._prefill(job, slot, min(reuse, len(job.prompt) - 1)):
+            if job.embed:
+                self._embed(job, slot, min(reuse, len(job.prompt) - 1))
+            elif self._prefill(job, slot, min(reuse, len(job.prompt) - 1)):
                 job.spare.append(slot)
 
     def _start_siblings(self, job: Job) -> None:
@@ -277,14 +301,47 @@ class DecodeLoop:
         self._lib.llama_memory_seq_rm(self._mem, slot, len(job.prompt), -1)
 
     def _prefill(self, job: Job, slot: int, reuse: int) -> bool:
-        """Compute the prompt after its first ``reuse`` tokens (already in the slot)."""
+        """Prefill a generation job and keep the logits its siblings start from."""
+        n_last = self._compute_prompt(job, slot, reuse)
+        if n_last is None:
+            return False
+        row = self._lib.llama_get_logits_ith(self._ctx, n_last - 1)
+        job.first_logits = np.ctypeslib.as_array(row, shape=(self._n_vocab,)).copy()
+        self._prefilled.append(job)
+        return True
+
+    def _embed(self, job: Job, slot: int, reuse: int) -> None:
+        """Answer an embedding job: the hidden state after its last prompt token."""
+        lib = self._lib
+        lib.llama_set_embeddings(self._ctx, True)
+        try:
+            n_last = self._compute_prompt(job, slot, reuse)
+            if n_last is None:
+                return
+            row = lib.llama_get_embeddings_ith(self._ctx, n_last - 1)
+            if not row:
+                self._free_slot(slot)
+                self._deliver(job, EngineError("llama.cpp returned no embedding"))
+                return
+            vector = np.ctypeslib.as_array(row, shape=(self._n_embd,)).astype(np.float32)
+        finally:
+            lib.llama_set_embeddings(self._ctx, False)
+        self._free_slot(slot, list(job.prompt))
+        usage = Usage(prompt_tokens=len(job.prompt) - reuse, cached_tokens=reuse, calls=1)
+        self._deliver(job, [Embedding(vector, usage)])
+
+    def _compute_prompt(self, job: Job, slot: int, reuse: int) -> int | None:
+        """Compute the prompt after its first ``reuse`` tokens (already in the slot);
+        the batch index of the last token's output, or None when decoding failed (the
+        job has been answered with the error)."""
         lib, batch, prompt = self._lib, self._batch, job.prompt
         lib.llama_memory_seq_rm(self._mem, slot, reuse, -1)
         n_last = 0
         for start in range(reuse, len(prompt), self._n_batch):
             chunk = prompt[start : start + self._n_batch]
             for i, token in enumerate(chunk):
-                self._set_token(i, token, start + i, slot, logits=False)
+                # llama.cpp outputs every token of an embedding call anyway
+                self._set_token(i, token, start + i, slot, logits=job.embed)
             n_last = len(chunk)
             batch.logits[n_last - 1] = start + n_last == len(prompt)
             batch.n_tokens = n_last
@@ -297,14 +354,11 @@ class DecodeLoop:
                         f"llama_decode returned {rc} while prefilling a {len(prompt)}-token prompt"
                     ),
                 )
-                return False
-        row = lib.llama_get_logits_ith(self._ctx, n_last - 1)
-        job.first_logits = np.ctypeslib.as_array(row, shape=(self._n_vocab,)).copy()
+                return None
         job.reused = reuse
         self._prefill_tokens += len(prompt) - reuse
         self._reused_tokens += reuse
-        self._prefilled.append(job)
-        return True
+        return n_last
 
     def _start_sibling(self, job: Job, slot: int) -> None:
         """Start the job's next sibling in ``slot``, whose cells hold exactly the prompt."""

@@ -7,7 +7,11 @@ samples, and the sequences of every request in flight (siblings and concurrent
 batching is the main lever, by how much depends on the model and the cores (see
 bench/sampling_throughput.py). A slot keeps the cells of its last sequence, so a
 prompt that starts like an earlier prompt (or prompt plus completion) prefills only
-what is new; ``Usage`` counts the rest as ``cached_tokens``.
+what is new; ``Usage`` counts the rest as ``cached_tokens``. That is how a search
+forks a partial solution: a request whose ``continuation`` extends what a slot just
+generated prefills only the new tokens, and its ``n`` children share them by a KV
+copy (``prefix_reuse=False`` switches the first part off, for measuring it).
+``embed`` returns the hidden state at a prompt's last token through the same slots.
 
 llama.cpp runs its threads with OpenMP, and libgomp shortens its spin-waits once a
 process has more OpenMP threads than cores: a second thread running llama.cpp
@@ -41,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.engines._llama_batch import DecodeLoop, EngineStats, Job, Outcome
-from ponder.engines.base import Capabilities
+from ponder.engines.base import Capabilities, Embedding
 from ponder.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
 from ponder.types import Completion, GenRequest
 
@@ -79,7 +83,8 @@ class LlamaCppEngine:
     ``n_batch`` is the most prompt tokens computed in one call, ``n_threads`` defaults
     to the cores this process may use, and ``flash_attn`` is off as in
     llama-cpp-python (greedy text then matches its high-level API); ``verbose`` lets
-    llama.cpp's log through.
+    llama.cpp's log through. ``prefix_reuse=False`` prefills every prompt in full
+    (siblings of one request still share it), for measuring what reuse saves.
 
     One worker thread owns the llama.cpp context; ``generate`` may be called
     concurrently from one event loop or several. Call :meth:`aclose` when done.
@@ -95,6 +100,7 @@ class LlamaCppEngine:
         n_threads: int | None = None,
         flash_attn: bool = False,
         verbose: bool = False,
+        prefix_reuse: bool = True,
     ) -> None:
         if n_parallel < 1:
             raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
@@ -159,7 +165,16 @@ class LlamaCppEngine:
         self._n_parallel = n_parallel
         self._chat, self._chat_problem = self._chat_formatter()
         self._closed = False
-        self._loop = DecodeLoop(lib, ctx, self._vocab, n_slots=n_parallel, n_batch=n_batch)
+        self._prefix_reuse = prefix_reuse
+        self._loop = DecodeLoop(
+            lib,
+            ctx,
+            self._vocab,
+            n_slots=n_parallel,
+            n_batch=n_batch,
+            n_embd=int(lib.llama_model_n_embd(model)),
+            prefix_reuse=prefix_reuse,
+        )
 
     @property
     def name(self) -> str:
@@ -168,7 +183,12 @@ class LlamaCppEngine:
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            native_n=True, logprobs=True, top_logprobs=MAX_TOP_LOGPROBS, prefix_reuse=True
+            native_n=True,
+            logprobs=True,
+            top_logprobs=MAX_TOP_LOGPROBS,
+            prefix_reuse=self._prefix_reuse,
+            fork=self._prefix_reuse,
+            embeddings=True,
         )
 
     @property
@@ -214,6 +234,40 @@ class LlamaCppEngine:
             for future in futures:
                 future.cancel()
             raise
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
+        """The final hidden state at the last token of each request's prompt (chat
+        rendered, ``continuation`` appended); sampling fields are ignored."""
+        if self._closed:
+            raise EngineError(f"{self._name}: the engine is closed")
+        prepared = [self._prepare(req) for req in requests]
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        jobs: list[Job] = []
+        for req, prompt in prepared:
+            future: asyncio.Future[Any] = loop.create_future()
+            jobs.append(
+                Job(
+                    request=req,
+                    prompt=prompt,
+                    max_new=1,
+                    seeds=[0] * req.n,
+                    on_done=_settle_from_thread(loop, future),
+                    embed=True,
+                )
+            )
+            futures.append(future)
+        for job in jobs:
+            self._loop.submit(job)
+        try:
+            answers = await asyncio.gather(*futures)
+        except BaseException:
+            for job in jobs:
+                job.cancelled = True
+            for future in futures:
+                future.cancel()
+            raise
+        return [answer[0] for answer in answers]
 
     def tokenize(self, request: GenRequest) -> list[int]:
         """The prompt tokens ``request`` is prefilled with (chat template applied)."""
@@ -321,9 +375,7 @@ def _seeds(req: GenRequest) -> list[int]:
     return [(base + i) % _SEED_MODULUS for i in range(req.n)]
 
 
-def _settle_from_thread(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[Completion]]
-) -> Any:
+def _settle_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> Any:
     """A callback for the worker thread that settles ``future`` on its own loop."""
 
     def settle(outcome: Outcome) -> None:

@@ -37,6 +37,17 @@ is not JSON, a response without choices or usage) raises ``EngineError`` at once
 the status and the start of the body. Asking for logprobs from a server that returns none
 raises ``CapabilityMissing``.
 
+Continuing a partial answer (``GenRequest.continuation``), as search and budget forcing
+do. With ``chat_template`` (a Jinja chat template, a path to one, or ``"chatml"``) the
+engine renders chats itself and sends every request to ``/v1/completions`` as one
+prompt string, continuation appended: requests that extend each other then share a
+textual prefix, which is what the prefix caches of vLLM, SGLang and llama.cpp
+(``cache_prompt``) match on. Without it, a chat with a continuation goes to
+``/v1/chat/completions`` with the continuation as a final assistant message and
+``continue_final_message: true, add_generation_prompt: false``, which vLLM and SGLang
+honour; servers that ignore those fields (llama.cpp's Python server) would answer a
+fresh turn instead, so give them ``chat_template``.
+
 An engine binds to the event loop it is first used on; used from a new loop (a
 synchronous wrapper calling ``asyncio.run`` repeatedly) it opens a fresh connection pool.
 """
@@ -52,6 +63,8 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -99,6 +112,7 @@ class OpenAIEngine:
     ``cache_prompt`` asks llama.cpp's server to reuse its prompt cache (other servers
     ignore the field). ``native_n=False`` skips the attempt to use the server's ``n``.
     ``transport`` replaces the network, for tests (``httpx.MockTransport``).
+    ``chat_template`` renders chats client-side (see the module doc).
     """
 
     def __init__(
@@ -116,6 +130,7 @@ class OpenAIEngine:
         cache_prompt: bool = True,
         native_n: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        chat_template: str | None = None,
     ) -> None:
         if not model:
             raise ConfigError("OpenAIEngine needs a model name")
@@ -146,6 +161,7 @@ class OpenAIEngine:
         self._cache_prompt = cache_prompt
         self._native_n = native_n
         self._transport = transport
+        self._template = _compile_template(chat_template) if chat_template else None
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -174,7 +190,36 @@ class OpenAIEngine:
                     f"{self._model}: OpenAI-compatible servers return at most "
                     f"{MAX_TOP_LOGPROBS} top logprobs per token, {req.top_logprobs} were asked"
                 )
-        return await _all_or_nothing([self._generate_request(req) for req in requests])
+        wire = [self._wire(req) for req in requests]
+        return await _all_or_nothing([self._generate_request(req) for req in wire])
+
+    def _wire(self, req: GenRequest) -> GenRequest:
+        """The request as sent: rendered to a prompt with ``chat_template``, and the
+        continuation folded into the prompt where the server sees one string."""
+        if req.messages is not None and self._template is not None:
+            rendered = self.render_chat(req.messages)
+            return replace(req, messages=None, prompt=rendered + req.continuation, continuation="")
+        if req.prompt is not None and req.continuation:
+            return replace(req, prompt=req.prompt + req.continuation, continuation="")
+        return req
+
+    def render_chat(self, messages: Sequence[Any]) -> str:
+        """``messages`` through the engine's ``chat_template``, generation prompt added."""
+        if self._template is None:
+            raise ConfigError(f"{self._model}: no chat_template was given to render chats with")
+        try:
+            return str(
+                self._template.render(
+                    messages=[m.to_dict() for m in messages],
+                    add_generation_prompt=True,
+                    bos_token="",
+                    eos_token="",
+                )
+            )
+        except Exception as exc:  # jinja2 errors and the template's raise_exception
+            raise EngineError(
+                f"{self._model}: the chat template rejected the messages: {exc}"
+            ) from exc
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -214,6 +259,10 @@ class OpenAIEngine:
         }
         if req.messages is not None:
             body["messages"] = [m.to_dict() for m in req.messages]
+            if req.continuation:
+                body["messages"].append({"role": "assistant", "content": req.continuation})
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
             if req.wants_logprobs:
                 # top_logprobs is sent even when 0: llama.cpp's server returns no
                 # logprobs at all for ``logprobs: true`` without it.
@@ -559,3 +608,32 @@ def _exhausted(last: EngineError, attempts: int) -> EngineError:
     if isinstance(last, RateLimited):
         return RateLimited(message)
     return EngineError(message, retryable=True)
+
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _compile_template(source: str) -> Any:
+    """A Jinja chat template from its text, a file holding it, or ``"chatml"``."""
+    if source == "chatml":
+        source = CHATML_TEMPLATE
+    elif "{" not in source and Path(source).is_file():
+        source = Path(source).read_text(encoding="utf-8")
+    try:
+        from jinja2 import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError as exc:
+        raise ConfigError("chat_template needs jinja2: pip install jinja2") from exc
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(source)
+    except TemplateError as exc:
+        raise ConfigError(f"chat_template does not compile: {exc}") from exc
