@@ -134,10 +134,15 @@ class TokenLogprob:
 
 @dataclass(frozen=True)
 class Completion:
+    """Generated text. ``stop_sequence`` is the request's stop string that ended it
+    (cut from ``text``); None when the model ended it (end of generation) or the token
+    limit did. Engines that cannot tell which stop string matched set ``""``."""
+
     text: str
     finish_reason: Literal["stop", "length"]
     usage: Usage
     logprobs: tuple[TokenLogprob, ...] | None = None
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)

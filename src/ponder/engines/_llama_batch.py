@@ -130,6 +130,7 @@ class _Seq:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     logprobs: list[TokenLogprob] | None = None
+    stop_sequence: str | None = None
 
 
 class DecodeLoop:
@@ -431,8 +432,9 @@ class DecodeLoop:
         seen = len(seq.text)
         seq.text += seq.decoder.decode(self._piece(token))
         if req.stop:
-            cut = _find_stop(seq.text, seen, req.stop)
-            if cut is not None:
+            found = _find_stop(seq.text, seen, req.stop)
+            if found is not None:
+                cut, seq.stop_sequence = found
                 seq.text = seq.text[:cut]
                 self._finish(seq, "stop", flush=False)
                 return
@@ -457,6 +459,7 @@ class DecodeLoop:
                 calls=1 if first else 0,
             ),
             logprobs=tuple(seq.logprobs) if seq.logprobs is not None else None,
+            stop_sequence=seq.stop_sequence,
         )
         self._release(seq)
         if job.unstarted:  # keep the prompt's cells for the next sibling
@@ -594,13 +597,13 @@ class DecodeLoop:
         return self._piece(token).decode("utf-8", errors="replace")
 
 
-def _find_stop(text: str, seen: int, stops: tuple[str, ...]) -> int | None:
-    """Index of the earliest stop string that ends after ``text[:seen]``, if any."""
-    cut: int | None = None
+def _find_stop(text: str, seen: int, stops: tuple[str, ...]) -> tuple[int, str] | None:
+    """Where the earliest stop string that ends after ``text[:seen]`` starts, and which."""
+    found: tuple[int, str] | None = None
     for stop in stops:
         if not stop:
             continue
         at = text.find(stop, max(0, seen - len(stop) + 1))
-        if at >= 0 and (cut is None or at < cut):
-            cut = at
-    return cut
+        if at >= 0 and (found is None or at < found[0]):
+            found = (at, stop)
+    return found

@@ -310,7 +310,11 @@ class OpenAIEngine:
                 if i == 0
                 else Usage(0, prompt + cached, counts[i], calls=0)
             )
-            out.append(Completion(texts[i], _finish(choice), usage, logprobs[i]))
+            out.append(
+                Completion(
+                    texts[i], _finish(choice), usage, logprobs[i], _stop_sequence(choice, req)
+                )
+            )
         return out
 
     def _choices(self, data: Mapping[str, Any], asked: int) -> list[Mapping[str, Any]]:
@@ -522,6 +526,20 @@ def _finish(choice: Mapping[str, Any]) -> Literal["stop", "length"]:
     # "eos", "stop", "tool_calls", "content_filter" and a missing reason all mean the
     # model stopped before the token limit.
     return "length" if choice.get("finish_reason") == "length" else "stop"
+
+
+def _stop_sequence(choice: Mapping[str, Any], req: GenRequest) -> str | None:
+    """The stop string that ended a choice: vLLM and SGLang say so in ``stop_reason``
+    (a string; a token id or null means the model ended). Other servers do not say,
+    and a request with stop strings that stopped then gets ``""`` ("maybe one")."""
+    if _finish(choice) == "length" or not req.stop:
+        return None
+    reason = choice.get("stop_reason", choice.get("matched_stop", ...))
+    if isinstance(reason, str):
+        return reason
+    if reason is ...:
+        return ""
+    return None
 
 
 def _count(usage: Mapping[str, Any], key: str, model: str) -> int:

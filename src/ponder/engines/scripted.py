@@ -97,9 +97,11 @@ class ScriptedEngine:
 
     def _complete(self, req: GenRequest, text: str, prompt_len: int, first: bool) -> Completion:
         finish: str = "stop"
+        matched: str | None = None
         for s in req.stop:
             if s in text:
                 text = text[: text.index(s)]
+                matched = s
         words = text.split(" ")
         if len(text.split()) > req.max_tokens:
             text = " ".join(words[: req.max_tokens])
@@ -123,7 +125,9 @@ class ScriptedEngine:
                 )
                 for tok in text.split()
             )
-        return Completion(text, "length" if finish == "length" else "stop", usage, logprobs)
+        if finish == "length":
+            return Completion(text, "length", usage, logprobs)
+        return Completion(text, "stop", usage, logprobs, matched)
 
     async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
         if self._embedder is None:
