@@ -21,6 +21,9 @@ EPILOG = """examples:
       --strategy majority --n 8 --out runs/gsm8k-maj8.db
   ponder report runs/gsm8k-maj8.db runs/gsm8k-greedy.db --out runs/report
   ponder run "What is 17*23?" --base-url http://127.0.0.1:8080/v1 --model my-model
+  ponder run "What is 17*23?" --strategy beam_search --n 4 --width 2 --verifier judge:step
+  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \
+      --strategy revise --n 4 -o chains=2 --out runs/gsm8k-revise4.db
 """
 
 
@@ -53,6 +56,16 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-concurrency", type=int, help="server engine: concurrent requests (default 8)"
     )
+    g.add_argument(
+        "--no-prefix-reuse",
+        action="store_true",
+        help="embedded engine: prefill every prompt in full (to measure what reuse saves)",
+    )
+    g.add_argument(
+        "--chat-template",
+        help="server engine: render chats with this Jinja template (text, file, or "
+        "'chatml') and send raw prompts, so search's continuations hit the prefix cache",
+    )
 
 
 def _add_strategy_args(p: argparse.ArgumentParser) -> None:
@@ -72,20 +85,71 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95 when sampling)")
     g.add_argument(
         "--scorer",
-        help="best_of_n / weighted_majority: logprob, logprob:lowest_group[:WINDOW], "
-        "or judge (default: logprob)",
+        help="best_of_n / weighted_majority / revise: logprob, "
+        "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL "
+        "(default: logprob)",
+    )
+    g.add_argument(
+        "--verifier",
+        help="search strategies: the process verifier, judge:step, probe:PATH or "
+        "hfprm:MODEL, with ,agg=last|min|prod|mean (default: judge:step)",
+    )
+    g.add_argument("--width", type=int, help="search: beam width / children per expansion")
+    g.add_argument(
+        "--select", choices=["best", "weighted"], help="search: final pick (default weighted)"
+    )
+    g.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other strategy field (see `ponder strategies`), e.g. -o max_steps=12",
     )
     g.add_argument("--max-tokens", type=int, default=512, help="tokens per sample (default 512)")
     g.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    from dataclasses import fields
+
+    from ponder.errors import ConfigError
+    from ponder.strategies import strategy_class
+
+    options: dict[str, Any] = {
         "n": args.n,
         "temperature": args.temperature,
         "top_p": args.top_p,
         "scorer": args.scorer,
+        "verifier": args.verifier,
+        "width": args.width,
+        "select": args.select,
     }
+    known = {f.name: f for f in fields(strategy_class(args.strategy))}
+    for item in args.option:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known:
+            raise ConfigError(
+                f"-o {item!r}: strategy {args.strategy!r} has fields {', '.join(known)}"
+            )
+        default = known[key].default
+        value: Any = raw
+        try:
+            if isinstance(default, bool):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                value = raw.lower() in ("true", "1", "yes")
+            elif isinstance(default, int):
+                value = int(raw)
+            elif isinstance(default, float):
+                value = float(raw)
+            elif default is None and raw.lstrip("-").isdigit():
+                value = int(raw)
+        except ValueError:
+            raise ConfigError(f"-o {item!r}: {key} takes a {type(default).__name__}") from None
+        options[key] = value
+    return options
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -99,6 +163,8 @@ def _engine(args: argparse.Namespace) -> Any:
         n_parallel=args.n_parallel,
         n_ctx=args.n_ctx,
         max_concurrency=args.max_concurrency,
+        prefix_reuse=False if args.no_prefix_reuse else None,
+        chat_template=args.chat_template,
     )
 
 

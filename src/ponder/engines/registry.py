@@ -38,10 +38,14 @@ def make_engine(
     if uses_server(model, base_url):
         from ponder.engines.openai import OpenAIEngine
 
-        server_opts = {k: v for k, v in opts.items() if k in ("max_concurrency", "timeout")}
+        server_opts = {
+            k: v for k, v in opts.items() if k in ("max_concurrency", "timeout", "chat_template")
+        }
         return OpenAIEngine(model, base_url=base_url, api_key=api_key, **server_opts)
     from ponder.engines.llamacpp import LlamaCppEngine
 
     path = resolve(model, log=log)
-    local_opts = {k: v for k, v in opts.items() if k in ("n_parallel", "n_ctx", "n_threads")}
+    local_opts = {
+        k: v for k, v in opts.items() if k in ("n_parallel", "n_ctx", "n_threads", "prefix_reuse")
+    }
     return LlamaCppEngine(str(path), **local_opts)

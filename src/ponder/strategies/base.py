@@ -47,8 +47,11 @@ class Context:
         top_logprobs: int = 0,
         max_tokens: int | None = None,
         messages: Sequence[Message] | None = None,
+        continuation: str = "",
+        stop: Sequence[str] = (),
     ) -> GenRequest:
-        """A request for ``problem`` with the task's prompt (or ``messages``)."""
+        """A request for ``problem`` with the task's prompt (or ``messages``), going on
+        from ``continuation`` when the answer is partly written."""
         seed = None
         if self.seed is not None:
             # each request of a problem gets its own block of seeds, one per sibling
@@ -64,6 +67,8 @@ class Context:
             seed=seed,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            continuation=continuation,
+            stop=tuple(stop),
         )
 
     async def generate(

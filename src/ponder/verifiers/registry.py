@@ -1,4 +1,19 @@
-"""Scorers by name, as the CLI and strategy configs spell them."""
+"""Scorers and verifiers by name, as the CLI and strategy configs spell them.
+
+A spec is ``NAME[:ARG][,KEY=VALUE...]``:
+
+- ``logprob`` (= ``logprob:mean``), ``logprob:lowest_group[:WINDOW]``: confidence from
+  the sample's own token logprobs (free);
+- ``judge``: the generating model asked whether a whole solution is right;
+- ``judge:step``: the same judge rating each step given the ones before it (a process
+  verifier);
+- ``probe:PATH``: a probe verifier trained with ``ponder verifier train``;
+- ``hfprm:MODEL``: a Hugging Face process reward model (``style=qwen`` or ``shepherd``,
+  ``device=cpu|cuda``), for GPU users.
+
+Process verifiers take ``agg=last|min|prod|mean`` (how step scores become one score) and
+``seg=blank|numbered|lines`` (how a solution is cut into steps).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +21,89 @@ from ponder.errors import ConfigError
 from ponder.verifiers.base import Scorer
 from ponder.verifiers.confidence import ConfidenceScorer
 from ponder.verifiers.judge import JudgeScorer
+from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.steps import check_aggregation, check_segmentation
 
-SCORER_NAMES = ("logprob", "logprob:mean", "logprob:lowest_group", "judge")
+SCORER_NAMES = (
+    "logprob",
+    "logprob:mean",
+    "logprob:lowest_group",
+    "judge",
+    "judge:step",
+    "probe:PATH",
+    "hfprm:MODEL",
+)
 
 
-def make_scorer(spec: str) -> Scorer:
-    """``logprob`` (= ``logprob:mean``), ``logprob:lowest_group[:WINDOW]``, or ``judge``."""
-    parts = spec.split(":")
-    if parts[0] == "logprob" and len(parts) <= 3:
-        method = parts[1] if len(parts) > 1 else "mean"
-        if method == "mean" and len(parts) <= 2:
-            return ConfidenceScorer("mean")
-        if method == "lowest_group":
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"probe:x.npz,agg=min"`` -> ``("probe:x.npz", {"agg": "min"})``."""
+    head, *rest = spec.split(",")
+    options: dict[str, str] = {}
+    for item in rest:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad option {item!r} in verifier spec {spec!r}; use KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return head.strip(), options
+
+
+def make_scorer(
+    spec: str, *, segmentation: str = "blank", aggregation: str = "last"
+) -> Scorer:
+    """Build a scorer or verifier from its spec (see the module doc).
+
+    ``segmentation`` and ``aggregation`` are the defaults for process verifiers; the
+    spec's ``seg=`` and ``agg=`` override them.
+    """
+    head, options = parse_spec(spec)
+    seg = check_segmentation(options.pop("seg", segmentation))
+    agg = check_aggregation(options.pop("agg", aggregation))
+    name, _, arg = head.partition(":")
+    scorer: Scorer | None = None
+    if name == "logprob":
+        method, _, window = arg.partition(":")
+        if method in ("", "mean") and not window:
+            scorer = ConfidenceScorer("mean")
+        elif method == "lowest_group":
             try:
-                window = int(parts[2]) if len(parts) == 3 else 64
+                scorer = ConfidenceScorer("lowest_group", int(window) if window else 64)
             except ValueError:
                 raise ConfigError(f"bad window in scorer {spec!r}") from None
-            return ConfidenceScorer("lowest_group", window)
-    if spec == "judge":
-        return JudgeScorer()
-    raise ConfigError(f"unknown scorer {spec!r}; choose from {', '.join(SCORER_NAMES)}")
+    elif name == "judge" and not arg:
+        scorer = JudgeScorer()
+    elif name == "judge" and arg == "step":
+        from ponder.verifiers.judge import StepJudgeVerifier
+
+        scorer = StepJudgeVerifier(segmentation=seg, aggregation=agg)
+    elif name == "probe" and arg:
+        from ponder.verifiers.probe import ProbeVerifier
+
+        scorer = ProbeVerifier.load(arg, segmentation=seg, aggregation=agg)
+    elif name == "hfprm" and arg:
+        from ponder.verifiers.hf_prm import HFPRMVerifier
+
+        scorer = HFPRMVerifier(
+            arg,
+            style=options.pop("style", "qwen"),
+            device=options.pop("device", "cpu"),
+            segmentation=seg,
+            aggregation=agg,
+        )
+    if scorer is None:
+        raise ConfigError(f"unknown scorer {spec!r}; choose from {', '.join(SCORER_NAMES)}")
+    if options:
+        raise ConfigError(f"scorer {head!r} takes no option(s) {', '.join(sorted(options))}")
+    return scorer
+
+
+def make_process_verifier(
+    spec: str, *, segmentation: str = "blank", aggregation: str = "last"
+) -> ProcessVerifier:
+    """A verifier that scores partial solutions step by step, as search needs."""
+    scorer = make_scorer(spec, segmentation=segmentation, aggregation=aggregation)
+    if not isinstance(scorer, ProcessVerifier):
+        raise ConfigError(
+            f"{spec!r} scores whole solutions only; search needs a process verifier: "
+            "judge:step, probe:PATH or hfprm:MODEL"
+        )
+    return scorer
