@@ -25,8 +25,10 @@ from ponder.errors import (
 )
 from ponder.strategies import (
     BestOfN,
+    BudgetForcing,
     Context,
     Majority,
+    Revise,
     Single,
     Strategy,
     WeightedMajority,
@@ -71,6 +73,7 @@ __all__ = [
     "BestOfN",
     "Budget",
     "BudgetExceeded",
+    "BudgetForcing",
     "Candidate",
     "Capabilities",
     "CapabilityMissing",
@@ -92,6 +95,7 @@ __all__ = [
     "Problem",
     "RateLimited",
     "Result",
+    "Revise",
     "Score",
     "ScriptedEngine",
     "Single",

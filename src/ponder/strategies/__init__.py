@@ -1,6 +1,8 @@
 """Strategies: how test-time compute is spent on one problem."""
 
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
+from ponder.strategies import search as _search  # noqa: F401  (registers strategies)
+from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
 from ponder.strategies.base import (
     Context,
     Strategy,
@@ -10,12 +12,25 @@ from ponder.strategies.base import (
     strategy_names,
 )
 from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
+from ponder.strategies.search import (
+    BeamSearch,
+    DiverseVerifierTreeSearch,
+    LookaheadSearch,
+    MonteCarloTreeSearch,
+)
+from ponder.strategies.sequential import BudgetForcing, Revise
 from ponder.strategies.voting import best_of, majority_vote, weighted_vote
 
 __all__ = [
+    "BeamSearch",
     "BestOfN",
+    "BudgetForcing",
     "Context",
+    "DiverseVerifierTreeSearch",
+    "LookaheadSearch",
     "Majority",
+    "MonteCarloTreeSearch",
+    "Revise",
     "Single",
     "Strategy",
     "WeightedMajority",
