@@ -12,8 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# hf (torch, transformers) adds about 2 minutes on a fresh venv; the PRM tests need it
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local,serve,dev]'
+	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf]'
 
 # main job: majority vote (n=4) over the built-in demo problems on the default model,
 # then an accuracy-versus-tokens report

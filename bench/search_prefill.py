@@ -103,8 +103,10 @@ def main() -> None:
         f"{os.cpu_count()} cores  model={args.model}  beam_search n={args.n} "
         f"width={args.width} verifier={args.verifier}  {args.problems} GSM8K problems"
     )
-    print(f"{'prefix reuse':<14}{'expansions':>11}{'prefilled/exp':>15}{'cached/exp':>12}"
-          f"{'verifier prompt':>17}{'seconds':>9}")
+    print(
+        f"{'prefix reuse':<14}{'expansions':>11}{'prefilled/exp':>15}{'cached/exp':>12}"
+        f"{'verifier prompt':>17}{'seconds':>9}"
+    )
     for side in ("on", "off"):
         r = results[side]
         print(

@@ -56,7 +56,10 @@ class ProcessVerifier(ABC):
         self, problem: Problem, items: Sequence[tuple[Path, int]], ctx: Context
     ) -> list[list[float]]:
         """For each ``(path, start)``: scores in [0, 1] of steps ``start..len(path)-1``,
-        each given the question and the steps before it. Spend compute through ``ctx``
+        each given the question and the steps before it. The scores of steps before
+        ``start`` are known already (cached, or computed for another item of the same
+        call), so a verifier that can score from ``start`` on saves that work. Spend
+        compute through ``ctx``
         (``ctx.generate(..., kind="score")`` or ``ctx.ledger.record("score", ...)``)."""
 
     async def score_paths(
@@ -64,19 +67,21 @@ class ProcessVerifier(ABC):
     ) -> list[tuple[float, ...]]:
         """Per-step scores of every path, computing only steps not seen before."""
         key = problem.question
-        todo: dict[Path, int] = {}
-        for raw in paths:
-            path = tuple(raw)
+        # Longest paths first: a path claims the steps it shares with the paths after it,
+        # so siblings that share a prefix send it once, and a requested path that is a
+        # prefix of another requested path comes for free.
+        unique = sorted(dict.fromkeys(tuple(raw) for raw in paths), key=len, reverse=True)
+        claimed: set[Path] = set()
+        items: list[tuple[Path, int]] = []
+        for path in unique:
             start = 0
-            while start < len(path) and (key, path[: start + 1]) in self._cache:
+            while start < len(path) and (
+                (key, path[: start + 1]) in self._cache or path[: start + 1] in claimed
+            ):
                 start += 1
             if start < len(path):
-                todo[path] = start
-        # a requested path that is a prefix of another requested path comes for free
-        covered = {
-            p for p in todo for q in todo if len(q) > len(p) and q[: len(p)] == p
-        }
-        items = [(p, s) for p, s in todo.items() if p not in covered]
+                items.append((path, start))
+                claimed.update(path[: k + 1] for k in range(start, len(path)))
         if items:
             computed = await self._score_from(problem, items, ctx)
             if len(computed) != len(items):
@@ -93,8 +98,7 @@ class ProcessVerifier(ABC):
                     self._cache.setdefault((key, path[: k + 1]), float(value))
                 self.steps_scored += len(scores)
         return [
-            tuple(self._cache[(key, tuple(raw)[: k + 1])] for k in range(len(raw)))
-            for raw in paths
+            tuple(self._cache[(key, tuple(raw)[: k + 1])] for k in range(len(raw))) for raw in paths
         ]
 
     def aggregate(self, step_scores: Sequence[float]) -> float:

@@ -9,7 +9,8 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
   verifier);
 - ``probe:PATH``: a probe verifier trained with ``ponder verifier train``;
 - ``hfprm:MODEL``: a Hugging Face process reward model (``style=qwen`` or ``shepherd``,
-  ``device=cpu|cuda``), for GPU users.
+  ``device=cpu|cuda|auto``, ``dtype=auto|bfloat16|...``, ``trust_remote_code=true`` to
+  run the checkpoint's own code), for GPU users.
 
 Process verifiers take ``agg=last|min|prod|mean`` (how step scores become one score) and
 ``seg=blank|numbered|lines`` (how a solution is cut into steps).
@@ -47,9 +48,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return head.strip(), options
 
 
-def make_scorer(
-    spec: str, *, segmentation: str = "blank", aggregation: str = "last"
-) -> Scorer:
+def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "last") -> Scorer:
     """Build a scorer or verifier from its spec (see the module doc).
 
     ``segmentation`` and ``aggregation`` are the defaults for process verifiers; the
@@ -86,6 +85,8 @@ def make_scorer(
             arg,
             style=options.pop("style", "qwen"),
             device=options.pop("device", "cpu"),
+            dtype=options.pop("dtype", "auto"),
+            trust_remote_code=options.pop("trust_remote_code", "false").lower() == "true",
             segmentation=seg,
             aggregation=agg,
         )

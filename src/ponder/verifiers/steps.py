@@ -79,6 +79,7 @@ def join_steps(steps: Sequence[str], segmentation: Segmentation = "blank") -> st
 def aggregate(scores: Sequence[float], how: Aggregation = "last") -> float:
     """One score from per-step scores in [0, 1]; an empty list scores 0."""
     if not scores:
+        check_aggregation(how)  # a bad name is an error even with nothing to aggregate
         return 0.0
     if how == "last":
         return float(scores[-1])
