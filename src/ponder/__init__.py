@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ponder import models
 from ponder.api import answer_question, solve
 from ponder.budget import Budget, Event, Ledger
-from ponder.engines.base import Capabilities, Engine
+from ponder.engines.base import Capabilities, Embedder, Embedding, Engine
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import (
     BudgetExceeded,
@@ -24,10 +24,14 @@ from ponder.errors import (
     RateLimited,
 )
 from ponder.strategies import (
+    BeamSearch,
     BestOfN,
     BudgetForcing,
     Context,
+    DiverseVerifierTreeSearch,
+    LookaheadSearch,
     Majority,
+    MonteCarloTreeSearch,
     Revise,
     Single,
     Strategy,
@@ -48,16 +52,22 @@ from ponder.types import (
     TokenLogprob,
     Usage,
 )
+from ponder.verifiers.judge import JudgeScorer, StepJudgeVerifier
+from ponder.verifiers.probe import ProbeVerifier
+from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.registry import make_scorer
 
 if TYPE_CHECKING:
     from ponder.engines.llamacpp import LlamaCppEngine
     from ponder.engines.openai import OpenAIEngine
+    from ponder.verifiers.hf_prm import HFPRMVerifier
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "LlamaCppEngine": "ponder.engines.llamacpp",
     "OpenAIEngine": "ponder.engines.openai",
+    "HFPRMVerifier": "ponder.verifiers.hf_prm",
 }
 
 
@@ -70,6 +80,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BeamSearch",
     "BestOfN",
     "Budget",
     "BudgetExceeded",
@@ -80,25 +91,35 @@ __all__ = [
     "Completion",
     "ConfigError",
     "Context",
+    "DiverseVerifierTreeSearch",
+    "Embedder",
+    "Embedding",
     "Engine",
     "EngineError",
     "EngineTimeout",
     "Event",
     "GenRequest",
+    "HFPRMVerifier",
+    "JudgeScorer",
     "Ledger",
     "LlamaCppEngine",
+    "LookaheadSearch",
     "Majority",
     "Message",
     "MissingExtra",
+    "MonteCarloTreeSearch",
     "OpenAIEngine",
     "PonderError",
+    "ProbeVerifier",
     "Problem",
+    "ProcessVerifier",
     "RateLimited",
     "Result",
     "Revise",
     "Score",
     "ScriptedEngine",
     "Single",
+    "StepJudgeVerifier",
     "Strategy",
     "TokenLogprob",
     "Usage",
@@ -106,6 +127,7 @@ __all__ = [
     "__version__",
     "answer_question",
     "majority_vote",
+    "make_scorer",
     "make_strategy",
     "models",
     "solve",

@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     path.add_argument("name")
 
     sub.add_parser("strategies", help="list strategies and their options")
+    from ponder.cli_verifier import add_verifier_parser
+
+    add_verifier_parser(sub)
     return parser
 
 
@@ -352,12 +355,19 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_verifier(args: argparse.Namespace) -> int:
+    from ponder.cli_verifier import run_verifier
+
+    return run_verifier(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
     "report": cmd_report,
     "models": cmd_models,
     "strategies": cmd_strategies,
+    "verifier": _run_verifier,
 }
 
 

@@ -7,7 +7,8 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
 - ``judge``: the generating model asked whether a whole solution is right;
 - ``judge:step``: the same judge rating each step given the ones before it (a process
   verifier);
-- ``probe:PATH``: a probe verifier trained with ``ponder verifier train``;
+- ``probe:PATH``: a probe verifier trained with ``ponder verifier train``
+  (``model_check=warn|ignore`` accepts features from a model of another name);
 - ``hfprm:MODEL``: a Hugging Face process reward model (``style=qwen`` or ``shepherd``,
   ``device=cpu|cuda|auto``, ``dtype=auto|bfloat16|...``, ``trust_remote_code=true`` to
   run the checkpoint's own code), for GPU users.
@@ -55,6 +56,7 @@ def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "l
     spec's ``seg=`` and ``agg=`` override them.
     """
     head, options = parse_spec(spec)
+    seg_given = "seg" in options
     seg = check_segmentation(options.pop("seg", segmentation))
     agg = check_aggregation(options.pop("agg", aggregation))
     name, _, arg = head.partition(":")
@@ -77,7 +79,16 @@ def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "l
     elif name == "probe" and arg:
         from ponder.verifiers.probe import ProbeVerifier
 
-        scorer = ProbeVerifier.load(arg, segmentation=seg, aggregation=agg)
+        check = options.pop("model_check", "error")
+        if check not in ("error", "warn", "ignore"):
+            raise ConfigError(f"model_check must be error, warn or ignore, got {check!r}")
+        scorer = ProbeVerifier.load(
+            arg,
+            # a probe keeps the segmentation it was trained with unless the spec says
+            segmentation=seg if seg_given else None,
+            aggregation=agg,
+            model_check=check,  # type: ignore[arg-type]
+        )
     elif name == "hfprm" and arg:
         from ponder.verifiers.hf_prm import HFPRMVerifier
 
