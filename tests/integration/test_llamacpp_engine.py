@@ -78,7 +78,7 @@ def in_own_thread(fn: Callable[[], T]) -> T:
 async def test_declares_its_capabilities(engine: LlamaCppEngine, model_path: Path) -> None:
     caps = engine.capabilities
     assert caps.native_n and caps.logprobs and caps.prefix_reuse
-    assert caps.top_logprobs == 20 and not caps.fork and not caps.embeddings
+    assert caps.top_logprobs == 20 and caps.fork and caps.embeddings
     assert engine.name == model_path.stem
     assert engine.n_ctx >= 1024 and engine.n_parallel == 4
 
