@@ -1,32 +1,11 @@
-import re
-
 import pytest
+from _boxed import PROBLEM, BoxedTask
 
 from ponder.budget import Ledger
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import BudgetExceeded, CapabilityMissing, ConfigError
 from ponder.strategies import Context, make_strategy
-from ponder.types import Message, Problem, Usage
-
-
-class BoxedTask:
-    name = "boxed"
-
-    def load(self, limit=None):
-        return []
-
-    def messages(self, problem):
-        return (Message("user", problem.question),)
-
-    def extract(self, text):
-        m = re.findall(r"\\boxed\{([^}]*)\}", text)
-        return m[-1] if m else None
-
-    def is_correct(self, predicted, problem):
-        return predicted == problem.answer
-
-
-PROBLEM = Problem("p1", "what is six times seven", answer="42")
+from ponder.types import Usage
 
 
 def ctx_for(engine, **kw):

@@ -1,37 +1,16 @@
 """Step-level search on the scripted engine with a verifier whose scores are known."""
 
-import re
-
 import pytest
+from _boxed import PROBLEM, BoxedTask
 
 from ponder.budget import Ledger
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import ConfigError
 from ponder.strategies import Context, make_strategy
 from ponder.strategies.search import BeamSearch, Tree
-from ponder.types import Completion, Message, Problem, Usage
+from ponder.types import Completion, Usage
 from ponder.verifiers import registry
 from ponder.verifiers.process import ProcessVerifier
-
-
-class BoxedTask:
-    name = "boxed"
-
-    def load(self, limit=None):
-        return []
-
-    def messages(self, problem):
-        return (Message("user", problem.question),)
-
-    def extract(self, text):
-        m = re.findall(r"\\boxed\{([^}]*)\}", text)
-        return m[-1] if m else None
-
-    def is_correct(self, predicted, problem):
-        return predicted == problem.answer
-
-
-PROBLEM = Problem("p1", "what is six times seven", answer="42")
 
 
 class KeywordVerifier(ProcessVerifier):
