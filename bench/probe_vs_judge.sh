@@ -9,10 +9,12 @@ OUT=${2:-runs/probe-vs-judge}
 PREFIXES=${3:-4}
 mkdir -p "$OUT"
 # a copy: opening a store switches it to WAL mode and writes files beside it
+rm -f "$OUT/rollouts.db-wal" "$OUT/rollouts.db-shm"
 cp "$STORE" "$OUT/rollouts.db"
-ponder verifier train "$OUT/rollouts.db" --out "$OUT/probe.npz" --heldout 0.3 --seed 0 \
+[[ -f "$OUT/probe.npz" ]] || ponder verifier train "$OUT/rollouts.db" --out "$OUT/probe.npz" --heldout 0.3 --seed 0 \
     --max-prefixes "$PREFIXES" --no-progress | tee "$OUT/train.txt"
-for spec in "probe:$OUT/probe.npz" judge judge:step; do
+for spec in judge "probe:$OUT/probe.npz" judge:step; do
+    name=${spec%%:*}; [[ $spec == judge:step ]] && name=judge-step
     ponder verifier eval "$OUT/rollouts.db" --verifier "$spec" --heldout-of "$OUT/probe.npz" \
-        | tee "$OUT/eval-${spec%%:*}-${spec##*:}.txt"
+        --no-progress | tee "$OUT/eval-$name.txt"
 done
