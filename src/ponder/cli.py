@@ -68,6 +68,23 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_jsonl_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--question-field", default="question", help="jsonl task: question field")
+    p.add_argument("--answer-field", default="answer", help="jsonl task: answer field")
+    p.add_argument("--id-field", help="jsonl task: id field (default: line number)")
+
+
+def _jsonl_fields(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The field options of the jsonl task (none for the other tasks)."""
+    if task != "jsonl":
+        return {}
+    return {
+        "question_field": args.question_field,
+        "answer_field": args.answer_field,
+        "id_field": args.id_field,
+    }
+
+
 def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     from ponder.strategies import strategy_names
 
@@ -192,9 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--task", default="demo", help="gsm8k, math500, aime24, jsonl or demo")
     ev.add_argument("--data", help="task data: a .jsonl file or a folder with test.jsonl")
     ev.add_argument("--limit", type=int, help="first K problems only")
-    ev.add_argument("--question-field", default="question", help="jsonl task: question field")
-    ev.add_argument("--answer-field", default="answer", help="jsonl task: answer field")
-    ev.add_argument("--id-field", help="jsonl task: id field (default: line number)")
+    _add_jsonl_args(ev)
     ev.add_argument("--out", required=True, help="SQLite file for the records (resumes)")
     ev.add_argument(
         "--concurrency", type=int, default=4, help="problems in flight at once (default 4)"
@@ -281,14 +296,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ponder.strategies import make_strategy
     from ponder.tasks import make_task
 
-    fields = {}
-    if args.task == "jsonl":
-        fields = {
-            "question_field": args.question_field,
-            "answer_field": args.answer_field,
-            "id_field": args.id_field,
-        }
-    task = make_task(args.task, data=args.data, **fields)
+    task = make_task(args.task, data=args.data, **_jsonl_fields(args.task, args))
     problems = task.load(args.limit)
     strategy = make_strategy(args.strategy, _strategy_options(args))
     store = RunStore(Path(args.out))

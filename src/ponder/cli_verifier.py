@@ -37,16 +37,18 @@ TRAIN_EPILOG = """what it does:
   measured on the held-out side. The probe file records the held-out problem ids for
   `ponder verifier eval --heldout-of`.
 
-example:
-  ponder verifier train runs/gsm8k-maj8.db --task gsm8k --out runs/probe.npz
+example (rollouts from the train split, so the test problems stay unseen):
+  ponder eval --task gsm8k --data train.jsonl --limit 100 --strategy majority --n 4 \\
+      --out runs/train-maj4.db
+  ponder verifier train runs/train-maj4.db --task gsm8k --out runs/probe.npz
   ponder eval --task gsm8k --data test.jsonl --strategy best_of_n --scorer probe:runs/probe.npz \\
       --out runs/gsm8k-probe.db
 """
 
 EVAL_EPILOG = """example: the probe against the judge on rollouts the probe never saw
-  ponder verifier eval runs/gsm8k-maj8.db --verifier probe:runs/probe.npz \\
+  ponder verifier eval runs/train-maj4.db --verifier probe:runs/probe.npz \\
       --heldout-of runs/probe.npz
-  ponder verifier eval runs/gsm8k-maj8.db --verifier judge --heldout-of runs/probe.npz
+  ponder verifier eval runs/train-maj4.db --verifier judge --heldout-of runs/probe.npz
 
 AUC is the verifier's score of each rollout against its correctness, pooled over
 problems; best-of-n is the fraction of problems whose top-scored rollout is correct.
@@ -56,6 +58,8 @@ rollouts, which keep no logprobs.
 
 
 def _add_rollout_args(p: argparse.ArgumentParser) -> None:
+    from ponder.cli import _add_jsonl_args
+
     p.add_argument("stores", nargs="+", metavar="STORE", help="RUN.db files from ponder eval")
     g = p.add_argument_group("task (how rollouts are prompted and graded)")
     g.add_argument(
@@ -68,9 +72,7 @@ def _add_rollout_args(p: argparse.ArgumentParser) -> None:
         "and references stored in the runs)",
     )
     g.add_argument("--limit", type=int, help="first K problems of each store only")
-    g.add_argument("--question-field", default="question", help="jsonl task: question field")
-    g.add_argument("--answer-field", default="answer", help="jsonl task: answer field")
-    g.add_argument("--id-field", help="jsonl task: id field (default: line number)")
+    _add_jsonl_args(g)
 
 
 def _add_engine(p: argparse.ArgumentParser, model_help: str) -> None:
@@ -219,6 +221,7 @@ def _stored_configs(stores: Sequence[str]) -> list[dict[str, Any]]:
 def _task_and_rollouts(args: argparse.Namespace) -> tuple[Task, list[Rollout], list[str]]:
     """The task (named, or the stores' own), the graded rollouts, and the models that
     wrote them."""
+    from ponder.cli import _jsonl_fields
     from ponder.tasks import make_task
     from ponder.verifiers.probe_train import collect_rollouts
 
@@ -230,14 +233,7 @@ def _task_and_rollouts(args: argparse.Namespace) -> tuple[Task, list[Rollout], l
             found = ", ".join(sorted(names)) or "none recorded"
             raise ConfigError(f"pass --task: the stores' tasks are {found}")
         name = names.pop()
-    fields = {}
-    if name == "jsonl":
-        fields = {
-            "question_field": args.question_field,
-            "answer_field": args.answer_field,
-            "id_field": args.id_field,
-        }
-    task = make_task(name, data=args.data, **fields)
+    task = make_task(name, data=args.data, **_jsonl_fields(name, args))
     problems: dict[str, Problem] | None = None
     if args.data is not None:
         problems = {p.id: p for p in task.load()}

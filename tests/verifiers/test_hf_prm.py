@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
+from _stub import StubTask
 
 from ponder.budget import Ledger
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import BudgetExceeded, ConfigError, MissingExtra
 from ponder.strategies import Context
-from ponder.types import Completion, Message, Problem, Usage
+from ponder.types import Completion, Problem, Usage
 from ponder.verifiers.registry import make_process_verifier, make_scorer
 
 HAVE_HF = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
@@ -126,22 +127,6 @@ def shepherd_dir(tmp_path_factory):
     model.save_pretrained(folder)
     write_tokenizer(folder, bos=True)
     return folder, model
-
-
-class StubTask:
-    name = "stub"
-
-    def load(self, limit=None):
-        return []
-
-    def messages(self, problem):
-        return (Message("user", problem.question),)
-
-    def extract(self, text):
-        return None
-
-    def is_correct(self, predicted, problem):
-        return False
 
 
 def make_ctx():

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 import pytest
+from _stub import StubTask
 
 from ponder.budget import Ledger
 from ponder.engines.scripted import ScriptedEngine
@@ -16,22 +17,6 @@ from ponder.verifiers.judge import STEP_JUDGE_SYSTEM, StepJudgeVerifier, step_ju
 from ponder.verifiers.registry import make_process_verifier, make_scorer
 
 PROBLEM = Problem("p1", "what is two plus two, doubled")
-
-
-class StubTask:
-    name = "stub"
-
-    def load(self, limit=None):
-        return []
-
-    def messages(self, problem):
-        return (Message("user", problem.question),)
-
-    def extract(self, text):
-        return None
-
-    def is_correct(self, predicted, problem):
-        return False
 
 
 def last_step(request):

@@ -2,33 +2,18 @@
 ``_score_from``, and the outcome-scorer face built on it."""
 
 import pytest
+from _stub import StubTask
 
 from ponder.budget import Ledger
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import ConfigError
 from ponder.strategies import Context
-from ponder.types import Completion, Message, Problem, Usage
+from ponder.types import Completion, Problem, Usage
 from ponder.verifiers.base import Scorer
 from ponder.verifiers.process import ProcessVerifier
 
 Q1 = Problem("p1", "what is two plus two, doubled")
 Q2 = Problem("p2", "what is three plus three")
-
-
-class StubTask:
-    name = "stub"
-
-    def load(self, limit=None):
-        return []
-
-    def messages(self, problem):
-        return (Message("user", problem.question),)
-
-    def extract(self, text):
-        return None
-
-    def is_correct(self, predicted, problem):
-        return False
 
 
 def make_ctx():

@@ -16,7 +16,16 @@ from ponder.budget import EventKind, Ledger
 from ponder.engines.base import Engine
 from ponder.errors import CapabilityMissing, ConfigError
 from ponder.tasks.base import Task
-from ponder.types import Completion, GenRequest, Message, Problem, Result, Score, Usage
+from ponder.types import (
+    Candidate,
+    Completion,
+    GenRequest,
+    Message,
+    Problem,
+    Result,
+    Score,
+    Usage,
+)
 from ponder.verifiers.base import Scorer
 
 
@@ -104,6 +113,44 @@ class Context:
 
     def extract(self, text: str) -> str | None:
         return self.task.extract(text)
+
+
+def make_candidates(
+    ctx: Context, completions: Sequence[Completion], scores: Sequence[float] | None = None
+) -> tuple[Candidate, ...]:
+    """Completions as candidates, each with the answer the task extracts from it."""
+    return tuple(
+        Candidate(
+            text=c.text,
+            answer=ctx.extract(c.text),
+            usage=c.usage,
+            score=None if scores is None else scores[i],
+            finish_reason=c.finish_reason,
+        )
+        for i, c in enumerate(completions)
+    )
+
+
+def make_result(
+    name: str,
+    ctx: Context,
+    t0: float,
+    answer: str | None,
+    candidates: Sequence[Candidate],
+    votes: Mapping[str, float],
+    meta: Mapping[str, Any] | None = None,
+) -> Result:
+    """A strategy's result: its cost is everything on the context's ledger, its time
+    what has passed since ``t0`` (a ``time.perf_counter()`` reading)."""
+    return Result(
+        answer=answer,
+        candidates=tuple(candidates),
+        votes=dict(votes),
+        usage=ctx.ledger.total(),
+        seconds=time.perf_counter() - t0,
+        strategy=name,
+        meta=dict(meta or {}),
+    )
 
 
 class Strategy(Protocol):

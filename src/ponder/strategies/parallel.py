@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ponder.strategies.base import Context, register
-from ponder.strategies.voting import best_of, majority_vote, weighted_vote
+from ponder.strategies.base import Context, make_candidates, make_result, register
+from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, Problem, Result
 from ponder.verifiers.registry import make_scorer
 
@@ -34,39 +34,6 @@ async def _sample(
     return completions
 
 
-def _candidates(
-    ctx: Context, completions: list[Completion], scores: list[float] | None = None
-) -> tuple[Candidate, ...]:
-    return tuple(
-        Candidate(
-            text=c.text,
-            answer=ctx.extract(c.text),
-            usage=c.usage,
-            score=None if scores is None else scores[i],
-            finish_reason=c.finish_reason,
-        )
-        for i, c in enumerate(completions)
-    )
-
-
-def _result(
-    name: str,
-    ctx: Context,
-    t0: float,
-    answer: str | None,
-    cands: tuple[Candidate, ...],
-    votes: dict[str, float],
-) -> Result:
-    return Result(
-        answer=answer,
-        candidates=cands,
-        votes=votes,
-        usage=ctx.ledger.total(),
-        seconds=time.perf_counter() - t0,
-        strategy=name,
-    )
-
-
 @register("single")
 @dataclass(frozen=True)
 class Single:
@@ -78,9 +45,9 @@ class Single:
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
         comps = await _sample(problem, ctx, 1, self.temperature, self.top_p, False)
-        cands = _candidates(ctx, comps)
+        cands = make_candidates(ctx, comps)
         answer = cands[0].answer
-        return _result("single", ctx, t0, answer, cands, {answer: 1.0} if answer else {})
+        return make_result("single", ctx, t0, answer, cands, {answer: 1.0} if answer else {})
 
 
 @register("majority")
@@ -95,9 +62,9 @@ class Majority:
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
         comps = await _sample(problem, ctx, self.n, self.temperature, self.top_p, False)
-        cands = _candidates(ctx, comps)
+        cands = make_candidates(ctx, comps)
         answer, votes = majority_vote([c.answer for c in cands])
-        return _result("majority", ctx, t0, answer, cands, votes)
+        return make_result("majority", ctx, t0, answer, cands, votes)
 
 
 async def _sample_and_score(
@@ -106,7 +73,7 @@ async def _sample_and_score(
     scorer = make_scorer(scorer_spec)
     comps = await _sample(problem, ctx, n, temperature, top_p, scorer.needs_logprobs)
     scores = [s.value for s in await ctx.score(problem, comps, scorer)]
-    return _candidates(ctx, comps, scores), scores
+    return make_candidates(ctx, comps, scores), scores
 
 
 @register("best_of_n")
@@ -124,13 +91,9 @@ class BestOfN:
         cands, scores = await _sample_and_score(
             problem, ctx, self.n, self.temperature, self.top_p, self.scorer
         )
-        best = best_of([c.answer for c in cands], scores)
-        # the tally shows each answer's best score
-        votes: dict[str, float] = {}
-        for c, s in zip(cands, scores, strict=True):
-            if c.answer is not None:
-                votes[c.answer] = max(votes.get(c.answer, float("-inf")), s)
-        return _result("best_of_n", ctx, t0, cands[best].answer, cands, votes)
+        answers = [c.answer for c in cands]
+        best = best_of(answers, scores)
+        return make_result("best_of_n", ctx, t0, answers[best], cands, best_scores(answers, scores))
 
 
 @register("weighted_majority")
@@ -149,4 +112,4 @@ class WeightedMajority:
             problem, ctx, self.n, self.temperature, self.top_p, self.scorer
         )
         answer, votes = weighted_vote([c.answer for c in cands], scores)
-        return _result("weighted_majority", ctx, t0, answer, cands, votes)
+        return make_result("weighted_majority", ctx, t0, answer, cands, votes)

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ponder.errors import ConfigError
-from ponder.strategies.base import Context, register
-from ponder.strategies.voting import best_of, weighted_vote
+from ponder.strategies.base import Context, make_result, register
+from ponder.strategies.voting import best_of, best_scores, weighted_vote
 from ponder.types import Candidate, Completion, Problem, Result, Usage
 from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.registry import make_process_verifier
@@ -160,9 +160,6 @@ class _StepSearch:
         temperature: float | None = None,
     ) -> list[list[Node]]:
         """Sample ``k`` next steps from each ``(parent, k)``, in one engine call."""
-        asks = [(p, k) for p, k in parents if k > 0]
-        if not asks:
-            return [[] for _ in parents]
         requests = [
             ctx.request(
                 problem,
@@ -173,17 +170,21 @@ class _StepSearch:
                 continuation=tree.text(p),
                 stop=(self.delimiter,),
             )
-            for p, k in asks
+            for p, k in parents
         ]
+        if not requests:
+            return []
         outs = await ctx.generate(requests, label=f"{self.name}:expand")
-        by_parent: dict[int, list[Node]] = {}
-        for (parent, _), comps in zip(asks, outs, strict=True):
-            by_parent[parent.id] = [self._child(ctx, tree, parent, c) for c in comps]
-        return [by_parent.get(p.id, []) for p, _ in parents]
+        return [
+            [self._child(ctx, tree, parent, c) for c in comps]
+            for (parent, _), comps in zip(parents, outs, strict=True)
+        ]
 
     def _child(self, ctx: Context, tree: Tree, parent: Node, c: Completion) -> Node:
         ended_by_model = c.finish_reason == "stop" and c.stop_sequence is None
-        delimiter = c.stop_sequence or ("" if c.stop_sequence is None else self.delimiter)
+        # None: the model or the token limit ended the step, nothing follows it;
+        # "": a server stopped at our delimiter without saying so
+        delimiter = "" if c.stop_sequence is None else c.stop_sequence or self.delimiter
         node = tree.add(parent, c, delimiter)
         out_of_room = node.tokens >= ctx.max_tokens or node.depth >= self.max_steps
         if ended_by_model or not c.text.strip():
@@ -223,14 +224,10 @@ class _StepSearch:
         answers = [n.answer for n in finished]
         votes: dict[str, float] = {}
         answer: str | None = None
-        if finished:
-            if self.select == "weighted":
-                answer, votes = weighted_vote(answers, scores)
-            else:
-                answer = answers[best_of(answers, scores)]
-                for a, s in zip(answers, scores, strict=True):
-                    if a is not None:
-                        votes[a] = max(votes.get(a, float("-inf")), s)
+        if finished and self.select == "weighted":
+            answer, votes = weighted_vote(answers, scores)
+        elif finished:
+            answer, votes = answers[best_of(answers, scores)], best_scores(answers, scores)
         cands = tuple(
             Candidate(
                 text=tree.text(n),
@@ -241,14 +238,14 @@ class _StepSearch:
             )
             for n, s in zip(finished, scores, strict=True)
         )
-        return Result(
-            answer=answer,
-            candidates=cands,
-            votes=votes,
-            usage=ctx.ledger.total(),
-            seconds=time.perf_counter() - t0,
-            strategy=self.name,
-            meta={
+        return make_result(
+            self.name,
+            ctx,
+            t0,
+            answer,
+            cands,
+            votes,
+            {
                 **meta,
                 "verifier": self.verifier,
                 "steps_scored": verifier.steps_scored,

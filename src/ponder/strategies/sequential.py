@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ponder.errors import ConfigError
-from ponder.strategies.base import Context, register
+from ponder.strategies.base import Context, make_candidates, make_result, register
 from ponder.strategies.voting import majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Result, Usage
 from ponder.verifiers.registry import make_scorer
@@ -52,26 +52,6 @@ def _check_sampling(temperature: float, top_p: float) -> None:
         raise ConfigError(f"temperature must be >= 0, got {temperature}")
     if not 0 < top_p <= 1:
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
-
-
-def _result(
-    name: str,
-    ctx: Context,
-    t0: float,
-    answer: str | None,
-    cands: Sequence[Candidate],
-    votes: dict[str, float],
-    meta: dict[str, Any],
-) -> Result:
-    return Result(
-        answer=answer,
-        candidates=tuple(cands),
-        votes=votes,
-        usage=ctx.ledger.total(),
-        seconds=time.perf_counter() - t0,
-        strategy=name,
-        meta=meta,
-    )
 
 
 @register("revise")
@@ -142,23 +122,15 @@ class Revise:
                 completions.append(completion)
                 placement.append((chain, depth))
 
-        answers = [ctx.extract(c.text) for c in completions]
         scores: list[float] | None = None
-        if scorer is None:
+        if scorer is not None:
+            scores = [s.value for s in await ctx.score(problem, completions, scorer)]
+        cands = make_candidates(ctx, completions, scores)
+        answers = [c.answer for c in cands]
+        if scores is None:
             answer, votes = majority_vote(answers)
         else:
-            scores = [s.value for s in await ctx.score(problem, completions, scorer)]
             answer, votes = weighted_vote(answers, scores)
-        cands = [
-            Candidate(
-                text=c.text,
-                answer=answers[i],
-                usage=c.usage,
-                score=None if scores is None else scores[i],
-                finish_reason=c.finish_reason,
-            )
-            for i, c in enumerate(completions)
-        ]
         meta: dict[str, Any] = {
             "select": self.select,
             "chains": [
@@ -167,7 +139,7 @@ class Revise:
             ],
             "attempts": [{"chain": c, "depth": d} for c, d in placement],
         }
-        return _result("revise", ctx, t0, answer, cands, votes, meta)
+        return make_result("revise", ctx, t0, answer, cands, votes, meta)
 
     def _revision_prompt(
         self, base: Sequence[Message], past: Sequence[Completion]
@@ -311,10 +283,10 @@ class BudgetForcing:
                 top_p=1.0 if greedy else self.top_p,
                 max_tokens=max_tokens,
                 messages=messages,
+                continuation=turn,
+                stop=stop,
             )
-            ((completion,),) = await ctx.generate(
-                [replace(request, continuation=turn, stop=stop)], label=label
-            )
+            ((completion,),) = await ctx.generate([request], label=label)
             usage = usage + completion.usage
             return completion
 
@@ -360,7 +332,7 @@ class BudgetForcing:
             "answer_tokens": answer_tokens,
         }
         votes = {answer: 1.0} if answer is not None else {}
-        return _result("budget_forcing", ctx, t0, answer, [cand], votes, meta)
+        return make_result("budget_forcing", ctx, t0, answer, [cand], votes, meta)
 
     def _extend(self, thinking: int, budget: int, waits: int) -> bool:
         """Whether an end of thinking after ``thinking`` tokens is replaced by a wait."""

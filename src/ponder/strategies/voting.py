@@ -47,3 +47,12 @@ def best_of(answers: Sequence[str | None], scores: Sequence[float]) -> int:
     if not scores:
         raise ValueError("best_of needs at least one candidate")
     return max(range(len(scores)), key=lambda i: (answers[i] is not None, scores[i], -i))
+
+
+def best_scores(answers: Sequence[str | None], scores: Sequence[float]) -> dict[str, float]:
+    """Each answer's best score: the tally best-of-n reports beside its pick."""
+    tally: dict[str, float] = {}
+    for a, s in zip(answers, scores, strict=True):
+        if a is not None:
+            tally[a] = max(tally.get(a, float("-inf")), s)
+    return tally

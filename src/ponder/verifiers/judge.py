@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ponder.errors import CapabilityMissing, ConfigError
 from ponder.types import Completion, GenRequest, Message, Problem, Score, TokenLogprob
-from ponder.verifiers.process import Path, ProcessVerifier
+from ponder.verifiers.process import Path, ProcessVerifier, new_prefixes, per_item
 from ponder.verifiers.steps import Aggregation, Segmentation
 
 if TYPE_CHECKING:
@@ -59,6 +59,17 @@ def p_yes(first: TokenLogprob) -> float:
     return 0.5 if total == 0 else mass["yes"] / total
 
 
+def _verdicts(outs: Sequence[Sequence[Completion]], who: str) -> list[float]:
+    """P(yes) of each one-token judge answer."""
+    verdicts = []
+    for out in outs:
+        lps = out[0].logprobs
+        if not lps:
+            raise CapabilityMissing(f"{who} needs logprobs; the engine returned none")
+        verdicts.append(p_yes(lps[0]))
+    return verdicts
+
+
 @dataclass(frozen=True)
 class JudgeScorer:
     """Outcome judge on the strategy's own engine (the same model judges itself)."""
@@ -89,13 +100,7 @@ class JudgeScorer:
             for c in completions
         ]
         outs = await ctx.generate(requests, kind="score", label="judge")
-        scores = []
-        for out in outs:
-            lps = out[0].logprobs
-            if not lps:
-                raise CapabilityMissing("the judge needs logprobs; the engine returned none")
-            scores.append(Score(p_yes(lps[0])))
-        return scores
+        return [Score(p) for p in _verdicts(outs, "the judge")]
 
 
 STEP_JUDGE_SYSTEM = (
@@ -176,28 +181,15 @@ class StepJudgeVerifier(ProcessVerifier):
         requests = [
             GenRequest(
                 messages=step_judge_messages(
-                    problem.question, path[: k + 1], max_solution_chars=self.max_solution_chars
+                    problem.question, prefix, max_solution_chars=self.max_solution_chars
                 ),
                 max_tokens=1,
                 temperature=0.0,
                 top_logprobs=self.top_logprobs,
             )
-            for path, start in items
-            for k in range(start, len(path))
+            for prefix in new_prefixes(items)
         ]
         if not requests:
             return [[] for _ in items]
         outs = await ctx.generate(requests, kind="score", label="judge:step")
-        flat: list[float] = []
-        for out in outs:
-            lps = out[0].logprobs
-            if not lps:
-                raise CapabilityMissing("the step judge needs logprobs; the engine returned none")
-            flat.append(p_yes(lps[0]))
-        scores: list[list[float]] = []
-        at = 0
-        for path, start in items:
-            n = len(path) - start
-            scores.append(flat[at : at + n])
-            at += n
-        return scores
+        return per_item(items, _verdicts(outs, "the step judge"))

@@ -45,7 +45,7 @@ from ponder.errors import CapabilityMissing, ConfigError, EngineError
 from ponder.tasks.base import Task
 from ponder.types import GenRequest, Problem, Usage
 from ponder.verifiers.process import Path as StepPath
-from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.process import ProcessVerifier, new_prefixes, per_item
 from ponder.verifiers.steps import Aggregation, Segmentation, check_segmentation, join_steps
 
 if TYPE_CHECKING:
@@ -250,25 +250,15 @@ class ProbeVerifier(ProcessVerifier):
         self, problem: Problem, items: Sequence[tuple[StepPath, int]], ctx: Context
     ) -> list[list[float]]:
         self.check_engine(ctx.engine)
-        requests: list[GenRequest] = []
-        counts: list[int] = []
-        for path, start in items:
-            # prefixes of one path in increasing length, so an engine that keeps a
-            # slot's KV cache extends the previous prefix instead of prefilling anew
-            for k in range(start, len(path)):
-                requests.append(prefix_request(ctx.task, problem, path[: k + 1], self.segmentation))
-            counts.append(len(path) - start)
+        requests = [
+            prefix_request(ctx.task, problem, prefix, self.segmentation)
+            for prefix in new_prefixes(items)
+        ]
         if not requests:
             return [[] for _ in items]
         features = await embed_requests(ctx.engine, requests, ctx.ledger, label=self.name)
         self._check_dim(features, ctx.engine)
-        probs = self.probability(features).tolist()
-        out: list[list[float]] = []
-        at = 0
-        for count in counts:
-            out.append([float(p) for p in probs[at : at + count]])
-            at += count
-        return out
+        return per_item(items, self.probability(features).tolist())
 
     # -- files -----------------------------------------------------------------------
 

@@ -298,15 +298,9 @@ async def mc_step_labels(
             )
             for text in todo
         ]
-        ledger.check(sum(r.n * r.max_tokens for r in requests), calls=len(requests))
-        t0 = time.perf_counter()
-        outs = await engine.generate(requests)
-        ledger.record(
-            "generate",
-            sum((c.usage for comps in outs for c in comps), Usage()),
-            time.perf_counter() - t0,
-            "mc-labels",
-        )
+        from ponder.strategies.base import Context  # budget-checked and on the ledger
+
+        outs = await Context(engine, task, ledger).generate(requests, label="mc-labels")
         for text, comps in zip(todo, outs, strict=True):
             reached = any(task.is_correct(task.extract(text + c.text), problem) for c in comps)
             known[text] = 1.0 if reached else 0.0

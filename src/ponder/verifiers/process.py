@@ -34,6 +34,23 @@ if TYPE_CHECKING:
 Path = tuple[str, ...]
 
 
+def new_prefixes(items: Sequence[tuple[Path, int]]) -> list[Path]:
+    """Every prefix ``_score_from`` must score, path by path and shortest first (so an
+    engine that keeps a prefix's KV cells extends it for the next one)."""
+    return [path[: k + 1] for path, start in items for k in range(start, len(path))]
+
+
+def per_item(items: Sequence[tuple[Path, int]], flat: Sequence[float]) -> list[list[float]]:
+    """Scores of :func:`new_prefixes`, in that order, back as one list per item."""
+    out: list[list[float]] = []
+    at = 0
+    for path, start in items:
+        n = len(path) - start
+        out.append([float(x) for x in flat[at : at + n]])
+        at += n
+    return out
+
+
 class ProcessVerifier(ABC):
     """Step-level scores with a per-(question, prefix) cache; see the module doc."""
 
