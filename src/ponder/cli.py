@@ -123,7 +123,9 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="any other strategy field (see `ponder strategies`), e.g. -o max_steps=12",
     )
-    g.add_argument("--max-tokens", type=int, default=512, help="tokens per sample (default 512)")
+    g.add_argument(
+        "--max-tokens", type=int, help="tokens per sample (default 512; with --replay the bank's)"
+    )
     g.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
 
@@ -215,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=4, help="problems in flight at once (default 4)"
     )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument(
+        "--replay",
+        metavar="BANK.db",
+        help="serve the strategy's samples from this eval store's recorded ones (a "
+        "majority/best_of_n run); only scoring, search steps and revisions generate",
+    )
     _add_engine_args(ev)
     _add_strategy_args(ev)
 
@@ -251,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 engine=engine,
                 strategy=args.strategy,
                 options=_strategy_options(args),
-                max_tokens=args.max_tokens,
+                max_tokens=args.max_tokens or 512,
                 seed=args.seed,
             )
         finally:
@@ -298,9 +306,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     task = make_task(args.task, data=args.data, **_jsonl_fields(args.task, args))
     problems = task.load(args.limit)
-    strategy = make_strategy(args.strategy, _strategy_options(args))
+    options = _strategy_options(args)
+    bank = None
+    if args.replay:
+        from ponder.engines.replay import SampleBank
+
+        bank = SampleBank.from_store(args.replay)
+        # a replayed sample is one drawn as the bank's were
+        options.setdefault("temperature", bank.temperature)
+        options.setdefault("top_p", bank.top_p)
+        if args.max_tokens is None:
+            args.max_tokens = bank.max_tokens
+    if args.max_tokens is None:
+        args.max_tokens = 512
+    strategy = make_strategy(args.strategy, options)
     store = RunStore(Path(args.out))
     engine = _engine(args)
+    extra: dict[str, Any] | None = None
+    if bank is not None:
+        from ponder.engines.replay import ReplayEngine
+
+        engine = ReplayEngine(bank, task, inner=engine)
+        engine.check_problems(problems)
+        extra = {"replay": bank.describe()}
 
     async def go() -> Any:
         try:
@@ -314,12 +342,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 max_tokens=args.max_tokens,
                 seed=args.seed,
                 progress=not args.no_progress,
+                config_extra=extra,
             )
         finally:
             await engine.aclose()
 
     summary = asyncio.run(go())
     print(summary)
+    if bank is not None:
+        st = engine.stats
+        print(
+            f"replay: {st.served} samples served from {bank.source}; "
+            f"{st.generated_requests} requests generated anew "
+            f"({st.generated_usage.total_tokens} tokens)"
+        )
     return 0
 
 

@@ -225,3 +225,15 @@ def test_a_thousand_bootstraps_take_well_under_a_second(method: str) -> None:
     elapsed = time.perf_counter() - t0
     assert len(curve) == 8
     assert elapsed < 1.0, f"{method}: {elapsed:.2f}s"
+
+
+def test_scoring_tokens_are_spread_over_the_samples() -> None:
+    # 4 samples, native n: prompt 10 once, 1+2+3+4 generated; a verifier spent 40 more
+    base = rec(["A", "B", "A", "B"], scores=[0.9, 0.1, 0.8, 0.2], completion=[1, 2, 3, 4])
+    scored = Record(**{**base.__dict__, "usage": base.usage + Usage(prompt_tokens=40)})
+    curve = scaling_curve([scored], "best_of_n", permute=False, bootstrap=0)
+    assert [p.tokens for p in curve] == [11 + 10, 13 + 20, 16 + 30, 20 + 40]
+    # the full-n point costs exactly what the record cost
+    assert curve[-1].tokens == scored.usage.total_tokens
+    # majority records have no scoring part
+    assert [p.tokens for p in scaling_curve([base], permute=False)] == [11, 13, 16, 20]

@@ -153,3 +153,9 @@ def test_bad_inputs(tmp_path: Path) -> None:
 def test_run_label() -> None:
     assert run_label(config("majority", n=8)) == "majority n=8 · tiny-model"
     assert run_label({}) == "? · ?"
+    assert run_label(config("best_of_n", n=4, scorer="judge")) == "best_of_n n=4 judge · tiny-model"
+    probe = config("beam_search", n=4, verifier="probe:runs/x/probe.npz")
+    assert run_label(probe) == "beam_search n=4 probe:probe.npz · tiny-model"
+    assert run_label(config("revise", n=4, scorer="logprob")) == "revise n=4 · tiny-model"
+    replayed = {**config("majority", n=2), "extra": {"replay": {"source": "bank.db"}}}
+    assert run_label(replayed) == "majority n=2 (replay) · tiny-model"

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ponder.types import Completion, GenRequest, Usage
+from ponder.types import Completion, GenRequest, Problem, Usage
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,17 @@ class Engine(Protocol):
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PerProblemEngine(Protocol):
+    """An engine that keeps state per problem run (the replay engine's cursor).
+
+    The eval runner calls ``for_problem`` once per problem run and gives the strategy
+    the engine it returns.
+    """
+
+    def for_problem(self, problem: Problem) -> Engine: ...
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,10 @@ Definitions (all per problem, then averaged over problems):
   since that is the prefill of a run that asks for n: with a native-``n`` engine the
   prompt is prefilled once (the siblings show it as cached), without one it is
   prefilled n times. The generated part is the completion tokens of the n samples
-  used (in the order used). Both are nondecreasing in n.
+  used (in the order used). The scoring part (verifier or judge tokens, for the scored
+  methods) is the record's tokens beyond its samples' own, ``usage.total_tokens``
+  minus the candidates' tokens, spread evenly over its N samples, so a run at n pays
+  n/N of it. All three are nondecreasing in n.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ class _Samples:
     answer_correct: BoolArray  # (problems, N): is answer id k correct
     prompt_cum: FloatArray  # (problems, N): prompt tokens of the first n+1 in stored order
     completion: FloatArray
+    scoring: FloatArray  # (problems,): scoring tokens per sample
 
 
 def _samples(records: Sequence[Record], method: Method) -> _Samples:
@@ -147,7 +151,10 @@ def _samples(records: Sequence[Record], method: Method) -> _Samples:
     answer_correct = np.zeros((p, n_all), dtype=np.bool_)
     prompt = np.zeros((p, n_all), dtype=np.float64)
     completion = np.zeros((p, n_all), dtype=np.float64)
+    scoring = np.zeros(p, dtype=np.float64)
     for i, r in enumerate(ok):
+        own = sum(c.usage.total_tokens for c in r.candidates)
+        scoring[i] = max(0, r.usage.total_tokens - own) / len(r.candidates)
         ids: dict[str, int] = {}
         for j, c in enumerate(r.candidates[:n_all]):
             prompt[i, j] = c.usage.prompt_tokens
@@ -168,7 +175,7 @@ def _samples(records: Sequence[Record], method: Method) -> _Samples:
                     f"problem {r.problem_id!r}: answer {c.answer!r} is not graded in answer_correct"
                 )
             answer_correct[i, k] = r.answer_correct[c.answer]
-    return _Samples(answer, weight, answer_correct, np.cumsum(prompt, axis=1), completion)
+    return _Samples(answer, weight, answer_correct, np.cumsum(prompt, axis=1), completion, scoring)
 
 
 def _correct_by_n(
@@ -235,7 +242,8 @@ def _replicate(
     weight = np.take_along_axis(s.weight[rows], order, axis=-1)
     correct = _correct_by_n(answer, weight, s.answer_correct[rows], method)
     completion = np.cumsum(np.take_along_axis(s.completion[rows], order, axis=-1), axis=-1)
-    tokens = s.prompt_cum[rows] + completion
+    scored = s.scoring[rows][..., None] * np.arange(1, completion.shape[-1] + 1)
+    tokens = s.prompt_cum[rows] + completion + scored
     return correct.mean(axis=1), tokens.mean(axis=1), completion.mean(axis=1)
 
 

@@ -67,13 +67,22 @@ class RunReport:
 
 
 def run_label(config: dict[str, Any]) -> str:
-    """``strategy n=N · model`` from a stored configuration."""
+    """``strategy n=N [scorer] · model`` from a stored configuration; a replayed run
+    says so."""
     strategy = config.get("strategy") or {}
     name = str(strategy.get("name", "?")) if isinstance(strategy, dict) else "?"
     options = strategy.get("options") if isinstance(strategy, dict) else None
-    n = options.get("n") if isinstance(options, dict) else None
-    parts = [name if n is None else f"{name} n={n}", str(config.get("model", "?"))]
-    return " · ".join(parts)
+    options = options if isinstance(options, dict) else {}
+    head = name if options.get("n") is None else f"{name} n={options['n']}"
+    judge = options.get("verifier") or options.get("scorer")
+    if judge and (name != "revise" or options.get("select") == "verifier"):
+        kind, _, arg = str(judge).partition(":")
+        # a probe's path is long; its file name tells runs apart
+        head += f" {kind}:{Path(arg).name}" if kind == "probe" else f" {judge}"
+    extra = config.get("extra")
+    if isinstance(extra, dict) and "replay" in extra:
+        head += " (replay)"
+    return " · ".join([head, str(config.get("model", "?"))])
 
 
 def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> RunReport:

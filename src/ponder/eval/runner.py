@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 import ponder
 from ponder.budget import Ledger
-from ponder.engines.base import Engine
+from ponder.engines.base import Engine, PerProblemEngine
 from ponder.errors import ConfigError, EngineError
 from ponder.eval.curves import wilson_interval
 from ponder.eval.store import Record, RunStore
@@ -213,6 +213,8 @@ async def _solve(
     max_tokens: int,
     seed: int,
 ) -> tuple[Record, Exception | None]:
+    if isinstance(engine, PerProblemEngine):
+        engine = engine.for_problem(problem)
     ctx = Context(
         engine=engine,
         task=task,

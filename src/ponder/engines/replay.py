@@ -1,0 +1,269 @@
+"""Replay: serve a strategy's samples from a bank of recorded ones.
+
+An eval store of an independent-sampling run (``majority``, ``best_of_n``, ...) holds,
+per problem, N samples drawn from the task's prompt at one temperature. A strategy
+that asks for samples of that prompt, at those settings, can be given the recorded
+ones instead of new ones: the answer it reaches is the one it would have reached had
+the engine drawn those samples, and sweeps over N, verifiers or stopping rules cost
+no new generation.
+
+Rules, so that nothing is faked:
+
+- A request is served from the bank only when it is a plain sample of the problem's
+  prompt: the task's messages, no ``continuation``, no stop strings, and the bank's
+  temperature, top_p, top_k and max_tokens. Samples are handed out in stored order,
+  each once per problem run (``ReplayEngine.for_problem`` starts a run).
+- A request of that shape with other settings, one that wants logprobs (the bank has
+  none), or one past the last recorded sample raises ``ReplayMiss``.
+- Any other request (a judge's prompt, a search step's continuation, a revision) is
+  new generation: it goes to the ``inner`` engine and is counted as generated, or
+  raises ``ReplayMiss`` when there is none.
+- Cost: a served sample carries its recorded completion tokens. The prompt is charged
+  once per request, as the bank's recorded prompt cost (what a native-``n`` engine
+  prefills for a new request); the other samples of the request show it as cached.
+  Wall time is not replayed: a replay run's seconds count only new work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ponder.engines.base import Capabilities, Embedder, Embedding, Engine
+from ponder.errors import CapabilityMissing, ConfigError
+from ponder.tasks.base import Task
+from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Usage
+
+__all__ = ["ReplayEngine", "ReplayMiss", "SampleBank"]
+
+
+class ReplayMiss(CapabilityMissing):
+    """A request the bank cannot serve and no engine may generate for."""
+
+
+@dataclass(frozen=True)
+class SampleBank:
+    """Recorded samples per problem id, and the settings they were drawn with."""
+
+    samples: Mapping[str, tuple[Candidate, ...]]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    model: str
+    source: str = ""
+    top_k: int = 0
+
+    @classmethod
+    def from_store(cls, path: str | Path) -> SampleBank:
+        """The finished records of an eval store whose strategy sampled the task's
+        prompt independently (its options name ``n`` and ``temperature``)."""
+        from ponder.eval.store import RunStore
+
+        if not Path(path).exists():
+            raise ConfigError(f"replay bank {path} does not exist")
+        with RunStore(path, create=False) as store:
+            config = store.config() or {}
+            records = store.records(include_errors=False)
+        strategy = config.get("strategy")
+        options = strategy.get("options") if isinstance(strategy, dict) else None
+        name = strategy.get("name") if isinstance(strategy, dict) else None
+        if not isinstance(options, dict) or name not in _INDEPENDENT:
+            raise ConfigError(
+                f"replay bank {path} holds a {name!r} run; a bank must come from a run "
+                f"that samples independently ({', '.join(sorted(_INDEPENDENT))})"
+            )
+        if not records:
+            raise ConfigError(f"replay bank {path} has no finished records")
+        return cls(
+            samples={r.problem_id: tuple(r.candidates) for r in records},
+            temperature=float(options.get("temperature", 0.0)),
+            top_p=float(options.get("top_p", 1.0)),
+            max_tokens=int(config.get("max_tokens", 0)),
+            model=str(config.get("model", "?")),
+            source=str(path),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What a store records about the bank a replay run drew from."""
+        return {
+            "source": self.source,
+            "model": self.model,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "problems": len(self.samples),
+            "samples": min((len(s) for s in self.samples.values()), default=0),
+        }
+
+
+_INDEPENDENT = frozenset({"majority", "best_of_n", "weighted_majority"})
+
+
+@dataclass
+class ReplayStats:
+    """What a replay engine served and what it had generated anew."""
+
+    served: int = 0
+    generated_requests: int = 0
+    generated_usage: Usage = field(default_factory=Usage)
+
+
+class ReplayEngine:
+    """An engine over a ``SampleBank``; see the module docstring for the rules.
+
+    Call ``for_problem(problem)`` for each problem run (the eval runner does): the
+    returned view serves that problem's samples from the first. ``task`` renders the
+    prompt a plain sample must match. ``inner`` generates whatever is not a plain
+    sample; without it such requests raise ``ReplayMiss``.
+    """
+
+    def __init__(self, bank: SampleBank, task: Task, inner: Engine | None = None) -> None:
+        self.bank = bank
+        self.task = task
+        self.inner = inner
+        self.stats = ReplayStats()
+
+    @property
+    def name(self) -> str:
+        return self.bank.model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self.inner is None:
+            return Capabilities(native_n=True)
+        return self.inner.capabilities
+
+    def check_problems(self, problems: Sequence[Problem]) -> None:
+        """Raise ``ConfigError`` naming the problems the bank has no samples for."""
+        missing = [p.id for p in problems if p.id not in self.bank.samples]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise ConfigError(
+                f"replay bank {self.bank.source or '(in memory)'} has no samples for "
+                f"{len(missing)} of the {len(problems)} problems ({shown}); run the "
+                "bank's eval on them first or pass fewer problems"
+            )
+
+    def for_problem(self, problem: Problem) -> _ProblemReplay:
+        return _ProblemReplay(self, problem)
+
+    async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        # outside a problem run nothing can be matched to a bank entry
+        return await self._forward(requests)
+
+    async def _forward(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        if not requests:
+            return []
+        if self.inner is None:
+            raise ReplayMiss(
+                "this request is not a plain sample of a problem's prompt, so it needs "
+                "new generation, and this replay has no model to generate with"
+            )
+        out = await self.inner.generate(requests)
+        self.stats.generated_requests += len(requests)
+        self.stats.generated_usage += sum((c.usage for cs in out for c in cs), start=Usage())
+        return out
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
+        if not isinstance(self.inner, Embedder) or not self.capabilities.embeddings:
+            raise ReplayMiss("embeddings need a model; this replay has none that embeds")
+        return await self.inner.embed(requests)
+
+    async def aclose(self) -> None:
+        if self.inner is not None:
+            await self.inner.aclose()
+
+
+class _ProblemReplay:
+    """One problem run over a replay engine: a cursor into the problem's samples."""
+
+    def __init__(self, parent: ReplayEngine, problem: Problem) -> None:
+        self._parent = parent
+        self._problem = problem
+        self._messages: tuple[Message, ...] = tuple(parent.task.messages(problem))
+        self._next = 0
+
+    @property
+    def name(self) -> str:
+        return self._parent.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._parent.capabilities
+
+    def _is_sample(self, r: GenRequest) -> bool:
+        return r.messages == self._messages and not r.continuation and not r.stop
+
+    def _check(self, r: GenRequest) -> None:
+        bank = self._parent.bank
+        wanted = {
+            "temperature": (r.temperature, bank.temperature),
+            "top_p": (r.top_p, bank.top_p),
+            "top_k": (r.top_k, bank.top_k),
+            "max_tokens": (r.max_tokens, bank.max_tokens),
+        }
+        off = [
+            f"{k}={got} (bank: {have})"
+            for k, (got, have) in wanted.items()
+            if not math.isclose(float(got), float(have))
+        ]
+        if off:
+            raise ReplayMiss(
+                f"problem {self._problem.id!r}: the strategy samples with "
+                f"{', '.join(off)}; replay serves only samples drawn as the bank's were"
+            )
+        if r.wants_logprobs:
+            raise ReplayMiss(
+                "the strategy or its scorer needs token logprobs, which recorded samples "
+                "do not have; use a scorer that does not need them"
+            )
+
+    def _serve(self, r: GenRequest) -> list[Completion]:
+        self._check(r)
+        recorded = self._parent.bank.samples.get(self._problem.id)
+        if recorded is None:
+            raise ReplayMiss(f"the replay bank has no samples for problem {self._problem.id!r}")
+        if self._next + r.n > len(recorded):
+            raise ReplayMiss(
+                f"problem {self._problem.id!r}: the strategy asked for "
+                f"{self._next + r.n} samples in all but the bank recorded {len(recorded)}"
+            )
+        taken = recorded[self._next : self._next + r.n]
+        self._next += r.n
+        prompt = max(c.usage.prompt_tokens + c.usage.cached_tokens for c in recorded)
+        out = []
+        for i, c in enumerate(taken):
+            usage = Usage(
+                prompt_tokens=prompt if i == 0 else 0,
+                cached_tokens=0 if i == 0 else prompt,
+                completion_tokens=c.usage.completion_tokens,
+                calls=1 if i == 0 else 0,
+            )
+            finish: Literal["stop", "length"] = "length" if c.finish_reason == "length" else "stop"
+            out.append(Completion(text=c.text, finish_reason=finish, usage=usage))
+        self._parent.stats.served += len(out)
+        return out
+
+    async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        out: list[list[Completion] | None] = [None] * len(requests)
+        forward: list[int] = []
+        for i, r in enumerate(requests):
+            if self._is_sample(r):
+                out[i] = self._serve(r)
+            else:
+                forward.append(i)
+        if forward:
+            made = await self._parent._forward([requests[i] for i in forward])
+            for i, comps in zip(forward, made, strict=True):
+                out[i] = comps
+        return [comps for comps in out if comps is not None]
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
+        return await self._parent.embed(requests)
+
+    async def aclose(self) -> None:
+        # the parent owns the inner engine
+        return None
