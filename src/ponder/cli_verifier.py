@@ -36,6 +36,10 @@ TRAIN_EPILOG = """what it does:
   L2-regularised logistic regression is fitted on the training side and its AUC is
   measured on the held-out side. The probe file records the held-out problem ids for
   `ponder verifier eval --heldout-of`.
+  --folds K cross-fits instead: problems are dealt into K folds, each fold is scored by
+  a model fitted on the others (AUC over every rollout), and the probe keeps the fold
+  models, scoring each training problem with the one that never saw it. So the same
+  eval store can train the probe and then be ranked or searched with it.
 
 example (rollouts from the train split, so the test problems stay unseen):
   ponder eval --task gsm8k --data train.jsonl --limit 100 --strategy majority --n 4 \\
@@ -112,8 +116,14 @@ def add_verifier_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument(
         "--heldout",
         type=float,
-        default=0.3,
-        help="fraction of problems held out for the AUC, never trained on (default 0.3)",
+        help="fraction of problems held out for the AUC, never trained on (default 0.3; "
+        "0 with --folds)",
+    )
+    g.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="cross-fit with K folds by problem instead of holding problems out",
     )
     g.add_argument("--seed", type=int, default=0, help="split and sampling seed (default 0)")
     g.add_argument(
@@ -299,7 +309,8 @@ def _train(args: argparse.Namespace) -> int:
                 labels=labels,
                 segmentation=args.segmentation,
                 aggregation=args.aggregation,
-                heldout=args.heldout,
+                heldout=(0.0 if args.folds else 0.3) if args.heldout is None else args.heldout,
+                folds=args.folds,
                 seed=args.seed,
                 max_prefixes=args.max_prefixes,
                 l2=l2,  # type: ignore[arg-type]  # "auto" or a float, checked above
@@ -317,7 +328,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"probe": str(path), **report.to_dict()}, indent=2))
         return 0
-    n_problems = report.train_problems + report.heldout_problems
+    n_problems = len({r.problem.id for r in rollouts})
     correct = sum(r.correct for r in rollouts)
     for note in report.notes:
         print(f"note: {note}")
@@ -330,8 +341,9 @@ def _train(args: argparse.Namespace) -> int:
         f"{report.train_examples} prefixes ({_pct(report.train_positive, report.train_examples)}"
         " labelled right)"
     )
+    side = f"cross-fitted ({args.folds} folds)" if args.folds else "held out"
     print(
-        f"held out: {report.heldout_problems} problems, {report.heldout_rollouts} rollouts "
+        f"{side}: {report.heldout_problems} problems, {report.heldout_rollouts} rollouts "
         f"({report.heldout_rollouts_correct} correct), {report.heldout_examples} prefixes "
         f"({_pct(report.heldout_positive, report.heldout_examples)} labelled right)"
     )
@@ -340,7 +352,7 @@ def _train(args: argparse.Namespace) -> int:
     how = "chosen by cross-validation" if args.l2 == "auto" else "given"
     print(f"l2: {report.l2:g} ({how}); fit in {report.fit_seconds:.1f} s")
     print(
-        f"AUC: train {_auc(report.train_auc)}; held out: step {_auc(report.heldout_step_auc)}, "
+        f"AUC: train {_auc(report.train_auc)}; {side}: step {_auc(report.heldout_step_auc)}, "
         f"outcome {_auc(report.heldout_outcome_auc)} (aggregation {args.aggregation})"
     )
     print(f"wrote {path}")

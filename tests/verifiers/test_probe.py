@@ -631,3 +631,90 @@ def test_cli_rejects_bad_settings(tmp_path, monkeypatch):
     args = parser().parse_args(["verifier", "eval", str(store), "--verifier", "judge"])
     with pytest.raises(ConfigError, match="toy"):  # the store's task is not a known task
         run_verifier(args)
+
+
+# -- cross-fitting -----------------------------------------------------------------------
+
+
+async def test_cross_fitting_scores_every_problem_with_a_fold_that_never_saw_it(tmp_path):
+    rollouts = toy_rollouts(tmp_path)
+    report = await train_probe(
+        rollouts, task=ToyTask(), engine=engine_with(separable), heldout=0.0, folds=3
+    )
+    probe = report.probe
+    problems = {r.problem.id for r in rollouts}
+    assert report.heldout_problems == len(problems) == 30
+    assert report.heldout_rollouts == len(rollouts)
+    assert report.heldout_outcome_auc > 0.99
+    # the folds partition the problems; every problem counts as unseen
+    assert len(probe.folds) == 3
+    assert set().union(*(f.problem_ids for f in probe.folds)) == problems
+    assert sum(len(f.problem_ids) for f in probe.folds) == 30
+    assert set(probe.heldout_ids) == problems
+    x = np.random.default_rng(1).normal(size=(4, DIM))
+    for fold in probe.folds:
+        pid = sorted(fold.problem_ids)[0]
+        assert np.array_equal(probe.probability(x, pid), fold.probability(x))
+        assert not np.allclose(probe.probability(x, pid), probe.probability(x))
+    # a problem outside every fold gets the model fitted on all of them
+    assert np.array_equal(probe.probability(x, "unseen"), probe.probability(x))
+
+    # saved and loaded, it still scores each problem with its own fold
+    path = probe.save(tmp_path / "cross.npz")
+    loaded = ProbeVerifier.load(path)
+    assert [f.problem_ids for f in loaded.folds] == [f.problem_ids for f in probe.folds]
+    pid = sorted(probe.folds[1].problem_ids)[0]
+    assert np.array_equal(loaded.probability(x, pid), probe.probability(x, pid))
+    with np.load(path) as data:
+        assert json.loads(str(data["meta"]))["version"] == 2
+
+
+async def test_cross_fitted_auc_on_uninformative_features_is_near_chance(tmp_path):
+    rollouts = toy_rollouts(tmp_path, problems=60)
+    report = await train_probe(
+        rollouts, task=ToyTask(), engine=engine_with(random_features), heldout=0.0, folds=4,
+        l2=1e-4,
+    )  # fmt: skip
+    # out of fold there is nothing to find, even when the full fit memorises its data
+    assert 0.35 < report.heldout_outcome_auc < 0.65
+    assert report.train_auc > report.heldout_outcome_auc
+
+
+async def test_cross_fitting_options_are_checked(tmp_path):
+    rollouts = toy_rollouts(tmp_path, problems=4)
+    engine = engine_with(separable)
+    with pytest.raises(ConfigError, match="at least 2"):
+        await train_probe(rollouts, task=ToyTask(), engine=engine, heldout=0.0, folds=1)
+    with pytest.raises(ConfigError, match="set heldout to 0"):
+        await train_probe(rollouts, task=ToyTask(), engine=engine, heldout=0.3, folds=2)
+    with pytest.raises(ConfigError, match="5 folds need at least 5 problems"):
+        await train_probe(rollouts, task=ToyTask(), engine=engine, heldout=0.0, folds=5)
+    probe = (await train_probe(rollouts, task=ToyTask(), engine=engine, heldout=0.0, folds=2)).probe
+    a, b = probe.folds
+    twice = type(a)(a.weights, a.bias, a.mean, a.std, a.problem_ids | b.problem_ids)
+    with pytest.raises(ConfigError, match="is in probe folds"):
+        ProbeVerifier(probe.weights, probe.bias, probe.mean, probe.std, model="m", folds=[twice, b])
+    # a plain probe stays readable by older readers
+    with np.load(small_probe().save(tmp_path / "plain.npz")) as data:
+        assert json.loads(str(data["meta"]))["version"] == 1
+
+
+def test_cli_train_cross_fits_with_folds(tmp_path, monkeypatch, capsys):
+    import ponder.cli
+    import ponder.tasks.registry as registry
+    from ponder.cli_verifier import run_verifier
+
+    monkeypatch.setattr(
+        ponder.cli, "_engine", lambda args: ScriptedEngine(judge_says, embedder=separable)
+    )
+    monkeypatch.setitem(registry._FACTORIES, "toy", (lambda data, **kw: ToyTask(), ToyTask))
+    store = write_store(tmp_path / "run.db")
+    out = tmp_path / "probe.npz"
+    args = parser().parse_args(
+        ["verifier", "train", str(store), "--out", str(out), "--no-progress", "--folds", "3"]
+    )
+    assert run_verifier(args) == 0
+    text = capsys.readouterr().out
+    assert "cross-fitted (3 folds): 30 problems, 180 rollouts" in text
+    assert "rollouts: 180 of 30 problems" in text
+    assert len(ProbeVerifier.load(out).folds) == 3

@@ -22,6 +22,15 @@ Files are ``.npz`` archives read with ``allow_pickle=False``: the arrays ``weigh
 model, the embedding size and what training recorded (labels, counts, held-out AUC and
 the held-out problem ids, so an evaluation can use exactly the rollouts the probe never
 saw).
+
+A *cross-fitted* probe (``ponder verifier train --folds K``) also holds K fold models,
+fold k fitted on every training problem outside fold k. It scores a problem of fold k
+with fold k's model, so every training problem is scored by a model that never saw it,
+and any other problem with the model fitted on all of them. That lets one set of
+rollouts both train the probe and be searched or ranked with it, honestly. Such files
+are format version 2 (older readers refuse them rather than misuse them); they add the
+arrays ``fold_weights``, ``fold_bias``, ``fold_mean``, ``fold_std`` (one row per fold)
+and list each fold's problem ids in ``meta["folds"]``.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROBE_FORMAT",
+    "FoldModel",
     "ModelCheck",
     "ProbeModelMismatch",
     "ProbeVerifier",
@@ -62,7 +73,8 @@ __all__ = [
 ]
 
 PROBE_FORMAT = "ponder-probe"
-PROBE_VERSION = 1
+PROBE_VERSION = 2
+_FOLD_ARRAYS = ("fold_weights", "fold_bias", "fold_mean", "fold_std")
 
 ModelCheck = Literal["error", "warn", "ignore"]
 MODEL_CHECKS: tuple[str, ...] = ("error", "warn", "ignore")
@@ -142,6 +154,21 @@ def _vector(value: Any, name: str) -> FloatArray:
     return arr
 
 
+@dataclass(frozen=True)
+class FoldModel:
+    """One fold of a cross-fitted probe: a linear read-out fitted without the problems
+    in ``problem_ids``, which it is the one to score."""
+
+    weights: FloatArray
+    bias: float
+    mean: FloatArray
+    std: FloatArray
+    problem_ids: frozenset[str]
+
+    def probability(self, x: FloatArray) -> FloatArray:
+        return _sigmoid(((x - self.mean) / self.std) @ self.weights + self.bias)
+
+
 class ProbeVerifier(ProcessVerifier):
     """A trained linear probe on hidden states; see the module doc.
 
@@ -151,7 +178,7 @@ class ProbeVerifier(ProcessVerifier):
     recorded (kept in the file, shown by ``meta``). ``model_check`` decides what a
     different engine name does: ``"error"`` (``ConfigError``), ``"warn"``
     (:class:`ProbeModelMismatch`) or ``"ignore"``. A different embedding size is always
-    a ``ConfigError``.
+    a ``ConfigError``. ``folds`` makes it cross-fitted (see the module doc).
     """
 
     def __init__(
@@ -166,6 +193,7 @@ class ProbeVerifier(ProcessVerifier):
         aggregation: Aggregation = "last",
         meta: Mapping[str, Any] | None = None,
         model_check: ModelCheck = "error",
+        folds: Sequence[FoldModel] = (),
     ) -> None:
         super().__init__(segmentation, aggregation)
         self.weights = _vector(weights, "weights")
@@ -189,6 +217,19 @@ class ProbeVerifier(ProcessVerifier):
         self.model_check: ModelCheck = model_check
         self.meta: dict[str, Any] = dict(meta or {})
         self._accepted_models: set[str] = set()
+        self.folds = tuple(folds)
+        self._fold_of: dict[str, int] = {}
+        for k, fold in enumerate(self.folds):
+            if fold.weights.shape != self.weights.shape or fold.mean.shape != self.mean.shape:
+                raise ConfigError(f"probe fold {k} does not match the embedding size {self.dim}")
+            if np.any(fold.std <= 0) or not np.isfinite(fold.bias):
+                raise ConfigError(f"probe fold {k} has a non-positive std or a non-finite bias")
+            for pid in fold.problem_ids:
+                if pid in self._fold_of:
+                    raise ConfigError(
+                        f"problem {pid!r} is in probe folds {self._fold_of[pid]} and {k}"
+                    )
+                self._fold_of[pid] = k
 
     @property
     def name(self) -> str:
@@ -201,22 +242,27 @@ class ProbeVerifier(ProcessVerifier):
 
     @property
     def heldout_ids(self) -> tuple[str, ...]:
-        """Problem ids training kept out of the fit (empty when it kept none)."""
+        """Problem ids this probe scores with a model that never saw them in training:
+        the held-out ones, and for a cross-fitted probe every training problem too."""
         heldout = self.meta.get("heldout", {})
         ids = heldout.get("problem_ids", []) if isinstance(heldout, Mapping) else []
-        return tuple(str(i) for i in ids)
+        return tuple(sorted({str(i) for i in ids} | set(self._fold_of)))
 
     # -- scoring ---------------------------------------------------------------------
 
-    def probability(self, features: npt.ArrayLike) -> FloatArray:
+    def probability(self, features: npt.ArrayLike, problem_id: str | None = None) -> FloatArray:
         """P(correct) for each row of ``features``, shape ``(n,)`` (a ``(dim,)`` vector
-        counts as one row)."""
+        counts as one row). A cross-fitted probe scores a training problem's features
+        (``problem_id``) with the fold model that never saw that problem."""
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ConfigError(
                 f"this probe reads embeddings of size {self.dim} (model {self.model}); "
                 f"got features of shape {np.asarray(features).shape}"
             )
+        fold = self._fold_of.get(problem_id) if problem_id is not None else None
+        if fold is not None:
+            return self.folds[fold].probability(x)
         return _sigmoid(((x - self.mean) / self.std) @ self.weights + self.bias)
 
     def check_engine(self, engine: Engine) -> Embedder:
@@ -258,7 +304,7 @@ class ProbeVerifier(ProcessVerifier):
             return [[] for _ in items]
         features = await embed_requests(ctx.engine, requests, ctx.ledger, label=self.name)
         self._check_dim(features, ctx.engine)
-        return per_item(items, self.probability(features).tolist())
+        return per_item(items, self.probability(features, problem.id).tolist())
 
     # -- files -----------------------------------------------------------------------
 
@@ -268,7 +314,8 @@ class ProbeVerifier(ProcessVerifier):
         meta = {
             **self.meta,
             "format": PROBE_FORMAT,
-            "version": PROBE_VERSION,
+            # only cross-fitted files need a reader that knows folds
+            "version": PROBE_VERSION if self.folds else 1,
             "model": self.model,
             "dim": self.dim,
             "segmentation": self.segmentation,
@@ -278,6 +325,15 @@ class ProbeVerifier(ProcessVerifier):
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
+                folds: dict[str, Any] = {}
+                if self.folds:
+                    meta["folds"] = [sorted(f.problem_ids) for f in self.folds]
+                    folds = {
+                        "fold_weights": np.stack([f.weights for f in self.folds]),
+                        "fold_bias": np.array([f.bias for f in self.folds]),
+                        "fold_mean": np.stack([f.mean for f in self.folds]),
+                        "fold_std": np.stack([f.std for f in self.folds]),
+                    }
                 np.savez(
                     f,
                     weights=self.weights,
@@ -285,6 +341,7 @@ class ProbeVerifier(ProcessVerifier):
                     mean=self.mean,
                     std=self.std,
                     meta=np.array(json.dumps(meta, sort_keys=True)),
+                    **folds,
                 )
             os.replace(tmp, target)
         except BaseException:
@@ -316,6 +373,7 @@ class ProbeVerifier(ProcessVerifier):
                         f"{source} is not a ponder probe (missing {', '.join(missing)})"
                     )
                 arrays = {k: data[k] for k in _ARRAYS}
+                arrays.update({k: data[k] for k in _FOLD_ARRAYS if k in data.files})
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise ConfigError(f"{source} is not a readable ponder probe ({e})") from e
         try:
@@ -336,6 +394,7 @@ class ProbeVerifier(ProcessVerifier):
         if bias.size != 1:
             raise ConfigError(f"{source}: probe bias must be one number")
         seg = check_segmentation(segmentation or str(meta.get("segmentation", "blank")))
+        folds = _load_folds(source, arrays, meta)
         probe = cls(
             arrays["weights"],
             float(bias.reshape(())),
@@ -344,13 +403,34 @@ class ProbeVerifier(ProcessVerifier):
             model=str(meta.get("model", "")),
             segmentation=seg,
             aggregation=aggregation,  # type: ignore[arg-type]  # checked by the base class
-            meta={k: v for k, v in meta.items() if k not in ("format", "version")},
+            meta={k: v for k, v in meta.items() if k not in ("format", "version", "folds")},
             model_check=model_check,
+            folds=folds,
         )
         return probe
 
     def __repr__(self) -> str:
         return (
-            f"ProbeVerifier(model={self.model!r}, dim={self.dim}, "
+            f"ProbeVerifier(model={self.model!r}, dim={self.dim}, folds={len(self.folds)}, "
             f"segmentation={self.segmentation!r}, aggregation={self.aggregation!r})"
         )
+
+
+def _load_folds(
+    source: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]
+) -> list[FoldModel]:
+    ids = meta.get("folds")
+    present = [k for k in _FOLD_ARRAYS if k in arrays]
+    if ids is None and not present:
+        return []
+    if ids is None or len(present) != len(_FOLD_ARRAYS) or not isinstance(ids, list):
+        raise ConfigError(f"{source}: a cross-fitted probe needs every fold array and fold list")
+    w, b = np.asarray(arrays["fold_weights"], float), np.asarray(arrays["fold_bias"], float)
+    m, s = np.asarray(arrays["fold_mean"], float), np.asarray(arrays["fold_std"], float)
+    k = len(ids)
+    if not (w.shape[0] == b.size == m.shape[0] == s.shape[0] == k) or w.ndim != 2:
+        raise ConfigError(f"{source}: probe fold arrays disagree on the number of folds ({k})")
+    return [
+        FoldModel(w[i], float(b[i]), m[i], s[i], frozenset(str(p) for p in ids[i]))
+        for i in range(k)
+    ]

@@ -63,6 +63,7 @@ from ponder.tasks.base import Task
 from ponder.types import Completion, GenRequest, Problem, Usage
 from ponder.verifiers.base import Scorer
 from ponder.verifiers.probe import (
+    FoldModel,
     ProbeVerifier,
     embed_requests,
     prefix_request,
@@ -438,6 +439,34 @@ def _standardise(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     return mean, std
 
 
+@dataclass(frozen=True)
+class _Fit:
+    coef: FloatArray
+    bias: float
+    mean: FloatArray
+    std: FloatArray
+    l2: float
+    losses: dict[float, float]
+
+
+def _fit(
+    x: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    groups: Sequence[str],
+    l2: float | Literal["auto"],
+    seed: int,
+) -> _Fit:
+    """Standardise, choose the L2 strength (``"auto"``: by problem-grouped CV) and fit."""
+    if l2 == "auto":
+        chosen, losses = select_l2(x, y, groups, sample_weight=w, seed=seed)
+    else:
+        chosen, losses = float(l2), {}
+    mean, std = _standardise(x)
+    coef, bias = fit_logistic((x - mean) / std, y, l2=chosen, sample_weight=w)
+    return _Fit(coef, bias, mean, std, chosen, losses)
+
+
 def _group_folds(groups: Sequence[str], folds: int, seed: int) -> npt.NDArray[np.int64]:
     ids = sorted(set(groups))
     order = np.random.default_rng(seed).permutation(len(ids))
@@ -589,8 +618,15 @@ async def train_probe(
     batch_size: int = 16,
     progress: bool = False,
     meta: Mapping[str, Any] | None = None,
+    folds: int = 0,
 ) -> TrainReport:
     """Label, embed, split by problem, fit and measure a probe (see the module doc).
+
+    ``folds`` >= 2 cross-fits instead of holding problems out (``heldout`` must be 0):
+    the problems are dealt into ``folds`` folds, each fold's rollouts are scored by a
+    model fitted on the other folds (the held-out AUCs are over all rollouts, each
+    scored by a model that never saw its problem), and the probe keeps those fold
+    models beside the one fitted on everything.
 
     ``engine`` embeds the prefixes (and samples continuations for ``mc:K`` labels); it
     should be the model that wrote the rollouts, since the probe reads its hidden
@@ -604,6 +640,17 @@ async def train_probe(
     if not rollouts:
         raise ConfigError("no rollouts to train on: the stores hold no graded candidates")
     require_embedder(engine, "training a probe")
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"folds must be 0 (no cross-fitting) or at least 2, got {folds}")
+    if folds and heldout > 0:
+        raise ConfigError(
+            "cross-fitting (folds) scores every problem out of fold; set heldout to 0"
+        )
+    n_problems = len({r.problem.id for r in rollouts})
+    if folds > n_problems:
+        raise ConfigError(
+            f"{folds} folds need at least {folds} problems; the rollouts have {n_problems}"
+        )
     notes: list[str] = []
     writers = sorted({r.model for r in rollouts if r.model and r.model != engine.name})
     if writers:
@@ -675,33 +722,47 @@ async def train_probe(
     features = np.concatenate(blocks).astype(np.float64)
 
     t_fit = time.perf_counter()
-    is_held = np.array([rollouts[e.rollout].problem.id in held_set for e in examples])
     y = np.array([e.label for e in examples])
     groups = [rollouts[e.rollout].problem.id for e in examples]
     per_rollout: dict[int, int] = {}
     for e in examples:
         per_rollout[e.rollout] = per_rollout.get(e.rollout, 0) + 1
     weight = np.array([1.0 / per_rollout[e.rollout] for e in examples])
-    tr = ~is_held
-    x_tr, y_tr, w_tr = features[tr], y[tr], weight[tr]
-    groups_tr = [g for g, h in zip(groups, is_held, strict=True) if not h]
-    if l2 == "auto":
-        chosen, losses = select_l2(x_tr, y_tr, groups_tr, sample_weight=w_tr, seed=seed)
+    if folds:
+        # cross-fitting: every problem is "held out" from the fold model that scores it
+        is_held = np.ones(len(examples), dtype=bool)
+        tr = is_held
     else:
-        chosen, losses = float(l2), {}
-    mean, std = _standardise(x_tr)
-    coef, bias = fit_logistic((x_tr - mean) / std, y_tr, l2=chosen, sample_weight=w_tr)
+        is_held = np.array([g in held_set for g in groups])
+        tr = ~is_held
+    groups_tr = [g for g, t in zip(groups, tr, strict=True) if t]
+    fit = _fit(features[tr], y[tr], weight[tr], groups_tr, l2, seed)
+    chosen, losses = fit.l2, fit.losses
+    fold_models: list[FoldModel] = []
+    scores = np.empty(len(examples))
+    if folds:
+        fold_of = _group_folds(groups, folds, seed)
+        for f in range(folds):
+            out = fold_of != f
+            kept = [g for g, o in zip(groups, out, strict=True) if o]
+            part = _fit(features[out], y[out], weight[out], kept, l2, seed)
+            left_out = frozenset(g for g, o in zip(groups, out, strict=True) if not o)
+            model = FoldModel(part.coef, part.bias, part.mean, part.std, left_out)
+            fold_models.append(model)
+            scores[~out] = model.probability(features[~out])
     fit_seconds = time.perf_counter() - t_fit
 
     probe = ProbeVerifier(
-        coef, bias, mean, std, model=engine.name, segmentation=seg, aggregation=agg
-    )
-    scores = probe.probability(features)
-    train_auc = roc_auc(scores[tr], y_tr >= 0.5)
+        fit.coef, fit.bias, fit.mean, fit.std, model=engine.name, segmentation=seg,
+        aggregation=agg, folds=fold_models,
+    )  # fmt: skip
+    in_sample = probe.probability(features)
+    if not folds:
+        scores = in_sample
+    y_tr = y[tr]
+    train_auc = roc_auc(in_sample[tr], y_tr >= 0.5)
     held_step_auc = roc_auc(scores[is_held], y[is_held] >= 0.5)
-    held_rollouts = sorted(
-        {e.rollout for e in examples if rollouts[e.rollout].problem.id in held_set}
-    )
+    held_rollouts = sorted({e.rollout for e, h in zip(examples, is_held, strict=True) if h})
     per_step: dict[int, list[float]] = {i: [] for i in held_rollouts}
     for e, s_ in zip(examples, scores, strict=True):
         if e.rollout in per_step:
@@ -710,6 +771,8 @@ async def train_probe(
     outcome_labels = [rollouts[i].correct for i in held_rollouts]
     held_outcome_auc = roc_auc(outcome_scores, outcome_labels)
 
+    if folds:
+        held_ids = sorted({r.problem.id for r in rollouts})
     report = TrainReport(
         probe=probe,
         train_problems=len(train_ids),
@@ -744,6 +807,7 @@ async def train_probe(
             "max_prefixes": max_prefixes,
             "seed": seed,
             "heldout_fraction": heldout,
+            "cross_fit_folds": folds,
             "l2_selection": {f"{c:g}": _nan_to_none(v) for c, v in losses.items()},
             "rollout_models": sorted({r.model for r in rollouts if r.model}),
             **summary,
