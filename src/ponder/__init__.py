@@ -12,6 +12,7 @@ from ponder import models
 from ponder.api import answer_question, solve
 from ponder.budget import Budget, Event, Ledger
 from ponder.engines.base import Capabilities, Embedder, Embedding, Engine
+from ponder.engines.replay import ReplayEngine, ReplayMiss, SampleBank
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import (
     BudgetExceeded,
@@ -114,8 +115,11 @@ __all__ = [
     "Problem",
     "ProcessVerifier",
     "RateLimited",
+    "ReplayEngine",
+    "ReplayMiss",
     "Result",
     "Revise",
+    "SampleBank",
     "Score",
     "ScriptedEngine",
     "Single",
