@@ -24,11 +24,14 @@ from ponder.errors import (
     RateLimited,
 )
 from ponder.strategies import (
+    AdaptiveConsistency,
     BeamSearch,
     BestOfN,
     BudgetForcing,
     Context,
+    DeepConf,
     DiverseVerifierTreeSearch,
+    EarlyStoppingSelfConsistency,
     LookaheadSearch,
     Majority,
     MonteCarloTreeSearch,
@@ -44,6 +47,7 @@ from ponder.strategies import (
 from ponder.types import (
     Candidate,
     Completion,
+    ConfidenceStop,
     GenRequest,
     Message,
     Problem,
@@ -80,6 +84,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdaptiveConsistency",
     "BeamSearch",
     "BestOfN",
     "Budget",
@@ -89,9 +94,12 @@ __all__ = [
     "Capabilities",
     "CapabilityMissing",
     "Completion",
+    "ConfidenceStop",
     "ConfigError",
     "Context",
+    "DeepConf",
     "DiverseVerifierTreeSearch",
+    "EarlyStoppingSelfConsistency",
     "Embedder",
     "Embedding",
     "Engine",
