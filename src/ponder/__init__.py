@@ -25,11 +25,14 @@ from ponder.errors import (
     RateLimited,
 )
 from ponder.strategies import (
+    AdaptiveConsistency,
     BeamSearch,
     BestOfN,
     BudgetForcing,
     Context,
+    DeepConf,
     DiverseVerifierTreeSearch,
+    EarlyStoppingSelfConsistency,
     LookaheadSearch,
     Majority,
     MonteCarloTreeSearch,
@@ -45,6 +48,7 @@ from ponder.strategies import (
 from ponder.types import (
     Candidate,
     Completion,
+    ConfidenceStop,
     GenRequest,
     Message,
     Problem,
@@ -81,6 +85,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdaptiveConsistency",
     "BeamSearch",
     "BestOfN",
     "Budget",
@@ -90,9 +95,12 @@ __all__ = [
     "Capabilities",
     "CapabilityMissing",
     "Completion",
+    "ConfidenceStop",
     "ConfigError",
     "Context",
+    "DeepConf",
     "DiverseVerifierTreeSearch",
+    "EarlyStoppingSelfConsistency",
     "Embedder",
     "Embedding",
     "Engine",

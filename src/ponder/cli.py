@@ -95,7 +95,11 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
         choices=strategy_names(),
         help="how to spend compute (default: majority)",
     )
-    g.add_argument("--n", type=int, help="samples per problem (default 8)")
+    g.add_argument(
+        "--n",
+        type=int,
+        help="samples per problem (default 8); adaptive strategies: the most they draw",
+    )
     g.add_argument(
         "--temperature", type=float, help="sampling temperature (single: 0, others: 0.7)"
     )
@@ -145,6 +149,9 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         "select": args.select,
     }
     known = {f.name: f for f in fields(strategy_class(args.strategy))}
+    if "n" not in known and "max_n" in known:
+        # adaptive strategies draw at most max_n samples: that is what --n bounds
+        options["max_n"] = options.pop("n")
     for item in args.option:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
@@ -395,7 +402,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         cls = strategy_class(name)
         opts = ", ".join(f"{f.name}={f.default!r}" for f in fields(cls))
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name:<18} {opts}  {doc}")
+        print(f"{name:<21} {opts}  {doc}")
     return 0
 
 

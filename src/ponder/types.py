@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+FinishReason = Literal["stop", "length", "confidence"]
+"""Why a completion ended: ``"stop"`` (end of generation or a stop string),
+``"length"`` (the token limit), ``"confidence"`` (a ``ConfidenceStop`` cut it)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,43 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class ConfidenceStop:
+    """Stop a sequence mid-generation when its confidence drops: DeepConf's online
+    early stop (Fu et al. 2025, "Deep Think with Confidence").
+
+    Each generated token's confidence is ``TokenLogprob.confidence``: minus the mean
+    logprob of the request's ``top_logprobs`` alternatives at that position. After
+    each token, once ``window`` tokens have been generated, the sequence ends with
+    ``finish_reason="confidence"`` when the mean confidence of its last ``window``
+    tokens (its current group confidence) is below ``threshold``. The token that
+    tipped it is kept. Stop strings are checked before, the token limit after; an
+    end-of-generation token ends the sequence as usual and is never scored.
+    """
+
+    window: int
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"confidence stop window must be >= 1, got {self.window}")
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"confidence stop threshold must be finite, got {self.threshold}")
+
+    def cut(self, confidences: Sequence[float]) -> int | None:
+        """How many tokens a sequence with these token confidences keeps under this
+        rule: the first ``t >= window`` whose last ``window`` confidences average below
+        ``threshold``; None when no window does (the sequence runs on)."""
+        total = 0.0
+        for t, c in enumerate(confidences, start=1):
+            total += c
+            if t > self.window:
+                total -= confidences[t - 1 - self.window]
+            if t >= self.window and total / self.window < self.threshold:
+                return t
+        return None
+
+
+@dataclass(frozen=True)
 class GenRequest:
     """One generation request: a chat (``messages``) or a raw ``prompt``, sampled ``n`` times.
 
@@ -93,6 +135,9 @@ class GenRequest:
     ``continuation`` is text the assistant has already written: the engine renders the
     chat (or takes the raw prompt), appends it, and the model goes on from there; the
     completion holds only the new text. Search and budget forcing build on it.
+    ``confidence_stop`` cuts a sequence whose confidence drops (see ``ConfidenceStop``);
+    it reads the ``top_logprobs`` alternatives, so it needs ``top_logprobs >= 1``, and
+    engines without ``capabilities.confidence_stop`` refuse it.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -107,6 +152,7 @@ class GenRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     continuation: str = ""
+    confidence_stop: ConfidenceStop | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -117,6 +163,11 @@ class GenRequest:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.confidence_stop is not None and self.top_logprobs < 1:
+            raise ValueError(
+                "confidence_stop reads token confidence from the top alternatives; "
+                "set top_logprobs >= 1"
+            )
 
     @property
     def wants_logprobs(self) -> bool:
@@ -131,15 +182,26 @@ class TokenLogprob:
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
 
+    @property
+    def confidence(self) -> float:
+        """DeepConf's token confidence: minus the mean logprob of the top alternatives
+        (the chosen token's own logprob when there are none); high when the
+        distribution is peaked."""
+        if not self.top:
+            return -self.logprob
+        return -sum(lp for _, lp in self.top) / len(self.top)
+
 
 @dataclass(frozen=True)
 class Completion:
     """Generated text. ``stop_sequence`` is the request's stop string that ended it
-    (cut from ``text``); None when the model ended it (end of generation) or the token
-    limit did. Engines that cannot tell which stop string matched set ``""``."""
+    (cut from ``text``); None when the model ended it (end of generation), the token
+    limit or a confidence stop did. Engines that cannot tell which stop string matched
+    set ``""``. ``finish_reason`` is ``"confidence"`` only for requests with a
+    ``confidence_stop``."""
 
     text: str
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     usage: Usage
     logprobs: tuple[TokenLogprob, ...] | None = None
     stop_sequence: str | None = None

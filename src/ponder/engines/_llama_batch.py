@@ -14,6 +14,10 @@ arrive on a queue as :class:`Job` objects and are decoded by continuous batching
   llama.cpp sampler chain;
 - a finished sibling whose job still has siblings waiting trims its slot back to
   the prompt and hands it to the next sibling;
+- a request with a ``confidence_stop`` keeps, per sequence, a sliding window of its
+  tokens' confidences (read from the top logprobs the loop computes anyway) and ends
+  the sequence with ``"confidence"`` once the full window's mean drops below the
+  threshold: the slot is freed at once, which is the point of DeepConf's online mode;
 - a free slot keeps the cells of the last sequence it held, and a new prompt goes
   to the free slot that shares the longest prefix with it, so only the rest is
   prefilled (a prompt that extends an earlier prompt and its completion, or the
@@ -48,18 +52,17 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ponder.engines.base import Embedding
 from ponder.errors import EngineError
-from ponder.types import Completion, GenRequest, TokenLogprob, Usage
+from ponder.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
 Logits = npt.NDArray[np.float32]
 Outcome = list[Completion] | list[Embedding] | BaseException
-FinishReason = Literal["stop", "length"]
 
 # llama_token_data is {int32 id; float logit; float p}: 12 bytes, no padding.
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
@@ -131,6 +134,9 @@ class _Seq:
     text: str = ""
     logprobs: list[TokenLogprob] | None = None
     stop_sequence: str | None = None
+    # a confidence stop's sliding window: the last token confidences and their sum
+    window: deque[float] = field(default_factory=deque)
+    window_sum: float = 0.0
 
 
 class DecodeLoop:
@@ -438,10 +444,29 @@ class DecodeLoop:
                 seq.text = seq.text[:cut]
                 self._finish(seq, "stop", flush=False)
                 return
+        if (
+            seq.logprobs
+            and req.confidence_stop is not None
+            and self._confidence_dropped(seq, seq.logprobs[-1].confidence)
+        ):
+            self._finish(seq, "confidence")
+            return
         if len(seq.tokens) >= seq.job.max_new:
             self._finish(seq, "length")
             return
         seq.pending = token
+
+    def _confidence_dropped(self, seq: _Seq, confidence: float) -> bool:
+        """Slide the sequence's confidence window over its newest token; True when the
+        window is full and its mean is below the request's threshold (the rule of
+        ``ponder.types.ConfidenceStop``)."""
+        rule = seq.job.request.confidence_stop
+        assert rule is not None
+        seq.window.append(confidence)
+        seq.window_sum += confidence
+        if len(seq.window) > rule.window:
+            seq.window_sum -= seq.window.popleft()
+        return len(seq.window) == rule.window and seq.window_sum / rule.window < rule.threshold
 
     def _finish(self, seq: _Seq, reason: FinishReason, *, flush: bool = True) -> None:
         job = seq.job

@@ -22,6 +22,8 @@ class Capabilities:
     prefix_reuse: a prompt that extends an earlier one is not prefilled again.
     fork: a partial sequence can be continued or forked without re-prefilling.
     embeddings: hidden-state embeddings of a text.
+    confidence_stop: honours ``GenRequest.confidence_stop``, ending a sequence
+    mid-generation when its sliding-window token confidence drops.
     """
 
     native_n: bool = False
@@ -30,6 +32,7 @@ class Capabilities:
     prefix_reuse: bool = False
     fork: bool = False
     embeddings: bool = False
+    confidence_stop: bool = False
 
 
 @runtime_checkable

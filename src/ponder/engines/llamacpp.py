@@ -12,6 +12,8 @@ forks a partial solution: a request whose ``continuation`` extends what a slot j
 generated prefills only the new tokens, and its ``n`` children share them by a KV
 copy (``prefix_reuse=False`` switches the first part off, for measuring it).
 ``embed`` returns the hidden state at a prompt's last token through the same slots.
+A request's ``confidence_stop`` ends a sequence mid-generation when its sliding-window
+token confidence drops (DeepConf's online mode), freeing its slot for the next one.
 
 llama.cpp runs its threads with OpenMP, and libgomp shortens its spin-waits once a
 process has more OpenMP threads than cores: a second thread running llama.cpp
@@ -189,6 +191,7 @@ class LlamaCppEngine:
             prefix_reuse=self._prefix_reuse,
             fork=self._prefix_reuse,
             embeddings=True,
+            confidence_stop=True,
         )
 
     @property

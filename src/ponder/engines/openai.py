@@ -35,7 +35,7 @@ Errors. Only HTTP 429 (``RateLimited``), 5xx, connection failures and timeouts
 raised with the attempt count in its message. Any other failure (another 4xx, a body that
 is not JSON, a response without choices or usage) raises ``EngineError`` at once, quoting
 the status and the start of the body. Asking for logprobs from a server that returns none
-raises ``CapabilityMissing``.
+raises ``CapabilityMissing``, and so does a ``confidence_stop`` (no server API for it).
 
 Continuing a partial answer (``GenRequest.continuation``), as search and budget forcing
 do. With ``chat_template`` (a Jinja chat template, a path to one, or ``"chatml"``) the
@@ -189,6 +189,12 @@ class OpenAIEngine:
                 raise CapabilityMissing(
                     f"{self._model}: OpenAI-compatible servers return at most "
                     f"{MAX_TOP_LOGPROBS} top logprobs per token, {req.top_logprobs} were asked"
+                )
+            if req.confidence_stop is not None:
+                raise CapabilityMissing(
+                    f"{self._model}: an OpenAI-compatible server cannot be told to stop a "
+                    "sequence when its confidence drops (GenRequest.confidence_stop); use "
+                    "the embedded llama.cpp engine for DeepConf's online mode"
                 )
         wire = [self._wire(req) for req in requests]
         return await _all_or_nothing([self._generate_request(req) for req in wire])

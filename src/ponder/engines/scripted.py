@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from ponder.errors import CapabilityMissing
 from ponder.types import Completion, GenRequest, TokenLogprob, Usage
 
 Responder = Callable[[GenRequest, int], str]
+LogprobScript = float | Callable[[str], float | Sequence[float]]
 
 
 def _prompt_text(request: GenRequest) -> str:
@@ -32,8 +34,14 @@ class ScriptedEngine:
     ``script`` is either a function ``(request, index) -> text`` (index counts every
     sample the engine has produced) or an iterable of texts used in turn and then
     cycled. Text is cut at the first stop string and at ``max_tokens`` words.
-    ``logprob`` gives each generated token's logprob (a constant or a function of the
-    text); top alternatives are made up from it, so scorers can be exercised.
+    ``logprob`` gives each generated token's logprob: a constant, or a function of the
+    text (after stop strings are cut) returning one logprob for every token or a
+    sequence with one per token. The ``k``-th of the top alternatives of a token with
+    logprob ``lp`` gets ``lp - 1 - k``, so its confidence (minus the mean of ``K``
+    alternatives) is ``-lp + 1 + (K - 1) / 2``; scorers and confidence stops can be
+    exercised exactly. A request's ``confidence_stop`` is applied to those token
+    confidences as ``ConfidenceStop.cut`` defines (before the token limit), unless
+    ``confidence_stop=False``.
     ``embedder`` (a function of the prompt text, ``continuation`` included, to a vector)
     gives the engine the ``embeddings`` capability; each embedded word is one prompt token.
     """
@@ -43,9 +51,10 @@ class ScriptedEngine:
         script: Responder | Iterable[str],
         *,
         name: str = "scripted",
-        logprob: float | Callable[[str], float] = -0.1,
+        logprob: LogprobScript = -0.1,
         native_n: bool = True,
         supports_logprobs: bool = True,
+        confidence_stop: bool = True,
         delay: float = 0.0,
         embedder: Callable[[str], Sequence[float]] | None = None,
     ) -> None:
@@ -64,6 +73,7 @@ class ScriptedEngine:
             logprobs=supports_logprobs,
             top_logprobs=5 if supports_logprobs else 0,
             embeddings=embedder is not None,
+            confidence_stop=supports_logprobs and confidence_stop,
         )
         self._embedder = embedder
         self._delay = delay
@@ -83,6 +93,8 @@ class ScriptedEngine:
         for req in requests:
             if req.wants_logprobs and not self._caps.logprobs:
                 raise CapabilityMissing(f"{self._name} does not return logprobs")
+            if req.confidence_stop is not None and not self._caps.confidence_stop:
+                raise CapabilityMissing(f"{self._name} does not stop sequences on confidence")
             self.requests.append(req)
             if self._delay:
                 await asyncio.sleep(self._delay)
@@ -96,16 +108,25 @@ class ScriptedEngine:
         return out
 
     def _complete(self, req: GenRequest, text: str, prompt_len: int, first: bool) -> Completion:
-        finish: str = "stop"
         matched: str | None = None
         for s in req.stop:
             if s in text:
                 text = text[: text.index(s)]
                 matched = s
-        words = text.split(" ")
-        if len(text.split()) > req.max_tokens:
-            text = " ".join(words[: req.max_tokens])
+        logprobs = self._logprobs(req, text) if req.wants_logprobs else None
+        cut = None
+        if req.confidence_stop is not None and logprobs is not None:
+            cut = req.confidence_stop.cut([t.confidence for t in logprobs])
+        if cut is not None and cut <= req.max_tokens:
+            text = _first_tokens(text, cut)
+            finish = "confidence"
+            matched = None
+        elif len(text.split()) > req.max_tokens:
+            text = " ".join(text.split(" ")[: req.max_tokens])
             finish = "length"
+            matched = None
+        else:
+            finish = "stop"
         n_tokens = len(text.split())
         shared = self._caps.native_n and not first
         usage = Usage(
@@ -114,20 +135,31 @@ class ScriptedEngine:
             completion_tokens=n_tokens,
             calls=1 if first or not self._caps.native_n else 0,
         )
-        logprobs = None
-        if req.wants_logprobs:
-            lp = self._logprob(text) if callable(self._logprob) else self._logprob
-            logprobs = tuple(
-                TokenLogprob(
-                    tok,
-                    lp,
-                    tuple((f"{tok}~{k}", lp - 1.0 - k) for k in range(req.top_logprobs)),
-                )
-                for tok in text.split()
-            )
+        if logprobs is not None:
+            logprobs = logprobs[:n_tokens]
+        if finish == "confidence":
+            return Completion(text, "confidence", usage, logprobs)
         if finish == "length":
             return Completion(text, "length", usage, logprobs)
         return Completion(text, "stop", usage, logprobs, matched)
+
+    def _logprobs(self, req: GenRequest, text: str) -> tuple[TokenLogprob, ...]:
+        tokens = text.split()
+        scripted = self._logprob(text) if callable(self._logprob) else self._logprob
+        if isinstance(scripted, int | float):
+            lps = [float(scripted)] * len(tokens)
+        else:
+            lps = [float(x) for x in scripted]
+            if len(lps) != len(tokens):
+                raise ValueError(
+                    f"the logprob script gave {len(lps)} logprobs for {len(tokens)} tokens"
+                )
+        return tuple(
+            TokenLogprob(
+                tok, lp, tuple((f"{tok}~{k}", lp - 1.0 - k) for k in range(req.top_logprobs))
+            )
+            for tok, lp in zip(tokens, lps, strict=True)
+        )
 
     async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
         if self._embedder is None:
@@ -141,3 +173,11 @@ class ScriptedEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+def _first_tokens(text: str, n: int) -> str:
+    """``text`` up to the end of its ``n``-th whitespace-separated token."""
+    m = re.match(rf"\s*(?:\S+\s+){{{n - 1}}}\S+", text)
+    if m is None:
+        raise ValueError(f"text has fewer than {n} tokens")
+    return m.group(0)

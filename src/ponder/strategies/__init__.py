@@ -1,8 +1,10 @@
 """Strategies: how test-time compute is spent on one problem."""
 
+from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
 from ponder.strategies import search as _search  # noqa: F401  (registers strategies)
 from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
+from ponder.strategies.adaptive import AdaptiveConsistency, DeepConf, EarlyStoppingSelfConsistency
 from ponder.strategies.base import (
     Context,
     Strategy,
@@ -22,11 +24,14 @@ from ponder.strategies.sequential import BudgetForcing, Revise
 from ponder.strategies.voting import best_of, majority_vote, weighted_vote
 
 __all__ = [
+    "AdaptiveConsistency",
     "BeamSearch",
     "BestOfN",
     "BudgetForcing",
     "Context",
+    "DeepConf",
     "DiverseVerifierTreeSearch",
+    "EarlyStoppingSelfConsistency",
     "LookaheadSearch",
     "Majority",
     "MonteCarloTreeSearch",

@@ -19,6 +19,7 @@ from ponder.tasks.base import Task
 from ponder.types import (
     Candidate,
     Completion,
+    ConfidenceStop,
     GenRequest,
     Message,
     Problem,
@@ -58,6 +59,7 @@ class Context:
         messages: Sequence[Message] | None = None,
         continuation: str = "",
         stop: Sequence[str] = (),
+        confidence_stop: ConfidenceStop | None = None,
     ) -> GenRequest:
         """A request for ``problem`` with the task's prompt (or ``messages``), going on
         from ``continuation`` when the answer is partly written."""
@@ -78,6 +80,7 @@ class Context:
             top_logprobs=top_logprobs,
             continuation=continuation,
             stop=tuple(stop),
+            confidence_stop=confidence_stop,
         )
 
     async def generate(
@@ -90,6 +93,12 @@ class Context:
                 raise CapabilityMissing(
                     f"engine {self.engine.name} does not return logprobs, which this "
                     "strategy or scorer needs"
+                )
+            if r.confidence_stop is not None and not caps.confidence_stop:
+                raise CapabilityMissing(
+                    f"engine {self.engine.name} cannot stop a sequence when its confidence "
+                    "drops (DeepConf's online mode); use the embedded llama.cpp engine or "
+                    "the offline mode"
                 )
         worst = sum(r.n * r.max_tokens for r in requests)
         self.ledger.check(worst, calls=len(requests))

@@ -32,12 +32,9 @@ def mean_logprob_confidence(tokens: Sequence[TokenLogprob]) -> float:
 
 
 def token_confidences(tokens: Sequence[TokenLogprob]) -> np.ndarray:
-    """Per-token confidence: minus the mean logprob of the top alternatives."""
-    out = np.empty(len(tokens))
-    for i, t in enumerate(tokens):
-        alts = [lp for _, lp in t.top] or [t.logprob]
-        out[i] = -float(np.mean(alts))
-    return out
+    """Per-token confidence: minus the mean logprob of the top alternatives
+    (``TokenLogprob.confidence``, which engines' confidence stops read too)."""
+    return np.array([t.confidence for t in tokens], dtype=np.float64)
 
 
 def lowest_group_confidence(tokens: Sequence[TokenLogprob], window: int) -> float:
