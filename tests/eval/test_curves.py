@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -209,7 +208,8 @@ def test_wilson_interval_matches_the_textbook_value() -> None:
 
 
 @pytest.mark.parametrize("method", ["majority", "best_of_n", "weighted"])
-def test_a_thousand_bootstraps_take_well_under_a_second(method: str) -> None:
+def test_a_thousand_bootstraps_give_ordered_intervals(method: str) -> None:
+    # how fast this runs is measured by bench/curve_speed.py, not asserted here
     rng = random.Random(0)
     records = [
         rec(
@@ -219,12 +219,10 @@ def test_a_thousand_bootstraps_take_well_under_a_second(method: str) -> None:
         )
         for i in range(50)
     ]
-    scaling_curve(records[:2], method, bootstrap=10)  # warm up numpy
-    t0 = time.perf_counter()
     curve = scaling_curve(records, method, bootstrap=1000)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - t0
     assert len(curve) == 8
-    assert elapsed < 1.0, f"{method}: {elapsed:.2f}s"
+    assert all(p.ci_low <= p.accuracy <= p.ci_high for p in curve)
+    assert all(0.0 <= p.ci_low < p.ci_high <= 1.0 for p in curve)
 
 
 def test_scoring_tokens_are_spread_over_the_samples() -> None:

@@ -60,3 +60,34 @@ def test_eval_resume_and_report(smollm2_path: Path, tmp_path: Path) -> None:
     assert (tmp_path / "report" / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
     html = (tmp_path / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "majority" in html
+
+
+def test_replay_scores_a_real_bank_with_the_real_judge(smollm2_path: Path, tmp_path: Path) -> None:
+    from ponder.eval import RunStore, summarize_run
+
+    bank, out = tmp_path / "bank.db", tmp_path / "judged.db"
+    common = ["--task", "demo", "--limit", "3", "--model", str(smollm2_path), "--no-progress"]
+    ponder("eval", *common, "--strategy", "majority", "--n", "3", "--max-tokens", "48",
+           "--out", str(bank))  # fmt: skip
+    done = ponder("eval", *common, "--replay", str(bank), "--strategy", "best_of_n", "--n", "3",
+                  "--scorer", "judge", "--out", str(out))  # fmt: skip
+    assert f"replay: 9 samples served from {bank}; 9 requests generated anew" in done.stdout
+    with RunStore(bank, create=False) as b, RunStore(out, create=False) as o:
+        recorded = {r.problem_id: r for r in b.records()}
+        judged = o.records()
+        config = o.config() or {}
+    assert config["extra"]["replay"]["samples"] == 3 and config["max_tokens"] == 48
+    for r in judged:
+        same = recorded[r.problem_id]
+        assert [c.text for c in r.candidates] == [c.text for c in same.candidates]
+        assert all(c.score is not None and 0.0 <= c.score <= 1.0 for c in r.candidates)
+        own = sum(c.usage.completion_tokens for c in r.candidates)
+        assert own == same.usage.completion_tokens
+        # the judge's tokens are on top of the samples' recorded cost
+        assert r.usage.total_tokens > sum(c.usage.total_tokens for c in r.candidates)
+    report = summarize_run(out)
+    assert report.curve_method == "best_of_n" and report.curve is not None
+    assert len(report.curve) == 3 and "(replay)" in report.label
+    assert report.curve[-1].tokens == pytest.approx(
+        sum(r.usage.total_tokens for r in judged) / len(judged)
+    )
