@@ -20,6 +20,9 @@ EPILOG = """examples:
   ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
       --strategy majority --n 8 --out runs/gsm8k-maj8.db
   ponder report runs/gsm8k-maj8.db runs/gsm8k-greedy.db --out runs/report
+  ponder optimize runs/cal-maj16.db runs/cal-beam4.db --out runs/policy.json --budgets 300,600
+  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
+      --strategy optimal:runs/policy.json --budget 600 --out runs/gsm8k-optimal600.db
   ponder run "What is 17*23?" --base-url http://127.0.0.1:8080/v1 --model my-model
   ponder run "What is 17*23?" --strategy beam_search --n 4 --width 2 --verifier judge:step
   ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \
@@ -85,6 +88,40 @@ def _jsonl_fields(task: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# strategies that take an argument after a colon, and the option it sets
+STRATEGY_ARGUMENTS = {"optimal": "policy"}
+
+
+class _StrategyAction(argparse.Action):
+    """``--strategy NAME`` or ``--strategy NAME:ARG`` (``optimal:POLICY.json``): sets
+    ``strategy`` to the name and ``strategy_arg`` to the argument (None without one)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from ponder.strategies import strategy_names
+
+        name, sep, arg = str(values).partition(":")
+        if name not in strategy_names():
+            raise argparse.ArgumentError(
+                self, f"invalid choice: {name!r} (choose from {', '.join(strategy_names())})"
+            )
+        if sep and name not in STRATEGY_ARGUMENTS:
+            raise argparse.ArgumentError(
+                self,
+                f"strategy {name!r} takes no ':' argument (only "
+                f"{', '.join(f'{k}:{v.upper()}' for k, v in STRATEGY_ARGUMENTS.items())})",
+            )
+        if sep and not arg:
+            raise argparse.ArgumentError(self, f"{name}: needs a value after the colon")
+        setattr(namespace, self.dest, name)
+        namespace.strategy_arg = arg if sep else None
+
+
 def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     from ponder.strategies import strategy_names
 
@@ -92,8 +129,18 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--strategy",
         default="majority",
-        choices=strategy_names(),
-        help="how to spend compute (default: majority)",
+        action=_StrategyAction,
+        metavar="NAME",
+        help=f"how to spend compute: {', '.join(strategy_names())} (default: majority); "
+        "optimal:POLICY.json runs a policy from `ponder optimize`",
+    )
+    p.set_defaults(strategy_arg=None)
+    g.add_argument(
+        "--budget",
+        type=float,
+        metavar="TOKENS",
+        help="optimal: mean tokens per problem to spend (the policy's largest budget "
+        "<= TOKENS is used)",
     )
     g.add_argument(
         "--n",
@@ -147,7 +194,10 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         "verifier": args.verifier,
         "width": args.width,
         "select": args.select,
+        "budget": args.budget,
     }
+    if args.strategy_arg is not None:
+        options[STRATEGY_ARGUMENTS[args.strategy]] = args.strategy_arg
     known = {f.name: f for f in fields(strategy_class(args.strategy))}
     if "n" not in known and "max_n" in known:
         # adaptive strategies draw at most max_n samples: that is what --n bounds
@@ -237,6 +287,78 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", help="one or more RUN.db files")
     rep.add_argument("--out", required=True, help="output folder")
     rep.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
+    rep.add_argument(
+        "--bins-from",
+        metavar="STORE.db",
+        help="add accuracy and tokens per difficulty bin, with oracle bins (pass-rate "
+        "quantiles) from this store of many samples per problem",
+    )
+    rep.add_argument(
+        "--bins", type=int, default=5, help="difficulty bins for --bins-from (default 5)"
+    )
+    rep.add_argument(
+        "--reference",
+        metavar="STORE.db",
+        help="the run whose accuracy the efficiency table asks every run to reach "
+        "(default: the first majority run at its largest n)",
+    )
+
+    opt = sub.add_parser(
+        "optimize",
+        help="fit a compute-optimal policy (difficulty bin x budget -> configuration)",
+        description="Fit a compute-optimal policy from calibration runs on the same problems\n"
+        "(Snell et al. 2024): per predicted difficulty bin and token budget, the\n"
+        "configuration with the best accuracy that fits. Sampling runs (majority,\n"
+        "best_of_n, weighted_majority) give every n up to theirs; other runs one\n"
+        "configuration each. The first --pilot samples of a sampling run predict the bin.\n"
+        "Prints the policy against the best uniform configuration on held-out problems.\n"
+        "Run it with: ponder eval --strategy optimal:POLICY.json --budget TOKENS.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""example:
+  ponder eval --task gsm8k --data train.jsonl --limit 200 --strategy majority --n 16 \\
+      --out runs/cal-maj16.db
+  ponder eval --task gsm8k --data train.jsonl --limit 200 --strategy beam_search --n 4 \\
+      --out runs/cal-beam4.db
+  ponder optimize runs/cal-maj16.db runs/cal-beam4.db --out runs/policy.json \\
+      --budgets 300,600,1200 --pilot 4
+  ponder eval --task gsm8k --data test.jsonl --limit 100 \\
+      --strategy optimal:runs/policy.json --budget 600 --out runs/optimal-600.db
+""",
+    )
+    opt.add_argument("stores", nargs="+", metavar="STORE.db", help="calibration eval stores")
+    opt.add_argument("--out", required=True, metavar="POLICY.json", help="policy file to write")
+    opt.add_argument(
+        "--budgets",
+        help="comma-separated mean tokens per problem (default: 6 log-spaced from the "
+        "cheapest to the dearest configuration)",
+    )
+    opt.add_argument("--bins", type=int, default=5, help="difficulty bins (default 5)")
+    opt.add_argument(
+        "--pilot", type=int, default=4, help="pilot samples that predict the bin (default 4)"
+    )
+    opt.add_argument(
+        "--signal",
+        choices=["agreement", "score"],
+        default="agreement",
+        help="pilot signal: share of the modal answer, or mean scorer score (default agreement)",
+    )
+    opt.add_argument(
+        "--pilot-from",
+        metavar="STORE.db",
+        help="sampling run whose first samples are the pilot (default: the first fitting)",
+    )
+    opt.add_argument(
+        "--oracle",
+        metavar="STORE.db",
+        help="sampling run whose pass rates give the oracle bins (default: most samples)",
+    )
+    opt.add_argument(
+        "--heldout",
+        type=float,
+        default=0.3,
+        help="share of problems held out to evaluate the policy (default 0.3)",
+    )
+    opt.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
 
     models = sub.add_parser("models", help="bundled models")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -307,8 +429,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from ponder.eval import RunStore, evaluate
-    from ponder.strategies import make_strategy
+    from ponder.strategies import make_strategy, strategy_class
     from ponder.tasks import make_task
 
     task = make_task(args.task, data=args.data, **_jsonl_fields(args.task, args))
@@ -319,9 +443,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from ponder.engines.replay import SampleBank
 
         bank = SampleBank.from_store(args.replay)
-        # a replayed sample is one drawn as the bank's were
-        options.setdefault("temperature", bank.temperature)
-        options.setdefault("top_p", bank.top_p)
+        # a replayed sample is one drawn as the bank's were (by strategies that sample
+        # at a temperature of their own; optimal's pilot follows its policy)
+        fields_ = {f.name for f in dataclasses.fields(strategy_class(args.strategy))}
+        for key, value in (("temperature", bank.temperature), ("top_p", bank.top_p)):
+            if key in fields_ and options.get(key) is None:
+                options[key] = value
         if args.max_tokens is None:
             args.max_tokens = bank.max_tokens
     if args.max_tokens is None:
@@ -329,13 +456,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     strategy = make_strategy(args.strategy, options)
     store = RunStore(Path(args.out))
     engine = _engine(args)
-    extra: dict[str, Any] | None = None
+    extra: dict[str, Any] = {}
     if bank is not None:
         from ponder.engines.replay import ReplayEngine
 
         engine = ReplayEngine(bank, task, inner=engine)
         engine.check_problems(problems)
-        extra = {"replay": bank.describe()}
+        extra["replay"] = bank.describe()
+    if args.strategy == "optimal":
+        import hashlib
+
+        # the policy's content, so resuming with a changed policy file is refused
+        policy_file = Path(options["policy"])
+        extra["policy_sha256"] = hashlib.sha256(policy_file.read_bytes()).hexdigest()
 
     async def go() -> Any:
         try:
@@ -349,7 +482,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 max_tokens=args.max_tokens,
                 seed=args.seed,
                 progress=not args.no_progress,
-                config_extra=extra,
+                config_extra=extra or None,
             )
         finally:
             await engine.aclose()
@@ -369,8 +502,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ponder.eval import write_report
 
-    paths = write_report([Path(r) for r in args.runs], Path(args.out), bootstrap=args.bootstrap)
+    paths = write_report(
+        [Path(r) for r in args.runs],
+        Path(args.out),
+        bootstrap=args.bootstrap,
+        bins_from=args.bins_from,
+        bins=args.bins,
+        reference=args.reference,
+    )
     print(f"wrote {paths.html}\nwrote {paths.png}")
+    return 0
+
+
+def _budgets(text: str | None) -> list[float] | None:
+    from ponder.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        budgets = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--budgets {text!r}: give numbers separated by commas") from None
+    if not budgets:
+        raise ConfigError("--budgets lists no budget")
+    return budgets
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from ponder.eval.optimize import optimize, summary_text
+
+    result = optimize(
+        args.stores,
+        budgets=_budgets(args.budgets),
+        bins=args.bins,
+        pilot=args.pilot,
+        signal=args.signal,
+        pilot_from=args.pilot_from,
+        oracle=args.oracle,
+        heldout=args.heldout,
+        seed=args.seed,
+    )
+    path = result.policy.save(args.out)
+    print(summary_text(result))
+    print(f"wrote {path}")
     return 0
 
 
@@ -416,6 +590,7 @@ COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
     "report": cmd_report,
+    "optimize": cmd_optimize,
     "models": cmd_models,
     "strategies": cmd_strategies,
     "verifier": _run_verifier,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from ponder.eval import Record, point, scaling_curve, wilson_interval
+from ponder.eval import Record, point, prefix_outcomes, scaling_curve, wilson_interval
 from ponder.types import Candidate, Usage
 
 
@@ -235,3 +235,24 @@ def test_scoring_tokens_are_spread_over_the_samples() -> None:
     assert curve[-1].tokens == scored.usage.total_tokens
     # majority records have no scoring part
     assert [p.tokens for p in scaling_curve([base], permute=False)] == [11, 13, 16, 20]
+
+
+def test_prefix_outcomes_are_the_stored_order_curve_per_problem() -> None:
+    records = [
+        rec(["A", "B", "B"], pid="p0", completion=[1, 2, 3]),
+        rec(["B", "A", "A"], pid="p1", native_n=False),
+        rec([], pid="broken", error="EngineError: down"),
+    ]
+    out = prefix_outcomes(records)
+    assert out.problem_ids == ("p0", "p1") and out.samples == 3
+    # p0: A, then a 1-1 tie A first, then B; p1: B, tie B first, then A
+    assert out.correct.astype(int).tolist() == [[1, 1, 0], [0, 0, 1]]
+    assert out.tokens(2, scored=False).tolist() == [13, 30]
+    curve = scaling_curve(records, permute=False, bootstrap=0)
+    for n, p in enumerate(curve, start=1):
+        assert out.correct[:, n - 1].mean() == p.accuracy
+        assert out.tokens(n, scored=False).mean() == p.tokens
+    with pytest.raises(ValueError, match=r"n must be in 1\.\.3"):
+        out.tokens(4, scored=False)
+    scored = Record(**{**records[0].__dict__, "usage": records[0].usage + Usage(prompt_tokens=30)})
+    assert prefix_outcomes([scored]).tokens(3, scored=True).tolist() == [16 + 30]

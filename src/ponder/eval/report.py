@@ -2,7 +2,15 @@
 
 For every run: its own accuracy (``curves.point``), and for runs of independent-sampling
 strategies the whole scaling curve over n (``curves.scaling_curve``), plotted as accuracy
-against mean tokens per problem.
+against mean tokens per problem. Two comparisons after Snell et al. 2024
+(arXiv:2408.03314):
+
+- by difficulty (``bins_from``): oracle difficulty bins from a store of many samples
+  per problem (pass-rate quantiles, ``difficulty.Bins``, fitted on all its problems),
+  and each run's own accuracy and mean tokens on the problems of each bin;
+- efficiency (``efficiency``): the tokens each run needs to reach a reference accuracy
+  (majority voting at its largest n, or a ``reference`` store), as a ratio to the
+  reference's tokens.
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import ponder
+from ponder.errors import ConfigError
 from ponder.eval.curves import CurvePoint, Method, point, scaling_curve
+from ponder.eval.difficulty import DEFAULT_BINS, Bins, BinStats, pass_rates, stats_by_bin
+from ponder.eval.efficiency import Efficiency, Reference, efficiency
 from ponder.eval.store import RunStore
 
 # config strategy name -> the curve that replays it from its samples
@@ -51,6 +62,16 @@ class RunReport:
     curve: list[CurvePoint] | None = None
     curve_method: Method | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    bins: tuple[BinStats, ...] = ()
+    unbinned: int = 0
+    efficiency: Efficiency | None = None
+
+    @property
+    def points(self) -> list[CurvePoint]:
+        """The curve when there is one, else the run's own point (or nothing)."""
+        if self.curve:
+            return list(self.curve)
+        return [self.point] if self.point is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +84,9 @@ class RunReport:
             "curve_method": self.curve_method,
             "curve": None if self.curve is None else [p.to_dict() for p in self.curve],
             "notes": list(self.notes),
+            "bins": [b.to_dict() for b in self.bins],
+            "unbinned": self.unbinned,
+            "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
         }
 
 
@@ -74,6 +98,9 @@ def run_label(config: dict[str, Any]) -> str:
     options = strategy.get("options") if isinstance(strategy, dict) else None
     options = options if isinstance(options, dict) else {}
     head = name if options.get("n") is None else f"{name} n={options['n']}"
+    budget = options.get("budget")
+    if name == "optimal" and isinstance(budget, int | float):
+        head += f" budget={budget:g}"
     judge = options.get("verifier") or options.get("scorer")
     if judge and (name != "revise" or options.get("select") == "verifier"):
         kind, _, arg = str(judge).partition(":")
@@ -133,7 +160,7 @@ def _unique_labels(runs: list[RunReport]) -> list[RunReport]:
     return out
 
 
-def _plot(runs: Sequence[RunReport], log_x: bool) -> bytes:
+def _plot(runs: Sequence[RunReport], log_x: bool, reference: Reference | None = None) -> bytes:
     # the object API with an Agg canvas draws without touching pyplot's global backend
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -169,6 +196,14 @@ def _plot(runs: Sequence[RunReport], log_x: bool) -> bytes:
                 fontsize=7,
                 color=color,
             )
+    if reference is not None:
+        ax.axhline(
+            reference.accuracy,
+            color="0.4",
+            linestyle=":",
+            linewidth=1,
+            label=f"reference accuracy ({reference.label})",
+        )
     if log_x and xs and min(xs) > 0:
         ax.set_xscale("log")
         # plain numbers, denser steps over narrow ranges, read better than 3x10^1
@@ -227,9 +262,68 @@ img{max-width:100%}
 """
 
 
-def _html(runs: Sequence[RunReport], png: bytes) -> str:
+def _bins_table(runs: Sequence[RunReport], bins: DifficultyBins) -> str:
+    e = html.escape
+    head = "".join(
+        f"<th>bin {b} acc.</th><th>bin {b} tokens</th>" for b in range(1, bins.bins.count + 1)
+    )
+    rows = []
+    for run in runs:
+        cells = "".join(
+            f"<td>{_fmt(b.accuracy)} ({b.problems})</td><td>{_fmt(b.tokens, 1)}</td>"
+            for b in run.bins
+        )
+        rows.append(f"<tr><td>{e(run.label)}</td>{cells}<td>{run.unbinned}</td></tr>")
+    sizes = ", ".join(f"bin {b}: {n}" for b, n in enumerate(bins.sizes, start=1))
+    thresholds = ", ".join(f"{t:.3f}" for t in bins.bins.thresholds) or "none"
+    return (
+        "<h2>Accuracy by difficulty bin</h2>"
+        f"<p>Oracle bins from <code>{e(str(bins.source))}</code>: a problem's pass rate is "
+        "the share of its samples graded correct there; bins are pass-rate quantiles over "
+        f"its {sum(bins.sizes)} problems, bin 1 the easiest (pass-rate thresholds "
+        f"{thresholds}; problems {sizes}), after Snell et al. 2024. Each cell is the "
+        "run's own accuracy (problems) and mean tokens on the bin's problems.</p>"
+        f"<table><thead><tr><th>run</th>{head}<th>unbinned</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _efficiency_table(runs: Sequence[RunReport], reference: Reference) -> str:
+    e = html.escape
+    rows = []
+    for run in runs:
+        eff = run.efficiency
+        if eff is None:
+            continue
+        tokens = "not reached" if eff.tokens is None else f"{eff.tokens:.1f}"
+        ratio = "not reached" if eff.ratio is None else f"{eff.ratio:.3f}"
+        rows.append(f"<tr><td>{e(run.label)}</td><td>{tokens}</td><td>{ratio}</td></tr>")
+    return (
+        "<h2>Tokens to reach the reference accuracy</h2>"
+        f"<p>Reference: {e(reference.label)} at n={reference.n}, accuracy "
+        f"{_fmt(reference.accuracy)} for {_fmt(reference.tokens, 1)} tokens per problem. "
+        "Tokens are interpolated linearly along each curve between the last point below "
+        "the reference accuracy and the first at or above it; the ratio divides them by "
+        "the reference's tokens (below 1 is cheaper).</p>"
+        "<table><thead><tr><th>run</th><th>tokens/problem</th><th>ratio</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _html(
+    runs: Sequence[RunReport],
+    png: bytes,
+    bins: DifficultyBins | None = None,
+    reference: Reference | None = None,
+    notes: Sequence[str] = (),
+) -> str:
     e = html.escape
     generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    extra = "".join(f'<p class="note">{e(n)}</p>' for n in notes)
+    if reference is not None:
+        extra += f"<section>{_efficiency_table(runs, reference)}</section>"
+    if bins is not None:
+        extra += f"<section>{_bins_table(runs, bins)}</section>"
     sections = []
     for run in runs:
         parts = [f"<h2>{e(run.label)}</h2>"]
@@ -267,10 +361,62 @@ samples. Curve points average over orderings of each problem's samples; interval
 95% bootstrap percentiles (problems resampled, samples reordered). A strategy's own
 accuracy carries a 95% Wilson interval.</p>
 <img alt="accuracy against mean tokens per problem" src="data:image/png;base64,{image}">
+{extra}
 {"".join(f"<section>{s}</section>" for s in sections)}
 </body>
 </html>
 """
+
+
+@dataclass(frozen=True)
+class DifficultyBins:
+    """Oracle difficulty bins read from a store: ``bin_of`` maps its problems to bins."""
+
+    source: Path
+    bins: Bins
+    bin_of: dict[str, int]
+
+    @property
+    def sizes(self) -> list[int]:
+        counts = [0] * self.bins.count
+        for b in self.bin_of.values():
+            counts[b - 1] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": str(self.source), **self.bins.to_dict(), "problems": self.sizes}
+
+
+def oracle_bins(path: str | Path, count: int = DEFAULT_BINS) -> DifficultyBins:
+    """Pass-rate quantile bins over every finished problem of the store at ``path``."""
+    with RunStore(path, create=False) as store:
+        records = store.records(include_errors=False)
+    if not records:
+        raise ConfigError(f"the bins store {path} has no finished records")
+    rates = pass_rates(records)
+    bins = Bins.fit(list(rates.values()), count)
+    return DifficultyBins(Path(path), bins, {p: bins.assign(v) for p, v in rates.items()})
+
+
+def pick_reference(runs: Sequence[RunReport], reference: RunReport | None) -> Reference | None:
+    """The reference point: the given run's last curve point (or its own point), else
+    the last point of the first majority curve; None when there is neither."""
+    if reference is None:
+        reference = next((r for r in runs if r.curve_method == "majority" and r.curve), None)
+        if reference is None:
+            return None
+    pts = reference.points
+    if not pts:
+        raise ConfigError(f"the reference run {reference.path} has no finished records")
+    last = pts[-1]
+    return Reference(reference.label, last.accuracy, last.tokens, last.n)
+
+
+def _with_bins(run: RunReport, bins: DifficultyBins) -> RunReport:
+    with RunStore(run.path, create=False) as store:
+        records = store.records(include_errors=False)
+    rows, unbinned = stats_by_bin(records, bins.bin_of, bins.bins.count)
+    return replace(run, bins=tuple(rows), unbinned=unbinned)
 
 
 def write_report(
@@ -280,15 +426,36 @@ def write_report(
     *,
     log_x: bool = True,
     seed: int = 0,
+    bins_from: str | Path | None = None,
+    bins: int = DEFAULT_BINS,
+    reference: str | Path | None = None,
 ) -> ReportPaths:
     """Write ``accuracy_vs_tokens.png``, ``report.html`` and ``curve.json`` into ``out_dir``.
 
     ``log_x`` draws tokens on a log scale (ignored when some run has zero tokens).
-    Raises ``ConfigError`` for a path that is not a run store.
+    ``bins_from`` adds the per-difficulty-bin table (``bins`` oracle bins from that
+    store); the efficiency table compares every run with ``reference`` (a store) or,
+    by default, majority voting at its largest n. Raises ``ConfigError`` for a path
+    that is not a run store.
     """
     if not db_paths:
         raise ValueError("write_report needs at least one run store")
     runs = _unique_labels([summarize_run(p, bootstrap=bootstrap, seed=seed) for p in db_paths])
+    notes: list[str] = []
+    ref_run = None
+    if reference is not None:
+        ref_run = summarize_run(reference, bootstrap=bootstrap, seed=seed)
+    ref = pick_reference(runs, ref_run)
+    if ref is None:
+        notes.append(
+            "no efficiency table: no majority run with a curve to take the reference "
+            "accuracy from (pass --reference STORE.db)"
+        )
+    else:
+        runs = [replace(r, efficiency=efficiency(r.label, r.points, ref)) for r in runs]
+    difficulty = None if bins_from is None else oracle_bins(bins_from, bins)
+    if difficulty is not None:
+        runs = [_with_bins(r, difficulty) for r in runs]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(
@@ -296,14 +463,17 @@ def write_report(
         html=out / "report.html",
         json=out / "curve.json",
     )
-    png = _plot(runs, log_x)
+    png = _plot(runs, log_x, ref)
     paths.png.write_bytes(png)
-    paths.html.write_text(_html(runs, png), encoding="utf-8")
+    paths.html.write_text(_html(runs, png, difficulty, ref, notes), encoding="utf-8")
     numbers = {
         "ponder_version": ponder.__version__,
         "bootstrap": bootstrap,
         "seed": seed,
         "runs": [r.to_dict() for r in runs],
+        "reference": None if ref is None else ref.to_dict(),
+        "difficulty_bins": None if difficulty is None else difficulty.to_dict(),
+        "notes": notes,
     }
     paths.json.write_text(json.dumps(numbers, indent=2) + "\n", encoding="utf-8")
     return paths

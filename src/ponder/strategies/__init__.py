@@ -1,6 +1,7 @@
 """Strategies: how test-time compute is spent on one problem."""
 
 from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
+from ponder.strategies import optimal as _optimal  # noqa: F401  (registers strategies)
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
 from ponder.strategies import search as _search  # noqa: F401  (registers strategies)
 from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
@@ -13,6 +14,7 @@ from ponder.strategies.base import (
     strategy_class,
     strategy_names,
 )
+from ponder.strategies.optimal import ComputeOptimal
 from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
 from ponder.strategies.search import (
     BeamSearch,
@@ -28,6 +30,7 @@ __all__ = [
     "BeamSearch",
     "BestOfN",
     "BudgetForcing",
+    "ComputeOptimal",
     "Context",
     "DeepConf",
     "DiverseVerifierTreeSearch",

@@ -1,0 +1,189 @@
+"""Compute-optimal allocation (Snell et al. 2024, arXiv:2408.03314, section 3.2).
+
+Per question: draw a small pilot, predict the question's difficulty bin from it, and
+spend the budget the way a policy fitted on calibration problems says is best for
+that bin (``ponder optimize`` writes the policy; ``ponder.eval.policy`` defines it).
+
+1. Pilot: ``k`` plain samples of the task's prompt at the policy's pilot temperature
+   and top_p, in one request, so a replay engine serves them from its bank; scored by
+   the pilot's scorer when the signal is ``score``. The samples carry token logprobs
+   only when that scorer needs them and the policy scores pilot samples (the
+   ``score`` signal, or a cell that reuses the pilot with best_of_n or
+   weighted_majority).
+2. The signal of the ``k`` samples (``difficulty.signal_value``) gives the bin.
+3. The cell of (bin, budget) names a configuration. When it reuses the pilot (the
+   pilot run's own rule, majority, best_of_n or weighted_majority, over n samples),
+   the pilot samples are its first ones: only samples k+1..n are drawn (one more
+   request), only samples not yet scored are scored, and the rule applies to the
+   first n samples; with n < k it applies to the first n pilot samples. Any other
+   configuration runs as its own strategy on the same context, after the pilot, and
+   generates what it needs.
+
+The result's candidates are every sample drawn, pilot first; ``Result.meta`` holds the
+pilot size, the signal and its value, the bin, the budget column used, the chosen
+configuration, whether it reused the pilot, how many candidates decided the answer
+(reuse) or the inner strategy's meta (otherwise). The cost is everything on the ledger,
+pilot included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ponder.errors import ConfigError
+from ponder.strategies.base import Context, make_candidates, make_result, make_strategy, register
+from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
+from ponder.types import Candidate, Completion, Problem, Result
+from ponder.verifiers.base import Scorer
+from ponder.verifiers.registry import make_scorer
+
+if TYPE_CHECKING:
+    from ponder.eval.policy import Cell, Policy
+
+# ponder.eval is imported when a policy is first read, so `import ponder` stays light.
+
+
+@register("optimal")
+@dataclass(frozen=True)
+class ComputeOptimal:
+    """Compute-optimal (Snell et al. 2024): a pilot predicts the bin, a policy the config.
+
+    ``policy`` is a file from ``ponder optimize``; ``budget`` the mean tokens per problem
+    (the policy's largest budget <= it is used). See the module docstring.
+    """
+
+    policy: str = ""
+    budget: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.policy:
+            raise ConfigError(
+                "optimal needs a policy file: --strategy optimal:POLICY.json or "
+                "-o policy=POLICY.json (written by `ponder optimize`)"
+            )
+        if not self.budget > 0:
+            raise ConfigError(
+                "optimal needs a positive token budget per problem: --budget TOKENS or "
+                f"-o budget=TOKENS, got {self.budget!r}"
+            )
+        from ponder.eval.policy import load_policy
+
+        policy = load_policy(self.policy)
+        policy.column(self.budget)
+        for cell in policy.cells:
+            if not cell.config.reuses_pilot:
+                make_strategy(cell.config.strategy, cell.config.options)
+
+    async def __call__(self, problem: Problem, ctx: Context) -> Result:
+        from ponder.eval.difficulty import signal_value
+        from ponder.eval.policy import load_policy
+
+        t0 = time.perf_counter()
+        policy = load_policy(self.policy)
+        pilot = policy.pilot
+        # the pilot's scorer is needed when the signal is a score or a cell that reuses
+        # the pilot ranks by scores; only then do the samples need their logprobs
+        scores_needed = pilot.signal == "score" or any(
+            c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
+        )
+        scorer = make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+        logprobs = scorer is not None and scorer.needs_logprobs
+        drawn = await self._draw(problem, ctx, policy, pilot.samples, logprobs, "optimal:pilot")
+        scores: list[float] = []
+        if pilot.signal == "score":
+            assert scorer is not None  # the policy checks that the score signal has one
+            scores = await _score(problem, ctx, scorer, drawn)
+        value = signal_value(pilot.signal, make_candidates(ctx, drawn, scores or None))
+        bin = policy.bins.assign(value)
+        cell = policy.cell(bin, self.budget)
+        meta: dict[str, Any] = {
+            "pilot": pilot.samples,
+            "signal": pilot.signal,
+            "signal_value": value,
+            "bin": bin,
+            "budget": cell.budget,
+            "config": cell.config.to_dict(),
+            "reused_pilot": cell.config.reuses_pilot,
+        }
+        if cell.config.reuses_pilot:
+            answer, cands, votes, used = await self._reuse(
+                problem, ctx, policy, cell, drawn, scores, scorer, logprobs
+            )
+            meta["decided_by"] = used
+            return make_result("optimal", ctx, t0, answer, cands, votes, meta)
+        inner = make_strategy(cell.config.strategy, cell.config.options)
+        result = await inner(problem, ctx)
+        meta["inner"] = dict(result.meta)
+        pilot_cands = make_candidates(ctx, drawn, scores or None)
+        return make_result(
+            "optimal",
+            ctx,
+            t0,
+            result.answer,
+            [*pilot_cands, *result.candidates],
+            result.votes,
+            meta,
+        )
+
+    async def _draw(
+        self, problem: Problem, ctx: Context, policy: Policy, n: int, logprobs: bool, label: str
+    ) -> list[Completion]:
+        request = ctx.request(
+            problem,
+            n=n,
+            temperature=policy.pilot.temperature,
+            top_p=policy.pilot.top_p,
+            logprobs=logprobs,
+            top_logprobs=5 if logprobs else 0,
+        )
+        (completions,) = await ctx.generate([request], label=label)
+        return completions
+
+    async def _reuse(
+        self,
+        problem: Problem,
+        ctx: Context,
+        policy: Policy,
+        cell: Cell,
+        drawn: list[Completion],
+        scores: list[float],
+        scorer: Scorer | None,
+        logprobs: bool,
+    ) -> tuple[str | None, list[Candidate], dict[str, float], int]:
+        """The pilot run's rule over its first n samples, pilot samples first."""
+        n, rule = cell.config.n, cell.config.rule
+        assert n is not None and rule is not None  # the policy checks reusing cells
+        k = len(drawn)
+        if n > k:
+            more_logprobs = logprobs and rule != "majority"
+            more = await self._draw(problem, ctx, policy, n - k, more_logprobs, "optimal:rest")
+            drawn = drawn + more
+        if rule != "majority":
+            if scorer is None:
+                raise ConfigError(f"{cell.config.label} reuses the pilot, which has no scorer")
+            # score what is not scored yet among the samples the rule reads
+            scores = scores + await _score(problem, ctx, scorer, drawn[len(scores) : n])
+        padded = [*scores, *([None] * (len(drawn) - len(scores)))]
+        cands = [
+            replace(c, score=s) for c, s in zip(make_candidates(ctx, drawn), padded, strict=True)
+        ]
+        answers = [c.answer for c in cands[:n]]
+        if rule == "majority":
+            answer, votes = majority_vote(answers)
+        elif rule == "best_of_n":
+            picked = best_of(answers, scores[:n])
+            answer, votes = answers[picked], best_scores(answers, scores[:n])
+        else:
+            answer, votes = weighted_vote(answers, scores[:n])
+        return answer, cands, votes, n
+
+
+async def _score(
+    problem: Problem, ctx: Context, scorer: Scorer, completions: Sequence[Completion]
+) -> list[float]:
+    if not completions:
+        return []
+    return [s.value for s in await ctx.score(problem, completions, scorer)]
