@@ -362,3 +362,20 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     with RunStore(db, create=False) as store:
         assert 3 <= len(store) < 30 and store.error_count() == 0
+
+
+def test_a_strategy_account_of_itself_is_stored_with_its_record(tmp_path: Path) -> None:
+    from ponder.strategies import make_strategy
+
+    task = ToyTask(size=3)
+    run_eval(
+        task=task, problems=task.load(), engine=ScriptedEngine(toy_responder),
+        strategy=make_strategy("adaptive_consistency", {"max_n": 6}),
+        store=tmp_path / "ac.db", progress=False,
+    )  # fmt: skip
+    with RunStore(tmp_path / "ac.db", create=False) as store:
+        records = store.records()
+    for r in records:
+        # every sample agrees, so the Beta rule stops as soon as it may (4 unanimous)
+        assert r.meta["samples"] == len(r.candidates) == 4
+        assert r.meta["stop_reason"].startswith("beta")

@@ -168,3 +168,48 @@ def test_store_creates_missing_parent_folders(tmp_path):
     store = RunStore(path)
     store.close()
     assert path.is_file()
+
+
+def test_meta_round_trips_with_numpy_values(tmp_path):
+    import numpy as np
+
+    with RunStore(tmp_path / "m.db") as store:
+        store.init_or_check({"task": "t"})
+        meta = {"stop_reason": "cap reached", "samples": np.int64(4), "p": np.float64(0.5),
+                "history": [(2, {"A": 2})], "seen": {"b", "a"}}  # fmt: skip
+        store.put(Record("p1", 0, "q", "1", "1", True, meta=meta))
+    with RunStore(tmp_path / "m.db", create=False) as store:
+        (rec,) = store.records()
+    assert rec.meta == {
+        "stop_reason": "cap reached", "samples": 4, "p": 0.5, "history": [[2, {"A": 2}]],
+        "seen": ["a", "b"],
+    }  # fmt: skip
+
+
+def test_a_schema_1_store_gains_the_meta_column_and_keeps_its_records(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE records (problem_id TEXT PRIMARY KEY, idx INTEGER NOT NULL,
+            question TEXT NOT NULL, reference TEXT, answer TEXT, correct INTEGER NOT NULL,
+            votes TEXT NOT NULL, candidates TEXT NOT NULL, answer_correct TEXT NOT NULL,
+            usage TEXT NOT NULL, seconds REAL NOT NULL, error TEXT, finished_at REAL NOT NULL);
+        INSERT INTO meta VALUES ('format', 'ponder-run-store'), ('schema_version', '1');
+        INSERT INTO records VALUES ('p0', 0, 'q', '1', '1', 1, '{}', '[]', '{"1": true}',
+            '{}', 0.5, NULL, 1.0);
+        """
+    )
+    con.commit()
+    con.close()
+    with RunStore(path, create=False) as store:
+        (old,) = store.records()
+        assert old.problem_id == "p0" and old.correct and old.meta == {}
+        store.put(Record("p1", 1, "q", "2", "2", True, meta={"k": 1}))
+        assert [r.meta for r in store.records()] == [{}, {"k": 1}]
+    with sqlite3.connect(path) as con:
+        version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert version == ("2",)

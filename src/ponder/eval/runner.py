@@ -253,6 +253,7 @@ async def _solve(
         answer_correct=graded,
         usage=result.usage,
         seconds=seconds,
+        meta=dict(result.meta),
     )
     return record, None
 

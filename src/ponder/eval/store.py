@@ -27,7 +27,7 @@ from ponder.errors import ConfigError
 from ponder.types import Candidate, Usage
 
 FORMAT = "ponder-run-store"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Keys of the stored configuration that describe the run but do not change its
 # results, so resuming under a different value is allowed.
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS records (
     usage TEXT NOT NULL,
     seconds REAL NOT NULL,
     error TEXT,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
 );
 """
 
@@ -69,6 +70,7 @@ _COLUMNS = (
     "seconds",
     "error",
     "finished_at",
+    "meta",
 )
 
 
@@ -80,6 +82,8 @@ class Record:
     the final answer), so curves over subsets of samples never grade again.
     ``seconds`` is the strategy's wall time; ``error`` is ``"Type: message"`` when the
     problem failed, in which case the answer is None and it is retried on resume.
+    ``meta`` is the strategy's own account (``Result.meta``: why it stopped, the search
+    tree, the chosen configuration), stored as JSON.
     """
 
     problem_id: str
@@ -95,6 +99,7 @@ class Record:
     seconds: float = 0.0
     error: str | None = None
     finished_at: float = field(default_factory=time.time)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -116,6 +121,7 @@ class Record:
             float(self.seconds),
             self.error,
             float(self.finished_at),
+            json.dumps(dict(self.meta), default=_json_default),
         )
 
     @classmethod
@@ -135,7 +141,19 @@ class Record:
             seconds=float(d["seconds"]),
             error=d["error"],
             finished_at=float(d["finished_at"]),
+            meta=json.loads(d["meta"] or "{}"),
         )
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for what ``json`` does not know: numpy scalars and arrays, sets, the rest as text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
 
 
 def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,6 +235,18 @@ class RunStore:
                     f"{self.path} was written by a newer ponder (store schema {version}, "
                     f"this ponder reads up to {SCHEMA_VERSION})"
                 )
+            if version < 2:
+                # schema 1 had no meta column; its records read as having empty meta
+                with self._transaction():
+                    columns = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+                    if "meta" not in columns:
+                        conn.execute(
+                            "ALTER TABLE records ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'"
+                        )
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
         # WAL: a commit is one append to the log, and a killed writer leaves the
         # database as of its last commit. NORMAL sync survives process crashes; only
         # an OS crash or power loss could drop the last few commits.
