@@ -91,3 +91,27 @@ def test_replay_scores_a_real_bank_with_the_real_judge(smollm2_path: Path, tmp_p
     assert report.curve[-1].tokens == pytest.approx(
         sum(r.usage.total_tokens for r in judged) / len(judged)
     )
+
+
+def test_optimize_then_optimal_over_a_real_bank(smollm2_path: Path, tmp_path: Path) -> None:
+    from ponder.eval import RunStore
+
+    cal, policy, out = tmp_path / "cal.db", tmp_path / "policy.json", tmp_path / "opt.db"
+    common = ["--task", "demo", "--limit", "6", "--model", str(smollm2_path), "--no-progress"]
+    ponder("eval", *common, "--strategy", "majority", "--n", "4", "--max-tokens", "48",
+           "--out", str(cal))  # fmt: skip
+    ponder("optimize", str(cal), "--out", str(policy), "--bins", "2", "--pilot", "2")
+    data = json.loads(policy.read_text())
+    assert data["format"] == "ponder-optimal-policy" and data["budgets"]
+    budget = max(data["budgets"])
+    ponder("eval", *common, "--replay", str(cal), "--strategy", f"optimal:{policy}",
+           "--budget", str(budget), "--out", str(out))  # fmt: skip
+    with RunStore(cal, create=False) as c, RunStore(out, create=False) as o:
+        bank = {r.problem_id: r for r in c.records()}
+        runs = o.records()
+    assert len(runs) == 6
+    for r in runs:
+        # the chosen configuration drew its samples from the bank, pilot first
+        texts = [c.text for c in bank[r.problem_id].candidates]
+        assert [c.text for c in r.candidates] == texts[: len(r.candidates)]
+        assert r.candidates and r.meta
