@@ -246,6 +246,11 @@ def compare_bins(
     return BinAgreement(len(ids), exact, near, tuple(tuple(row) for row in confusion))
 
 
+def _num(x: float) -> float | None:
+    """JSON has no NaN: an empty bin's figures are null."""
+    return None if math.isnan(x) else x
+
+
 @dataclass(frozen=True)
 class BinStats:
     """A run's own results on the problems of one bin: accuracy of its final answers
@@ -257,14 +262,11 @@ class BinStats:
     tokens: float
 
     def to_dict(self) -> dict[str, Any]:
-        def num(x: float) -> float | None:
-            return None if math.isnan(x) else x
-
         return {
             "bin": self.bin,
             "problems": self.problems,
-            "accuracy": num(self.accuracy),
-            "tokens": num(self.tokens),
+            "accuracy": _num(self.accuracy),
+            "tokens": _num(self.tokens),
         }
 
 
@@ -308,14 +310,11 @@ class PredictedBin:
     accuracy: float
 
     def to_dict(self) -> dict[str, Any]:
-        def num(x: float) -> float | None:
-            return None if math.isnan(x) else x
-
         return {
             "bin": self.bin,
             "problems": self.problems,
-            "pass_rate": num(self.pass_rate),
-            "accuracy": num(self.accuracy),
+            "pass_rate": _num(self.pass_rate),
+            "accuracy": _num(self.accuracy),
         }
 
 
