@@ -25,8 +25,10 @@ EPILOG = """examples:
       --strategy optimal:runs/policy.json --budget 600 --out runs/gsm8k-optimal600.db
   ponder run "What is 17*23?" --base-url http://127.0.0.1:8080/v1 --model my-model
   ponder run "What is 17*23?" --strategy beam_search --n 4 --width 2 --verifier judge:step
-  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \
+  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
       --strategy revise --n 4 -o chains=2 --out runs/gsm8k-revise4.db
+  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
+      --replay runs/gsm8k-maj8.db --strategy adaptive_consistency -o max_n=8 --out runs/ac8.db
 """
 
 
