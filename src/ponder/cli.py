@@ -15,6 +15,8 @@ from ponder.errors import PonderError
 if TYPE_CHECKING:
     from ponder.types import Result
 
+DEFAULT_MAX_TOKENS = 512
+
 EPILOG = """examples:
   ponder run "A shirt costs $20 after a 20% discount. What was the price?" --strategy majority --n 8
   ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
@@ -177,7 +179,9 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
         help="any other strategy field (see `ponder strategies`), e.g. -o max_steps=12",
     )
     g.add_argument(
-        "--max-tokens", type=int, help="tokens per sample (default 512; with --replay the bank's)"
+        "--max-tokens",
+        type=int,
+        help=f"tokens per sample (default {DEFAULT_MAX_TOKENS}; with --replay the bank's)",
     )
     g.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
@@ -390,7 +394,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 engine=engine,
                 strategy=args.strategy,
                 options=_strategy_options(args),
-                max_tokens=args.max_tokens or 512,
+                max_tokens=args.max_tokens or DEFAULT_MAX_TOKENS,
                 seed=args.seed,
             )
         finally:
@@ -454,7 +458,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.max_tokens is None:
             args.max_tokens = bank.max_tokens
     if args.max_tokens is None:
-        args.max_tokens = 512
+        args.max_tokens = DEFAULT_MAX_TOKENS
     strategy = make_strategy(args.strategy, options)
     store = RunStore(Path(args.out))
     engine = _engine(args)

@@ -60,6 +60,7 @@ class SampleBank:
     def from_store(cls, path: str | Path) -> SampleBank:
         """The finished records of an eval store whose strategy sampled the task's
         prompt independently (its options name ``n`` and ``temperature``)."""
+        from ponder.eval.curves import SAMPLING_RULES
         from ponder.eval.store import RunStore
 
         if not Path(path).exists():
@@ -70,10 +71,10 @@ class SampleBank:
         strategy = config.get("strategy")
         options = strategy.get("options") if isinstance(strategy, dict) else None
         name = strategy.get("name") if isinstance(strategy, dict) else None
-        if not isinstance(options, dict) or name not in _INDEPENDENT:
+        if not isinstance(options, dict) or name not in SAMPLING_RULES:
             raise ConfigError(
                 f"replay bank {path} holds a {name!r} run; a bank must come from a run "
-                f"that samples independently ({', '.join(sorted(_INDEPENDENT))})"
+                f"that samples independently ({', '.join(SAMPLING_RULES)})"
             )
         if not records:
             raise ConfigError(f"replay bank {path} has no finished records")
@@ -97,9 +98,6 @@ class SampleBank:
             "problems": len(self.samples),
             "samples": min((len(s) for s in self.samples.values()), default=0),
         }
-
-
-_INDEPENDENT = frozenset({"majority", "best_of_n", "weighted_majority"})
 
 
 @dataclass

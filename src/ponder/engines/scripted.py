@@ -14,7 +14,7 @@ import numpy as np
 
 from ponder.engines.base import Capabilities, Embedding
 from ponder.errors import CapabilityMissing
-from ponder.types import Completion, GenRequest, TokenLogprob, Usage
+from ponder.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
 Responder = Callable[[GenRequest, int], str]
 LogprobScript = float | Callable[[str], float | Sequence[float]]
@@ -117,6 +117,7 @@ class ScriptedEngine:
         cut = None
         if req.confidence_stop is not None and logprobs is not None:
             cut = req.confidence_stop.cut([t.confidence for t in logprobs])
+        finish: FinishReason
         if cut is not None and cut <= req.max_tokens:
             text = _first_tokens(text, cut)
             finish = "confidence"
@@ -137,11 +138,8 @@ class ScriptedEngine:
         )
         if logprobs is not None:
             logprobs = logprobs[:n_tokens]
-        if finish == "confidence":
-            return Completion(text, "confidence", usage, logprobs)
-        if finish == "length":
-            return Completion(text, "length", usage, logprobs)
-        return Completion(text, "stop", usage, logprobs, matched)
+        # a stop string is reported only when it ended the text (matched is None otherwise)
+        return Completion(text, finish, usage, logprobs, matched)
 
     def _logprobs(self, req: GenRequest, text: str) -> tuple[TokenLogprob, ...]:
         tokens = text.split()

@@ -62,9 +62,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ponder.errors import ConfigError
-from ponder.eval.curves import Method, PrefixOutcomes, prefix_outcomes
+from ponder.eval.curves import SAMPLING_RULES, Method, PrefixOutcomes, prefix_outcomes
 from ponder.eval.difficulty import SIGNALS, Signal, pilot_signals
-from ponder.eval.policy import SAMPLING_RULES, Configuration, Pilot
+from ponder.eval.policy import Configuration, Pilot
 from ponder.eval.store import Record, RunStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -237,9 +237,14 @@ def _sampling_options(run: _Run, rule: Method, n: int) -> dict[str, Any]:
     return opts
 
 
+def _run_at(runs: Sequence[_Run], canonical: str) -> _Run:
+    """The run read from the store at this resolved path (it is always among them)."""
+    return next(r for r in runs if _canonical(r.path) == canonical)
+
+
 def _pick_pilot(runs: Sequence[_Run], pilot_from: str | None, signal: Signal) -> _Run:
     if pilot_from is not None:
-        run = next(r for r in runs if _canonical(r.path) == pilot_from)
+        run = _run_at(runs, pilot_from)
         if not run.sampling:
             raise ConfigError(
                 f"the pilot store {run.path} holds a {run.strategy!r} run; the pilot needs a "
@@ -395,7 +400,7 @@ def _reuse_extra(
 
 def _pick_oracle(runs: Sequence[_Run], oracle: str | None) -> _Run:
     if oracle is not None:
-        run = next(r for r in runs if _canonical(r.path) == oracle)
+        run = _run_at(runs, oracle)
         if not run.sampling:
             raise ConfigError(
                 f"the oracle store {run.path} holds a {run.strategy!r} run; pass rates need a "

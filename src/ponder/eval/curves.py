@@ -51,6 +51,13 @@ from ponder.eval.store import Record
 Method = Literal["majority", "best_of_n", "weighted"]
 METHODS: tuple[Method, ...] = ("majority", "best_of_n", "weighted")
 
+# strategies that vote or pick over independent samples, and the rule that replays them
+SAMPLING_RULES: dict[str, Method] = {
+    "majority": "majority",
+    "best_of_n": "best_of_n",
+    "weighted_majority": "weighted",
+}
+
 # Keeps the (replicates, problems, n, answers) working arrays near 100 MB at most.
 _CHUNK_CELLS = 4_000_000
 

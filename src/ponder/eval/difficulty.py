@@ -63,6 +63,7 @@ __all__ = [
     "assess_prediction",
     "compare_bins",
     "mean_score",
+    "nan_to_none",
     "pass_rate",
     "pass_rates",
     "pilot_signals",
@@ -246,7 +247,7 @@ def compare_bins(
     return BinAgreement(len(ids), exact, near, tuple(tuple(row) for row in confusion))
 
 
-def _num(x: float) -> float | None:
+def nan_to_none(x: float) -> float | None:
     """JSON has no NaN: an empty bin's figures are null."""
     return None if math.isnan(x) else x
 
@@ -265,8 +266,8 @@ class BinStats:
         return {
             "bin": self.bin,
             "problems": self.problems,
-            "accuracy": _num(self.accuracy),
-            "tokens": _num(self.tokens),
+            "accuracy": nan_to_none(self.accuracy),
+            "tokens": nan_to_none(self.tokens),
         }
 
 
@@ -313,8 +314,8 @@ class PredictedBin:
         return {
             "bin": self.bin,
             "problems": self.problems,
-            "pass_rate": _num(self.pass_rate),
-            "accuracy": _num(self.accuracy),
+            "pass_rate": nan_to_none(self.pass_rate),
+            "accuracy": nan_to_none(self.accuracy),
         }
 
 

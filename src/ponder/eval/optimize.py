@@ -35,6 +35,7 @@ fitted on the training problems (``difficulty.assess_prediction``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,9 +53,10 @@ from ponder.eval.difficulty import (
     DifficultyReport,
     Signal,
     assess_prediction,
+    nan_to_none,
     split_by_problem,
 )
-from ponder.eval.policy import Cell, Configuration, Policy
+from ponder.eval.policy import Cell, Configuration, Policy, cells_by_budget
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -149,17 +151,14 @@ class BudgetResult:
     uniform_tokens: float
 
     def to_dict(self) -> dict[str, Any]:
-        def num(x: float) -> float | None:
-            return None if math.isnan(x) else x
-
         return {
             "budget": self.budget,
             "policy": {"accuracy": self.policy_accuracy, "tokens": self.policy_tokens},
             "uniform": {
                 "config": None if self.uniform is None else self.uniform.to_dict(),
                 "source": None if self.uniform is None else self.uniform.source,
-                "accuracy": num(self.uniform_accuracy),
-                "tokens": num(self.uniform_tokens),
+                "accuracy": nan_to_none(self.uniform_accuracy),
+                "tokens": nan_to_none(self.uniform_tokens),
             },
         }
 
@@ -193,13 +192,13 @@ def evaluate_policy(
     rows = cal.rows(evaluated)
     train_rows = cal.rows(train)
     bin_of = [policy.bins.assign(float(cal.signal[r])) for r in rows]
+    train_acc = cal.correct[:, train_rows].mean(axis=1)
+    train_tok = cal.own_tokens[:, train_rows].mean(axis=1)
     results = []
     for budget in policy.budgets:
         picks = [index[policy.cell(b, budget).config.key] for b in bin_of]
         acc = float(np.mean(cal.correct[picks, rows]))
         tok = float(np.mean(cal.policy_tokens[picks, rows]))
-        train_acc = cal.correct[:, train_rows].mean(axis=1)
-        train_tok = cal.own_tokens[:, train_rows].mean(axis=1)
         i, fits = _choose(train_acc, train_tok, budget)
         if fits:
             u: Configuration | None = cal.configs[i]
@@ -268,16 +267,7 @@ def optimize(
     }
     policy = fit_policy(cal, train, chosen, bins=bins, calibration_info=info)
     evaluation = evaluate_policy(policy, cal, train, held)
-    policy = Policy(
-        task=policy.task,
-        model=policy.model,
-        pilot=policy.pilot,
-        bins=policy.bins,
-        budgets=policy.budgets,
-        cells=policy.cells,
-        calibration=policy.calibration,
-        evaluation=evaluation.to_dict(),
-    )
+    policy = dataclasses.replace(policy, evaluation=evaluation.to_dict())
     return Optimization(policy, cal, evaluation)
 
 
@@ -298,12 +288,9 @@ def summary_text(result: Optimization) -> str:
         + " (bin 1 easiest)",
         "policy (per bin: configuration, accuracy, tokens/problem, problems):",
     ]
-    by_budget: dict[float, list[Cell]] = {}
-    for c in policy.cells:
-        by_budget.setdefault(c.budget, []).append(c)
-    for budget, cells in sorted(by_budget.items()):
+    for budget, cells in cells_by_budget(policy.cells).items():
         lines.append(f"  budget {budget:g}:")
-        for c in sorted(cells, key=lambda c: c.bin):
+        for c in cells:
             over = "" if c.fits else "  (nothing fits: cheapest)"
             lines.append(
                 f"    bin {c.bin}: {c.config.label}, {c.accuracy:.3f}, {c.tokens:.1f}, "

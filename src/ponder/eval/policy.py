@@ -61,19 +61,12 @@ from typing import Any, cast
 
 import ponder
 from ponder.errors import ConfigError
-from ponder.eval.curves import Method
+from ponder.eval.curves import SAMPLING_RULES, Method
 from ponder.eval.difficulty import SIGNALS, Bins, Signal
 
 POLICY_FORMAT = "ponder-optimal-policy"
 POLICY_VERSION = 1
 BIN_RULE = "bin = 1 + number of thresholds greater than the signal value; bin 1 is the easiest"
-
-# strategies whose configurations are a rule over independent samples, and the rule
-SAMPLING_RULES: dict[str, Method] = {
-    "majority": "majority",
-    "best_of_n": "best_of_n",
-    "weighted_majority": "weighted",
-}
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,10 @@ from typing import Any
 
 import ponder
 from ponder.errors import ConfigError
-from ponder.eval.curves import CurvePoint, Method, point, scaling_curve
+from ponder.eval.curves import SAMPLING_RULES, CurvePoint, Method, point, scaling_curve
 from ponder.eval.difficulty import DEFAULT_BINS, Bins, BinStats, pass_rates, stats_by_bin
 from ponder.eval.efficiency import Efficiency, Reference, efficiency
 from ponder.eval.store import RunStore
-
-# config strategy name -> the curve that replays it from its samples
-CURVE_METHODS: dict[str, Method] = {
-    "majority": "majority",
-    "best_of_n": "best_of_n",
-    "weighted_majority": "weighted",
-}
 
 
 @dataclass(frozen=True)
@@ -125,7 +118,7 @@ def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> 
         notes.append("no finished records")
     strategy = config.get("strategy")
     name = strategy.get("name") if isinstance(strategy, dict) else None
-    method = CURVE_METHODS.get(str(name))
+    method = SAMPLING_RULES.get(str(name))
     curve = None
     if method is not None and finished:
         try:

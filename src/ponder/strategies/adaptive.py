@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from ponder.errors import CapabilityMissing, ConfigError
-from ponder.strategies.base import Context, make_candidates, make_result, register
+from ponder.strategies.base import (
+    Context,
+    check_sampling,
+    make_candidates,
+    make_result,
+    register,
+    sample,
+)
 from ponder.strategies.voting import majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, ConfidenceStop, Problem, Result
 from ponder.verifiers.confidence import lowest_group_confidence
@@ -94,24 +101,8 @@ def dirichlet_stop_probability(counts: Sequence[int], points: int = 8192) -> flo
     return float(min(max(simpson * h / 3.0, 0.0), 1.0))
 
 
-def _check_sampling(temperature: float, top_p: float) -> None:
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
-
-
 def _sorted_counts(votes: Mapping[str, float]) -> list[int]:
     return sorted((int(v) for v in votes.values()), reverse=True)
-
-
-async def _draw(
-    problem: Problem, ctx: Context, n: int, temperature: float, top_p: float, label: str
-) -> list[Completion]:
-    """n plain samples of the task's prompt: what a replay engine can serve."""
-    request = ctx.request(problem, n=n, temperature=temperature, top_p=top_p)
-    (completions,) = await ctx.generate([request], label=label)
-    return completions
 
 
 @register("adaptive_consistency")
@@ -162,7 +153,7 @@ class AdaptiveConsistency:
             raise ConfigError(
                 f"adaptive_consistency: threshold must be in (0, 1), got {self.threshold}"
             )
-        _check_sampling(self.temperature, self.top_p)
+        check_sampling(self.temperature, self.top_p)
 
     def statistic(self, votes: Mapping[str, float], samples: int) -> float:
         """The rule's ``p`` for these answer counts after ``samples`` samples."""
@@ -182,8 +173,8 @@ class AdaptiveConsistency:
         stop_reason = "cap reached"
         while len(cands) < self.max_n:
             n = min(self.batch, self.max_n - len(cands))
-            comps = await _draw(
-                problem, ctx, n, self.temperature, self.top_p, "adaptive_consistency"
+            comps = await sample(
+                problem, ctx, n, self.temperature, self.top_p, label="adaptive_consistency"
             )
             cands.extend(make_candidates(ctx, comps))
             _, votes = majority_vote([c.answer for c in cands])
@@ -233,7 +224,7 @@ class EarlyStoppingSelfConsistency:
             raise ConfigError(
                 f"esc: need 1 <= window <= max_n, got window={self.window}, max_n={self.max_n}"
             )
-        _check_sampling(self.temperature, self.top_p)
+        check_sampling(self.temperature, self.top_p)
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
@@ -242,7 +233,7 @@ class EarlyStoppingSelfConsistency:
         stop_reason = "cap reached"
         while len(cands) < self.max_n:
             n = min(self.window, self.max_n - len(cands))
-            comps = await _draw(problem, ctx, n, self.temperature, self.top_p, "esc")
+            comps = await sample(problem, ctx, n, self.temperature, self.top_p, label="esc")
             drawn = make_candidates(ctx, comps)
             cands.extend(drawn)
             answers = [c.answer for c in drawn]
@@ -332,7 +323,7 @@ class DeepConf:
             )
         if not 0 < self.consensus <= 1:
             raise ConfigError(f"deepconf: consensus must be in (0, 1], got {self.consensus}")
-        _check_sampling(self.temperature, self.top_p)
+        check_sampling(self.temperature, self.top_p)
 
     async def _draw(
         self, problem: Problem, ctx: Context, n: int, stop: ConfidenceStop | None

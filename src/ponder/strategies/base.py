@@ -124,6 +124,39 @@ class Context:
         return self.task.extract(text)
 
 
+def check_sampling(temperature: float, top_p: float) -> None:
+    """``ConfigError`` for a sampling temperature below 0 or a top_p outside (0, 1]."""
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+
+
+async def sample(
+    problem: Problem,
+    ctx: Context,
+    n: int,
+    temperature: float,
+    top_p: float,
+    *,
+    logprobs: bool = False,
+    label: str = "",
+) -> list[Completion]:
+    """``n`` plain samples of the task's prompt in one request (no stop strings, no
+    continuation: what a replay engine can serve), with logprobs and the top 5
+    alternatives when asked."""
+    request = ctx.request(
+        problem,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        logprobs=logprobs,
+        top_logprobs=5 if logprobs else 0,
+    )
+    (completions,) = await ctx.generate([request], label=label)
+    return completions
+
+
 def make_candidates(
     ctx: Context, completions: Sequence[Completion], scores: Sequence[float] | None = None
 ) -> tuple[Candidate, ...]:

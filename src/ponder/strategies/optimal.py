@@ -34,7 +34,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ponder.errors import ConfigError
-from ponder.strategies.base import Context, make_candidates, make_result, make_strategy, register
+from ponder.strategies.base import (
+    Context,
+    make_candidates,
+    make_result,
+    make_strategy,
+    register,
+    sample,
+)
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, Problem, Result
 from ponder.verifiers.base import Scorer
@@ -91,7 +98,10 @@ class ComputeOptimal:
         )
         scorer = make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
         logprobs = scorer is not None and scorer.needs_logprobs
-        drawn = await self._draw(problem, ctx, policy, pilot.samples, logprobs, "optimal:pilot")
+        drawn = await sample(
+            problem, ctx, pilot.samples, pilot.temperature, pilot.top_p,
+            logprobs=logprobs, label="optimal:pilot",
+        )  # fmt: skip
         scores: list[float] = []
         if pilot.signal == "score":
             assert scorer is not None  # the policy checks that the score signal has one
@@ -128,20 +138,6 @@ class ComputeOptimal:
             meta,
         )
 
-    async def _draw(
-        self, problem: Problem, ctx: Context, policy: Policy, n: int, logprobs: bool, label: str
-    ) -> list[Completion]:
-        request = ctx.request(
-            problem,
-            n=n,
-            temperature=policy.pilot.temperature,
-            top_p=policy.pilot.top_p,
-            logprobs=logprobs,
-            top_logprobs=5 if logprobs else 0,
-        )
-        (completions,) = await ctx.generate([request], label=label)
-        return completions
-
     async def _reuse(
         self,
         problem: Problem,
@@ -159,7 +155,10 @@ class ComputeOptimal:
         k = len(drawn)
         if n > k:
             more_logprobs = logprobs and rule != "majority"
-            more = await self._draw(problem, ctx, policy, n - k, more_logprobs, "optimal:rest")
+            more = await sample(
+                problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
+                logprobs=more_logprobs, label="optimal:rest",
+            )  # fmt: skip
             drawn = drawn + more
         if rule != "majority":
             if scorer is None:

@@ -13,25 +13,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ponder.strategies.base import Context, make_candidates, make_result, register
+from ponder.strategies.base import Context, make_candidates, make_result, register, sample
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
-from ponder.types import Candidate, Completion, Problem, Result
+from ponder.types import Candidate, Problem, Result
 from ponder.verifiers.registry import make_scorer
-
-
-async def _sample(
-    problem: Problem, ctx: Context, n: int, temperature: float, top_p: float, logprobs: bool
-) -> list[Completion]:
-    request = ctx.request(
-        problem,
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        logprobs=logprobs,
-        top_logprobs=5 if logprobs else 0,
-    )
-    (completions,) = await ctx.generate([request])
-    return completions
 
 
 @register("single")
@@ -44,7 +29,7 @@ class Single:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        comps = await _sample(problem, ctx, 1, self.temperature, self.top_p, False)
+        comps = await sample(problem, ctx, 1, self.temperature, self.top_p)
         cands = make_candidates(ctx, comps)
         answer = cands[0].answer
         return make_result("single", ctx, t0, answer, cands, {answer: 1.0} if answer else {})
@@ -61,7 +46,7 @@ class Majority:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        comps = await _sample(problem, ctx, self.n, self.temperature, self.top_p, False)
+        comps = await sample(problem, ctx, self.n, self.temperature, self.top_p)
         cands = make_candidates(ctx, comps)
         answer, votes = majority_vote([c.answer for c in cands])
         return make_result("majority", ctx, t0, answer, cands, votes)
@@ -71,7 +56,7 @@ async def _sample_and_score(
     problem: Problem, ctx: Context, n: int, temperature: float, top_p: float, scorer_spec: str
 ) -> tuple[tuple[Candidate, ...], list[float]]:
     scorer = make_scorer(scorer_spec)
-    comps = await _sample(problem, ctx, n, temperature, top_p, scorer.needs_logprobs)
+    comps = await sample(problem, ctx, n, temperature, top_p, logprobs=scorer.needs_logprobs)
     scores = [s.value for s in await ctx.score(problem, comps, scorer)]
     return make_candidates(ctx, comps, scores), scores
 

@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ponder.errors import ConfigError
-from ponder.strategies.base import Context, make_candidates, make_result, register
+from ponder.strategies.base import (
+    Context,
+    check_sampling,
+    make_candidates,
+    make_result,
+    register,
+)
 from ponder.strategies.voting import majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Result, Usage
 from ponder.verifiers.registry import make_scorer
@@ -45,13 +51,6 @@ REVISION_REQUEST = (
 """The user turn that follows each earlier attempt in a revision prompt."""
 
 SELECT_RULES = ("majority", "verifier")
-
-
-def _check_sampling(temperature: float, top_p: float) -> None:
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
 
 
 @register("revise")
@@ -97,7 +96,7 @@ class Revise:
             raise ConfigError(
                 f"revise: select must be one of {', '.join(SELECT_RULES)}, got {self.select!r}"
             )
-        _check_sampling(self.temperature, self.top_p)
+        check_sampling(self.temperature, self.top_p)
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
@@ -265,7 +264,7 @@ class BudgetForcing:
             raise ConfigError(
                 f"{name}: forced_answer_tokens must be >= 1, got {self.forced_answer_tokens}"
             )
-        _check_sampling(self.temperature, self.top_p)
+        check_sampling(self.temperature, self.top_p)
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
