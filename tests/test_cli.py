@@ -58,3 +58,10 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
     assert "Traceback" not in proc.stderr
     with pytest.raises(json.JSONDecodeError):
         json.loads(proc.stdout)
+
+
+def test_replay_extend_without_a_bank_is_a_clear_error(capsys, tmp_path):
+    code = main(["eval", "--task", "demo", "--replay-extend", "--out", str(tmp_path / "r.db")])
+    assert code == 2
+    assert "pass it with --replay BANK.db" in capsys.readouterr().err
+    assert not (tmp_path / "r.db").exists()

@@ -286,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the strategy's samples from this eval store's recorded ones (a "
         "majority/best_of_n run); only scoring, search steps and revisions generate",
     )
+    ev.add_argument(
+        "--replay-extend",
+        action="store_true",
+        help="with --replay: draw the samples past the bank's last (all of them for a "
+        "problem it lacks) with --model, seeded as a live run would seed them; with the "
+        "bank's --seed this tops a bank up from N to more samples, paying only for the new",
+    )
     _add_engine_args(ev)
     _add_strategy_args(ev)
 
@@ -445,6 +452,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     problems = task.load(args.limit)
     options = _strategy_options(args)
     bank = None
+    if args.replay_extend and not args.replay:
+        from ponder.errors import ConfigError
+
+        raise ConfigError("--replay-extend extends a bank: pass it with --replay BANK.db")
     if args.replay:
         from ponder.engines.replay import SampleBank
 
@@ -466,9 +477,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if bank is not None:
         from ponder.engines.replay import ReplayEngine
 
-        engine = ReplayEngine(bank, task, inner=engine)
+        engine = ReplayEngine(bank, task, inner=engine, extend=args.replay_extend)
         engine.check_problems(problems)
-        extra["replay"] = bank.describe()
+        extra["replay"] = bank.describe() | {"extend": args.replay_extend}
     if args.strategy == "optimal":
         import hashlib
 
@@ -498,8 +509,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if bank is not None:
         st = engine.stats
         print(
-            f"replay: {st.served} samples served from {bank.source}; "
-            f"{st.generated_requests} requests generated anew "
+            f"replay: {st.served} samples served from {bank.source}"
+            + (f", {st.extended} drawn anew to extend it" if args.replay_extend else "")
+            + f"; {st.generated_requests} requests generated anew "
             f"({st.generated_usage.total_tokens} tokens)"
         )
     return 0

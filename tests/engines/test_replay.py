@@ -166,3 +166,47 @@ def test_bank_must_cover_the_problems_and_come_from_independent_samples(tmp_path
         SampleBank.from_store(single)
     with pytest.raises(ConfigError, match="does not exist"):
         SampleBank.from_store(tmp_path / "nope.db")
+
+
+def test_an_extending_replay_draws_only_the_missing_samples_seeded_as_live(
+    tmp_path: Path,
+) -> None:
+    bank = SampleBank.from_store(bank_store(tmp_path, n=2))
+    more = [*TASK.load(), Problem(id="p99", question="What is 99 plus one?", answer="100")]
+    inner = ScriptedEngine(lambda r, i: f"new answer: {r.seed}")
+    replay = ReplayEngine(bank, TASK, inner=inner, extend=True)
+    replay.check_problems(more)  # a problem the bank lacks is drawn in full
+    out = tmp_path / "extended.db"
+    run_eval(
+        task=TASK, problems=more, strategy=make_strategy("majority", {"n": 5}), engine=replay,
+        store=out, max_tokens=32, seed=7, concurrency=1, progress=False,
+    )  # fmt: skip
+    before, after = records(tmp_path / "bank.db"), records(out)
+    for pid, rec in after.items():
+        assert len(rec.candidates) == 5
+        if pid in before:  # the bank's two, then three new ones
+            assert [c.text for c in rec.candidates[:2]] == [c.text for c in before[pid].candidates]
+            assert all(c.text.startswith("new") for c in rec.candidates[2:])
+    # one request per problem for the rest, seeded past the siblings the bank served
+    asked = {r.messages: r for r in inner.requests}
+    for p in more:
+        r = asked[TASK.messages(p)]
+        assert r.n == (5 if p.id == "p99" else 3)
+        assert (r.temperature, r.top_p, r.max_tokens) == (0.7, 0.95, 32)
+    live = {r.messages: r.seed for r in _live_requests(tmp_path, more, seed=7)}
+    for p in more:
+        shift = 0 if p.id == "p99" else 2
+        assert asked[TASK.messages(p)].seed == live[TASK.messages(p)] + shift
+    assert replay.stats.served == 8 and replay.stats.extended == 3 * 4 + 5
+    with pytest.raises(ConfigError, match="needs a model"):
+        ReplayEngine(bank, TASK, extend=True)
+
+
+def _live_requests(tmp_path: Path, problems: list[Problem], *, seed: int) -> list[GenRequest]:
+    engine = ScriptedEngine(toy_responder)
+    run_eval(
+        task=TASK, problems=problems, strategy=make_strategy("majority", {"n": 5}),
+        engine=engine, store=tmp_path / "live.db", max_tokens=32, seed=seed, concurrency=1,
+        progress=False,
+    )  # fmt: skip
+    return engine.requests

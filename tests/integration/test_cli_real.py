@@ -115,3 +115,27 @@ def test_optimize_then_optimal_over_a_real_bank(smollm2_path: Path, tmp_path: Pa
         texts = [c.text for c in bank[r.problem_id].candidates]
         assert [c.text for c in r.candidates] == texts[: len(r.candidates)]
         assert r.candidates and r.meta
+
+
+def test_extending_a_real_bank_draws_what_a_live_run_draws(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    from ponder.eval import RunStore, summarize_run
+
+    bank, extended, live = tmp_path / "bank.db", tmp_path / "ext.db", tmp_path / "live.db"
+    common = ["--task", "demo", "--model", str(smollm2_path), "--no-progress", "--seed", "3",
+              "--strategy", "majority", "--max-tokens", "40"]  # fmt: skip
+    ponder("eval", *common, "--limit", "2", "--n", "2", "--out", str(bank))
+    done = ponder("eval", *common, "--limit", "3", "--n", "4", "--replay", str(bank),
+                  "--replay-extend", "--out", str(extended))  # fmt: skip
+    # two problems topped up from 2 to 4 samples, the third drawn in full
+    assert f"replay: 4 samples served from {bank}, 8 drawn anew to extend it" in done.stdout
+    ponder("eval", *common, "--limit", "3", "--n", "4", "--out", str(live))
+    with RunStore(extended, create=False) as e, RunStore(live, create=False) as lv:
+        got = {r.problem_id: r for r in e.records()}
+        want = {r.problem_id: r for r in lv.records()}
+    assert set(got) == set(want) and len(got) == 3
+    for pid, rec in want.items():
+        assert [c.text for c in got[pid].candidates] == [c.text for c in rec.candidates]
+        assert got[pid].answer == rec.answer
+    assert "(replay, extended)" in summarize_run(extended).label

@@ -13,8 +13,16 @@ Rules, so that nothing is faked:
   prompt: the task's messages, no ``continuation``, no stop strings, and the bank's
   temperature, top_p, top_k and max_tokens. Samples are handed out in stored order,
   each once per problem run (``ReplayEngine.for_problem`` starts a run).
-- A request of that shape with other settings, one that wants logprobs (the bank has
-  none), or one past the last recorded sample raises ``ReplayMiss``.
+- A request of that shape with other settings, or one that wants logprobs (the bank
+  has none), raises ``ReplayMiss``; so does one past the last recorded sample, unless
+  the engine *extends* the bank (below).
+- ``extend=True`` tops the bank up instead: the samples past the last recorded one
+  (all of them, for a problem the bank lacks) are drawn by ``inner`` in one request
+  with the seeds a live request would give them (sibling ``i`` of a request seeded
+  ``s`` is seeded ``s + i`` on every engine). So a run with the bank's seed and
+  strategy and a larger ``n`` gets, on the embedded engine (whose seeded samples do
+  not depend on what else is decoding), the samples a live run would, while paying
+  only for the new ones. The new samples are counted as generated.
 - Any other request (a judge's prompt, a search step's continuation, a revision) is
   new generation: it goes to the ``inner`` engine and is counted as generated, or
   raises ``ReplayMiss`` when there is none.
@@ -26,6 +34,7 @@ Rules, so that nothing is faked:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +114,7 @@ class ReplayStats:
     """What a replay engine served and what it had generated anew."""
 
     served: int = 0
+    extended: int = 0
     generated_requests: int = 0
     generated_usage: Usage = field(default_factory=Usage)
 
@@ -118,10 +128,15 @@ class ReplayEngine:
     sample; without it such requests raise ``ReplayMiss``.
     """
 
-    def __init__(self, bank: SampleBank, task: Task, inner: Engine | None = None) -> None:
+    def __init__(
+        self, bank: SampleBank, task: Task, inner: Engine | None = None, *, extend: bool = False
+    ) -> None:
+        if extend and inner is None:
+            raise ConfigError("extending a replay bank needs a model to draw the new samples")
         self.bank = bank
         self.task = task
         self.inner = inner
+        self.extend = extend
         self.stats = ReplayStats()
 
     @property
@@ -135,7 +150,10 @@ class ReplayEngine:
         return self.inner.capabilities
 
     def check_problems(self, problems: Sequence[Problem]) -> None:
-        """Raise ``ConfigError`` naming the problems the bank has no samples for."""
+        """Raise ``ConfigError`` naming the problems the bank has no samples for (an
+        extending engine draws all of theirs anew, so it raises nothing)."""
+        if self.extend:
+            return
         missing = [p.id for p in problems if p.id not in self.bank.samples]
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -219,18 +237,28 @@ class _ProblemReplay:
                 "do not have; use a scorer that does not need them"
             )
 
-    def _serve(self, r: GenRequest) -> list[Completion]:
+    def _serve(self, r: GenRequest) -> tuple[list[Completion], GenRequest | None]:
+        """The recorded samples for ``r``, and the request for the rest when the bank
+        runs out and the engine extends it."""
         self._check(r)
-        recorded = self._parent.bank.samples.get(self._problem.id)
-        if recorded is None:
-            raise ReplayMiss(f"the replay bank has no samples for problem {self._problem.id!r}")
-        if self._next + r.n > len(recorded):
-            raise ReplayMiss(
-                f"problem {self._problem.id!r}: the strategy asked for "
-                f"{self._next + r.n} samples in all but the bank recorded {len(recorded)}"
-            )
+        parent = self._parent
+        recorded = parent.bank.samples.get(self._problem.id, ())
+        if not parent.extend:
+            if not recorded:
+                raise ReplayMiss(f"the replay bank has no samples for problem {self._problem.id!r}")
+            if self._next + r.n > len(recorded):
+                raise ReplayMiss(
+                    f"problem {self._problem.id!r}: the strategy asked for "
+                    f"{self._next + r.n} samples in all but the bank recorded {len(recorded)}"
+                )
         taken = recorded[self._next : self._next + r.n]
         self._next += r.n
+        rest = None
+        if len(taken) < r.n:
+            seed = None if r.seed is None else r.seed + len(taken)
+            rest = dataclasses.replace(r, n=r.n - len(taken), seed=seed)
+        if not taken:
+            return [], rest
         prompt = max(c.usage.prompt_tokens + c.usage.cached_tokens for c in recorded)
         out = []
         for i, c in enumerate(taken):
@@ -242,22 +270,26 @@ class _ProblemReplay:
             )
             finish: Literal["stop", "length"] = "length" if c.finish_reason == "length" else "stop"
             out.append(Completion(text=c.text, finish_reason=finish, usage=usage))
-        self._parent.stats.served += len(out)
-        return out
+        parent.stats.served += len(out)
+        return out, rest
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
-        out: list[list[Completion] | None] = [None] * len(requests)
-        forward: list[int] = []
+        out: list[list[Completion]] = [[] for _ in requests]
+        forward: list[tuple[int, GenRequest]] = []
         for i, r in enumerate(requests):
             if self._is_sample(r):
-                out[i] = self._serve(r)
+                out[i], rest = self._serve(r)
+                if rest is not None:
+                    forward.append((i, rest))
             else:
-                forward.append(i)
+                forward.append((i, r))
         if forward:
-            made = await self._parent._forward([requests[i] for i in forward])
-            for i, comps in zip(forward, made, strict=True):
-                out[i] = comps
-        return [comps for comps in out if comps is not None]
+            made = await self._parent._forward([r for _, r in forward])
+            for (i, r), comps in zip(forward, made, strict=True):
+                if self._is_sample(r):
+                    self._parent.stats.extended += len(comps)
+                out[i].extend(comps)
+        return out
 
     async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
         return await self._parent.embed(requests)

@@ -100,8 +100,10 @@ def run_label(config: dict[str, Any]) -> str:
         # a probe's path is long; its file name tells runs apart
         head += f" {kind}:{Path(arg).name}" if kind == "probe" else f" {judge}"
     extra = config.get("extra")
-    if isinstance(extra, dict) and "replay" in extra:
-        head += " (replay)"
+    replay = extra.get("replay") if isinstance(extra, dict) else None
+    if isinstance(replay, dict):
+        # an extended bank's run drew its missing samples live
+        head += " (replay, extended)" if replay.get("extend") else " (replay)"
     return " · ".join([head, str(config.get("model", "?"))])
 
 
