@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Adaptive compute and the compute-optimal policy on GSM8K (issue 4's measurements).
+#
+#   bank   the first TEST test problems at majority n=16; when runs/gsm8k-50/majority8.db
+#          (bench/gsm8k_scaling.sh) is there, it is topped up with --replay-extend, so
+#          only the missing samples are drawn (the same samples a live run draws)
+#   train  the first TRAIN train problems at majority n=16: the calibration split
+#   adapt  adaptive_consistency (beta, dirichlet) and esc replayed from the test bank,
+#          capped at 16, against majority n=16 on the same samples
+#   policy ponder optimize on the train bank; optimal replayed on the test bank at
+#          each budget of BUDGETS
+#   report one plot, per-bin breakdown (oracle bins from the test bank), efficiency
+#          table against majority n=16
+# Every step resumes or is skipped when done: rerun the same command to continue.
+#   bash bench/gsm8k_adaptive.sh                 STEPS="bank train adapt policy report"
+set -euo pipefail
+TEST=${TEST:-100}
+TRAIN=${TRAIN:-64}
+MODEL=${MODEL:-qwen2.5-coder-1.5b}
+DATA=${DATA:-../shared/data/gsm8k}
+OUT=${OUT:-runs/gsm8k-adaptive}
+SEED_BANK=${SEED_BANK:-runs/gsm8k-50/majority8.db}
+BUDGETS=${BUDGETS:-700,1000,1300,1800,2600,3500}
+STEPS=${STEPS:-bank train adapt policy report}
+PONDER=${PONDER:-ponder}
+mkdir -p "$OUT"
+BANK=$OUT/test-maj16.db
+CAL=$OUT/train-maj16.db
+test_args=(--task gsm8k --data "$DATA/test.jsonl" --limit "$TEST" --model "$MODEL" --seed 0)
+sampling=(--strategy majority --n 16 --temperature 0.7 --max-tokens 400)
+for step in $STEPS; do
+    case $step in
+    bank)
+        extend=()
+        [[ -f $SEED_BANK ]] && extend=(--replay "$SEED_BANK" --replay-extend)
+        $PONDER eval "${test_args[@]}" "${sampling[@]}" "${extend[@]}" --out "$BANK" ;;
+    train)
+        $PONDER eval --task gsm8k --data "$DATA/train.jsonl" --limit "$TRAIN" --model "$MODEL" \
+            --seed 0 "${sampling[@]}" --out "$CAL" ;;
+    adapt)
+        for rule in beta dirichlet; do
+            $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy adaptive_consistency \
+                -o max_n=16 -o rule=$rule --out "$OUT/ac16-$rule.db"
+        done
+        $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy esc -o max_n=16 \
+            --out "$OUT/esc16.db" ;;
+    policy)
+        $PONDER optimize "$CAL" --out "$OUT/policy.json" --budgets "$BUDGETS" --pilot 4 \
+            --bins 3 | tee "$OUT/optimize.txt"
+        for b in ${BUDGETS//,/ }; do
+            $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy "optimal:$OUT/policy.json" \
+                --budget "$b" --out "$OUT/optimal-$b.db"
+        done ;;
+    report)
+        runs=("$BANK")
+        for f in "$OUT"/ac16-*.db "$OUT"/esc16.db "$OUT"/optimal-*.db; do
+            [[ -f $f ]] && runs+=("$f")
+        done
+        $PONDER report "${runs[@]}" --bins-from "$BANK" --bins 3 --out "$OUT/report" ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+    esac
+done
