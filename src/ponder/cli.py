@@ -31,6 +31,8 @@ EPILOG = """examples:
       --strategy revise --n 4 -o chains=2 --out runs/gsm8k-revise4.db
   ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
       --replay runs/gsm8k-maj8.db --strategy adaptive_consistency -o max_n=8 --out runs/ac8.db
+  ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \
+      --out runs/ttt-arc30.db
 """
 
 
@@ -386,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.cli_verifier import add_verifier_parser
 
     add_verifier_parser(sub)
+    from ponder.cli_ttt import add_ttt_parsers
+
+    add_ttt_parsers(sub)
     return parser
 
 
@@ -604,6 +609,18 @@ def _run_verifier(args: argparse.Namespace) -> int:
     return run_verifier(args)
 
 
+def _run_ttt(args: argparse.Namespace) -> int:
+    from ponder.cli_ttt import run_ttt_command
+
+    return run_ttt_command(args)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from ponder.cli_ttt import run_finetune_command
+
+    return run_finetune_command(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
@@ -612,6 +629,8 @@ COMMANDS = {
     "models": cmd_models,
     "strategies": cmd_strategies,
     "verifier": _run_verifier,
+    "ttt": _run_ttt,
+    "finetune": _run_finetune,
 }
 
 
