@@ -57,13 +57,12 @@ ARC_SETS: dict[str, tuple[str, str]] = {
 
 def grid_text(grid: Sequence[Sequence[int]]) -> str:
     """A grid as text: one row per line, one digit per cell."""
-    rows = ["".join(str(int(c)) for c in row) for row in grid]
-    for row in rows:
-        if not row.isdigit() or len(row) != len(rows[0]):
-            raise ValueError(f"not a grid of colours 0-9 with rows of one width: {grid!r}")
-    if not rows:
-        raise ValueError("a grid has at least one row")
-    return "\n".join(rows)
+    rows = [[int(c) for c in row] for row in grid]
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError(f"not a grid with rows of one width: {grid!r}")
+    if any(not 0 <= c <= 9 for r in rows for c in r):
+        raise ValueError(f"grid cells are colours 0-9: {grid!r}")
+    return "\n".join("".join(map(str, r)) for r in rows)
 
 
 def parse_grid(text: str) -> Grid | None:
