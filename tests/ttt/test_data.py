@@ -45,7 +45,7 @@ def test_training_examples_are_transformed_leave_one_out_tasks() -> None:
     for e in examples:
         texts = [text for text, _ in e.segments]
         pairs = []
-        for inp, out in zip(texts[0::2], texts[1::2]):
+        for inp, out in zip(texts[0::2], texts[1::2], strict=True):
             assert inp.startswith("input:\n") and inp.endswith("\noutput:\n")
             grid_in = inp[len("input:\n") : -len("\noutput:\n")]
             pairs.append(Pair(e.transform.invert(grid_in), e.transform.invert(out[: -len(END)])))

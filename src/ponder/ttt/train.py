@@ -231,7 +231,7 @@ def _train(
                 ids, labels = fitted
                 out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
                 (out.loss / cfg.batch_size).backward()
-                total += float(out.loss)
+                total += float(out.loss.detach())
                 used += 1
                 report.tokens += len(ids)
                 report.examples += 1

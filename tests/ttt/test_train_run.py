@@ -1,0 +1,138 @@
+"""Training, inference and the resumable run, for real, on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ponder.errors import ConfigError
+from ponder.eval.store import RunStore
+from ponder.tasks.arc import FewShotTask, Pair
+from ponder.ttt.augment import Transform, transforms_for
+from ponder.ttt.data import render, training_examples
+from ponder.ttt.infer import predict
+from ponder.ttt.model import LoadedModel
+from ponder.ttt.run import run_config, run_ttt
+from ponder.ttt.train import IGNORE, TTTConfig, encode, target_loss, train_adapter
+
+GRID = FewShotTask(
+    "mirror",
+    (Pair("10\n02", "01\n20"), Pair("30\n04", "03\n40"), Pair("50\n06", "05\n60")),
+    (Pair("70\n08", "07\n80"),),
+    kind="grid",
+)
+TEXT = FewShotTask(
+    "rev", (Pair("ab", "ba"), Pair("cd", "dc"), Pair("ef", "fe")), (Pair("gh", "hg"),), "text"
+)
+
+
+def test_encode_masks_the_outputs(lm: LoadedModel) -> None:
+    segments = render(GRID.demos[:2], GRID.tests[0], answer=True)
+    ids, labels = encode(lm, segments, loss_on="outputs")
+    assert len(ids) == len(labels)
+    counted = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE]
+    outputs = [lm.encode(text) for text, target in segments if target]
+    assert counted == [t for piece in outputs for t in piece]
+    _, last = encode(lm, segments, loss_on="last")
+    assert [t for t in last if t != IGNORE] == outputs[-1]
+
+
+def test_one_training_step_lowers_the_loss(lm: LoadedModel) -> None:
+    import torch
+
+    cfg = TTTConfig(steps=1, learning_rate=5e-2, rank=8, seed=1)
+    before = target_loss(lm, GRID.demos, GRID.tests[0])
+    weights = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    model, report = train_adapter(lm, GRID, cfg)
+    assert len(report.losses) == 1 and report.tokens > 0 and report.examples == 1
+    # the step lowered the loss of the very sequence it trained on (the stream's first)
+    base = lm.model
+    trained = report.losses[0]
+    example = next(training_examples(GRID, seed=cfg.seed))
+    ids, labels = encode(lm, example.segments, loss_on="outputs")
+    with torch.no_grad():
+        after = float(model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss)
+    assert after < trained
+    lm.model = base
+    model.unload()
+    # the base model is back, weight for weight
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    assert target_loss(lm, GRID.demos, GRID.tests[0]) == pytest.approx(before)
+
+
+def test_predictions_are_mapped_back_and_costed(lm: LoadedModel) -> None:
+    transforms = transforms_for(GRID, colour_variants=2)
+    preds, usage = predict(lm, GRID, transforms, max_new_tokens=6)
+    assert len(preds) == 16 and usage.calls == 16
+    assert [p.transform for p in preds] == [t.name for t in transforms]
+    assert usage.completion_tokens == sum(p.completion_tokens for p in preds)
+    assert all(p.completion_tokens <= 6 for p in preds)
+    by_name = {t.name: t for t in transforms}
+    for p in preds:
+        # a random model writes noise: an answer only where the text is a grid
+        if p.answer is not None:
+            assert by_name[p.transform].apply(p.answer) == p.text.strip()
+
+
+def test_run_records_resumes_reuses_adapters_and_records_failures(
+    lm: LoadedModel, tmp_path: Path
+) -> None:
+    cfg = TTTConfig(steps=2, learning_rate=1e-2)
+    tasks = [GRID, TEXT]
+    config = run_config(source="tests", model="tiny", cfg=cfg, train=True, colour_variants=1,
+                        limit=None)  # fmt: skip
+    adapters = tmp_path / "adapters"
+    with RunStore(tmp_path / "run.db") as store:
+        summary = run_ttt(tasks, lm, store, config=config, cfg=cfg, adapters=adapters,
+                          max_new_tokens=8, progress=False)  # fmt: skip
+        records = {r.problem_id: r for r in store.records()}
+    assert summary.done_now == 2 and summary.errors == 0 and summary.graded == 2
+    assert set(records) == {"mirror", "rev"} and (adapters / "mirror").is_dir()
+    grid = records["mirror"]
+    assert grid.reference == "07\n80" and len(grid.meta["predictions"]) == 8
+    assert len(grid.meta["train"]["losses"]) == 2 and grid.meta["train"]["tokens"] > 0
+    assert grid.meta["loss_before"] > 0 and grid.meta["loss_after"] > 0
+    assert set(grid.meta["phase_seconds"]) == {"loss_before", "train", "loss_after", "predict"}
+    assert grid.usage.calls == 8 and len(records["rev"].meta["predictions"]) == 1
+    assert grid.correct == (grid.reference in grid.votes)
+    json.dumps(grid.meta)  # the store keeps it as JSON
+    # the same command again: nothing to do
+    with RunStore(tmp_path / "run.db") as store:
+        again = run_ttt(tasks, lm, store, config=config, cfg=cfg, adapters=adapters,
+                        max_new_tokens=8, progress=False)  # fmt: skip
+    assert again.done_now == 0 and again.skipped == 2 and again.graded == 2
+    # a new store with the saved adapters loads them instead of training
+    with RunStore(tmp_path / "reuse.db") as store:
+        run_ttt([GRID], lm, store, config=config, cfg=cfg, adapters=adapters,
+                max_new_tokens=8, progress=False)  # fmt: skip
+        (rec,) = store.records()
+    assert rec.meta["train"]["loaded"] is True and rec.meta["train"]["losses"] == []
+    # a task that cannot train is an error record, and the others still run
+    tight = TTTConfig(steps=1, max_length=16)
+    config2 = run_config(source="tests", model="tiny", cfg=tight, train=True, colour_variants=1,
+                         limit=None)  # fmt: skip
+    with RunStore(tmp_path / "tight.db") as store:
+        out = run_ttt(tasks, lm, store, config=config2, cfg=tight, max_new_tokens=4,
+                      progress=False)  # fmt: skip
+        errors = [r for r in store.records() if r.error]
+    assert out.errors == 2 and {r.problem_id for r in errors} == {"mirror", "rev"}
+    assert "fits in 16 tokens" in (errors[0].error or "")
+    # a store of another configuration is refused
+    with RunStore(tmp_path / "run.db") as store, pytest.raises(ConfigError, match="different"):
+        run_ttt(tasks, lm, store, config=config2, cfg=tight, progress=False)
+
+
+def test_without_training_the_base_model_answers(lm: LoadedModel, tmp_path: Path) -> None:
+    cfg = TTTConfig()
+    config = run_config(source="tests", model="tiny", cfg=cfg, train=False, colour_variants=1,
+                        limit=None)  # fmt: skip
+    with RunStore(tmp_path / "vote.db") as store:
+        run_ttt([GRID], lm, store, config=config, cfg=cfg, train=False, max_new_tokens=4,
+                progress=False)  # fmt: skip
+        (rec,) = store.records()
+    assert rec.meta["train"]["losses"] == [] and rec.meta["loss_after"] == rec.meta["loss_before"]
+    assert config["strategy"]["name"] == "augmented_vote"
+    assert Transform(0).is_identity
