@@ -136,3 +136,25 @@ def test_without_training_the_base_model_answers(lm: LoadedModel, tmp_path: Path
     assert rec.meta["train"]["losses"] == [] and rec.meta["loss_after"] == rec.meta["loss_before"]
     assert config["strategy"]["name"] == "augmented_vote"
     assert Transform(0).is_identity
+
+
+def test_finetune_merges_and_saves_a_model_that_loads_again(
+    lm: LoadedModel, tmp_path: Path
+) -> None:
+    import torch
+
+    from ponder.ttt.model import load_model
+    from ponder.ttt.train import finetune_base
+
+    out = tmp_path / "base-ft"
+    before = target_loss(lm, GRID.demos, GRID.tests[0])
+    report = finetune_base(lm, [GRID, TEXT], TTTConfig(steps=3, learning_rate=1e-2), out)
+    assert len(report.losses) == 3 and report.examples == 3
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    loaded = load_model(str(out))
+    # the saved weights are the merged model's: same loss, different from before
+    merged = target_loss(lm, GRID.demos, GRID.tests[0])
+    assert target_loss(loaded, GRID.demos, GRID.tests[0]) == pytest.approx(merged, rel=1e-5)
+    assert merged != pytest.approx(before)
+    assert not any("lora" in name for name, _ in loaded.model.named_parameters())
+    assert isinstance(next(loaded.model.parameters()), torch.Tensor)
