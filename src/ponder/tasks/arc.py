@@ -105,8 +105,10 @@ class FewShotTask:
 
     @property
     def cells(self) -> int:
-        """Characters in every input and output: the size by which tasks are ordered."""
-        return sum(len(p.input) + len(p.output or "") for p in (*self.demos, *self.tests))
+        """The size by which tasks are ordered: cells of every input and output grid
+        (characters other than line breaks, for text tasks)."""
+        texts = [t for p in (*self.demos, *self.tests) for t in (p.input, p.output or "")]
+        return sum(len(t) - t.count("\n") for t in texts)
 
     def canonical(self, text: str) -> str | None:
         """A prediction in the form answers are compared in: a grid's exact text, or the
@@ -189,7 +191,7 @@ def load_fewshot(
     source: str, *, limit: int | None = None, order: Literal["file", "cells"] = "file"
 ) -> list[FewShotTask]:
     """The tasks ``source`` names: an ARC set (``arc-eval``, ``arc-train``, ...) or a
-    JSONL file. ``order="cells"`` sorts by size, smallest first (ties by id), before
+    JSONL file. ``order="cells"`` sorts by size in cells, smallest first (ties by id), before
     ``limit`` keeps the first K."""
     tasks = load_arc(source) if source in ARC_SETS else load_fewshot_jsonl(source)
     if order == "cells":
