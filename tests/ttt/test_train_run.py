@@ -99,6 +99,12 @@ def test_run_records_resumes_reuses_adapters_and_records_failures(
     assert grid.usage.calls == 8 and len(records["rev"].meta["predictions"]) == 1
     assert grid.correct == (grid.reference in grid.votes)
     json.dumps(grid.meta)  # the store keeps it as JSON
+    from ponder.eval.report import summarize_run
+
+    rows = {row["task"]: row for row in summarize_run(tmp_path / "run.db").tasks}
+    assert set(rows) == {"mirror", "rev"} and rows["mirror"]["cells"] == GRID.cells
+    assert rows["mirror"]["steps"] == 2 and rows["mirror"]["tests"] == 1
+    assert rows["mirror"]["loss_before"] == grid.meta["loss_before"]
     # the same command again: nothing to do
     with RunStore(tmp_path / "run.db") as store:
         again = run_ttt(tasks, lm, store, config=config, cfg=cfg, adapters=adapters,

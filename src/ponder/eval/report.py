@@ -31,7 +31,7 @@ from ponder.errors import ConfigError
 from ponder.eval.curves import SAMPLING_RULES, CurvePoint, Method, point, scaling_curve
 from ponder.eval.difficulty import DEFAULT_BINS, Bins, BinStats, pass_rates, stats_by_bin
 from ponder.eval.efficiency import Efficiency, Reference, efficiency
-from ponder.eval.store import RunStore
+from ponder.eval.store import Record, RunStore
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class RunReport:
     bins: tuple[BinStats, ...] = ()
     unbinned: int = 0
     efficiency: Efficiency | None = None
+    tasks: tuple[dict[str, Any], ...] = ()  # per task of a test-time training run
 
     @property
     def points(self) -> list[CurvePoint]:
@@ -80,6 +81,7 @@ class RunReport:
             "bins": [b.to_dict() for b in self.bins],
             "unbinned": self.unbinned,
             "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
+            "tasks": list(self.tasks),
         }
 
 
@@ -131,6 +133,7 @@ def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> 
     else:
         method = None
     return RunReport(
+        tasks=task_rows(finished) if name in ("ttt", "augmented_vote") else (),
         path=Path(path),
         label=run_label(config),
         config=config,
@@ -141,6 +144,57 @@ def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> 
         curve_method=method,
         notes=tuple(notes),
     )
+
+
+def task_rows(records: Sequence[Record]) -> tuple[dict[str, Any], ...]:
+    """One row per task of a test-time training run (``ponder ttt``): its size, test
+    inputs solved, held-out loss before and after training, tokens trained, seconds
+    per phase and peak memory, smallest task first."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in records:
+        meta = r.meta
+        task = str(meta.get("task", r.problem_id))
+        train = meta.get("train") or {}
+        phases = meta.get("phase_seconds") or {}
+        row = rows.setdefault(
+            task,
+            {
+                "task": task,
+                "cells": meta.get("cells"),
+                "tests": 0,
+                "solved": 0,
+                "loss_before": meta.get("loss_before"),
+                "loss_after": meta.get("loss_after"),
+                "steps": len(train.get("losses") or []),
+                "trained_tokens": train.get("tokens", 0),
+                "train_seconds": phases.get("train", 0.0),
+                "predict_seconds": phases.get("predict", 0.0),
+                "peak_memory_mb": meta.get("peak_memory_mb"),
+            },
+        )
+        row["tests"] += 1
+        row["solved"] += int(r.correct)
+    return tuple(sorted(rows.values(), key=lambda row: (row["cells"] or 0, row["task"])))
+
+
+def _tasks_table(rows: Sequence[dict[str, Any]]) -> str:
+    def num(x: Any, digits: int = 3) -> str:
+        return "" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+    head = (
+        "<tr><th>task</th><th>cells</th><th>solved</th><th>held-out loss before</th>"
+        "<th>after</th><th>steps</th><th>tokens trained</th><th>train s</th>"
+        "<th>predict s</th><th>peak MB</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(r['task']))}</td><td>{num(r['cells'])}</td>"
+        f"<td>{r['solved']}/{r['tests']}</td><td>{num(r['loss_before'])}</td>"
+        f"<td>{num(r['loss_after'])}</td><td>{r['steps']}</td><td>{r['trained_tokens']}</td>"
+        f"<td>{num(r['train_seconds'], 1)}</td><td>{num(r['predict_seconds'], 1)}</td>"
+        f"<td>{num(r['peak_memory_mb'], 0)}</td></tr>"
+        for r in rows
+    )
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
 def _unique_labels(runs: list[RunReport]) -> list[RunReport]:
@@ -335,6 +389,9 @@ def _html(
                 f"<h3>Scaling curve ({e(str(run.curve_method))} over the first n samples)</h3>"
             )
             parts.append(_table(run.curve))
+        if run.tasks:
+            parts.append("<h3>Per task (test-time training)</h3>")
+            parts.append(_tasks_table(run.tasks))
         config = json.dumps(run.config, indent=2, sort_keys=True)
         parts.append(f"<details><summary>run configuration</summary><pre>{e(config)}</pre>")
         parts.append("</details>")
