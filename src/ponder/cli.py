@@ -36,7 +36,7 @@ EPILOG = """examples:
 """
 
 
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
+def _add_engine_args(p: argparse.ArgumentParser, *, key_flag: str = "--api-key") -> None:
     from ponder.models import DEFAULT_MODEL
 
     g = p.add_argument_group("engine")
@@ -51,7 +51,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
         help="OpenAI-compatible server URL (default: $OPENAI_BASE_URL when --model is "
         "not a bundled name or a .gguf file)",
     )
-    g.add_argument("--api-key", help="server API key (default: $OPENAI_API_KEY)")
+    g.add_argument(key_flag, dest="api_key", help="server API key (default: $OPENAI_API_KEY)")
     g.add_argument(
         "--n-parallel",
         type=int,
@@ -391,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.cli_ttt import add_ttt_parsers
 
     add_ttt_parsers(sub)
+    from ponder.cli_serve import add_serve_parser
+
+    add_serve_parser(sub, _add_engine_args)
     return parser
 
 
@@ -621,6 +624,12 @@ def _run_finetune(args: argparse.Namespace) -> int:
     return run_finetune_command(args)
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    from ponder.cli_serve import run_serve
+
+    return run_serve(args, _engine(args))
+
+
 COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
@@ -631,6 +640,7 @@ COMMANDS = {
     "verifier": _run_verifier,
     "ttt": _run_ttt,
     "finetune": _run_finetune,
+    "serve": _run_serve,
 }
 
 

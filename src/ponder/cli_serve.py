@@ -1,0 +1,118 @@
+"""``ponder serve``: the OpenAI-compatible server (``ponder.serve``) on an engine."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import ConfigError, MissingExtra
+
+__all__ = ["add_serve_parser", "run_serve"]
+
+EPILOG = """choosing the strategy per request:
+  model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
+  extra_body             {"ponder": {"strategy": "majority", "n": 8, "budget": 4000,
+                          "candidates": true}}
+  otherwise              --strategy and -o KEY=VALUE below
+The reply's usage counts every token the strategy spent; its `ponder` field has the
+votes, ponder's own token accounting and, on request, the candidates.
+
+example:
+  ponder serve --model qwen2.5-coder-1.5b --port 8000 --strategy majority -o n=4
+  curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+      -d '{"model": "majority-8/qwen2.5-coder-1.5b",
+           "messages": [{"role": "user", "content": "What is 17*23?"}]}'
+"""
+
+
+def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="an OpenAI-compatible server that applies a strategy per request",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--served-model-name", help="the model name clients use (default: --model's name)"
+    )
+    p.add_argument("--strategy", default="single", help="default strategy (single)")
+    p.add_argument(
+        "-o", dest="option", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting of the default strategy (JSON value or text); repeatable",
+    )  # fmt: skip
+    p.add_argument("--max-n", type=int, default=32, help="most samples a request may ask (32)")
+    p.add_argument("--max-budget", type=int, help="largest token budget a request may ask")
+    p.add_argument("--max-tokens", type=int, default=2048, help="most tokens per sample (2048)")
+    p.add_argument(
+        "--default-max-tokens", type=int, default=512, help="tokens per sample when unset (512)"
+    )
+    p.add_argument("--concurrency", type=int, default=4, help="requests run at once (4)")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait (16)")
+    p.add_argument("--timeout", type=float, help="seconds a request may take (default: none)")
+    p.add_argument(
+        "--api-key", dest="serve_keys", action="append", default=[],
+        help="a key clients must send as a bearer token; repeatable",
+    )  # fmt: skip
+    p.add_argument("--api-key-file", help="a file of client keys, one per line")
+    add_engine_args(p, key_flag="--upstream-api-key")
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-o {item!r}: use KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _keys(args: argparse.Namespace) -> frozenset[str]:
+    keys = {k.strip() for k in args.serve_keys if k.strip()}
+    if args.api_key_file:
+        path = Path(args.api_key_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise ConfigError(f"cannot read --api-key-file {path}: {e}") from e
+        keys |= {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+        if not keys:
+            raise ConfigError(f"--api-key-file {path} holds no keys")
+    return frozenset(keys)
+
+
+def run_serve(args: argparse.Namespace, engine: Any) -> int:
+    from ponder.serve import Limits, ServeSettings, create_app, select
+
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise MissingExtra("uvicorn", "serve") from e
+    name = args.served_model_name or Path(args.model).stem
+    limits = Limits(max_n=args.max_n, max_budget=args.max_budget, max_tokens=args.max_tokens)
+    options = _options(args.option)
+    select(name, {}, limits=limits, default=(args.strategy, options))  # check the default now
+    settings = ServeSettings(
+        model=name,
+        default_strategy=args.strategy,
+        default_options=options,
+        limits=limits,
+        default_max_tokens=args.default_max_tokens,
+        concurrency=args.concurrency,
+        queue=args.queue,
+        api_keys=_keys(args),
+        request_timeout=args.timeout,
+    )
+    app = create_app(engine, settings)
+    print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

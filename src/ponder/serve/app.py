@@ -1,0 +1,375 @@
+"""``ponder serve``: an OpenAI-compatible server that runs a strategy per request.
+
+Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /health``. A request's strategy comes from ``ponder.serve.selection``; the
+reply is an ordinary completion whose text is the winning candidate's, whose
+``usage`` counts every token the strategy spent (all samples, the verifier's too;
+``prompt_tokens`` includes prompt tokens served from cache, which
+``prompt_tokens_details.cached_tokens`` shows), plus a ``ponder`` object with the
+strategy, answer, votes, ponder's own usage, seconds and, on request, the candidates.
+
+Admission: at most ``concurrency`` requests run at once and ``queue`` more wait; a
+request beyond that gets 429 with ``Retry-After``. Optional bearer-token API keys:
+without a valid one, 401 and no work. Errors are JSON
+``{"error": {"message", "type", "code"}}``: 400 for a bad request (bad JSON, missing
+messages, unknown strategy, limits exceeded, a budget the strategy cannot keep), 502
+when the engine or upstream server fails, 504 when it times out.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the route signatures at
+# runtime, and their types are imported inside create_app
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.budget import Ledger
+from ponder.engines.base import Engine
+from ponder.errors import (
+    BudgetExceeded,
+    CapabilityMissing,
+    ConfigError,
+    EngineError,
+    EngineTimeout,
+    MissingExtra,
+)
+from ponder.serve.chat import ChatTask, chat_problem
+from ponder.serve.selection import Limits, Selection, select
+from ponder.strategies import Context
+from ponder.types import Message, Result
+
+__all__ = ["ServeSettings", "create_app"]
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the server runs requests; see the module docstring."""
+
+    model: str
+    default_strategy: str = "single"
+    default_options: Mapping[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    default_max_tokens: int = 512
+    concurrency: int = 4
+    queue: int = 16
+    api_keys: frozenset[str] = frozenset()
+    request_timeout: float | None = None
+    retry_after: int = 1
+
+
+class HTTPError(Exception):
+    """An error answered with ``status`` and an OpenAI-style error body."""
+
+    def __init__(
+        self, status: int, message: str, kind: str = "invalid_request_error", code: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.code = code or kind
+        self.headers: dict[str, str] = {}
+
+
+class _Admission:
+    """A bounded number of running requests and a bounded queue in front of them."""
+
+    def __init__(self, concurrency: int, queue: int) -> None:
+        if concurrency < 1 or queue < 0:
+            raise ConfigError("serve: concurrency must be at least 1 and queue at least 0")
+        self._sem = asyncio.Semaphore(concurrency)
+        self.queue = queue
+        self.waiting = 0
+        self.running = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, retry_after: int) -> AsyncIterator[None]:
+        if self._sem.locked() and self.waiting >= self.queue:
+            err = HTTPError(
+                429, "the server is at capacity; retry shortly", "rate_limit_error", "busy"
+            )
+            err.headers["Retry-After"] = str(retry_after)
+            raise err
+        self.waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._sem.release()
+
+
+def _content(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for part in value:
+            if not isinstance(part, Mapping) or part.get("type") != "text":
+                raise HTTPError(400, f"{where}: only text content parts are supported")
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise HTTPError(400, f"{where}: a text part needs a string 'text'")
+            parts.append(text)
+        return "".join(parts)
+    raise HTTPError(400, f"{where}: 'content' must be a string or a list of text parts")
+
+
+def _messages(body: Mapping[str, Any]) -> tuple[Message, ...]:
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise HTTPError(400, "'messages' must be a non-empty list", code="missing_messages")
+    out = []
+    for i, m in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(m, Mapping):
+            raise HTTPError(400, f"{where} must be an object with 'role' and 'content'")
+        role = _ROLES.get(str(m.get("role")))
+        if role is None:
+            raise HTTPError(400, f"{where}: role must be one of {', '.join(_ROLES)}")
+        out.append(Message(role, _content(m.get("content"), where)))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _max_tokens(body: Mapping[str, Any], settings: ServeSettings) -> int:
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    if value is None:
+        return min(settings.default_max_tokens, settings.limits.max_tokens)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise HTTPError(400, f"max_tokens must be a positive integer, got {value!r}")
+    if value > settings.limits.max_tokens:
+        raise HTTPError(
+            400, f"max_tokens={value} is over this server's limit of {settings.limits.max_tokens}"
+        )
+    return value
+
+
+def _seed(body: Mapping[str, Any]) -> int | None:
+    seed = body.get("seed")
+    if seed is None:
+        return None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise HTTPError(400, f"seed must be an integer, got {seed!r}")
+    return seed
+
+
+def _check_model(name: str, settings: ServeSettings) -> None:
+    if name and name not in (settings.model, "default"):
+        raise HTTPError(
+            404,
+            f"model {name!r} is not served here; this server serves {settings.model!r} "
+            f"(optionally prefixed with a strategy, e.g. 'majority-8/{settings.model}')",
+            code="model_not_found",
+        )
+
+
+def _winner(result: Result) -> str:
+    for c in result.candidates:
+        if result.answer is not None and c.answer == result.answer:
+            return c.text
+    return result.candidates[0].text if result.candidates else ""
+
+
+class Server:
+    """The request handling behind the routes, independent of the web framework."""
+
+    def __init__(self, engine: Engine, settings: ServeSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.task = ChatTask()
+        self.admission = _Admission(settings.concurrency, settings.queue)
+
+    def authorize(self, header: str | None) -> None:
+        if not self.settings.api_keys:
+            return
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or token.strip() not in self.settings.api_keys:
+            raise HTTPError(401, "a valid API key is required", "authentication_error")
+
+    def selection(self, body: Mapping[str, Any]) -> Selection:
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise HTTPError(400, "'model' must be a non-empty string")
+        try:
+            chosen = select(
+                model,
+                body,
+                limits=self.settings.limits,
+                default=(self.settings.default_strategy, self.settings.default_options),
+            )
+        except ConfigError as e:
+            raise HTTPError(400, str(e), code="invalid_strategy") from e
+        _check_model(chosen.model, self.settings)
+        return chosen
+
+    async def solve(
+        self, messages: tuple[Message, ...], body: Mapping[str, Any]
+    ) -> tuple[Selection, Result]:
+        chosen = self.selection(body)
+        max_tokens = _max_tokens(body, self.settings)
+        seed = _seed(body)
+        request_id = uuid.uuid4().hex
+        async with self.admission.slot(self.settings.retry_after):
+            ctx = Context(
+                engine=self.engine, task=self.task, ledger=Ledger(), max_tokens=max_tokens,
+                seed=seed,
+            )  # fmt: skip
+            problem = chat_problem(request_id, messages)
+            try:
+                with ctx.ledger.budget(total_tokens=chosen.budget):
+                    run = chosen.strategy(problem, ctx)
+                    result = await asyncio.wait_for(run, self.settings.request_timeout)
+            except TimeoutError as e:
+                raise HTTPError(
+                    504,
+                    f"the strategy did not finish within {self.settings.request_timeout:g} s",
+                    "timeout_error",
+                ) from e
+            except BudgetExceeded as e:
+                raise HTTPError(400, f"budget: {e}", code="budget_exceeded") from e
+            except (CapabilityMissing, MissingExtra, ConfigError) as e:
+                raise HTTPError(400, str(e), code="unsupported") from e
+            except EngineTimeout as e:
+                raise HTTPError(504, f"engine timed out: {e}", "timeout_error") from e
+            except EngineError as e:
+                raise HTTPError(502, f"engine failed: {e}", "upstream_error") from e
+        return chosen, result
+
+    def reply(
+        self, kind: str, body: Mapping[str, Any], chosen: Selection, result: Result
+    ) -> dict[str, Any]:
+        u = result.usage
+        text = _winner(result)
+        ponder: dict[str, Any] = {
+            "strategy": chosen.name,
+            "options": dict(chosen.options),
+            "budget": chosen.budget,
+            "answer": result.answer,
+            "votes": dict(result.votes),
+            "usage": u.to_dict(),
+            "seconds": round(result.seconds, 4),
+        }
+        if chosen.candidates:
+            ponder["candidates"] = [c.to_dict() for c in result.candidates]
+        usage = {
+            "prompt_tokens": u.prompt_tokens + u.cached_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.prompt_tokens + u.cached_tokens + u.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+        }
+        if kind == "chat":
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+            obj = "chat.completion"
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+            obj = "text_completion"
+        return {
+            "id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [choice],
+            "usage": usage,
+            "ponder": ponder,
+        }
+
+
+async def _json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HTTPError(400, f"the request body is not valid JSON ({e})") from e
+    if not isinstance(body, dict):
+        raise HTTPError(400, "the request body must be a JSON object")
+    return body
+
+
+def create_app(engine: Engine, settings: ServeSettings) -> Any:
+    """A FastAPI app serving ``engine`` with ``settings``; it closes the engine on
+    shutdown."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse
+    except ImportError as e:
+        raise MissingExtra("fastapi", "serve") from e
+
+    server = Server(engine, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.aclose()
+
+    app = FastAPI(title="ponder serve", lifespan=lifespan)
+    app.state.server = server
+
+    def error(e: HTTPError) -> Any:
+        return JSONResponse(
+            {"error": {"message": str(e), "type": e.kind, "code": e.code}},
+            status_code=e.status,
+            headers=e.headers,
+        )
+
+    async def complete(request: Request, kind: str) -> Any:
+        try:
+            server.authorize(request.headers.get("authorization"))
+            body = await _json_body(await request.body())
+            if body.get("stream"):
+                raise HTTPError(400, "stream=true is not supported yet", code="unsupported")
+            if kind == "chat":
+                messages = _messages(body)
+            else:
+                prompt = body.get("prompt")
+                if not isinstance(prompt, str) or not prompt:
+                    raise HTTPError(400, "'prompt' must be a non-empty string")
+                messages = (Message("user", prompt),)
+            chosen, result = await server.solve(messages, body)
+        except HTTPError as e:
+            return error(e)
+        return JSONResponse(server.reply(kind, body, chosen, result))
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        return await complete(request, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        return await complete(request, "text")
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Any:
+        try:
+            server.authorize(request.headers.get("authorization"))
+        except HTTPError as e:
+            return error(e)
+        return {
+            "object": "list",
+            "data": [{"id": settings.model, "object": "model", "owned_by": "ponder"}],
+        }
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {
+            "status": "ok",
+            "model": settings.model,
+            "running": server.admission.running,
+            "waiting": server.admission.waiting,
+        }
+
+    return app

@@ -1,0 +1,44 @@
+"""The task behind a served request: the client's own messages are the prompt.
+
+Answers vote by what ``ponder.verifiers.grading.extract_answer`` finds (a boxed or final
+number, as in the math tasks); a reply with no such answer votes by its whole text,
+blank space collapsed, so free-form replies still agree when they say the same thing.
+"""
+
+from __future__ import annotations
+
+from ponder.types import Message, Problem
+from ponder.verifiers.grading import extract_answer
+
+__all__ = ["ChatTask", "chat_problem"]
+
+
+def chat_problem(request_id: str, messages: tuple[Message, ...]) -> Problem:
+    """A problem whose prompt is ``messages`` (its question: the last user turn)."""
+    question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    return Problem(id=request_id, question=question, meta={"messages": messages})
+
+
+class ChatTask:
+    """A task that sends each problem's own messages and has no reference answers."""
+
+    name = "chat"
+
+    def load(self, limit: int | None = None) -> list[Problem]:
+        return []
+
+    def messages(self, problem: Problem) -> tuple[Message, ...]:
+        messages = problem.meta.get("messages")
+        if isinstance(messages, tuple) and messages:
+            return messages
+        return (Message("user", problem.question),)
+
+    def extract(self, text: str) -> str | None:
+        found = extract_answer(text)
+        if found is not None:
+            return found
+        collapsed = " ".join(text.split())
+        return collapsed or None
+
+    def is_correct(self, predicted: str | None, problem: Problem) -> bool:
+        return False  # a served request has no reference answer
