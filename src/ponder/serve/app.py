@@ -23,7 +23,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +38,10 @@ from ponder.errors import (
     MissingExtra,
 )
 from ponder.serve.chat import ChatTask, chat_problem
+from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, select
 from ponder.strategies import Context
-from ponder.types import Message, Result
+from ponder.types import Message, Result, Usage
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -61,6 +62,7 @@ class ServeSettings:
     api_keys: frozenset[str] = frozenset()
     request_timeout: float | None = None
     retry_after: int = 1
+    heartbeat: float = 5.0
 
 
 class HTTPError(Exception):
@@ -87,14 +89,18 @@ class _Admission:
         self.waiting = 0
         self.running = 0
 
-    @contextlib.asynccontextmanager
-    async def slot(self, retry_after: int) -> AsyncIterator[None]:
+    def check(self, retry_after: int) -> None:
+        """Raise 429 when no request can start or wait now."""
         if self._sem.locked() and self.waiting >= self.queue:
             err = HTTPError(
                 429, "the server is at capacity; retry shortly", "rate_limit_error", "busy"
             )
             err.headers["Retry-After"] = str(retry_after)
             raise err
+
+    @contextlib.asynccontextmanager
+    async def slot(self, retry_after: int) -> AsyncIterator[None]:
+        self.check(retry_after)
         self.waiting += 1
         try:
             await self._sem.acquire()
@@ -179,6 +185,34 @@ def _winner(result: Result) -> str:
     return result.candidates[0].text if result.candidates else ""
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    selection: Selection
+    max_tokens: int
+    seed: int | None
+
+
+def _id(kind: str) -> str:
+    return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
+
+
+def _usage(u: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": u.prompt_tokens + u.cached_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.cached_tokens + u.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+    }
+
+
+def _pieces(text: str, size: int = 64) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _error_body(e: HTTPError) -> dict[str, Any]:
+    return {"error": {"message": str(e), "type": e.kind, "code": e.code}}
+
+
 class Server:
     """The request handling behind the routes, independent of the web framework."""
 
@@ -211,23 +245,30 @@ class Server:
         _check_model(chosen.model, self.settings)
         return chosen
 
+    def prepare(self, body: Mapping[str, Any]) -> _Prepared:
+        """Everything about a request that can be refused before any work."""
+        return _Prepared(self.selection(body), _max_tokens(body, self.settings), _seed(body))
+
     async def solve(
-        self, messages: tuple[Message, ...], body: Mapping[str, Any]
-    ) -> tuple[Selection, Result]:
-        chosen = self.selection(body)
-        max_tokens = _max_tokens(body, self.settings)
-        seed = _seed(body)
-        request_id = uuid.uuid4().hex
+        self,
+        messages: tuple[Message, ...],
+        prepared: _Prepared,
+        report: Callable[[Progress], None] | None = None,
+    ) -> Result:
+        chosen = prepared.selection
         async with self.admission.slot(self.settings.retry_after):
+            problem = chat_problem(uuid.uuid4().hex, messages)
+            engine: Engine = self.engine
+            if report is not None:
+                engine = WatchedEngine(engine, self.task, self.task.messages(problem), report)
             ctx = Context(
-                engine=self.engine, task=self.task, ledger=Ledger(), max_tokens=max_tokens,
-                seed=seed,
+                engine=engine, task=self.task, ledger=Ledger(), max_tokens=prepared.max_tokens,
+                seed=prepared.seed,
             )  # fmt: skip
-            problem = chat_problem(request_id, messages)
             try:
                 with ctx.ledger.budget(total_tokens=chosen.budget):
                     run = chosen.strategy(problem, ctx)
-                    result = await asyncio.wait_for(run, self.settings.request_timeout)
+                    return await asyncio.wait_for(run, self.settings.request_timeout)
             except TimeoutError as e:
                 raise HTTPError(
                     504,
@@ -242,30 +283,25 @@ class Server:
                 raise HTTPError(504, f"engine timed out: {e}", "timeout_error") from e
             except EngineError as e:
                 raise HTTPError(502, f"engine failed: {e}", "upstream_error") from e
-        return chosen, result
 
-    def reply(
-        self, kind: str, body: Mapping[str, Any], chosen: Selection, result: Result
-    ) -> dict[str, Any]:
-        u = result.usage
-        text = _winner(result)
-        ponder: dict[str, Any] = {
+    def ponder_field(self, chosen: Selection, result: Result) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "strategy": chosen.name,
             "options": dict(chosen.options),
             "budget": chosen.budget,
             "answer": result.answer,
             "votes": dict(result.votes),
-            "usage": u.to_dict(),
+            "usage": result.usage.to_dict(),
             "seconds": round(result.seconds, 4),
         }
         if chosen.candidates:
-            ponder["candidates"] = [c.to_dict() for c in result.candidates]
-        usage = {
-            "prompt_tokens": u.prompt_tokens + u.cached_tokens,
-            "completion_tokens": u.completion_tokens,
-            "total_tokens": u.prompt_tokens + u.cached_tokens + u.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-        }
+            out["candidates"] = [c.to_dict() for c in result.candidates]
+        return out
+
+    def reply(
+        self, kind: str, body: Mapping[str, Any], chosen: Selection, result: Result
+    ) -> dict[str, Any]:
+        text = _winner(result)
         if kind == "chat":
             choice: dict[str, Any] = {
                 "index": 0,
@@ -273,19 +309,76 @@ class Server:
                 "finish_reason": "stop",
                 "logprobs": None,
             }
-            obj = "chat.completion"
         else:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-            obj = "text_completion"
         return {
-            "id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}",
-            "object": obj,
+            "id": _id(kind),
+            "object": "chat.completion" if kind == "chat" else "text_completion",
             "created": int(time.time()),
             "model": body.get("model"),
             "choices": [choice],
-            "usage": usage,
-            "ponder": ponder,
+            "usage": _usage(result.usage),
+            "ponder": self.ponder_field(chosen, result),
         }
+
+    async def stream(
+        self, kind: str, body: Mapping[str, Any], messages: tuple[Message, ...], prepared: _Prepared
+    ) -> AsyncIterator[str]:
+        """Server-sent events: progress comments while the strategy runs (and a
+        heartbeat every ``heartbeat`` seconds without news), then the answer as chunks,
+        a last chunk with ``usage`` and ``ponder``, and ``[DONE]``. A failure after the
+        stream started is an ``error`` event. A client that goes away cancels the work."""
+        events: asyncio.Queue[Progress] = asyncio.Queue()
+        work = asyncio.ensure_future(self.solve(messages, prepared, events.put_nowait))
+        ident, created, model = _id(kind), int(time.time()), body.get("model")
+        obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+            data = {"id": ident, "object": obj, "created": created, "model": model,
+                    "choices": choices, **extra}  # fmt: skip
+            return f"data: {json.dumps(data)}\n\n"
+
+        try:
+            while not work.done():
+                waiter = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait(
+                    {work, waiter}, timeout=self.settings.heartbeat,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )  # fmt: skip
+                if waiter in done:
+                    yield waiter.result().comment()
+                else:
+                    waiter.cancel()
+                    if not done:
+                        yield ": working\n\n"
+            try:
+                result = work.result()
+            except HTTPError as e:
+                yield f"data: {json.dumps(_error_body(e))}\n\n"
+                yield "data: [DONE]\n\n"
+                return
+            text = _winner(result)
+            if kind == "chat":
+                yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                              "finish_reason": None}])  # fmt: skip
+                for piece in _pieces(text):
+                    yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+                last = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+            else:
+                for piece in _pieces(text):
+                    yield chunk([{"index": 0, "text": piece, "finish_reason": None}])
+                last = [{"index": 0, "text": "", "finish_reason": "stop"}]
+            yield chunk(
+                last,
+                usage=_usage(result.usage),
+                ponder=self.ponder_field(prepared.selection, result),
+            )
+            yield "data: [DONE]\n\n"
+        finally:
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, HTTPError):
+                    await work
 
 
 async def _json_body(raw: bytes) -> dict[str, Any]:
@@ -303,7 +396,7 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
     shutdown."""
     try:
         from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
+        from fastapi.responses import JSONResponse, StreamingResponse
     except ImportError as e:
         raise MissingExtra("fastapi", "serve") from e
 
@@ -320,18 +413,12 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
     app.state.server = server
 
     def error(e: HTTPError) -> Any:
-        return JSONResponse(
-            {"error": {"message": str(e), "type": e.kind, "code": e.code}},
-            status_code=e.status,
-            headers=e.headers,
-        )
+        return JSONResponse(_error_body(e), status_code=e.status, headers=e.headers)
 
     async def complete(request: Request, kind: str) -> Any:
         try:
             server.authorize(request.headers.get("authorization"))
             body = await _json_body(await request.body())
-            if body.get("stream"):
-                raise HTTPError(400, "stream=true is not supported yet", code="unsupported")
             if kind == "chat":
                 messages = _messages(body)
             else:
@@ -339,10 +426,18 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
                 if not isinstance(prompt, str) or not prompt:
                     raise HTTPError(400, "'prompt' must be a non-empty string")
                 messages = (Message("user", prompt),)
-            chosen, result = await server.solve(messages, body)
+            prepared = server.prepare(body)
+            if body.get("stream"):
+                server.admission.check(settings.retry_after)
+                return StreamingResponse(
+                    server.stream(kind, body, messages, prepared),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache"},
+                )
+            result = await server.solve(messages, prepared)
         except HTTPError as e:
             return error(e)
-        return JSONResponse(server.reply(kind, body, chosen, result))
+        return JSONResponse(server.reply(kind, body, prepared.selection, result))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
