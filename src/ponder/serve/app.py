@@ -338,6 +338,7 @@ class Server:
                     "choices": choices, **extra}  # fmt: skip
             return f"data: {json.dumps(data)}\n\n"
 
+        waiter: asyncio.Future[Progress] | None = None
         try:
             while not work.done():
                 waiter = asyncio.ensure_future(events.get())
@@ -375,6 +376,8 @@ class Server:
             )
             yield "data: [DONE]\n\n"
         finally:
+            if waiter is not None and not waiter.done():
+                waiter.cancel()
             if not work.done():
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, HTTPError):
