@@ -54,6 +54,13 @@ def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
     p.add_argument("--queue", type=int, default=16, help="requests that may wait (16)")
     p.add_argument("--timeout", type=float, help="seconds a request may take (default: none)")
     p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="on shutdown, seconds in-flight requests may take to finish before they are "
+        "cancelled (default 30)",
+    )
+    p.add_argument(
         "--api-key", dest="serve_keys", action="append", default=[],
         help="a key clients must send as a bearer token; repeatable",
     )  # fmt: skip
@@ -114,5 +121,13 @@ def run_serve(args: argparse.Namespace, engine: Any) -> int:
     )
     app = create_app(engine, settings)
     print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # on SIGINT/SIGTERM uvicorn stops accepting, lets in-flight requests finish for
+    # --graceful-timeout seconds, cancels the rest, then the app closes the engine
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=args.graceful_timeout,
+    )
     return 0

@@ -108,11 +108,11 @@ class Hanging:
         return None
 
 
-@pytest.fixture
-def live_server() -> Iterator[Any]:
-    servers: list[Any] = []
+class _Starter:
+    def __init__(self) -> None:
+        self.servers: list[Any] = []
 
-    def start(app: Any) -> str:
+    def __call__(self, app: Any) -> str:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -122,11 +122,15 @@ def live_server() -> Iterator[Any]:
         while not server.started:
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
-        servers.append(server)
+        self.servers.append(server)
         return f"http://127.0.0.1:{port}"
 
-    yield start
-    for server in servers:
+
+@pytest.fixture
+def live_server() -> Iterator[_Starter]:
+    starter = _Starter()
+    yield starter
+    for server in starter.servers:
         server.should_exit = True
 
 
@@ -141,3 +145,36 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_work(live_server: Any)
         assert engine.started.wait(5)
         assert engine.cancelled.wait(5), "the strategy kept running after the client left"
         assert http.get("/health").json()["running"] == 0
+
+
+def test_shutdown_lets_in_flight_requests_finish_then_closes_the_engine(
+    live_server: Any,
+) -> None:
+    class Slow(ScriptedEngine):
+        closed = False
+
+        async def aclose(self) -> None:
+            Slow.closed = True
+
+    engine = Slow(["\\boxed{3}"], delay=0.5)
+    url = live_server(app_for(engine))
+    results: list[int] = []
+
+    def ask() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            results.append(http.post("/v1/chat/completions", json=ASK).status_code)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not engine.requests:  # the request is in the strategy now
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    server = live_server.servers[-1]
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert results == [200]
+    deadline = time.monotonic() + 5
+    while not Slow.closed:
+        assert time.monotonic() < deadline, "the engine was not closed on shutdown"
+        time.sleep(0.02)
