@@ -53,21 +53,39 @@ def ask(base_url: str, model: str, **kwargs: object) -> object:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("strategy", ["single", "majority-3", "best_of_n-2", "adaptive-4"])
-def test_each_strategy_through_the_embedded_model(
-    smollm2_path: Path, tmp_path: Path, strategy: str
-) -> None:
-    with serving(tmp_path, "--model", str(smollm2_path), "--served-model-name", "smol") as url:
-        out = ask(url, f"{strategy}/smol" if strategy != "single" else "smol")
+@pytest.fixture(scope="module")
+def embedded_url(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("serve")
+    with serving(tmp, "--model", str(smollm2_path), "--served-model-name", "smol") as url:
+        yield url
+
+
+STRATEGIES = {
+    # model prefix or extra_body -> the strategy that must have run
+    "smol": "single",
+    "majority-3/smol": "majority",
+    "best_of_n-2/smol": "best_of_n",
+    "weighted_majority-2/smol": "weighted_majority",
+    "adaptive-4/smol": "adaptive_consistency",
+    "esc-4/smol": "esc",
+    "deepconf-4/smol": "deepconf",
+    "revise-2/smol": "revise",
+    "beam_search-2/smol": "beam_search",
+}
+
+
+@pytest.mark.parametrize("model", list(STRATEGIES))
+def test_each_strategy_through_the_embedded_model(embedded_url: str, model: str) -> None:
+    extra_body = None
+    if model.startswith("beam_search"):
+        extra_body = {"ponder": {"width": 2, "max_steps": 2, "step_tokens": 16}}
+    out = ask(embedded_url, model, extra_body=extra_body)
     extra = out.model_extra["ponder"]  # type: ignore[attr-defined]
-    assert out.choices[0].message.content  # type: ignore[attr-defined]
-    assert extra["strategy"] in ("single", "majority", "best_of_n", "adaptive_consistency")
+    assert out.choices[0].message.content is not None  # type: ignore[attr-defined]
+    assert extra["strategy"] == STRATEGIES[model]
     mine = extra["usage"]
     assert out.usage.completion_tokens == mine["completion_tokens"] > 0  # type: ignore[attr-defined]
-    samples = {"single": 1, "majority-3": 3, "best_of_n-2": 2}.get(strategy)
-    if samples is not None:
-        assert sum(extra["votes"].values()) <= samples
-        assert mine["completion_tokens"] <= samples * 32 + (64 if "best" in strategy else 0)
+    assert mine["calls"] >= 1
 
 
 def test_in_front_of_an_upstream_server_with_keys(llama_server_url: str, tmp_path: Path) -> None:
@@ -78,12 +96,16 @@ def test_in_front_of_an_upstream_server_with_keys(llama_server_url: str, tmp_pat
         with pytest.raises(openai.AuthenticationError):
             c.models.list()
         c = openai.OpenAI(base_url=url, api_key="sekret", max_retries=0, timeout=300)
-        out = c.chat.completions.create(
-            model="majority-2/smol", messages=[{"role": "user", "content": "What is 2 + 3?"}],
-            max_tokens=24,
-        )  # fmt: skip
-        assert out.model_extra["ponder"]["strategy"] == "majority"
-        assert out.usage.completion_tokens > 0
+        for model, name in STRATEGIES.items():
+            extra_body = None
+            if name == "beam_search":
+                extra_body = {"ponder": {"width": 2, "max_steps": 2, "step_tokens": 16}}
+            out = c.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "What is 2 + 3?"}],
+                max_tokens=24, extra_body=extra_body,
+            )  # fmt: skip
+            assert out.model_extra["ponder"]["strategy"] == name
+            assert out.usage.completion_tokens > 0
         # the server keeps serving after a bad request
         with pytest.raises(openai.BadRequestError):
             c.chat.completions.create(model="majority-999/smol", messages=[])
