@@ -65,3 +65,11 @@ def test_replay_extend_without_a_bank_is_a_clear_error(capsys, tmp_path):
     assert code == 2
     assert "pass it with --replay BANK.db" in capsys.readouterr().err
     assert not (tmp_path / "r.db").exists()
+
+
+def test_served_model_names_keep_dots():
+    from ponder.cli_serve import served_name
+
+    assert served_name("qwen2.5-coder-1.5b") == "qwen2.5-coder-1.5b"
+    assert served_name("/models/qwen2.5-coder-1.5b.gguf") == "qwen2.5-coder-1.5b"
+    assert served_name("meta-llama/Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"

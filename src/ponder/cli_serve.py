@@ -9,7 +9,7 @@ from typing import Any
 
 from ponder.errors import ConfigError, MissingExtra
 
-__all__ = ["add_serve_parser", "run_serve"]
+__all__ = ["add_serve_parser", "run_serve", "served_name"]
 
 EPILOG = """choosing the strategy per request:
   model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
@@ -68,6 +68,12 @@ def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
     add_engine_args(p, key_flag="--upstream-api-key")
 
 
+def served_name(model: str) -> str:
+    """The name clients use for ``--model``: a .gguf file's name without the suffix,
+    anything else (a bundled name, an upstream model) as given."""
+    return Path(model).name[: -len(".gguf")] if model.endswith(".gguf") else model
+
+
 def _options(items: list[str]) -> dict[str, Any]:
     import json
 
@@ -104,7 +110,7 @@ def run_serve(args: argparse.Namespace, engine: Any) -> int:
         import uvicorn
     except ImportError as e:
         raise MissingExtra("uvicorn", "serve") from e
-    name = args.served_model_name or Path(args.model).stem
+    name = args.served_model_name or served_name(args.model)
     limits = Limits(max_n=args.max_n, max_budget=args.max_budget, max_tokens=args.max_tokens)
     options = _options(args.option)
     select(name, {}, limits=limits, default=(args.strategy, options))  # check the default now
