@@ -3,16 +3,13 @@ embedded smollm2-135m model, and in front of a real upstream llama.cpp server.""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-from tests.integration.conftest import _free_port, _log_tail
+from tests.integration.conftest import _free_port, running_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 openai = pytest.importorskip("openai")
@@ -21,28 +18,10 @@ openai = pytest.importorskip("openai")
 @contextmanager
 def serving(tmp_path: Path, *args: str) -> Iterator[str]:
     port = _free_port()
-    log = tmp_path / f"serve-{port}.log"
     command = [sys.executable, "-m", "ponder.cli", "serve", "--port", str(port), *args]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ponder serve exited with {proc.returncode}:\n{_log_tail(log)}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                pytest.fail(f"ponder serve did not start:\n{_log_tail(log)}")
-            time.sleep(0.3)
+    with running_server(command, f"{url}/health", tmp_path / f"serve-{port}.log", "ponder serve"):
         yield f"{url}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def ask(base_url: str, model: str, **kwargs: object) -> object:
