@@ -31,7 +31,7 @@ EPILOG = """examples:
       --strategy revise --n 4 -o chains=2 --out runs/gsm8k-revise4.db
   ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
       --replay runs/gsm8k-maj8.db --strategy adaptive_consistency -o max_n=8 --out runs/ac8.db
-  ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \
+  ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \\
       --out runs/ttt-arc30.db
 """
 
@@ -189,10 +189,7 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
-    from dataclasses import fields
-
-    from ponder.errors import ConfigError
-    from ponder.strategies import strategy_class
+    from ponder.strategies import sample_count_field
 
     options: dict[str, Any] = {
         "n": args.n,
@@ -206,17 +203,29 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.strategy_arg is not None:
         options[STRATEGY_ARGUMENTS[args.strategy]] = args.strategy_arg
-    known = {f.name: f for f in fields(strategy_class(args.strategy))}
-    if "n" not in known and "max_n" in known:
+    count = sample_count_field(args.strategy)
+    if count == "max_n":
         # adaptive strategies draw at most max_n samples: that is what --n bounds
         options["max_n"] = options.pop("n")
-    for item in args.option:
+    options.update(parse_options(args.strategy, args.option))
+    return options
+
+
+def parse_options(strategy: str, items: Sequence[str]) -> dict[str, Any]:
+    """``-o KEY=VALUE`` items as the strategy's fields, each value read as its field's
+    type (bool, int, float; text otherwise)."""
+    from dataclasses import fields
+
+    from ponder.errors import ConfigError
+    from ponder.strategies import strategy_class
+
+    known = {f.name: f for f in fields(strategy_class(strategy))}
+    options: dict[str, Any] = {}
+    for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in known:
-            raise ConfigError(
-                f"-o {item!r}: strategy {args.strategy!r} has fields {', '.join(known)}"
-            )
+            raise ConfigError(f"-o {item!r}: strategy {strategy!r} has fields {', '.join(known)}")
         default = known[key].default
         value: Any = raw
         try:
@@ -627,7 +636,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
 def _run_serve(args: argparse.Namespace) -> int:
     from ponder.cli_serve import run_serve
 
-    return run_serve(args, _engine(args))
+    return run_serve(args, _engine)
 
 
 COMMANDS = {

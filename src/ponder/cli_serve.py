@@ -42,7 +42,7 @@ def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
     p.add_argument("--strategy", default="single", help="default strategy (single)")
     p.add_argument(
         "-o", dest="option", action="append", default=[], metavar="KEY=VALUE",
-        help="a setting of the default strategy (JSON value or text); repeatable",
+        help="a field of the default strategy, as in `ponder eval -o`; repeatable",
     )  # fmt: skip
     p.add_argument("--max-n", type=int, default=32, help="most samples a request may ask (32)")
     p.add_argument("--max-budget", type=int, help="largest token budget a request may ask")
@@ -74,21 +74,6 @@ def served_name(model: str) -> str:
     return Path(model).name[: -len(".gguf")] if model.endswith(".gguf") else model
 
 
-def _options(items: list[str]) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"-o {item!r}: use KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
 def _keys(args: argparse.Namespace) -> frozenset[str]:
     keys = {k.strip() for k in args.serve_keys if k.strip()}
     if args.api_key_file:
@@ -103,8 +88,11 @@ def _keys(args: argparse.Namespace) -> frozenset[str]:
     return frozenset(keys)
 
 
-def run_serve(args: argparse.Namespace, engine: Any) -> int:
+def run_serve(args: argparse.Namespace, make_engine: Callable[[argparse.Namespace], Any]) -> int:
+    """Check the settings, then load the engine (``make_engine(args)``) and serve."""
+    from ponder.cli import parse_options
     from ponder.serve import Limits, ServeSettings, create_app, select
+    from ponder.serve.selection import ALIASES
 
     try:
         import uvicorn
@@ -112,11 +100,12 @@ def run_serve(args: argparse.Namespace, engine: Any) -> int:
         raise MissingExtra("uvicorn", "serve") from e
     name = args.served_model_name or served_name(args.model)
     limits = Limits(max_n=args.max_n, max_budget=args.max_budget, max_tokens=args.max_tokens)
-    options = _options(args.option)
-    select(name, {}, limits=limits, default=(args.strategy, options))  # check the default now
+    strategy = ALIASES.get(args.strategy, args.strategy)
+    options = parse_options(strategy, args.option)
+    select(name, {}, limits=limits, default=(strategy, options))  # refuse a bad default now
     settings = ServeSettings(
         model=name,
-        default_strategy=args.strategy,
+        default_strategy=strategy,
         default_options=options,
         limits=limits,
         default_max_tokens=args.default_max_tokens,
@@ -125,7 +114,7 @@ def run_serve(args: argparse.Namespace, engine: Any) -> int:
         api_keys=_keys(args),
         request_timeout=args.timeout,
     )
-    app = create_app(engine, settings)
+    app = create_app(make_engine(args), settings)
     print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)
     # on SIGINT/SIGTERM uvicorn stops accepting, lets in-flight requests finish for
     # --graceful-timeout seconds, cancels the rest, then the app closes the engine

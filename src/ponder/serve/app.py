@@ -39,7 +39,7 @@ from ponder.errors import (
 )
 from ponder.serve.chat import ChatTask, chat_problem
 from ponder.serve.progress import Progress, WatchedEngine
-from ponder.serve.selection import Limits, Selection, select
+from ponder.serve.selection import Limits, Selection, is_positive_int, select
 from ponder.strategies import Context
 from ponder.types import Message, Result, Usage
 
@@ -150,7 +150,7 @@ def _max_tokens(body: Mapping[str, Any], settings: ServeSettings) -> int:
     value = body.get("max_completion_tokens", body.get("max_tokens"))
     if value is None:
         return min(settings.default_max_tokens, settings.limits.max_tokens)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_positive_int(value):
         raise HTTPError(400, f"max_tokens must be a positive integer, got {value!r}")
     if value > settings.limits.max_tokens:
         raise HTTPError(

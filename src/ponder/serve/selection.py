@@ -19,13 +19,19 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from ponder.errors import ConfigError
-from ponder.strategies import Strategy, make_strategy, strategy_class, strategy_names
+from ponder.strategies import (
+    Strategy,
+    make_strategy,
+    sample_count_field,
+    strategy_class,
+    strategy_names,
+)
 
-__all__ = ["ALIASES", "Limits", "Selection", "select", "split_model"]
+__all__ = ["ALIASES", "Limits", "Selection", "is_positive_int", "select", "split_model"]
 
 ALIASES = {"adaptive": "adaptive_consistency", "sc": "majority", "bon": "best_of_n"}
 _PREFIX = re.compile(r"^([a-z_]+)(?:-(\d+))?$")
@@ -52,7 +58,6 @@ class Selection:
     budget: int | None = None
     candidates: bool = False
     model: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _canonical(name: str) -> str:
@@ -75,11 +80,9 @@ def split_model(model: str) -> tuple[str | None, int | None, str]:
     return name, None if match.group(2) is None else int(match.group(2)), rest
 
 
-def _count_field(name: str) -> str | None:
-    fields = {f.name for f in dataclasses.fields(strategy_class(name))}
-    if "n" in fields:
-        return "n"
-    return "max_n" if "max_n" in fields else None
+def is_positive_int(value: Any) -> TypeGuard[int]:
+    """An int of at least 1 (JSON's true and false are not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def select(
@@ -105,7 +108,7 @@ def select(
         name = _canonical(default[0])
         options.update(default[1])
     fields = {f.name for f in dataclasses.fields(strategy_class(name))}
-    counted = _count_field(name)
+    counted = sample_count_field(name)
     if prefixed == name and count is not None:
         if counted is None:
             raise ConfigError(f"strategy {name!r} takes no sample count (model {model!r})")
@@ -123,13 +126,13 @@ def select(
         options[key] = value
     if counted is not None and counted in options:
         n = options[counted]
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        if not is_positive_int(n):
             raise ConfigError(f"{counted} must be a positive integer, got {n!r}")
         if n > limits.max_n:
             raise ConfigError(f"{counted}={n} is over this server's limit of {limits.max_n}")
     budget = extra.get("budget")
     if budget is not None:
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        if not is_positive_int(budget):
             raise ConfigError(f"ponder.budget must be a positive number of tokens, got {budget!r}")
         if limits.max_budget is not None and budget > limits.max_budget:
             raise ConfigError(
@@ -146,5 +149,4 @@ def select(
         budget=budget,
         candidates=bool(extra.get("candidates", False)),
         model=base,
-        extra=dict(extra),
     )

@@ -11,6 +11,7 @@ from ponder.strategies.base import (
     Strategy,
     make_strategy,
     register,
+    sample_count_field,
     strategy_class,
     strategy_names,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "majority_vote",
     "make_strategy",
     "register",
+    "sample_count_field",
     "strategy_class",
     "strategy_names",
     "weighted_vote",

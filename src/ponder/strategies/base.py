@@ -223,6 +223,15 @@ def strategy_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def sample_count_field(name: str) -> str | None:
+    """The field of strategy ``name`` that counts its samples: ``n``, or ``max_n`` for
+    the adaptive strategies (the most they may draw); None when it has neither."""
+    names = {f.name for f in fields(strategy_class(name))}
+    if "n" in names:
+        return "n"
+    return "max_n" if "max_n" in names else None
+
+
 def strategy_class(name: str) -> type:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(strategy_names())}")

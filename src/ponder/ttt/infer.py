@@ -47,6 +47,13 @@ class Prediction:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    @property
+    def usage(self) -> Usage:
+        """What producing this prediction cost: its prompt prefilled, its tokens."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, calls=1
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -125,26 +132,27 @@ def predict(
 ) -> tuple[list[Prediction], Usage]:
     """Every transform's answer to every test input of ``task``, and what it cost."""
     budget = max_new_tokens or output_budget(lm, task)
-    jobs: list[tuple[int, Transform, list[int]]] = []
-    for t in transforms:
+    # (test input, transform position): the order predictions are returned in
+    jobs: list[tuple[tuple[int, int], Transform, list[int]]] = []
+    for position, t in enumerate(transforms):
         moved = t.task(task)
         for i, test in enumerate(moved.tests):
             ids, _ = encode(lm, render(moved.demos, test, answer=False), loss_on="outputs")
-            jobs.append((i, t, ids))
-    predictions: list[Prediction] = []
-    usage = Usage()
+            jobs.append(((i, position), t, ids))
+    done: list[tuple[tuple[int, int], Prediction]] = []
     # similar lengths together, so little padding is computed
     jobs.sort(key=lambda j: len(j[2]))
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        for (i, t, ids), (text, used) in zip(
+        for (order, t, ids), (text, used) in zip(
             chunk, _generate(lm, [j[2] for j in chunk], budget), strict=True
         ):
             try:
                 answer = task.canonical(t.invert(text))
             except ValueError:  # not a grid: nothing to map back
                 answer = None
-            predictions.append(Prediction(i, t.name, t.family, text, answer, len(ids), used))
-            usage += Usage(prompt_tokens=len(ids), completion_tokens=used, calls=1)
-    predictions.sort(key=lambda p: (p.test_index, [t.name for t in transforms].index(p.transform)))
+            prediction = Prediction(order[0], t.name, t.family, text, answer, len(ids), used)
+            done.append((order, prediction))
+    predictions = [p for _, p in sorted(done, key=lambda d: d[0])]
+    usage = sum((p.usage for p in predictions), start=Usage())
     return predictions, usage

@@ -164,7 +164,7 @@ def _solve(
         phases.timed("loss_after", t0)
         t0 = time.perf_counter()
         transforms = transforms_for(task, colour_variants=colour_variants, seed=cfg.seed)
-        predictions, usage = predict(lm, task, transforms, max_new_tokens=max_new_tokens)
+        predictions, _ = predict(lm, task, transforms, max_new_tokens=max_new_tokens)
         phases.timed("predict", t0)
     finally:
         lm.model = base
@@ -189,11 +189,6 @@ def _solve(
         attempts = [a for a, _ in picks]
         reference = None if test.output is None else task.canonical(test.output)
         correct = reference is not None and reference in attempts
-        share = Usage(
-            prompt_tokens=sum(p.prompt_tokens for p in mine),
-            completion_tokens=sum(p.completion_tokens for p in mine),
-            calls=len(mine),
-        )
         records.append(
             Record(
                 problem_id=rid,
@@ -207,7 +202,7 @@ def _solve(
                     Candidate(text=a, answer=a, usage=Usage(), score=float(v)) for a, v in picks
                 ),
                 answer_correct={a: a == reference for a in attempts},
-                usage=share,
+                usage=sum((p.usage for p in mine), start=Usage()),
                 seconds=seconds / per_test,
                 meta={
                     **meta_task,
@@ -216,7 +211,6 @@ def _solve(
                 },
             )
         )
-    assert sum(r.usage.total_tokens for r in records) == usage.total_tokens
     return records
 
 
