@@ -11,8 +11,11 @@
 #          each budget of BUDGETS
 #   report one plot, per-bin breakdown (oracle bins from the test bank), efficiency
 #          table against majority n=16
+#   save   export both banks to bench/banks/ (JSON lines, gzip) to commit them: a new
+#          machine imports them before the bank and train steps, so a measurement
+#          that takes longer than one machine's life goes on where it stopped
 # Every step resumes or is skipped when done: rerun the same command to continue.
-#   bash bench/gsm8k_adaptive.sh                 STEPS="bank train adapt policy report"
+#   bash bench/gsm8k_adaptive.sh          STEPS="bank train adapt policy report save"
 set -euo pipefail
 TEST=${TEST:-100}
 TRAIN=${TRAIN:-64}
@@ -21,20 +24,28 @@ DATA=${DATA:-../shared/data/gsm8k}
 OUT=${OUT:-runs/gsm8k-adaptive}
 SEED_BANK=${SEED_BANK:-runs/gsm8k-50/majority8.db}
 BUDGETS=${BUDGETS:-700,1000,1300,1800,2600,3500}
-STEPS=${STEPS:-bank train adapt policy report}
+STEPS=${STEPS:-bank train adapt policy report save}
+KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
 mkdir -p "$OUT"
 BANK=$OUT/test-maj16.db
 CAL=$OUT/train-maj16.db
 test_args=(--task gsm8k --data "$DATA/test.jsonl" --limit "$TEST" --model "$MODEL" --seed 0)
 sampling=(--strategy majority --n 16 --temperature 0.7 --max-tokens 400)
+restore() {  # the committed export of a bank, imported when this machine lacks records
+    local kept=$KEEP/gsm8k-$(basename "$1" .db).jsonl.gz
+    [[ -f $kept ]] && $PONDER import "$kept" "$1"
+    return 0
+}
 for step in $STEPS; do
     case $step in
     bank)
+        restore "$BANK"
         extend=()
         [[ -f $SEED_BANK ]] && extend=(--replay "$SEED_BANK" --replay-extend)
         $PONDER eval "${test_args[@]}" "${sampling[@]}" "${extend[@]}" --out "$BANK" ;;
     train)
+        restore "$CAL"
         $PONDER eval --task gsm8k --data "$DATA/train.jsonl" --limit "$TRAIN" --model "$MODEL" \
             --seed 0 "${sampling[@]}" --out "$CAL" ;;
     adapt)
@@ -57,6 +68,10 @@ for step in $STEPS; do
             [[ -f $f ]] && runs+=("$f")
         done
         $PONDER report "${runs[@]}" --bins-from "$BANK" --bins 3 --out "$OUT/report" ;;
+    save)
+        for db in "$BANK" "$CAL"; do
+            [[ -f $db ]] && $PONDER export "$db" "$KEEP/gsm8k-$(basename "$db" .db).jsonl.gz"
+        done ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done

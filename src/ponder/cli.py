@@ -384,6 +384,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
 
+    exp = sub.add_parser(
+        "export", help="write an eval store as JSON lines (.gz compresses) to share or keep"
+    )
+    exp.add_argument("store", metavar="RUN.db")
+    exp.add_argument("out", metavar="OUT.jsonl[.gz]")
+    exp.add_argument(
+        "--include-errors", action="store_true", help="keep records of failed problems too"
+    )
+    imp = sub.add_parser(
+        "import",
+        help="add an exported run's records to an eval store (new, or the same run: "
+        "only missing records are added)",
+    )
+    imp.add_argument("archive", metavar="IN.jsonl[.gz]")
+    imp.add_argument("store", metavar="RUN.db")
+
     models = sub.add_parser("models", help="bundled models")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     msub.add_parser("list", help="list bundled models and whether they are pulled")
@@ -583,6 +599,22 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ponder.eval.archive import export_store
+
+    count = export_store(args.store, args.out, include_errors=args.include_errors)
+    print(f"wrote {count} records to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ponder.eval.archive import import_store
+
+    summary = import_store(args.archive, args.store)
+    print(f"read {summary.read} records, added {summary.added} to {args.store}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from ponder import models
 
@@ -644,6 +676,8 @@ COMMANDS = {
     "eval": cmd_eval,
     "report": cmd_report,
     "optimize": cmd_optimize,
+    "export": cmd_export,
+    "import": cmd_import,
     "models": cmd_models,
     "strategies": cmd_strategies,
     "verifier": _run_verifier,

@@ -1,0 +1,145 @@
+"""A run store as JSON lines, and back: to share a bank of samples or keep it in git.
+
+The first line is a header ``{"format": ..., "config": {...}}``; every other line is
+one record with the store's columns. A name ending in ``.gz`` is gzip-compressed.
+Importing into an existing store checks the configuration as a resume does and adds
+only the records it lacks (an error record there is replaced by a finished one), so
+importing a newer export of a growing run into an older copy brings it up to date.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ponder.errors import ConfigError
+from ponder.eval.store import FORMAT, Record, RunStore
+from ponder.types import Candidate, Usage
+
+ARCHIVE_FORMAT = FORMAT + "-jsonl"
+
+
+def _open(path: Path, mode: str) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.GzipFile(path, mode), encoding="utf-8")
+    return path.open(mode, encoding="utf-8")
+
+
+def _record_dict(record: Record) -> dict[str, Any]:
+    return {
+        "problem_id": record.problem_id,
+        "idx": record.idx,
+        "question": record.question,
+        "reference": record.reference,
+        "answer": record.answer,
+        "correct": record.correct,
+        "votes": dict(record.votes),
+        "candidates": [c.to_dict() for c in record.candidates],
+        "answer_correct": dict(record.answer_correct),
+        "usage": record.usage.to_dict(),
+        "seconds": record.seconds,
+        "error": record.error,
+        "finished_at": record.finished_at,
+        "meta": record.meta,
+    }
+
+
+def _record_from(d: dict[str, Any]) -> Record:
+    return Record(
+        problem_id=str(d["problem_id"]),
+        idx=int(d["idx"]),
+        question=str(d["question"]),
+        reference=d.get("reference"),
+        answer=d.get("answer"),
+        correct=bool(d["correct"]),
+        votes={str(k): float(v) for k, v in d.get("votes", {}).items()},
+        candidates=tuple(Candidate.from_dict(c) for c in d.get("candidates", [])),
+        answer_correct={str(k): bool(v) for k, v in d.get("answer_correct", {}).items()},
+        usage=Usage.from_dict(d.get("usage", {})),
+        seconds=float(d.get("seconds", 0.0)),
+        error=d.get("error"),
+        finished_at=float(d.get("finished_at", 0.0)),
+        meta=d.get("meta") or {},
+    )
+
+
+def export_store(store_path: str | Path, out: str | Path, *, include_errors: bool = False) -> int:
+    """Write the store at ``store_path`` to ``out``; returns the records written.
+
+    Error records are left out unless ``include_errors`` (they are retried on resume
+    anyway). The file is written beside ``out`` and renamed, so a reader never sees
+    half of it.
+    """
+    out = Path(out)
+    with RunStore(store_path, create=False) as store:
+        config = store.config()
+        if config is None:
+            raise ConfigError(f"{store_path} holds no run yet (no configuration)")
+        records = store.records(include_errors=include_errors)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part" + (".gz" if out.suffix == ".gz" else ""))
+    with _open(tmp, "w") as f:
+        f.write(json.dumps({"format": ARCHIVE_FORMAT, "config": config}, sort_keys=True))
+        f.write("\n")
+        for record in records:
+            f.write(json.dumps(_record_dict(record), sort_keys=True, default=str))
+            f.write("\n")
+    tmp.replace(out)
+    return len(records)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    read: int
+    added: int
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with _open(path, "r") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{number}: not JSON ({e.msg})") from e
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{path}:{number}: expected a JSON object")
+                yield number, value
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+
+
+def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
+    """Add the records of ``archive`` (from ``export_store``) to the store at ``store_path``.
+
+    A new store takes the archive's configuration; an existing one must match it.
+    A malformed line raises ``ConfigError`` naming it; records before it are kept.
+    """
+    path = Path(archive)
+    if not path.is_file():
+        raise ConfigError(f"no archive at {path}")
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None or first[1].get("format") != ARCHIVE_FORMAT:
+        raise ConfigError(f"{path} is not a ponder run archive (no {ARCHIVE_FORMAT} header)")
+    config = first[1].get("config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the header has no configuration")
+    read = added = 0
+    with RunStore(store_path) as store:
+        store.init_or_check(config)
+        for number, d in lines:
+            try:
+                record = _record_from(d)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
+            read += 1
+            added += int(store.put(record))
+    return ImportSummary(read=read, added=added)
