@@ -12,9 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# hf (torch, transformers) adds about 2 minutes on a fresh venv; the PRM tests need it
+# hf (torch, transformers) adds about 2 minutes on a fresh venv (the PRM and TTT tests need
+# it); ray (about a minute) runs the executor tests on a local Ray
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf]'
+	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf,ray]'
 
 # main job: majority vote (n=4) over the built-in demo problems on the default model,
 # then an accuracy-versus-tokens report

@@ -49,7 +49,8 @@ def _add_engine_args(p: argparse.ArgumentParser, *, key_flag: str = "--api-key")
     g.add_argument(
         "--base-url",
         help="OpenAI-compatible server URL (default: $OPENAI_BASE_URL when --model is "
-        "not a bundled name or a .gguf file)",
+        "not a bundled name or a .gguf file); several, separated by commas, form a pool "
+        "(least-loaded routing, health checks, failover)",
     )
     g.add_argument(key_flag, dest="api_key", help="server API key (default: $OPENAI_API_KEY)")
     g.add_argument(
@@ -255,10 +256,64 @@ def _engine(args: argparse.Namespace) -> Any:
         log=lambda m: print(m, file=sys.stderr),
         n_parallel=args.n_parallel,
         n_ctx=args.n_ctx,
+        n_threads=getattr(args, "n_threads", None),
         max_concurrency=args.max_concurrency,
         prefix_reuse=False if args.no_prefix_reuse else None,
         chat_template=args.chat_template,
     )
+
+
+def _add_executor_args(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("executor (where the work runs)")
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help=f"local: this process (default); ray: {what} go to Ray actors, each holding "
+        "its own engine or model (pip install 'ponder[ray]')",
+    )
+    g.add_argument(
+        "--address",
+        help="with --executor ray: a running cluster to join ('auto', or "
+        "ray://HOST:10001); default: start a local Ray for this run",
+    )
+    g.add_argument("--actors", type=int, default=1, help="Ray actors (default 1)")
+    g.add_argument(
+        "--actor-cpus", type=float, default=1.0, help="CPUs each actor reserves (default 1)"
+    )
+    g.add_argument(
+        "--actor-gpus", type=float, default=0.0, help="GPUs each actor reserves (default 0)"
+    )
+    g.add_argument(
+        "--actor-memory-gb", type=float, help="memory each actor reserves, in GB (default: none)"
+    )
+
+
+def _ray_executor(args: argparse.Namespace, factory: Any) -> Any:
+    from ponder.eval.ray_executor import RayExecutor
+
+    memory = None if args.actor_memory_gb is None else int(args.actor_memory_gb * 2**30)
+    return RayExecutor(
+        factory,
+        actors=args.actors,
+        per_actor=args.concurrency,
+        num_cpus=args.actor_cpus,
+        num_gpus=args.actor_gpus,
+        memory=memory,
+        address=args.address,
+    )
+
+
+def eval_engine(args: argparse.Namespace, task: Any, bank: Any) -> Any:
+    """The engine ``ponder eval`` runs on: the model, behind the replay bank if any.
+
+    A top-level function, so a Ray actor can build its own from the same arguments."""
+    engine = _engine(args)
+    if bank is not None:
+        from ponder.engines.replay import ReplayEngine
+
+        engine = ReplayEngine(bank, task, inner=engine, extend=args.replay_extend)
+    return engine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         "problem it lacks) with --model, seeded as a live run would seed them; with the "
         "bank's --seed this tops a bank up from N to more samples, paying only for the new",
     )
+    _add_executor_args(ev, "problems")
     _add_engine_args(ev)
     _add_strategy_args(ev)
 
@@ -505,13 +561,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.max_tokens = DEFAULT_MAX_TOKENS
     strategy = make_strategy(args.strategy, options)
     store = RunStore(Path(args.out))
-    engine = _engine(args)
     extra: dict[str, Any] = {}
+    executor = None
+    engine = None
+    if args.executor == "ray":
+        import functools
+
+        if args.actor_cpus >= 1:
+            args.n_threads = int(args.actor_cpus)  # an embedded engine per actor: its CPUs
+        executor = _ray_executor(args, functools.partial(eval_engine, args, task, bank))
+    else:
+        engine = eval_engine(args, task, bank)
     if bank is not None:
         from ponder.engines.replay import ReplayEngine
 
-        engine = ReplayEngine(bank, task, inner=engine, extend=args.replay_extend)
-        engine.check_problems(problems)
+        if not args.replay_extend:
+            ReplayEngine(bank, task).check_problems(problems)
         extra["replay"] = bank.describe() | {"extend": args.replay_extend}
     if args.strategy == "optimal":
         import hashlib
@@ -533,13 +598,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 progress=not args.no_progress,
                 config_extra=extra or None,
+                executor=executor,
             )
         finally:
-            await engine.aclose()
+            if engine is not None:
+                await engine.aclose()
 
     summary = asyncio.run(go())
     print(summary)
-    if bank is not None:
+    from ponder.engines.pool import EnginePool
+
+    if isinstance(engine, EnginePool):
+        for m in engine.stats():
+            state = "up" if m.healthy else f"down ({m.last_error})"
+            print(f"pool: {m.label}: {m.served} requests served, {m.failures} failed, {state}")
+    if bank is not None and engine is not None:
         st = engine.stats
         print(
             f"replay: {st.served} samples served from {bank.source}"

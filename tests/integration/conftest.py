@@ -38,10 +38,12 @@ def _log_tail(log: Path, chars: int = 3000) -> str:
 
 
 @contextmanager
-def running_server(command: list[str], probe: str, log: Path, name: str) -> Iterator[None]:
+def running_server(
+    command: list[str], probe: str, log: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``command`` (its output to ``log``), wait until GET ``probe`` answers 200,
-    and stop it afterwards; a process that exits or never answers fails the test with
-    the end of its log."""
+    yield the process, and stop it afterwards; a process that exits or never answers
+    fails the test with the end of its log."""
     with log.open("wb") as log_file:
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     try:
@@ -57,7 +59,7 @@ def running_server(command: list[str], probe: str, log: Path, name: str) -> Iter
             if time.monotonic() > deadline:
                 pytest.fail(f"{name} did not answer within {STARTUP_SECONDS} s:\n{_log_tail(log)}")
             time.sleep(0.3)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:

@@ -227,6 +227,26 @@ class OpenAIEngine:
                 f"{self._model}: the chat template rejected the messages: {exc}"
             ) from exc
 
+    async def health(self, timeout: float = 5.0) -> None:
+        """Raise ``EngineError`` unless the server answers ``GET /models`` with 2xx in
+        ``timeout`` seconds (one attempt, no retries): a cheap liveness check."""
+        client, _ = self._bind()
+        url = self._base_url + "/models"
+        try:
+            async with asyncio.timeout(timeout):
+                response = await client.get(url)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise EngineTimeout(
+                f"{self._model}: {url} did not answer within {timeout:g} s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise EngineError(
+                f"{self._model}: could not reach {url}: {type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
+        if not 200 <= response.status_code < 300:
+            raise _status_error(self._model, url, response)
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         self._semaphore = None

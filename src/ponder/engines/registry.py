@@ -30,6 +30,9 @@ def make_engine(
 ) -> Engine:
     """``model`` is a bundled name, a .gguf path (embedded engine) or a server's model name.
 
+    ``base_url`` may list several servers of the model, separated by commas: they form
+    an ``EnginePool`` (least outstanding requests, health checks, failover).
+
     ``options`` go to the engine's constructor (for example ``n_parallel`` and ``n_ctx``
     for the embedded engine, ``max_concurrency`` for a server); unset ones (None) are
     dropped so each engine keeps its own defaults.
@@ -41,6 +44,16 @@ def make_engine(
         server_opts = {
             k: v for k, v in opts.items() if k in ("max_concurrency", "timeout", "chat_template")
         }
+        urls = [u.strip() for u in (base_url or "").split(",") if u.strip()]
+        if len(urls) > 1:
+            from ponder.engines.pool import EnginePool
+
+            # one quick retry per member: the pool fails over to another server instead
+            members = [
+                OpenAIEngine(model, base_url=u, api_key=api_key, max_retries=1, **server_opts)
+                for u in urls
+            ]
+            return EnginePool(members)
         return OpenAIEngine(model, base_url=base_url, api_key=api_key, **server_opts)
     from ponder.engines.llamacpp import LlamaCppEngine
 

@@ -24,10 +24,10 @@ import math
 import sys
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
@@ -40,6 +40,27 @@ from ponder.eval.store import Record, RunStore
 from ponder.strategies.base import Context, Strategy
 from ponder.tasks.base import Task
 from ponder.types import Problem, Result
+
+
+class Executor(Protocol):
+    """Where problems run when not in this process: ``RayExecutor`` is one.
+
+    ``start`` readies the workers for this task and strategy and returns the name of
+    the engine they use; ``solve`` runs one problem on the worker of ``slot``
+    (``0 <= slot < slots``) and returns its record and the exception it failed with, as
+    the local path does; ``close`` stops the workers.
+    """
+
+    @property
+    def slots(self) -> int: ...
+
+    async def start(self, *, task: Task, strategy: Strategy, max_tokens: int, seed: int) -> str: ...
+
+    async def solve(
+        self, slot: int, idx: int, problem: Problem
+    ) -> tuple[Record, BaseException | None]: ...
+
+    async def close(self) -> None: ...
 
 
 def problem_seed(seed: int, problem_id: str) -> int:
@@ -90,19 +111,21 @@ def run_config(
     *,
     task: Task,
     strategy: Strategy,
-    engine: Engine,
+    engine: Engine | str,
     max_tokens: int,
     seed: int,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The configuration a store records and checks on resume.
 
+    ``engine`` is the engine or its name (what an executor's remote engine reports).
+
     ``extra`` adds caller-specific settings (for example the CLI's model path) under
     the key ``"extra"``; they take part in the resume check.
     """
     config: dict[str, Any] = {
         "task": task.name,
-        "model": engine.name,
+        "model": engine if isinstance(engine, str) else engine.name,
         "strategy": {"name": strategy_name(strategy), "options": strategy_options(strategy)},
         "max_tokens": max_tokens,
         "seed": seed,
@@ -212,7 +235,7 @@ async def _solve(
     engine: Engine,
     max_tokens: int,
     seed: int,
-) -> tuple[Record, Exception | None]:
+) -> tuple[Record, BaseException | None]:
     if isinstance(engine, PerProblemEngine):
         engine = engine.for_problem(problem)
     ctx = Context(
@@ -263,19 +286,23 @@ async def evaluate(
     task: Task,
     problems: Sequence[Problem],
     strategy: Strategy,
-    engine: Engine,
+    engine: Engine | None,
     store: RunStore | str | Path,
     concurrency: int = 4,
     max_tokens: int = 512,
     seed: int = 0,
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
-    ``store`` may be a path (opened and closed here). Raises ``ConfigError`` when the
-    store holds a run with another configuration or ``problems`` repeat an id, and the
-    first ``EngineError`` when the first ``concurrency + 1`` problems all fail with one.
+    ``store`` may be a path (opened and closed here). With an ``executor`` the problems
+    run on its workers (each with its own engine; pass ``engine=None``), ``executor.slots``
+    at a time, and it is started and closed here; the records are the same. Raises
+    ``ConfigError`` when the store holds a run with another configuration or ``problems``
+    repeat an id, and the first ``EngineError`` when the first ``concurrency + 1``
+    problems all fail with one.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -298,8 +325,47 @@ async def evaluate(
                 seed=seed,
                 progress=progress,
                 config_extra=config_extra,
+                executor=executor,
             )
 
+    if executor is not None:
+        name = await executor.start(task=task, strategy=strategy, max_tokens=max_tokens, seed=seed)
+        try:
+            return await _evaluate(
+                task, problems, strategy, name, store, executor.slots, max_tokens, seed,
+                progress, config_extra, executor.solve,
+            )  # fmt: skip
+        finally:
+            await executor.close()
+    if engine is None:
+        raise ConfigError("evaluate needs an engine, or an executor whose workers hold one")
+    local = engine
+
+    async def solve(slot: int, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
+        return await _solve(
+            idx, problem, task=task, strategy=strategy, engine=local,
+            max_tokens=max_tokens, seed=seed,
+        )  # fmt: skip
+
+    return await _evaluate(
+        task, problems, strategy, engine, store, concurrency, max_tokens, seed,
+        progress, config_extra, solve,
+    )  # fmt: skip
+
+
+async def _evaluate(
+    task: Task,
+    problems: Sequence[Problem],
+    strategy: Strategy,
+    engine: Engine | str,
+    store: RunStore,
+    concurrency: int,
+    max_tokens: int,
+    seed: int,
+    progress: bool,
+    config_extra: Mapping[str, Any] | None,
+    solve: Callable[[int, int, Problem], Awaitable[tuple[Record, BaseException | None]]],
+) -> EvalSummary:
     t_start = time.perf_counter()
     store.init_or_check(
         run_config(
@@ -346,17 +412,9 @@ async def evaluate(
                 acc=f"{tally['correct'] / tally['graded']:.3f}", errors=counts["errors"]
             )
 
-    async def worker() -> None:
+    async def worker(slot: int) -> None:
         for idx, problem in queue:
-            record, error = await _solve(
-                idx,
-                problem,
-                task=task,
-                strategy=strategy,
-                engine=engine,
-                max_tokens=max_tokens,
-                seed=seed,
-            )
+            record, error = await solve(slot, idx, problem)
             if isinstance(error, EngineError) and not leading.decided:
                 if leading.engine_failure(error, record):
                     assert leading.first is not None
@@ -371,7 +429,7 @@ async def evaluate(
                 write(held)
             write(record)
 
-    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
+    workers = [asyncio.create_task(worker(i)) for i in range(min(concurrency, len(todo)))]
     try:
         await asyncio.gather(*workers)
     except BaseException:
@@ -415,13 +473,14 @@ def run_eval(
     task: Task,
     problems: Sequence[Problem],
     strategy: Strategy,
-    engine: Engine,
+    engine: Engine | None,
     store: RunStore | str | Path,
     concurrency: int = 4,
     max_tokens: int = 512,
     seed: int = 0,
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> EvalSummary:
     """Synchronous ``evaluate`` (runs its own event loop; not for use inside one)."""
     return asyncio.run(
@@ -436,5 +495,6 @@ def run_eval(
             seed=seed,
             progress=progress,
             config_extra=config_extra,
+            executor=executor,
         )
     )
