@@ -111,6 +111,9 @@ def add_ttt_parsers(sub: Any) -> None:
         help="folder of saved adapters, one per task, reused on resume "
         "(default: OUT with .adapters in place of .db)",
     )
+    from ponder.cli import _add_executor_args
+
+    _add_executor_args(ttt, "tasks")
 
     ft = sub.add_parser(
         "finetune",
@@ -139,7 +142,7 @@ def _config(args: argparse.Namespace) -> Any:
     )
 
 
-def _setup(args: argparse.Namespace) -> tuple[list[Any], Any]:
+def _setup(args: argparse.Namespace, *, load: bool = True) -> tuple[list[Any], Any]:
     from ponder.tasks.arc import load_fewshot
     from ponder.ttt.model import load_model, require_hf
 
@@ -147,11 +150,30 @@ def _setup(args: argparse.Namespace) -> tuple[list[Any], Any]:
         raise ConfigError("--limit must be at least 1")
     tasks = load_fewshot(args.tasks, limit=args.limit, order=args.order)
     require_hf("torch", "transformers", "peft")
+    if not load:
+        return tasks, None
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     return tasks, load_model(args.model, dtype=args.dtype)
+
+
+def _ray_ttt_executor(args: argparse.Namespace) -> Any:
+    import functools
+
+    from ponder.ttt.distributed import RayTTTExecutor
+    from ponder.ttt.model import load_model
+
+    memory = None if args.actor_memory_gb is None else int(args.actor_memory_gb * 2**30)
+    return RayTTTExecutor(
+        functools.partial(load_model, args.model, dtype=args.dtype),
+        actors=args.actors,
+        num_cpus=args.actor_cpus,
+        num_gpus=args.actor_gpus,
+        memory=memory,
+        address=args.address,
+    )
 
 
 def run_ttt_command(args: argparse.Namespace) -> int:
@@ -163,7 +185,8 @@ def run_ttt_command(args: argparse.Namespace) -> int:
     adapters = args.adapters
     if adapters is None and not args.no_train:
         adapters = str(out.with_suffix(".adapters") if out.suffix else out.parent / "adapters")
-    tasks, lm = _setup(args)
+    ray = args.executor == "ray"
+    tasks, lm = _setup(args, load=not ray)
     config = run_config(
         source=args.tasks,
         model=args.model,
@@ -184,6 +207,7 @@ def run_ttt_command(args: argparse.Namespace) -> int:
             colour_variants=args.colour_variants,
             max_new_tokens=args.max_new_tokens,
             progress=not args.no_progress,
+            executor=_ray_ttt_executor(args) if ray else None,
         )
     print(summary)
     return 0

@@ -48,6 +48,19 @@ def test_ttt_on_the_smallest_arc_task_then_resume_and_report(
     assert rec.meta["peak_memory_mb"] > 100
     again = ponder(*args, home=home)
     assert "0 tasks run now, 1 resumed" in again.stdout
+    if __import__("importlib").util.find_spec("ray") is not None:
+        # the same task on a Ray actor (its own process and model) gives the same record
+        ray_db = tmp_path / "ray.db"
+        on_ray = [*args[: args.index("--out")], "--out", str(ray_db), "--no-progress",
+                  "--adapters", str(tmp_path / "ray-adapters"), "--executor", "ray",
+                  "--actor-cpus", "2"]  # fmt: skip
+        assert "1 tasks run now" in ponder(*on_ray, home=home).stdout
+        with RunStore(ray_db, create=False) as store:
+            (remote,) = store.records()
+        assert (remote.answer, dict(remote.votes)) == (rec.answer, dict(rec.votes))
+        assert [round(x, 3) for x in remote.meta["train"]["losses"]] == [
+            round(x, 3) for x in train["losses"]
+        ]
     ponder("report", str(db), "--out", str(tmp_path / "report"), home=home)
     assert "ttt" in summarize_run(db).label
     assert (tmp_path / "report" / "accuracy_vs_tokens.png").is_file()

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ponder
 from ponder.errors import ConfigError
@@ -35,6 +35,9 @@ from ponder.tasks.arc import FewShotTask
 from ponder.ttt.augment import transforms_for
 from ponder.ttt.infer import predict, vote
 from ponder.ttt.model import LoadedModel
+
+if TYPE_CHECKING:
+    from ponder.ttt.distributed import RayTTTExecutor
 from ponder.ttt.train import (
     TrainReport,
     TTTConfig,
@@ -233,9 +236,25 @@ def run_config(
     }
 
 
+def _error_records(task: FewShotTask, idx: int, error: BaseException) -> list[Record]:
+    message = f"{type(error).__name__}: {error}"
+    return [
+        Record(
+            problem_id=rid,
+            idx=idx * 1000 + k,
+            question=t.input,
+            reference=t.output,
+            answer=None,
+            correct=False,
+            error=message,
+        )
+        for k, (rid, t) in enumerate(zip(test_ids(task), task.tests, strict=True))
+    ]
+
+
 def run_ttt(
     tasks: Sequence[FewShotTask],
-    lm: LoadedModel,
+    lm: LoadedModel | None,
     store: RunStore,
     *,
     config: dict[str, Any],
@@ -245,73 +264,103 @@ def run_ttt(
     colour_variants: int = 1,
     max_new_tokens: int | None = None,
     progress: bool = True,
+    executor: RayTTTExecutor | None = None,
 ) -> TTTSummary:
-    """Train (unless ``train=False``), answer and record every task not yet in ``store``."""
+    """Train (unless ``train=False``), answer and record every task not yet in ``store``.
+
+    With an ``executor`` the tasks run on its actors (each loads its own model; pass
+    ``lm=None``); it is started and closed here, and the records are the same.
+    """
     from tqdm import tqdm
 
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         raise ConfigError("the task list repeats a task id")
+    if lm is None and executor is None:
+        raise ConfigError("run_ttt needs a loaded model, or an executor whose actors load one")
     store.init_or_check(config)
     start = time.perf_counter()
     finished = store.done_ids()
     todo = [(i, t) for i, t in enumerate(tasks) if not set(test_ids(t)) <= finished]
     adapter_dir = None if adapters is None else Path(adapters)
-    done_now = errors = 0
+    options: dict[str, Any] = {
+        "cfg": cfg,
+        "train": train,
+        "adapters": adapter_dir,
+        "colour_variants": colour_variants,
+        "max_new_tokens": max_new_tokens,
+    }
+    counts = {"done": 0, "errors": 0}
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task", disable=not progress)
+
+    def write(records: list[Record], failed: bool) -> None:
+        counts["errors" if failed else "done"] += 1
+        for r in records:
+            store.put(r)
+        bar.update(1)
+
     try:
-        for idx, task in todo:
-            bar.set_description(f"task {task.id}")
-            step_bar = tqdm(
-                total=cfg.steps if train else 0,
-                unit="step",
-                leave=False,
-                disable=not progress or not train,
-            )
-
-            def on_step(step: int, loss: float, step_bar: Any = step_bar) -> None:
-                step_bar.update(1)
-                step_bar.set_postfix(loss=f"{loss:.3f}")
-
+        if executor is not None:
+            executor.start()
             try:
-                records = _solve(
-                    lm, task, idx, cfg=cfg, train=train, adapters=adapter_dir,
-                    colour_variants=colour_variants, max_new_tokens=max_new_tokens,
-                    on_step=on_step,
-                )  # fmt: skip
-            except Exception as e:  # one task's failure is recorded; the run goes on
-                errors += 1
-                message = f"{type(e).__name__}: {e}"
-                records = [
-                    Record(
-                        problem_id=rid,
-                        idx=idx * 1000 + k,
-                        question=t.input,
-                        reference=t.output,
-                        answer=None,
-                        correct=False,
-                        error=message,
-                    )
-                    for k, (rid, t) in enumerate(zip(test_ids(task), task.tests, strict=True))
-                ]
-            else:
-                done_now += 1
+                for idx, task, out in executor.map(todo, options):
+                    bar.set_description(f"task {task.id}")
+                    if isinstance(out, Exception):
+                        write(_error_records(task, idx, out), True)
+                    else:
+                        write(out, False)
             finally:
-                step_bar.close()
-            for r in records:
-                store.put(r)
-            bar.update(1)
+                executor.close()
+        else:
+            assert lm is not None
+            for idx, task in todo:
+                _solve_here(lm, task, idx, options, train, cfg, progress, bar, write)
     finally:
         bar.close()
     wanted = {rid for t in tasks for rid in test_ids(t)}
     graded = [r for r in store.records(include_errors=False) if r.problem_id in wanted]
     return TTTSummary(
         tasks=len(tasks),
-        done_now=done_now,
+        done_now=counts["done"],
         skipped=len(tasks) - len(todo),
-        errors=errors,
+        errors=counts["errors"],
         graded=len(graded),
         correct=sum(r.correct for r in graded),
         seconds=time.perf_counter() - start,
         path=str(store.path),
     )
+
+
+def _solve_here(
+    lm: LoadedModel,
+    task: FewShotTask,
+    idx: int,
+    options: dict[str, Any],
+    train: bool,
+    cfg: TTTConfig,
+    progress: bool,
+    bar: Any,
+    write: Callable[[list[Record], bool], None],
+) -> None:
+    from tqdm import tqdm
+
+    bar.set_description(f"task {task.id}")
+    step_bar = tqdm(
+        total=cfg.steps if train else 0,
+        unit="step",
+        leave=False,
+        disable=not progress or not train,
+    )
+
+    def on_step(step: int, loss: float) -> None:
+        step_bar.update(1)
+        step_bar.set_postfix(loss=f"{loss:.3f}")
+
+    try:
+        records = _solve(lm, task, idx, on_step=on_step, **options)
+    except Exception as e:  # one task's failure is recorded; the run goes on
+        step_bar.close()
+        write(_error_records(task, idx, e), True)
+        return
+    step_bar.close()
+    write(records, False)
