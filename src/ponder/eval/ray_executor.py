@@ -99,6 +99,7 @@ class RayExecutor:
     runtime_env: dict[str, Any] | None = None
     _handles: list[Any] = field(default_factory=list, init=False, repr=False)
     _started_ray: bool = field(default=False, init=False, repr=False)
+    _name: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.actors < 1 or self.per_actor < 1:
@@ -114,7 +115,12 @@ class RayExecutor:
         return self.actors * self.per_actor
 
     async def start(self, *, task: Task, strategy: Strategy, max_tokens: int, seed: int) -> str:
-        """Start Ray (or join ``address``) and the actors; returns the engine's name."""
+        """Start Ray (or join ``address``) and the actors; returns the engine's name.
+
+        Calling it again before ``close`` keeps the running actors (a caller may start
+        the executor ahead of ``evaluate``, to time or check the start-up apart)."""
+        if self._handles:
+            return self._name
         ray = _import_ray()
         if not ray.is_initialized():
             ray.init(
@@ -139,7 +145,8 @@ class RayExecutor:
             for _ in range(self.actors)
         ]
         names = await asyncio.gather(*(h.engine_name.remote() for h in self._handles))
-        return str(names[0])
+        self._name = str(names[0])
+        return self._name
 
     async def solve(
         self, slot: int, idx: int, problem: Problem
