@@ -123,7 +123,7 @@ class ScriptedEngine:
             finish = "confidence"
             matched = None
         elif len(text.split()) > req.max_tokens:
-            text = " ".join(text.split(" ")[: req.max_tokens])
+            text = _first_tokens(text, req.max_tokens)
             finish = "length"
             matched = None
         else:
