@@ -1,7 +1,7 @@
 """The ledger of everything a piece of work spent, and scoped budgets on it.
 
-A ``Ledger`` is append-only: every generate, score and train event with its usage and
-wall time. Budgets are opened on a ledger as context managers and stack: each counts
+A ``Ledger`` is append-only: every generate, score, train, probe and execute event with
+its usage and wall time. Budgets are opened on a ledger as context managers and stack: each counts
 only what was spent while it was open, and a call must fit in every open budget.
 The check happens *before* the call, against the call's worst case
 (``n * max_tokens`` generated tokens, one call), so a budget is never overrun by
@@ -19,7 +19,11 @@ from typing import Literal
 from ponder.errors import BudgetExceeded
 from ponder.types import Usage
 
-EventKind = Literal["generate", "score", "train"]
+EventKind = Literal["generate", "score", "train", "probe", "execute"]
+"""What an event spent its compute on: ``generate`` (a strategy's own samples), ``score``
+(a verifier), ``train`` (fitting or feature extraction), ``probe`` (short answer probes
+on a fork of a chain of thought, ``probe_exit``) and ``execute`` (a model-written
+program run in the sandbox: no tokens, its seconds; one event per execution)."""
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,8 @@ def parse_options(strategy: str, items: Sequence[str]) -> dict[str, Any]:
                 value = int(raw)
             elif isinstance(default, float):
                 value = float(raw)
+            elif default is None and "float" in str(known[key].type):
+                value = float(raw)  # an optional number: ``temperature: float | None``
             elif default is None and raw.lstrip("-").isdigit():
                 value = int(raw)
         except ValueError:

@@ -2,6 +2,7 @@
 
 from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
 from ponder.strategies import optimal as _optimal  # noqa: F401  (registers strategies)
+from ponder.strategies import pal as _pal  # noqa: F401  (registers strategies)
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
 from ponder.strategies import search as _search  # noqa: F401  (registers strategies)
 from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
@@ -16,6 +17,7 @@ from ponder.strategies.base import (
     strategy_names,
 )
 from ponder.strategies.optimal import ComputeOptimal
+from ponder.strategies.pal import ProgramAided
 from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
 from ponder.strategies.search import (
     BeamSearch,
@@ -39,6 +41,7 @@ __all__ = [
     "LookaheadSearch",
     "Majority",
     "MonteCarloTreeSearch",
+    "ProgramAided",
     "Revise",
     "Single",
     "Strategy",
