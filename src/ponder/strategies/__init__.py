@@ -4,6 +4,7 @@ from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers st
 from ponder.strategies import optimal as _optimal  # noqa: F401  (registers strategies)
 from ponder.strategies import pal as _pal  # noqa: F401  (registers strategies)
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
+from ponder.strategies import probe_exit as _probe_exit  # noqa: F401  (registers strategies)
 from ponder.strategies import search as _search  # noqa: F401  (registers strategies)
 from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
 from ponder.strategies.adaptive import AdaptiveConsistency, DeepConf, EarlyStoppingSelfConsistency
@@ -19,6 +20,7 @@ from ponder.strategies.base import (
 from ponder.strategies.optimal import ComputeOptimal
 from ponder.strategies.pal import ProgramAided
 from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
+from ponder.strategies.probe_exit import ProbeExit
 from ponder.strategies.search import (
     BeamSearch,
     DiverseVerifierTreeSearch,
@@ -41,6 +43,7 @@ __all__ = [
     "LookaheadSearch",
     "Majority",
     "MonteCarloTreeSearch",
+    "ProbeExit",
     "ProgramAided",
     "Revise",
     "Single",
