@@ -384,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the run whose accuracy the efficiency table asks every run to reach "
         "(default: the first majority run at its largest n)",
     )
+    rep.add_argument(
+        "--baseline",
+        metavar="STORE.db",
+        help="compare every run with this one on the problems both finished: accuracy "
+        "difference and tokens saved, with paired bootstrap intervals",
+    )
 
     opt = sub.add_parser(
         "optimize",
@@ -635,7 +641,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         bins_from=args.bins_from,
         bins=args.bins,
         reference=args.reference,
+        baseline=args.baseline,
     )
+    for run in paths.runs:
+        o, p = run.overthinking, run.paired
+        if o is not None and o.tokens:
+            print(
+                f"overthinking: {run.label}: {o.after_settled} of {o.tokens} generated tokens "
+                f"({100 * o.share(o.after_settled):.1f}%) after the answer settled, "
+                f"{o.after_first} ({100 * o.share(o.after_first):.1f}%) after it first "
+                f"appeared; answer found in {o.found} of {o.candidates} candidates"
+            )
+        if p is not None and p.problems:
+            lo, hi = p.accuracy_diff_ci
+            slo, shi = p.tokens_saved_ci
+            print(
+                f"against {p.baseline}: {run.label}: accuracy {p.accuracy_diff:+.3f} "
+                f"(95% CI {lo:+.3f} to {hi:+.3f}) on {p.problems} problems, "
+                f"{p.tokens_saved:.1f} tokens/problem saved (95% CI {slo:.1f} to {shi:.1f}, "
+                f"{100 * p.saved_share:.1f}%)"
+            )
     print(f"wrote {paths.html}\nwrote {paths.png}")
     return 0
 

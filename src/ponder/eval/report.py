@@ -11,6 +11,12 @@ against mean tokens per problem. Two comparisons after Snell et al. 2024
 - efficiency (``efficiency``): the tokens each run needs to reach a reference accuracy
   (majority voting at its largest n, or a ``reference`` store), as a ratio to the
   reference's tokens.
+
+And for efficient reasoning: every chain-of-thought run's overthinking (tokens generated
+after its answer had settled or first appeared, per problem and in total; see
+``overthinking``), and with a ``baseline`` store every run against it on the problems
+both finished (accuracy difference and tokens saved, paired bootstrap intervals; see
+``paired``).
 """
 
 from __future__ import annotations
@@ -31,14 +37,24 @@ from ponder.errors import ConfigError
 from ponder.eval.curves import SAMPLING_RULES, CurvePoint, Method, point, scaling_curve
 from ponder.eval.difficulty import DEFAULT_BINS, Bins, BinStats, pass_rates, stats_by_bin
 from ponder.eval.efficiency import Efficiency, Reference, efficiency
+from ponder.eval.overthinking import NOT_CHAINS, RunOverthinking, overthinking
+from ponder.eval.paired import Paired, paired
 from ponder.eval.store import Record, RunStore
+from ponder.verifiers.grading import extract_answer
+
+MATH_TASKS = frozenset({"gsm8k", "math500", "aime24", "jsonl", "demo"})
+"""Tasks whose answers ``extract_answer`` reads, so their chains can be parsed for
+overthinking."""
 
 
 @dataclass(frozen=True)
 class ReportPaths:
+    """What ``write_report`` wrote, and the runs' numbers it wrote them from."""
+
     png: Path
     html: Path
     json: Path
+    runs: tuple[RunReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,8 @@ class RunReport:
     unbinned: int = 0
     efficiency: Efficiency | None = None
     tasks: tuple[dict[str, Any], ...] = ()  # per task of a test-time training run
+    overthinking: RunOverthinking | None = None
+    paired: Paired | None = None
 
     @property
     def points(self) -> list[CurvePoint]:
@@ -82,6 +100,8 @@ class RunReport:
             "unbinned": self.unbinned,
             "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
             "tasks": list(self.tasks),
+            "overthinking": None if self.overthinking is None else self.overthinking.to_dict(),
+            "paired": None if self.paired is None else self.paired.to_dict(),
         }
 
 
@@ -93,6 +113,8 @@ def run_label(config: dict[str, Any]) -> str:
     options = strategy.get("options") if isinstance(strategy, dict) else None
     options = options if isinstance(options, dict) else {}
     head = name if options.get("n") is None else f"{name} n={options['n']}"
+    if name == "probe_exit":
+        head += f" k={options.get('chunk')} m={options.get('agree')}"
     budget = options.get("budget")
     if name == "optimal" and isinstance(budget, int | float):
         head += f" budget={budget:g}"
@@ -132,7 +154,11 @@ def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> 
             method = None
     else:
         method = None
+    over = None
+    if finished and config.get("task") in MATH_TASKS and name not in NOT_CHAINS:
+        over = overthinking(finished, extract_answer)
     return RunReport(
+        overthinking=over,
         tasks=task_rows(finished) if name in ("ttt", "augmented_vote") else (),
         path=Path(path),
         label=run_label(config),
@@ -359,18 +385,115 @@ def _efficiency_table(runs: Sequence[RunReport], reference: Reference) -> str:
     )
 
 
+def _share(x: float) -> str:
+    return "–" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _overthinking_table(runs: Sequence[RunReport]) -> str:
+    e = html.escape
+    rows = []
+    for run in runs:
+        o = run.overthinking
+        if o is None:
+            continue
+        problems = len(o.problems)
+        per = o.after_settled / problems if problems else math.nan
+        rows.append(
+            f"<tr><td>{e(run.label)}</td><td>{o.candidates}</td><td>{o.found}</td>"
+            f"<td>{o.tokens}</td><td>{o.after_settled} ({_share(o.share(o.after_settled))})</td>"
+            f"<td>{o.after_first} ({_share(o.share(o.after_first))})</td>"
+            f"<td>{_fmt(per, 1)}</td>"
+            f"<td>{e(', '.join(f'{k} {v}' for k, v in o.by_method.items()))}</td></tr>"
+        )
+    return (
+        "<h2>Overthinking: tokens generated after the answer was there</h2>"
+        "<p>For each candidate with an answer: the generated tokens after the point from "
+        "which the answer read from the text so far stays the final answer "
+        "(<em>settled</em>: overthinking for certain), and after the point where it "
+        "first appears (<em>first</em>: an upper bound, which also counts checking that "
+        "wandered and came back, or a number restated from the question). "
+        "<em>parse</em>: the chain is cut after each line and sentence and the task's "
+        "extractor reads every prefix; tokens after a cut are the candidate's recorded "
+        "generated tokens apportioned by characters. <em>probe</em>: a "
+        "<code>probe_exit</code> run's recorded probes, exact in tokens at probe "
+        "resolution. A candidate whose prefixes never give its answer is not found and "
+        "counts no tokens after. Program-aided runs (<code>pal</code>) are not chains and "
+        "are left out.</p>"
+        "<table><thead><tr><th>run</th><th>candidates</th><th>answer found</th>"
+        "<th>generated tokens</th><th>after settled</th><th>after first</th>"
+        "<th>after settled / problem</th><th>method</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _overthinking_problems(o: RunOverthinking) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(p.problem_id)}</td><td>{'yes' if p.correct else 'no'}</td>"
+        f"<td>{p.candidates}</td><td>{p.found}</td><td>{p.tokens}</td>"
+        f"<td>{p.after_settled}</td><td>{p.after_first}</td></tr>"
+        for p in o.problems
+    )
+    return (
+        "<details><summary>overthinking per problem</summary>"
+        "<table><thead><tr><th>problem</th><th>correct</th><th>candidates</th>"
+        "<th>answer found</th><th>generated tokens</th><th>after settled</th>"
+        "<th>after first</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></details>"
+    )
+
+
+def _paired_table(runs: Sequence[RunReport], baseline: str) -> str:
+    e = html.escape
+    rows = []
+    for run in runs:
+        p = run.paired
+        if p is None:
+            continue
+        lo, hi = p.accuracy_diff_ci
+        slo, shi = p.tokens_saved_ci
+        rlo, rhi = p.saved_share_ci
+        rows.append(
+            f"<tr><td>{e(run.label)}</td><td>{p.problems}</td><td>{_fmt(p.accuracy)}</td>"
+            f"<td>{_fmt(p.baseline_accuracy)}</td>"
+            f"<td>{p.accuracy_diff:+.3f} ({_fmt(lo)} – {_fmt(hi)})</td>"
+            f"<td>{p.wins} / {p.losses}</td><td>{_fmt(p.tokens, 1)}</td>"
+            f"<td>{_fmt(p.baseline_tokens, 1)}</td>"
+            f"<td>{_fmt(p.tokens_saved, 1)} ({_fmt(slo, 1)} – {_fmt(shi, 1)})</td>"
+            f"<td>{_share(p.saved_share)} ({_share(rlo)} – {_share(rhi)})</td></tr>"
+        )
+    return (
+        f"<h2>Against the baseline: {e(baseline)}</h2>"
+        "<p>On the problems both runs finished, paired by problem: the accuracy "
+        "difference (run minus baseline), the problems only the run got right / only the "
+        "baseline got right, and the tokens per problem (prefilled plus generated) the run "
+        "saved against the baseline, with 95% intervals from a paired bootstrap over "
+        "problems.</p>"
+        "<table><thead><tr><th>run</th><th>problems</th><th>accuracy</th>"
+        "<th>baseline</th><th>difference (95% CI)</th><th>only run / only baseline</th>"
+        "<th>tokens/problem</th><th>baseline</th><th>saved (95% CI)</th>"
+        "<th>saved share (95% CI)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _html(
     runs: Sequence[RunReport],
     png: bytes,
     bins: DifficultyBins | None = None,
     reference: Reference | None = None,
     notes: Sequence[str] = (),
+    baseline: str | None = None,
 ) -> str:
     e = html.escape
     generated = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     extra = "".join(f'<p class="note">{e(n)}</p>' for n in notes)
     if reference is not None:
         extra += f"<section>{_efficiency_table(runs, reference)}</section>"
+    if baseline is not None:
+        extra += f"<section>{_paired_table(runs, baseline)}</section>"
+    if any(r.overthinking is not None for r in runs):
+        extra += f"<section>{_overthinking_table(runs)}</section>"
     if bins is not None:
         extra += f"<section>{_bins_table(runs, bins)}</section>"
     sections = []
@@ -392,6 +515,8 @@ def _html(
         if run.tasks:
             parts.append("<h3>Per task (test-time training)</h3>")
             parts.append(_tasks_table(run.tasks))
+        if run.overthinking is not None and run.overthinking.problems:
+            parts.append(_overthinking_problems(run.overthinking))
         config = json.dumps(run.config, indent=2, sort_keys=True)
         parts.append(f"<details><summary>run configuration</summary><pre>{e(config)}</pre>")
         parts.append("</details>")
@@ -471,6 +596,17 @@ def _with_bins(run: RunReport, bins: DifficultyBins) -> RunReport:
     return replace(run, bins=tuple(rows), unbinned=unbinned)
 
 
+def _with_paired(
+    run: RunReport, base_records: Sequence[Record], base_label: str, bootstrap: int, seed: int
+) -> RunReport:
+    with RunStore(run.path, create=False) as store:
+        records = store.records(include_errors=False)
+    comparison = paired(
+        run.label, records, base_label, base_records, bootstrap=max(bootstrap, 1), seed=seed
+    )
+    return replace(run, paired=comparison)
+
+
 def write_report(
     db_paths: Sequence[str | Path],
     out_dir: str | Path,
@@ -481,14 +617,17 @@ def write_report(
     bins_from: str | Path | None = None,
     bins: int = DEFAULT_BINS,
     reference: str | Path | None = None,
+    baseline: str | Path | None = None,
 ) -> ReportPaths:
     """Write ``accuracy_vs_tokens.png``, ``report.html`` and ``curve.json`` into ``out_dir``.
 
     ``log_x`` draws tokens on a log scale (ignored when some run has zero tokens).
     ``bins_from`` adds the per-difficulty-bin table (``bins`` oracle bins from that
     store); the efficiency table compares every run with ``reference`` (a store) or,
-    by default, majority voting at its largest n. Raises ``ConfigError`` for a path
-    that is not a run store.
+    by default, majority voting at its largest n. ``baseline`` (a store) adds the
+    paired comparison of every other run with it. Chain-of-thought runs of math tasks
+    always get their overthinking table. Raises ``ConfigError`` for a path that is not
+    a run store.
     """
     if not db_paths:
         raise ValueError("write_report needs at least one run store")
@@ -508,16 +647,34 @@ def write_report(
     difficulty = None if bins_from is None else oracle_bins(bins_from, bins)
     if difficulty is not None:
         runs = [_with_bins(r, difficulty) for r in runs]
+    baseline_label = None
+    if baseline is not None:
+        with RunStore(baseline, create=False) as store:
+            base_records = store.records(include_errors=False)
+            baseline_label = run_label(store.config() or {})
+        base_path = Path(baseline).resolve()
+        # the baseline's label as the report shows it, when it is one of the runs
+        for r in runs:
+            if Path(r.path).resolve() == base_path:
+                baseline_label = r.label
+        runs = [
+            r
+            if Path(r.path).resolve() == base_path
+            else _with_paired(r, base_records, baseline_label, bootstrap, seed)
+            for r in runs
+        ]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(
         png=out / "accuracy_vs_tokens.png",
         html=out / "report.html",
         json=out / "curve.json",
+        runs=tuple(runs),
     )
     png = _plot(runs, log_x, ref)
     paths.png.write_bytes(png)
-    paths.html.write_text(_html(runs, png, difficulty, ref, notes), encoding="utf-8")
+    page = _html(runs, png, difficulty, ref, notes, baseline_label)
+    paths.html.write_text(page, encoding="utf-8")
     numbers = {
         "ponder_version": ponder.__version__,
         "bootstrap": bootstrap,
@@ -525,6 +682,7 @@ def write_report(
         "runs": [r.to_dict() for r in runs],
         "reference": None if ref is None else ref.to_dict(),
         "difficulty_bins": None if difficulty is None else difficulty.to_dict(),
+        "baseline": None if baseline is None else {"path": str(baseline), "label": baseline_label},
         "notes": notes,
     }
     paths.json.write_text(json.dumps(numbers, indent=2) + "\n", encoding="utf-8")
