@@ -1,0 +1,108 @@
+"""pal, probe_exit and the overthinking report through the CLI, on real smollm2-135m
+and the GSM8K test file (smollm2 is far too small to solve GSM8K: these check the
+machinery, the records and the costs, not accuracy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ponder.eval import RunStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+STATUSES = {"ok", "error", "timeout", "memory", "output", "killed", "no_program", "no_output",
+            "no_answer"}  # fmt: skip
+
+
+def ponder(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ponder.cli", *args], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, f"ponder {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def gsm8k(shared_data: Path) -> Path:
+    path = shared_data / "gsm8k" / "test.jsonl"
+    if not path.is_file():
+        pytest.skip(f"GSM8K test data {path} is absent")
+    return path
+
+
+def records(db: Path) -> list:
+    with RunStore(db, create=False) as store:
+        return store.records()
+
+
+def test_pal_probe_exit_and_the_report(smollm2_path: Path, gsm8k: Path, tmp_path: Path) -> None:
+    common = ["eval", "--task", "gsm8k", "--data", str(gsm8k), "--limit", "2",
+              "--model", str(smollm2_path), "--max-tokens", "96", "--no-progress"]  # fmt: skip
+    pal, probe, single = tmp_path / "pal.db", tmp_path / "probe.db", tmp_path / "single.db"
+    ponder(*common, "--strategy", "pal", "--n", "2", "--temperature", "0.7", "--out", str(pal))
+    ponder(*common, "--strategy", "probe_exit", "-o", "chunk=16", "-o", "agree=2",
+           "--out", str(probe))  # fmt: skip
+    ponder(*common, "--strategy", "single", "--out", str(single))
+
+    for r in records(pal):
+        assert r.ok, r.error
+        meta = r.meta
+        assert meta["programs"] == 2 and meta["ran"] + meta["failed"] == 2
+        assert {o["status"] for o in meta["outcomes"]} <= STATUSES
+        assert len(r.candidates) == 2 + int(meta["fallback"])
+        assert all(c.text.startswith("```python\n") for c in r.candidates[:2])
+        assert meta["isolation"] in ("bwrap", "process")
+        if meta["fallback"]:
+            assert meta["ran"] == 0
+
+    for r in records(probe):
+        assert r.ok, r.error
+        meta = r.meta
+        assert meta["stop_reason"] in ("agreed", "finished", "length")
+        assert meta["chain_tokens"] <= 96 and meta["chunks"] >= 1
+        assert [p["tokens"] for p in meta["probes"]] == [
+            16 * (i + 1) for i in range(len(meta["probes"]))
+        ]
+        usage = meta["probe_usage"]
+        if meta["probes"]:
+            # each probe forks the chain in the slot that holds it: it prefills its cue
+            # and a token or two, the chain itself comes from the KV cells
+            assert usage["calls"] == len(meta["probes"])
+            assert usage["prompt_tokens"] < usage["cached_tokens"]
+            assert usage["prompt_tokens"] <= 20 * len(meta["probes"])
+        chain = meta["chain_usage"]
+        assert chain["calls"] == meta["chunks"]
+        assert r.usage.total_tokens == chain["total_tokens"] + usage["total_tokens"]
+
+    out = ponder("report", str(single), str(probe), str(pal), "--out", str(tmp_path / "report"),
+                 "--bootstrap", "50", "--baseline", str(single))  # fmt: skip
+    assert (
+        "overthinking: single" in out.stdout and "overthinking: probe_exit k=16 m=2" in out.stdout
+    )
+    assert "overthinking: pal" not in out.stdout
+    assert "against single" in out.stdout
+    numbers = json.loads((tmp_path / "report" / "curve.json").read_text())
+    runs = {r["label"].split(" · ")[0]: r for r in numbers["runs"]}
+    assert runs["single"]["overthinking"]["candidates"] <= 2
+    assert runs["probe_exit k=16 m=2"]["paired"]["problems"] == 2
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Overthinking" in page and "Against the baseline" in page
+
+
+def test_probe_exit_on_an_openai_compatible_server(
+    llama_server_url: str, gsm8k: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "probe-server.db"
+    ponder("eval", "--task", "gsm8k", "--data", str(gsm8k), "--limit", "1",
+           "--base-url", f"{llama_server_url}/v1", "--model", "smollm2", "--max-tokens", "48",
+           "--strategy", "probe_exit", "-o", "chunk=16", "-o", "agree=2", "--no-progress",
+           "--out", str(db))  # fmt: skip
+    (r,) = records(db)
+    assert r.ok, r.error
+    assert r.meta["chunks"] >= 1 and r.meta["chain_tokens"] <= 48
+    assert len(r.meta["probes"]) == r.meta["probe_usage"]["calls"]
