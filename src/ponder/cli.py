@@ -659,7 +659,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"against {p.baseline}: {run.label}: accuracy {p.accuracy_diff:+.3f} "
                 f"(95% CI {lo:+.3f} to {hi:+.3f}) on {p.problems} problems, "
                 f"{p.tokens_saved:.1f} tokens/problem saved (95% CI {slo:.1f} to {shi:.1f}, "
-                f"{100 * p.saved_share:.1f}%)"
+                f"{100 * p.saved_share:.1f}%); {p.generated_saved:.1f} generated tokens saved"
             )
     print(f"wrote {paths.html}\nwrote {paths.png}")
     return 0

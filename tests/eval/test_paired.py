@@ -32,6 +32,7 @@ def test_differences_counts_and_intervals() -> None:
     assert (p.accuracy, p.baseline_accuracy, p.accuracy_diff) == (0.75, 0.5, 0.25)
     assert (p.tokens, p.baseline_tokens, p.tokens_saved) == (50.0, 100.0, 50.0)
     assert p.saved_share == 0.5
+    assert p.generated_saved == 25.0  # half of each record's tokens are generated
     lo, hi = p.accuracy_diff_ci
     assert -1 <= lo <= p.accuracy_diff <= hi <= 1 and lo < hi
     slo, shi = p.tokens_saved_ci

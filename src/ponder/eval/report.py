@@ -453,6 +453,7 @@ def _paired_table(runs: Sequence[RunReport], baseline: str) -> str:
         lo, hi = p.accuracy_diff_ci
         slo, shi = p.tokens_saved_ci
         rlo, rhi = p.saved_share_ci
+        glo, ghi = p.generated_saved_ci
         rows.append(
             f"<tr><td>{e(run.label)}</td><td>{p.problems}</td><td>{_fmt(p.accuracy)}</td>"
             f"<td>{_fmt(p.baseline_accuracy)}</td>"
@@ -460,19 +461,20 @@ def _paired_table(runs: Sequence[RunReport], baseline: str) -> str:
             f"<td>{p.wins} / {p.losses}</td><td>{_fmt(p.tokens, 1)}</td>"
             f"<td>{_fmt(p.baseline_tokens, 1)}</td>"
             f"<td>{_fmt(p.tokens_saved, 1)} ({_fmt(slo, 1)} – {_fmt(shi, 1)})</td>"
-            f"<td>{_share(p.saved_share)} ({_share(rlo)} – {_share(rhi)})</td></tr>"
+            f"<td>{_share(p.saved_share)} ({_share(rlo)} – {_share(rhi)})</td>"
+            f"<td>{_fmt(p.generated_saved, 1)} ({_fmt(glo, 1)} – {_fmt(ghi, 1)})</td></tr>"
         )
     return (
         f"<h2>Against the baseline: {e(baseline)}</h2>"
         "<p>On the problems both runs finished, paired by problem: the accuracy "
         "difference (run minus baseline), the problems only the run got right / only the "
         "baseline got right, and the tokens per problem (prefilled plus generated) the run "
-        "saved against the baseline, with 95% intervals from a paired bootstrap over "
-        "problems.</p>"
+        "saved against the baseline, and the generated tokens saved (what decoding time "
+        "follows), with 95% intervals from a paired bootstrap over problems.</p>"
         "<table><thead><tr><th>run</th><th>problems</th><th>accuracy</th>"
         "<th>baseline</th><th>difference (95% CI)</th><th>only run / only baseline</th>"
         "<th>tokens/problem</th><th>baseline</th><th>saved (95% CI)</th>"
-        "<th>saved share (95% CI)</th></tr></thead>"
+        "<th>saved share (95% CI)</th><th>generated saved (95% CI)</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
