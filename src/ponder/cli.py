@@ -31,6 +31,12 @@ EPILOG = """examples:
       --strategy revise --n 4 -o chains=2 --out runs/gsm8k-revise4.db
   ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
       --replay runs/gsm8k-maj8.db --strategy adaptive_consistency -o max_n=8 --out runs/ac8.db
+  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
+      --strategy pal --n 4 --out runs/gsm8k-pal4.db
+  ponder eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \\
+      --strategy probe_exit -o chunk=32 -o agree=3 --out runs/gsm8k-probe.db
+  ponder report runs/gsm8k-greedy.db runs/gsm8k-probe.db --baseline runs/gsm8k-greedy.db \\
+      --out runs/report
   ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \\
       --out runs/ttt-arc30.db
 """
@@ -155,7 +161,9 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
         help="samples per problem (default 8); adaptive strategies: the most they draw",
     )
     g.add_argument(
-        "--temperature", type=float, help="sampling temperature (single: 0, others: 0.7)"
+        "--temperature",
+        type=float,
+        help="sampling temperature (single, probe_exit, pal at n = 1: 0; others: 0.7)",
     )
     g.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95 when sampling)")
     g.add_argument(
@@ -657,9 +665,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             slo, shi = p.tokens_saved_ci
             print(
                 f"against {p.baseline}: {run.label}: accuracy {p.accuracy_diff:+.3f} "
-                f"(95% CI {lo:+.3f} to {hi:+.3f}) on {p.problems} problems, "
-                f"{p.tokens_saved:.1f} tokens/problem saved (95% CI {slo:.1f} to {shi:.1f}, "
-                f"{100 * p.saved_share:.1f}%); {p.generated_saved:.1f} generated tokens saved"
+                f"(95% CI {lo:+.3f} to {hi:+.3f}) on {p.problems} problems; "
+                f"{p.tokens:.1f} tokens/problem against {p.baseline_tokens:.1f}, saved "
+                f"{p.tokens_saved:.1f} (95% CI {slo:.1f} to {shi:.1f}, "
+                f"{100 * p.saved_share:.1f}%); generated tokens saved {p.generated_saved:.1f}"
             )
     print(f"wrote {paths.html}\nwrote {paths.png}")
     return 0

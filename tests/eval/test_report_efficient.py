@@ -102,7 +102,7 @@ def test_cli_prints_overthinking_and_the_comparison(tmp_path: Path) -> None:
     assert "overthinking: single · tiny: " in proc.stdout
     assert "after the answer settled" in proc.stdout
     assert "against single · tiny: majority n=1 · tiny: accuracy +0.000" in proc.stdout
-    assert "10.0 tokens/problem saved" in proc.stdout
+    assert "80.0 tokens/problem against 90.0, saved 10.0" in proc.stdout
 
 
 def test_probe_exit_label_names_its_chunk_and_agreement() -> None:

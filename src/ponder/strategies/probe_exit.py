@@ -37,7 +37,7 @@ PROBE_CUE = "\n\n... so the final answer is \\boxed{"
 @register("probe_exit")
 @dataclass(frozen=True)
 class ProbeExit:
-    """Early answer probing: stop the chain of thought once ``agree`` probes agree.
+    """Early answer probing: stop a chain of thought once its last probed answers agree.
 
     The chain is generated in requests of ``chunk`` tokens (the task's own prompt, the
     chain so far as the continuation), at most the run's ``max_tokens`` in all. After
