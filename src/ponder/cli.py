@@ -393,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the first majority run at its largest n)",
     )
     rep.add_argument(
+        "--tokenizer",
+        metavar="MODEL",
+        help="overthinking: count the tokens after an answer with this model's tokenizer "
+        "(a bundled name or a .gguf file; loads it) instead of apportioning each "
+        "candidate's generated tokens by characters",
+    )
+    rep.add_argument(
         "--baseline",
         metavar="STORE.db",
         help="compare every run with this one on the problems both finished: accuracy "
@@ -642,15 +649,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ponder.eval import write_report
 
-    paths = write_report(
-        [Path(r) for r in args.runs],
-        Path(args.out),
-        bootstrap=args.bootstrap,
-        bins_from=args.bins_from,
-        bins=args.bins,
-        reference=args.reference,
-        baseline=args.baseline,
-    )
+    tokenizer = None
+    if args.tokenizer is not None:
+        from ponder.engines.llamacpp import LlamaCppEngine
+        from ponder.models import resolve
+
+        # only the vocabulary is used: one small sequence's context is enough
+        tokenizer = LlamaCppEngine(str(resolve(args.tokenizer)), n_parallel=1, n_ctx=256)
+    try:
+        paths = write_report(
+            [Path(r) for r in args.runs],
+            Path(args.out),
+            bootstrap=args.bootstrap,
+            bins_from=args.bins_from,
+            bins=args.bins,
+            reference=args.reference,
+            baseline=args.baseline,
+            count_tokens=None if tokenizer is None else tokenizer.count_tokens,
+        )
+    finally:
+        if tokenizer is not None:
+            asyncio.run(tokenizer.aclose())
     for run in paths.runs:
         o, p = run.overthinking, run.paired
         if o is not None and o.tokens:
@@ -658,7 +677,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"overthinking: {run.label}: {o.after_settled} of {o.tokens} generated tokens "
                 f"({100 * o.share(o.after_settled):.1f}%) after the answer settled, "
                 f"{o.after_first} ({100 * o.share(o.after_first):.1f}%) after it first "
-                f"appeared; answer found in {o.found} of {o.candidates} candidates"
+                f"appeared; answer found in {o.found} of {o.candidates} candidates "
+                f"(tokens after counted by {o.token_count})"
             )
         if p is not None and p.problems:
             lo, hi = p.accuracy_diff_ci

@@ -4,6 +4,7 @@ machinery, the records and the costs, not accuracy)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ponder.eval import RunStore
+from ponder.engines.llamacpp import LlamaCppEngine
+from ponder.eval import Record, RunStore
+from ponder.types import Candidate, Usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -106,3 +109,46 @@ def test_probe_exit_on_an_openai_compatible_server(
     assert r.ok, r.error
     assert r.meta["chunks"] >= 1 and r.meta["chain_tokens"] <= 48
     assert len(r.meta["probes"]) == r.meta["probe_usage"]["calls"]
+
+
+def test_report_counts_tokens_after_an_answer_with_a_real_tokenizer(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    chain = (
+        "So 9 * 2 = 18 dollars.\nChecking: 9 eggs at 2 dollars is 18.\nThe answer is \\boxed{18}."
+    )
+    usage = Usage(prompt_tokens=10, completion_tokens=40)
+    record = Record(
+        problem_id="p0",
+        idx=0,
+        question="q",
+        reference="18",
+        answer="18",
+        correct=True,
+        candidates=(Candidate(chain, "18", usage),),
+        answer_correct={"18": True},
+        usage=usage,
+    )
+    db = tmp_path / "cot.db"
+    with RunStore(db) as store:
+        store.init_or_check(
+            {"task": "gsm8k", "model": "m", "max_tokens": 64, "seed": 0,
+             "strategy": {"name": "single", "options": {}}}
+        )  # fmt: skip
+        store.put(record)
+    out = ponder("report", str(db), "--out", str(tmp_path / "r"), "--bootstrap", "10",
+                 "--tokenizer", str(smollm2_path))  # fmt: skip
+    assert "(tokens after counted by tokenizer)" in out.stdout
+    over = json.loads((tmp_path / "r" / "curve.json").read_text())["runs"][0]["overthinking"]
+
+    async def count(text: str) -> int:
+        engine = LlamaCppEngine(str(smollm2_path), n_parallel=1, n_ctx=256)
+        try:
+            return engine.count_tokens(text)
+        finally:
+            await engine.aclose()
+
+    # settled at the first sentence; the tokenizer counts the rest of the chain
+    rest = chain[chain.index("dollars.") + len("dollars.") :]
+    assert over["token_count"] == "tokenizer"
+    assert over["after_settled"] == asyncio.run(count(rest)) > 0

@@ -278,6 +278,12 @@ class LlamaCppEngine:
             raise EngineError(f"{self._name}: the engine is closed")
         return self._prepare(request)[1]
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is on its own: no chat template, no BOS."""
+        if self._closed:
+            raise EngineError(f"{self._name}: the engine is closed")
+        return len(self._tokenize(text, add_special=False)) if text else 0
+
     async def aclose(self) -> None:
         """Stop the worker thread and free the context and the model."""
         if self._closed:

@@ -12,6 +12,8 @@ from ponder.eval.curves import (
 from ponder.eval.difficulty import Bins, pass_rates, pilot_signals
 from ponder.eval.efficiency import Reference, tokens_to_reach
 from ponder.eval.optimize import Optimization, optimize
+from ponder.eval.overthinking import RunOverthinking, overthinking
+from ponder.eval.paired import Paired, paired
 from ponder.eval.policy import Policy, load_policy
 from ponder.eval.report import ReportPaths, RunReport, summarize_run, write_report
 from ponder.eval.runner import EvalSummary, evaluate, problem_seed, run_config, run_eval
@@ -23,17 +25,21 @@ __all__ = [
     "CurvePoint",
     "EvalSummary",
     "Optimization",
+    "Paired",
     "Policy",
     "PrefixOutcomes",
     "Record",
     "Reference",
     "ReportPaths",
+    "RunOverthinking",
     "RunReport",
     "RunStore",
     "evaluate",
     "load_calibration",
     "load_policy",
     "optimize",
+    "overthinking",
+    "paired",
     "pass_rates",
     "pilot_signals",
     "point",

@@ -27,7 +27,7 @@ import html
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,8 +131,16 @@ def run_label(config: dict[str, Any]) -> str:
     return " · ".join([head, str(config.get("model", "?"))])
 
 
-def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> RunReport:
-    """Read one store and compute its point and, where it applies, its scaling curve."""
+def summarize_run(
+    path: str | Path,
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    count_tokens: Callable[[str], int] | None = None,
+) -> RunReport:
+    """Read one store and compute its point and, where it applies, its scaling curve and
+    its overthinking (tokens after an answer counted by ``count_tokens`` when given,
+    else apportioned by characters)."""
     with RunStore(path, create=False) as store:
         config = store.config() or {}
         records = store.records()
@@ -156,7 +164,7 @@ def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> 
         method = None
     over = None
     if finished and config.get("task") in MATH_TASKS and name not in NOT_CHAINS:
-        over = overthinking(finished, extract_answer)
+        over = overthinking(finished, extract_answer, count_tokens=count_tokens)
     return RunReport(
         overthinking=over,
         tasks=task_rows(finished) if name in ("ttt", "augmented_vote") else (),
@@ -403,7 +411,8 @@ def _overthinking_table(runs: Sequence[RunReport]) -> str:
             f"<td>{o.tokens}</td><td>{o.after_settled} ({_share(o.share(o.after_settled))})</td>"
             f"<td>{o.after_first} ({_share(o.share(o.after_first))})</td>"
             f"<td>{_fmt(per, 1)}</td>"
-            f"<td>{e(', '.join(f'{k} {v}' for k, v in o.by_method.items()))}</td></tr>"
+            f"<td>{e(', '.join(f'{k} {v}' for k, v in o.by_method.items()))}; "
+            f"{e(o.token_count)}</td></tr>"
         )
     return (
         "<h2>Overthinking: tokens generated after the answer was there</h2>"
@@ -414,14 +423,17 @@ def _overthinking_table(runs: Sequence[RunReport]) -> str:
         "wandered and came back, or a number restated from the question). "
         "<em>parse</em>: the chain is cut after each line and sentence and the task's "
         "extractor reads every prefix; tokens after a cut are the candidate's recorded "
-        "generated tokens apportioned by characters. <em>probe</em>: a "
+        "generated tokens apportioned by characters (<em>characters</em>, an "
+        "approximation) or the text after the cut counted by a tokenizer "
+        "(<em>tokenizer</em>, <code>ponder report --tokenizer MODEL</code>). "
+        "<em>probe</em>: a "
         "<code>probe_exit</code> run's recorded probes, exact in tokens at probe "
         "resolution. A candidate whose prefixes never give its answer is not found and "
         "counts no tokens after. Program-aided runs (<code>pal</code>) are not chains and "
         "are left out.</p>"
         "<table><thead><tr><th>run</th><th>candidates</th><th>answer found</th>"
         "<th>generated tokens</th><th>after settled</th><th>after first</th>"
-        "<th>after settled / problem</th><th>method</th></tr></thead>"
+        "<th>after settled / problem</th><th>method; tokens after counted by</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -620,6 +632,7 @@ def write_report(
     bins: int = DEFAULT_BINS,
     reference: str | Path | None = None,
     baseline: str | Path | None = None,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> ReportPaths:
     """Write ``accuracy_vs_tokens.png``, ``report.html`` and ``curve.json`` into ``out_dir``.
 
@@ -628,12 +641,18 @@ def write_report(
     store); the efficiency table compares every run with ``reference`` (a store) or,
     by default, majority voting at its largest n. ``baseline`` (a store) adds the
     paired comparison of every other run with it. Chain-of-thought runs of math tasks
-    always get their overthinking table. Raises ``ConfigError`` for a path that is not
-    a run store.
+    always get their overthinking table, with the tokens after an answer counted by
+    ``count_tokens`` (a tokenizer) when given, else apportioned by characters. Raises
+    ``ConfigError`` for a path that is not a run store.
     """
     if not db_paths:
         raise ValueError("write_report needs at least one run store")
-    runs = _unique_labels([summarize_run(p, bootstrap=bootstrap, seed=seed) for p in db_paths])
+    runs = _unique_labels(
+        [
+            summarize_run(p, bootstrap=bootstrap, seed=seed, count_tokens=count_tokens)
+            for p in db_paths
+        ]
+    )
     notes: list[str] = []
     ref_run = None
     if reference is not None:
