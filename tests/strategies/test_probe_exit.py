@@ -70,6 +70,7 @@ async def test_stops_when_the_last_m_probes_agree_with_the_exact_requests() -> N
         {"tokens": 9, "answer": "42"},
     ]
     assert (result.meta["chunks"], result.meta["chain_tokens"]) == (3, 9)
+    assert result.meta["prefix_reuse"] is False  # the scripted engine prefills all
     (cand,) = result.candidates
     # the chain as far as it went, then the probe that settled it, closed
     assert cand.text == " ".join(CHAIN[:9]) + PROBE_CUE + "42}"

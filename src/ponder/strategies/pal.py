@@ -169,7 +169,8 @@ class ProgramAided:
         )
         (completions,) = await ctx.generate([request], label="pal programs")
         texts = [
-            PROGRAM_START + c.text + (PROGRAM_END if c.stop_sequence else "") for c in completions
+            PROGRAM_START + c.text + (PROGRAM_END if c.stop_sequence is not None else "")
+            for c in completions
         ]
 
         gate = asyncio.Semaphore(EXECUTIONS_AT_ONCE)
