@@ -1,8 +1,9 @@
 """Tasks: where problems come from and how answers are graded."""
 
 from ponder.tasks.aime import AIME24Task
-from ponder.tasks.base import Task
+from ponder.tasks.base import Grading, ModelGradedTask, Task
 from ponder.tasks.demo import DemoTask
+from ponder.tasks.freeform import FreeformTask, JudgeGradedTask
 from ponder.tasks.gsm8k import GSM8KTask
 from ponder.tasks.jsonl import JsonlTask, MathTask
 from ponder.tasks.math500 import Math500Task
@@ -11,10 +12,14 @@ from ponder.tasks.registry import make_task, task_names
 __all__ = [
     "AIME24Task",
     "DemoTask",
+    "FreeformTask",
     "GSM8KTask",
+    "Grading",
     "JsonlTask",
+    "JudgeGradedTask",
     "Math500Task",
     "MathTask",
+    "ModelGradedTask",
     "Task",
     "make_task",
     "task_names",
