@@ -105,7 +105,7 @@ async def test_embedding_clusters_above_the_threshold_and_bills_the_ledger() -> 
     assert embedder.calls == [["Paris", "London", "The city of Paris", "Londres", "Rome"]]
     assert c.meta["embedded"] == 5 and c.meta["threshold"] == 0.8
     (event,) = ctx.ledger.events
-    assert event.kind == "score" and event.label == "embed:embed"
+    assert event.kind == "score" and event.label == "embed:fake"
     assert event.usage == Usage(prompt_tokens=1 + 1 + 4 + 1 + 1, calls=1)
 
 

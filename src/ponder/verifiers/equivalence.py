@@ -207,7 +207,10 @@ class EmbeddingClusterer:
         embedded = await asyncio.to_thread(self.embedder.embed, texts)
         seconds = time.perf_counter() - t0
         ctx.ledger.record(
-            "score", Usage(prompt_tokens=embedded.tokens, calls=1), seconds, f"embed:{self.name}"
+            "score",
+            Usage(prompt_tokens=embedded.tokens, calls=1),
+            seconds,
+            f"embed:{self.embedder.name}",
         )
         vectors = np.asarray(embedded.vectors, dtype=np.float64)
         if vectors.shape[0] != len(texts):
