@@ -109,8 +109,8 @@ class SemanticMajority:
 
 USC_INSTRUCTION = (
     "Read the responses above. Which response agrees best with what most of the "
-    "responses say? Reply with its number only, in the form: "
-    "The most consistent response is Response N."
+    "responses say? Reply with the words \"The most consistent response is Response\" "
+    "followed by that response's number, and nothing else."
 )
 
 _MOST_CONSISTENT_RE = re.compile(
