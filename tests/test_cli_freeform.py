@@ -91,3 +91,45 @@ def test_free_form_options_outside_free_form_are_errors(
     assert cli.main(["eval", *argv, "--out", str(tmp_path / "r.db")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r.db").exists()
+
+
+def test_usc_and_semantic_majority_replay_a_majority_bank(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    drawn = iter(["Answer: Paris", "Answer: paris", "Answer: Lyon"] * 2)
+
+    def respond(req: GenRequest, _i: int) -> str:
+        assert req.messages is not None
+        prompt = req.messages[-1].content
+        if "most consistent" in prompt:
+            return "The most consistent response is Response 3"
+        if "Answer A:" in prompt:
+            return "No"
+        return next(drawn)
+
+    engine = scripted(monkeypatch, ScriptedEngine(respond))
+    common = ["--task", "jsonl", "--data", str(DATA), "--limit", "1", "--answer-type", "free",
+              "--no-progress"]  # fmt: skip
+    bank = tmp_path / "bank.db"
+    assert (
+        cli.main(["eval", *common, "--strategy", "majority", "--n", "3", "--out", str(bank)]) == 0
+    )
+    usc, sem = tmp_path / "usc.db", tmp_path / "sem.db"
+    args = ["eval", *common, "--replay", str(bank), "--n", "3"]
+    assert cli.main([*args, "--strategy", "universal_self_consistency", "--out", str(usc)]) == 0
+    assert "replay: 3 samples served" in capsys.readouterr().out
+    assert cli.main([*args, "--strategy", "semantic_majority", "-o", "cluster=judge",
+                     "--out", str(sem)]) == 0  # fmt: skip
+    assert "replay: 3 samples served" in capsys.readouterr().out
+    sampled = [r for r in engine.requests if "Answer: <your answer>" in r.messages[-1].content]  # type: ignore[index]
+    assert len(sampled) == 1  # only the bank's own run sampled
+    (bank_record,) = RunStore(bank, create=False).records()
+    (usc_record,) = RunStore(usc, create=False).records()
+    (sem_record,) = RunStore(sem, create=False).records()
+    texts = [c.text for c in bank_record.candidates]
+    assert (
+        [c.text for c in usc_record.candidates] == texts == [c.text for c in sem_record.candidates]
+    )
+    assert bank_record.answer == "Paris" and usc_record.answer == "Lyon"
+    # the judge said no to every pair: Paris (text-equal to paris) still wins 2 to 1
+    assert sem_record.answer == "Paris" and sem_record.meta["asked"] == 1
