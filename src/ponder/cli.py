@@ -33,6 +33,8 @@ EPILOG = """examples:
       --replay runs/gsm8k-maj8.db --strategy adaptive_consistency -o max_n=8 --out runs/ac8.db
   ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \\
       --out runs/ttt-arc30.db
+  ponder eval --task jsonl --data qa.jsonl --answer-type free --grader judge \\
+      --strategy semantic_majority --n 8 -o cluster=embed --out runs/qa-sem8.db
 """
 
 
@@ -102,8 +104,8 @@ def _add_answer_type_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -
     p.add_argument(
         "--answer-type",
         choices=["math", "free"],
-        help="math (final answer in \\boxed{}, graded as math; default) or free "
-        "(free-form text on an 'Answer:' line)",
+        help="jsonl task, run: math (final answer in \\boxed{}, graded as math; default) "
+        "or free (free-form text on an 'Answer:' line; see the README's Free-form answers)",
     )
 
 

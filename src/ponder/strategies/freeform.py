@@ -109,7 +109,7 @@ class SemanticMajority:
 
 USC_INSTRUCTION = (
     "Read the responses above. Which response agrees best with what most of the "
-    "responses say? Reply with the words \"The most consistent response is Response\" "
+    'responses say? Reply with the words "The most consistent response is Response" '
     "followed by that response's number, and nothing else."
 )
 
