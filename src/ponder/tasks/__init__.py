@@ -4,6 +4,7 @@ from ponder.tasks.aime import AIME24Task
 from ponder.tasks.base import Task
 from ponder.tasks.demo import DemoTask
 from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.humaneval import HumanEvalTask
 from ponder.tasks.jsonl import JsonlTask, MathTask
 from ponder.tasks.math500 import Math500Task
 from ponder.tasks.registry import make_task, task_names
@@ -12,6 +13,7 @@ __all__ = [
     "AIME24Task",
     "DemoTask",
     "GSM8KTask",
+    "HumanEvalTask",
     "JsonlTask",
     "Math500Task",
     "MathTask",

@@ -12,6 +12,7 @@ from ponder.tasks.aime import AIME24Task
 from ponder.tasks.base import Task
 from ponder.tasks.demo import DemoTask
 from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.humaneval import HumanEvalTask
 from ponder.tasks.jsonl import JsonlTask
 from ponder.tasks.math500 import Math500Task
 
@@ -22,6 +23,11 @@ def _jsonl(data: str | Path | None, **fields: Any) -> Task:
     if data is None:
         raise ConfigError("the jsonl task needs a data file: pass --data PATH")
     return JsonlTask(data, **fields)
+
+
+def _humaneval(data: str | Path | None = None) -> Task:
+    # the sandbox is a library setting, not a command-line field
+    return HumanEvalTask(data)
 
 
 def _demo(data: str | Path | None, **fields: Any) -> Task:
@@ -35,6 +41,7 @@ _FACTORIES: dict[str, tuple[Callable[..., Task], Callable[..., object]]] = {
     "gsm8k": (GSM8KTask, GSM8KTask),
     "math500": (Math500Task, Math500Task),
     "aime24": (AIME24Task, AIME24Task),
+    "humaneval": (_humaneval, _humaneval),
     "jsonl": (_jsonl, JsonlTask),
     "demo": (_demo, DemoTask),
 }
@@ -53,7 +60,7 @@ def _accepted_fields(cls: Callable[..., object]) -> list[str]:
 def make_task(name: str, data: str | Path | None = None, **fields: Any) -> Task:
     """The task called ``name``, reading ``data`` (a JSONL file or a folder) when given.
 
-    ``fields`` are the task's own settings: ``split`` for the benchmarks;
+    ``fields`` are the task's own settings: ``split`` for the math benchmarks;
     ``question_field``, ``answer_field``, ``id_field`` and ``name`` for ``jsonl``. A
     setting given as None keeps its default, so unset command-line flags pass through.
     """
