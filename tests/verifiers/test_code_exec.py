@@ -195,3 +195,13 @@ def test_a_sandbox_that_cannot_isolate_can_be_refused() -> None:
     with pytest.raises(ConfigError, match="require_isolation"):
         Sandbox(isolation="process", require_isolation=True)
     assert isinstance(Ledger().executions(), int)
+
+
+async def test_outputs_are_canonical_so_equal_values_compare_equal() -> None:
+    program = PROMPT + "\ndef add(a, b):\n    return a if b is None else (a, b)\n"
+    calls = ["add((1,), None)", "add({3, 1}, None)", "add({'b': 1, 'a': 2}, None)",
+             "add(0.1 + 0.2, None)", "add([1.0000001], 2)", "add((), None)"]  # fmt: skip
+    run = await run_program(SANDBOX, program, as_cases([CallTest(c) for c in calls]), entry="add")
+    assert [c.output for c in run.cases] == [
+        "(1,)", "{1, 3}", "{'a': 2, 'b': 1}", "0.3", "([1.0], 2)", "()",
+    ]  # fmt: skip

@@ -77,7 +77,9 @@ def _canon(v, depth=0):
         return repr(round(v, 6))
     if isinstance(v, (list, tuple)):
         inner = ", ".join(_canon(x, depth + 1) for x in v)
-        return "[" + inner + "]" if isinstance(v, list) else "(" + inner + ",)"
+        if isinstance(v, list):
+            return "[" + inner + "]"
+        return "(" + inner + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, (set, frozenset)):
         return "{" + ", ".join(sorted(_canon(x, depth + 1) for x in v)) + "}"
     if isinstance(v, dict):
@@ -284,24 +286,23 @@ async def run_program(
 async def run_programs(
     sandbox: Sandbox,
     programs: Sequence[str],
-    cases: Sequence[Mapping[str, Any]] | Callable[[str], Sequence[Mapping[str, Any]]],
+    cases: Sequence[Mapping[str, Any]],
     *,
     entry: str | None,
     ledger: Ledger | None,
     label: str,
     parallel: int | None = None,
 ) -> list[ProgramRun]:
-    """Run each program on its cases (``cases`` or ``cases(program)``), identical
-    programs once, at most ``parallel`` at a time (default: the CPUs, up to 4); the
-    executions and their seconds go on ``ledger`` as one ``execute`` event."""
+    """Run each program on ``cases``, identical programs once, at most ``parallel`` at a
+    time (default: the CPUs, up to 4); the executions and their seconds go on ``ledger``
+    as one ``execute`` event."""
     distinct = list(dict.fromkeys(programs))
     width = parallel or max(1, min(4, os.cpu_count() or 1))
     gate = asyncio.Semaphore(width)
 
     async def one(program: str) -> ProgramRun:
         async with gate:
-            own = cases(program) if callable(cases) else cases
-            return await run_program(sandbox, program, own, entry=entry)
+            return await run_program(sandbox, program, cases, entry=entry)
 
     runs = dict(zip(distinct, await asyncio.gather(*(one(p) for p in distinct)), strict=True))
     if ledger is not None and distinct:
