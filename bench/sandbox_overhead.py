@@ -5,8 +5,10 @@ side by side in one run, with the ratios.
 Each execution is the one ``tests:visible`` makes: the harness defines a HumanEval
 problem's canonical solution and runs its visible tests (``--hidden``: its hidden
 tests instead). The in-process row runs the same program and cases with ``exec`` in a
-fresh namespace (no isolation at all: the floor). The rows run in turn, ``--runs``
-times each after one warm-up, one execution at a time.
+fresh namespace (no isolation at all: the floor). Bubblewrap runs the installation's
+own interpreter (what a virtualenv's python links to), so when that differs its plain
+cost is a row too. The rows run in turn, ``--runs`` times each after one warm-up, one
+execution at a time.
 
     python bench/sandbox_overhead.py [--runs 30] [--problem HumanEval/0] [--hidden]
 """
@@ -49,7 +51,9 @@ def _in_process(program: str, cases: list[dict[str, Any]]) -> Callable[[], Await
     return run
 
 
-def _plain(program: str, cases: list[dict[str, Any]], entry: str) -> Callable[[], Awaitable[bool]]:
+def _plain(
+    program: str, cases: list[dict[str, Any]], entry: str, python: str
+) -> Callable[[], Awaitable[bool]]:
     job = json.dumps({"marker": "@m@", "program": program, "entry": entry, "cases": cases})
     folder = Path(tempfile.mkdtemp(prefix="ponder-bench-"))
     (folder / "main.py").write_text(HARNESS, encoding="utf-8")
@@ -58,7 +62,7 @@ def _plain(program: str, cases: list[dict[str, Any]], entry: str) -> Callable[[]
         # what any subprocess costs: the same interpreter and harness, no limits, no checks
         proc = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-I", "-B", "main.py"],
+            [python, "-I", "-B", "main.py"],
             input=job,
             capture_output=True,
             text=True,
@@ -111,16 +115,23 @@ async def main() -> None:
     )
     rows: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
         ("in-process exec (no isolation)", _in_process(program, cases)),
-        ("plain subprocess (no limits)", _plain(program, cases, spec.entry_point)),
+        ("plain subprocess (no limits)", _plain(program, cases, spec.entry_point, sys.executable)),
     ]
+    base = str(Path(sys.executable).resolve())
+    if base != sys.executable:
+        # bubblewrap runs the installation's own interpreter (a virtualenv's is a link to
+        # it, with other startup work): its plain cost, to compare like with like
+        plain_base = _plain(program, cases, spec.entry_point, base)
+        rows.append(("plain subprocess, bwrap's python", plain_base))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the weaker-isolation warning
-        rows.append(("sandbox: subprocess + limits", _sandboxed(
-            Sandbox(isolation="process"), program, cases, spec.entry_point)))  # fmt: skip
+        limited = _sandboxed(Sandbox(isolation="process"), program, cases, spec.entry_point)
+        rows.append(("sandbox: subprocess + limits", limited))
     if _bwrap() is not None and _bwrap_works():
         bwrap = Sandbox(isolation="bwrap", require_isolation=True)
-        rows.append(("sandbox: bubblewrap + limits", _sandboxed(
-            bwrap, program, cases, spec.entry_point)))  # fmt: skip
+        rows.append(
+            ("sandbox: bubblewrap + limits", _sandboxed(bwrap, program, cases, spec.entry_point))
+        )
     else:
         print("bubblewrap is missing or cannot run here: its row is left out")
     root = os.geteuid() == 0
@@ -129,6 +140,7 @@ async def main() -> None:
         f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}, "
         f"{'root (programs run as nobody)' if root else 'not root'}"
     )
+    print(f"interpreters: {sys.executable} (sandbox subprocess), {base} (bubblewrap)")
     print(
         f"{problem.id}: {'hidden' if args.hidden else 'visible'} tests, {len(cases)} cases, "
         f"{args.runs} executions per row\n"
