@@ -36,8 +36,8 @@ def test_eval_humaneval_with_behaviour_majority(smollm2_path: Path, tmp_path: Pa
     db = tmp_path / "he.db"
     args = [
         "eval", "--task", "humaneval", "--limit", "2", "--model", str(smollm2_path),
-        "--strategy", "behaviour_majority", "--n", "3", "--max-tokens", "160",
-        "-o", "input_tokens=96", "--out", str(db), "--no-progress",
+        "--strategy", "behaviour_majority", "--n", "3", "--max-tokens", "128",
+        "-o", "input_tokens=64", "--out", str(db), "--no-progress",
     ]  # fmt: skip
     out = ponder(*args)
     assert "on 2/2 problems" in out.stdout
