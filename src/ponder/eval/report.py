@@ -11,6 +11,10 @@ against mean tokens per problem. Two comparisons after Snell et al. 2024
 - efficiency (``efficiency``): the tokens each run needs to reach a reference accuracy
   (majority voting at its largest n, or a ``reference`` store), as a ratio to the
   reference's tokens.
+
+Runs of independent samples also get pass@k (``passk``: the unbiased estimator over each
+problem's graded samples), and runs that executed programs their sandbox executions and
+seconds per problem.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ponder.errors import ConfigError
 from ponder.eval.curves import SAMPLING_RULES, CurvePoint, Method, point, scaling_curve
 from ponder.eval.difficulty import DEFAULT_BINS, Bins, BinStats, pass_rates, stats_by_bin
 from ponder.eval.efficiency import Efficiency, Reference, efficiency
+from ponder.eval.passk import PASS_AT_K_STRATEGIES, PassAtK, pass_at_k_table
 from ponder.eval.store import Record, RunStore
 
 
@@ -59,6 +64,8 @@ class RunReport:
     unbinned: int = 0
     efficiency: Efficiency | None = None
     tasks: tuple[dict[str, Any], ...] = ()  # per task of a test-time training run
+    pass_at_k: tuple[PassAtK, ...] = ()
+    execution: Execution | None = None
 
     @property
     def points(self) -> list[CurvePoint]:
@@ -82,7 +89,42 @@ class RunReport:
             "unbinned": self.unbinned,
             "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
             "tasks": list(self.tasks),
+            "pass_at_k": [p.to_dict() for p in self.pass_at_k],
+            "execution": None if self.execution is None else self.execution.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Sandboxed executions per finished problem (mean) and their seconds (mean, and
+    per execution), from each record's ``meta["execution"]``."""
+
+    executions: float
+    seconds: float
+
+    @property
+    def seconds_each(self) -> float:
+        return self.seconds / self.executions if self.executions else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        each = self.seconds_each
+        return {
+            "executions_per_problem": self.executions,
+            "seconds_per_problem": self.seconds,
+            "seconds_per_execution": None if math.isnan(each) else each,
+        }
+
+
+def execution_stats(records: Sequence[Record]) -> Execution | None:
+    """Mean executions and execution seconds per finished record; None when no record
+    ran a program."""
+    ok = [r for r in records if r.ok]
+    runs = [r.meta.get("execution") for r in ok]
+    if not ok or not any(isinstance(x, dict) for x in runs):
+        return None
+    counts = [float(x.get("executions", 0)) if isinstance(x, dict) else 0.0 for x in runs]
+    seconds = [float(x.get("seconds", 0.0)) if isinstance(x, dict) else 0.0 for x in runs]
+    return Execution(sum(counts) / len(ok), sum(seconds) / len(ok))
 
 
 def run_label(config: dict[str, Any]) -> str:
@@ -132,7 +174,15 @@ def summarize_run(path: str | Path, *, bootstrap: int = 1000, seed: int = 0) -> 
             method = None
     else:
         method = None
+    passes: list[PassAtK] = []
+    if name in PASS_AT_K_STRATEGIES and finished:
+        try:
+            passes = pass_at_k_table(finished)
+        except ValueError as e:
+            notes.append(f"no pass@k: {e}")
     return RunReport(
+        pass_at_k=tuple(passes),
+        execution=execution_stats(finished),
         tasks=task_rows(finished) if name in ("ttt", "augmented_vote") else (),
         path=Path(path),
         label=run_label(config),
@@ -300,6 +350,15 @@ def _table(points: Sequence[CurvePoint]) -> str:
     )
 
 
+def _pass_table(rows: Sequence[PassAtK]) -> str:
+    head = "".join(f"<th>pass@{p.k}</th>" for p in rows)
+    cells = "".join(f"<td>{_fmt(p.value)}</td>" for p in rows)
+    return (
+        f"<table><thead><tr>{head}<th>problems</th></tr></thead>"
+        f"<tbody><tr>{cells}<td>{rows[0].problems}</td></tr></tbody></table>"
+    )
+
+
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1rem}
@@ -384,6 +443,18 @@ def _html(
         if run.point is not None:
             parts.append("<h3>The strategy's own answers</h3>")
             parts.append(_table([run.point]))
+        if run.execution is not None:
+            ex = run.execution
+            parts.append(
+                f"<p>sandboxed executions per problem: {_fmt(ex.executions, 2)}, "
+                f"{_fmt(ex.seconds, 3)} s per problem ({_fmt(ex.seconds_each, 3)} s each)</p>"
+            )
+        if run.pass_at_k:
+            parts.append(
+                "<h3>pass@k (unbiased estimator, Chen et al. 2021, over each problem's "
+                "samples)</h3>"
+            )
+            parts.append(_pass_table(run.pass_at_k))
         if run.curve:
             parts.append(
                 f"<h3>Scaling curve ({e(str(run.curve_method))} over the first n samples)</h3>"

@@ -1,6 +1,7 @@
 """Strategies: how test-time compute is spent on one problem."""
 
 from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
+from ponder.strategies import code as _code  # noqa: F401  (registers strategies)
 from ponder.strategies import freeform as _freeform  # noqa: F401  (registers strategies)
 from ponder.strategies import optimal as _optimal  # noqa: F401  (registers strategies)
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
@@ -16,6 +17,7 @@ from ponder.strategies.base import (
     strategy_class,
     strategy_names,
 )
+from ponder.strategies.code import BehaviourMajority
 from ponder.strategies.freeform import SemanticMajority, UniversalSelfConsistency
 from ponder.strategies.optimal import ComputeOptimal
 from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
@@ -31,6 +33,7 @@ from ponder.strategies.voting import best_of, majority_vote, weighted_vote
 __all__ = [
     "AdaptiveConsistency",
     "BeamSearch",
+    "BehaviourMajority",
     "BestOfN",
     "BudgetForcing",
     "ComputeOptimal",

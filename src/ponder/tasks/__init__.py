@@ -5,6 +5,7 @@ from ponder.tasks.base import Grading, ModelGradedTask, Task
 from ponder.tasks.demo import DemoTask
 from ponder.tasks.freeform import FreeformTask, JudgeGradedTask
 from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.humaneval import HumanEvalTask
 from ponder.tasks.jsonl import JsonlTask, MathTask
 from ponder.tasks.math500 import Math500Task
 from ponder.tasks.registry import make_task, task_names
@@ -15,6 +16,7 @@ __all__ = [
     "FreeformTask",
     "GSM8KTask",
     "Grading",
+    "HumanEvalTask",
     "JsonlTask",
     "JudgeGradedTask",
     "Math500Task",

@@ -13,6 +13,7 @@ from ponder.tasks.base import Task
 from ponder.tasks.demo import DemoTask
 from ponder.tasks.freeform import freeform_task
 from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.humaneval import HumanEvalTask
 from ponder.tasks.jsonl import JsonlTask
 from ponder.tasks.math500 import Math500Task
 
@@ -53,6 +54,11 @@ def _jsonl(
     raise ConfigError(f"answer_type must be one of {', '.join(ANSWER_TYPES)}, got {answer_type!r}")
 
 
+def _humaneval(data: str | Path | None = None) -> Task:
+    # the sandbox is a library setting, not a command-line field
+    return HumanEvalTask(data)
+
+
 def _demo(data: str | Path | None, **fields: Any) -> Task:
     if data is not None:
         raise ConfigError("the demo task has its own problems; it takes no data file")
@@ -64,6 +70,7 @@ _FACTORIES: dict[str, tuple[Callable[..., Task], Callable[..., object]]] = {
     "gsm8k": (GSM8KTask, GSM8KTask),
     "math500": (Math500Task, Math500Task),
     "aime24": (AIME24Task, AIME24Task),
+    "humaneval": (_humaneval, _humaneval),
     "jsonl": (_jsonl, _jsonl),
     "demo": (_demo, DemoTask),
 }
@@ -82,7 +89,7 @@ def _accepted_fields(cls: Callable[..., object]) -> list[str]:
 def make_task(name: str, data: str | Path | None = None, **fields: Any) -> Task:
     """The task called ``name``, reading ``data`` (a JSONL file or a folder) when given.
 
-    ``fields`` are the task's own settings: ``split`` for the benchmarks;
+    ``fields`` are the task's own settings: ``split`` for the math benchmarks;
     ``question_field``, ``answer_field``, ``id_field`` and ``name`` for ``jsonl``, and
     for free-form answers ``answer_type="free"`` with ``grader`` (``exact`` or
     ``judge``) and ``answer_from`` (``line`` or ``text``; see ``ponder.tasks.freeform``).
