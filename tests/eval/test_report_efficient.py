@@ -105,5 +105,19 @@ def test_cli_prints_overthinking_and_the_comparison(tmp_path: Path) -> None:
     assert "80.0 tokens/problem against 90.0, saved 10.0" in proc.stdout
 
 
+def test_no_overthinking_for_code_or_free_form_answers(tmp_path: Path) -> None:
+    rows = [("p0", True, 60, CHAIN)]
+    code = store(tmp_path / "code.db", config("single") | {"task": "humaneval"}, rows)
+    free = store(
+        tmp_path / "free.db",
+        config("single") | {"task": "jsonl", "extra": {"answers": {"type": "free"}}},
+        rows,
+    )
+    math = store(tmp_path / "math.db", config("single") | {"task": "jsonl"}, rows)
+    paths = write_report([code, free, math], tmp_path / "out", bootstrap=10)
+    overs = [r["overthinking"] for r in json.loads(paths.json.read_text())["runs"]]
+    assert overs[0] is None and overs[1] is None and overs[2]["candidates"] == 1
+
+
 def test_probe_exit_label_names_its_chunk_and_agreement() -> None:
     assert run_label(config("probe_exit", chunk=32, agree=3)) == "probe_exit k=32 m=3 · tiny"

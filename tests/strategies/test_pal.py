@@ -79,7 +79,11 @@ async def test_executed_answers_vote_and_18_0_votes_with_18() -> None:
     # four executions on the ledger, no tokens, their seconds; the tokens are the programs'
     executions = [e for e in ctx.ledger.events if e.kind == "execute"]
     assert len(executions) == 4 and all(e.usage.total_tokens == 0 for e in executions)
-    assert ctx.ledger.seconds("execute") == pytest.approx(meta["execute_seconds"], abs=1e-3)
+    assert ctx.ledger.executions() == 4 == meta["execution"]["executions"]
+    assert meta["execution"]["seconds"] == ctx.ledger.seconds("execute")
+    assert meta["execution"]["seconds"] == pytest.approx(
+        sum(o["seconds"] for o in meta["outcomes"]), abs=1e-3
+    )
     assert result.usage == ctx.ledger.total("generate")
     assert result.usage.completion_tokens == sum(
         c.usage.completion_tokens for c in result.candidates
@@ -108,6 +112,7 @@ async def test_all_programs_failing_falls_back_to_a_chain_of_thought() -> None:
     assert result.candidates[-1].text == COT
     # three programs ran (the empty one did not), and the fallback's tokens are counted
     assert len([e for e in ctx.ledger.events if e.kind == "execute"]) == 3
+    assert result.meta["execution"]["executions"] == 3
     assert result.usage.calls == 2
 
 

@@ -299,7 +299,7 @@ def test_demo_set() -> None:
 
 
 def test_task_names() -> None:
-    assert set(task_names()) == {"gsm8k", "math500", "aime24", "jsonl", "demo"}
+    assert set(task_names()) == {"gsm8k", "math500", "aime24", "humaneval", "jsonl", "demo"}
 
 
 def test_make_task(tmp_path: Path) -> None:

@@ -117,3 +117,20 @@ def test_settings_are_checked() -> None:
         Limits(cpu_seconds=0)
     with pytest.raises(ConfigError, match="require_isolation"):
         Sandbox(isolation="process", require_isolation=True)
+
+
+async def test_both_ways_of_dropping_to_nobody_hold_the_process_limit(
+    bwrap: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the program is run as nobody only when ponder runs as root")
+    import ponder.verifiers.sandbox as sandbox_module
+
+    probe = (
+        "import os, resource\n"
+        "print(os.getresuid(), os.getgroups(), resource.getrlimit(resource.RLIMIT_NPROC))"
+    )
+    want = f"(65534, 65534, 65534) [] ({LIMITS.processes}, {LIMITS.processes})\n"
+    assert (await bwrap.run(probe)).stdout == want  # prlimit and setpriv, where present
+    monkeypatch.setattr(sandbox_module, "_drop_tools", lambda: None)
+    assert (await bwrap.run(probe)).stdout == want  # the Python shim

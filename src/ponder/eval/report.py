@@ -12,6 +12,10 @@ against mean tokens per problem. Two comparisons after Snell et al. 2024
   (majority voting at its largest n, or a ``reference`` store), as a ratio to the
   reference's tokens.
 
+Runs of independent samples also get pass@k (``passk``: the unbiased estimator over each
+problem's graded samples), and runs that executed programs their sandbox executions and
+seconds per problem.
+
 And for efficient reasoning: every chain-of-thought run's overthinking (tokens generated
 after its answer had settled or first appeared, per problem and in total; see
 ``overthinking``), and with a ``baseline`` store every run against it on the problems
@@ -39,6 +43,7 @@ from ponder.eval.difficulty import DEFAULT_BINS, Bins, BinStats, pass_rates, sta
 from ponder.eval.efficiency import Efficiency, Reference, efficiency
 from ponder.eval.overthinking import NOT_CHAINS, RunOverthinking, overthinking
 from ponder.eval.paired import Paired, paired
+from ponder.eval.passk import PASS_AT_K_STRATEGIES, PassAtK, pass_at_k_table
 from ponder.eval.store import Record, RunStore
 from ponder.verifiers.grading import extract_answer
 
@@ -77,6 +82,8 @@ class RunReport:
     tasks: tuple[dict[str, Any], ...] = ()  # per task of a test-time training run
     overthinking: RunOverthinking | None = None
     paired: Paired | None = None
+    pass_at_k: tuple[PassAtK, ...] = ()
+    execution: Execution | None = None
 
     @property
     def points(self) -> list[CurvePoint]:
@@ -102,7 +109,42 @@ class RunReport:
             "tasks": list(self.tasks),
             "overthinking": None if self.overthinking is None else self.overthinking.to_dict(),
             "paired": None if self.paired is None else self.paired.to_dict(),
+            "pass_at_k": [p.to_dict() for p in self.pass_at_k],
+            "execution": None if self.execution is None else self.execution.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Sandboxed executions per finished problem (mean) and their seconds (mean, and
+    per execution), from each record's ``meta["execution"]``."""
+
+    executions: float
+    seconds: float
+
+    @property
+    def seconds_each(self) -> float:
+        return self.seconds / self.executions if self.executions else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        each = self.seconds_each
+        return {
+            "executions_per_problem": self.executions,
+            "seconds_per_problem": self.seconds,
+            "seconds_per_execution": None if math.isnan(each) else each,
+        }
+
+
+def execution_stats(records: Sequence[Record]) -> Execution | None:
+    """Mean executions and execution seconds per finished record; None when no record
+    ran a program."""
+    ok = [r for r in records if r.ok]
+    runs = [r.meta.get("execution") for r in ok]
+    if not ok or not any(isinstance(x, dict) for x in runs):
+        return None
+    counts = [float(x.get("executions", 0)) if isinstance(x, dict) else 0.0 for x in runs]
+    seconds = [float(x.get("seconds", 0.0)) if isinstance(x, dict) else 0.0 for x in runs]
+    return Execution(sum(counts) / len(ok), sum(seconds) / len(ok))
 
 
 def run_label(config: dict[str, Any]) -> str:
@@ -163,10 +205,18 @@ def summarize_run(
     else:
         method = None
     over = None
-    if finished and config.get("task") in MATH_TASKS and name not in NOT_CHAINS:
+    if finished and _parses_as_math(config) and name not in NOT_CHAINS:
         over = overthinking(finished, extract_answer, count_tokens=count_tokens)
+    passes: list[PassAtK] = []
+    if name in PASS_AT_K_STRATEGIES and finished:
+        try:
+            passes = pass_at_k_table(finished)
+        except ValueError as e:
+            notes.append(f"no pass@k: {e}")
     return RunReport(
         overthinking=over,
+        pass_at_k=tuple(passes),
+        execution=execution_stats(finished),
         tasks=task_rows(finished) if name in ("ttt", "augmented_vote") else (),
         path=Path(path),
         label=run_label(config),
@@ -178,6 +228,15 @@ def summarize_run(
         curve_method=method,
         notes=tuple(notes),
     )
+
+
+def _parses_as_math(config: dict[str, Any]) -> bool:
+    """Whether the run's answers are read by ``extract_answer``: a math task, and not a
+    jsonl file of free-form answers."""
+    extra = config.get("extra")
+    answers = extra.get("answers") if isinstance(extra, dict) else None
+    free = isinstance(answers, dict) and answers.get("type") == "free"
+    return config.get("task") in MATH_TASKS and not free
 
 
 def task_rows(records: Sequence[Record]) -> tuple[dict[str, Any], ...]:
@@ -331,6 +390,15 @@ def _table(points: Sequence[CurvePoint]) -> str:
         "<table><thead><tr><th>n</th><th>accuracy</th><th>95% CI</th>"
         "<th>tokens/problem</th><th>generated tokens/problem</th><th>problems</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _pass_table(rows: Sequence[PassAtK]) -> str:
+    head = "".join(f"<th>pass@{p.k}</th>" for p in rows)
+    cells = "".join(f"<td>{_fmt(p.value)}</td>" for p in rows)
+    return (
+        f"<table><thead><tr>{head}<th>problems</th></tr></thead>"
+        f"<tbody><tr>{cells}<td>{rows[0].problems}</td></tr></tbody></table>"
     )
 
 
@@ -521,6 +589,18 @@ def _html(
         if run.point is not None:
             parts.append("<h3>The strategy's own answers</h3>")
             parts.append(_table([run.point]))
+        if run.execution is not None:
+            ex = run.execution
+            parts.append(
+                f"<p>sandboxed executions per problem: {_fmt(ex.executions, 2)}, "
+                f"{_fmt(ex.seconds, 3)} s per problem ({_fmt(ex.seconds_each, 3)} s each)</p>"
+            )
+        if run.pass_at_k:
+            parts.append(
+                "<h3>pass@k (unbiased estimator, Chen et al. 2021, over each problem's "
+                "samples)</h3>"
+            )
+            parts.append(_pass_table(run.pass_at_k))
         if run.curve:
             parts.append(
                 f"<h3>Scaling curve ({e(str(run.curve_method))} over the first n samples)</h3>"

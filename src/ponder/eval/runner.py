@@ -5,6 +5,11 @@ same command again resumes a run. Up to ``concurrency`` problems are in flight; 
 gets a fresh ``Context`` (its own ledger) and a seed derived from the problem id, so a
 problem samples the same way whether it runs first, last, or on resume.
 
+Grading: a task's ``is_correct`` runs in a worker thread (math-verify may block); a
+``ModelGradedTask`` (free-form answers graded by a judge model) is awaited instead, on
+the problem's engine, with a ledger of its own: what grading cost goes in the record's
+``meta["grading"]``, not in its ``usage``, which stays the strategy's.
+
 Failures: an exception in one problem becomes that problem's error record and the run
 goes on; error records are retried on the next run. If the first ``concurrency + 1``
 problems to finish all failed with an ``EngineError`` (typically: the server is not
@@ -38,7 +43,7 @@ from ponder.errors import ConfigError, EngineError
 from ponder.eval.curves import wilson_interval
 from ponder.eval.store import Record, RunStore
 from ponder.strategies.base import Context, Strategy
-from ponder.tasks.base import Task
+from ponder.tasks.base import ModelGradedTask, Task
 from ponder.types import Problem, Result
 
 
@@ -214,16 +219,45 @@ class _LeadingEngineFailures:
         return len(self.held) >= self.threshold
 
 
-def _grade(task: Task, problem: Problem, result: Result) -> tuple[bool, dict[str, bool]]:
+def _answers(result: Result) -> list[str]:
+    """The distinct answers a record grades: every candidate's and the final one."""
     answers = {c.answer for c in result.candidates if c.answer is not None}
     if result.answer is not None:
         answers.add(result.answer)
-    graded = {a: bool(task.is_correct(a, problem)) for a in sorted(answers)}
+    return sorted(answers)
+
+
+def _grade(task: Task, problem: Problem, result: Result) -> tuple[bool, dict[str, bool]]:
+    graded = {a: bool(task.is_correct(a, problem)) for a in _answers(result)}
     if result.answer is None:
         correct = bool(task.is_correct(None, problem))
     else:
         correct = graded[result.answer]
     return correct, graded
+
+
+async def _grade_with_model(
+    task: ModelGradedTask, problem: Problem, result: Result, engine: Engine
+) -> tuple[bool, dict[str, bool], dict[str, Any]]:
+    """Grades from a model-graded task, and what grading cost, on a ledger of its own
+    (the strategy's usage and budget do not include it)."""
+    answers = _answers(result)
+    ledger = Ledger()
+    t0 = time.perf_counter()
+    grading = await task.grade_answers(answers, problem, engine, ledger)
+    seconds = time.perf_counter() - t0
+    missing = [a for a in answers if a not in grading.correct]
+    if missing:
+        raise RuntimeError(f"task {task.name} did not grade the answers {missing!r}")
+    graded = {a: bool(grading.correct[a]) for a in answers}
+    correct = result.answer is not None and graded[result.answer]
+    account = {
+        "grader": task.grader,
+        "usage": ledger.total().to_dict(),
+        "seconds": round(seconds, 4),
+        "answers": dict(grading.details),
+    }
+    return correct, graded, account
 
 
 async def _solve(
@@ -249,7 +283,13 @@ async def _solve(
     try:
         result = await strategy(problem, ctx)
         seconds = time.perf_counter() - t0
-        correct, graded = await asyncio.to_thread(_grade, task, problem, result)
+        meta = dict(result.meta)
+        if isinstance(task, ModelGradedTask):
+            correct, graded, meta["grading"] = await _grade_with_model(
+                task, problem, result, engine
+            )
+        else:
+            correct, graded = await asyncio.to_thread(_grade, task, problem, result)
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         record = Record(
@@ -276,7 +316,7 @@ async def _solve(
         answer_correct=graded,
         usage=result.usage,
         seconds=seconds,
-        meta=dict(result.meta),
+        meta=meta,
     )
     return record, None
 

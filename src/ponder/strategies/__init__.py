@@ -1,6 +1,8 @@
 """Strategies: how test-time compute is spent on one problem."""
 
 from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
+from ponder.strategies import code as _code  # noqa: F401  (registers strategies)
+from ponder.strategies import freeform as _freeform  # noqa: F401  (registers strategies)
 from ponder.strategies import optimal as _optimal  # noqa: F401  (registers strategies)
 from ponder.strategies import pal as _pal  # noqa: F401  (registers strategies)
 from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
@@ -17,6 +19,8 @@ from ponder.strategies.base import (
     strategy_class,
     strategy_names,
 )
+from ponder.strategies.code import BehaviourMajority
+from ponder.strategies.freeform import SemanticMajority, UniversalSelfConsistency
 from ponder.strategies.optimal import ComputeOptimal
 from ponder.strategies.pal import ProgramAided
 from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
@@ -33,6 +37,7 @@ from ponder.strategies.voting import best_of, majority_vote, weighted_vote
 __all__ = [
     "AdaptiveConsistency",
     "BeamSearch",
+    "BehaviourMajority",
     "BestOfN",
     "BudgetForcing",
     "ComputeOptimal",
@@ -46,8 +51,10 @@ __all__ = [
     "ProbeExit",
     "ProgramAided",
     "Revise",
+    "SemanticMajority",
     "Single",
     "Strategy",
+    "UniversalSelfConsistency",
     "WeightedMajority",
     "best_of",
     "majority_vote",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ponder.budget import EventKind, Ledger
 from ponder.engines.base import Engine
@@ -28,6 +28,10 @@ from ponder.types import (
     Usage,
 )
 from ponder.verifiers.base import Scorer
+from ponder.verifiers.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from ponder.verifiers.code_exec import ProgramRun
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Context:
 
     ``max_tokens`` caps each generated solution; ``seed`` is the base seed of this
     problem's sampling (None: engine default), advanced for every request made.
+    ``sandbox`` runs programs for ``execute`` (None: the shared default sandbox).
     """
 
     engine: Engine
@@ -43,6 +48,7 @@ class Context:
     ledger: Ledger = field(default_factory=Ledger)
     max_tokens: int = 512
     seed: int | None = None
+    sandbox: Sandbox | None = None
     _requests_made: int = 0
 
     def request(
@@ -123,6 +129,25 @@ class Context:
     def extract(self, text: str) -> str | None:
         return self.task.extract(text)
 
+    async def execute(
+        self,
+        programs: Sequence[str],
+        cases: Sequence[Mapping[str, Any]],
+        *,
+        entry: str | None,
+        label: str,
+    ) -> list[ProgramRun]:
+        """Run programs on test cases in the sandbox (``code_exec.run_programs``:
+        identical programs once); checked against the time budget before, on the
+        ledger after as one ``execute`` event."""
+        from ponder.verifiers.code_exec import default_sandbox, run_programs
+
+        self.ledger.check(0, calls=0)
+        sandbox = self.sandbox if self.sandbox is not None else default_sandbox()
+        return await run_programs(
+            sandbox, programs, cases, entry=entry, ledger=self.ledger, label=label
+        )
+
 
 def check_sampling(temperature: float, top_p: float) -> None:
     """``ConfigError`` for a sampling temperature below 0 or a top_p outside (0, 1]."""
@@ -183,7 +208,14 @@ def make_result(
     meta: Mapping[str, Any] | None = None,
 ) -> Result:
     """A strategy's result: its cost is everything on the context's ledger, its time
-    what has passed since ``t0`` (a ``time.perf_counter()`` reading)."""
+    what has passed since ``t0`` (a ``time.perf_counter()`` reading). When programs ran
+    in a sandbox, ``meta["execution"]`` says how many and their seconds (summed)."""
+    account = dict(meta or {})
+    if ctx.ledger.executions():
+        account["execution"] = {
+            "executions": ctx.ledger.executions(),
+            "seconds": ctx.ledger.seconds("execute"),
+        }
     return Result(
         answer=answer,
         candidates=tuple(candidates),
@@ -191,7 +223,7 @@ def make_result(
         usage=ctx.ledger.total(),
         seconds=time.perf_counter() - t0,
         strategy=name,
-        meta=dict(meta or {}),
+        meta=account,
     )
 
 

@@ -100,7 +100,8 @@ class ProgramAided:
     fallback's chain of thought. ``Result.meta`` has ``programs``, ``ran`` (printed an
     answer), ``failed``, ``failures`` (count per reason), ``outcomes`` (status,
     answer, reason, end of the output and seconds of each program), ``fallback``
-    (whether it was used), ``isolation`` and ``execute_seconds``.
+    (whether it was used), ``isolation`` and, from the ledger, ``execution`` (programs
+    run and their seconds).
     """
 
     n: int = 1
@@ -201,6 +202,5 @@ class ProgramAided:
             "outcomes": [o.to_dict() for o in outcomes],
             "fallback": used_fallback,
             "isolation": sandbox.mode,
-            "execute_seconds": round(sum(o.seconds for o in outcomes), 4),
         }
         return make_result("pal", ctx, t0, answer, cands, votes, meta)

@@ -1,9 +1,11 @@
 """Tasks: where problems come from and how answers are graded."""
 
 from ponder.tasks.aime import AIME24Task
-from ponder.tasks.base import Task
+from ponder.tasks.base import Grading, ModelGradedTask, Task
 from ponder.tasks.demo import DemoTask
+from ponder.tasks.freeform import FreeformTask, JudgeGradedTask
 from ponder.tasks.gsm8k import GSM8KTask
+from ponder.tasks.humaneval import HumanEvalTask
 from ponder.tasks.jsonl import JsonlTask, MathTask
 from ponder.tasks.math500 import Math500Task
 from ponder.tasks.registry import make_task, task_names
@@ -11,10 +13,15 @@ from ponder.tasks.registry import make_task, task_names
 __all__ = [
     "AIME24Task",
     "DemoTask",
+    "FreeformTask",
     "GSM8KTask",
+    "Grading",
+    "HumanEvalTask",
     "JsonlTask",
+    "JudgeGradedTask",
     "Math500Task",
     "MathTask",
+    "ModelGradedTask",
     "Task",
     "make_task",
     "task_names",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ponder.types import Message, Problem
+
+if TYPE_CHECKING:
+    from ponder.budget import Ledger
+    from ponder.engines.base import Engine
 
 
 @runtime_checkable
@@ -27,3 +33,31 @@ class Task(Protocol):
     def extract(self, text: str) -> str | None: ...
 
     def is_correct(self, predicted: str | None, problem: Problem) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Grading:
+    """A model's grades of one problem's answers: ``correct`` per answer, and
+    ``details`` per answer (how it was graded, the grader's reply)."""
+
+    correct: Mapping[str, bool]
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ModelGradedTask(Task, Protocol):
+    """A task whose answers a model grades (free-form answers against a reference).
+
+    Grading generates, so it is asynchronous: ``grade_answers`` grades a problem's
+    distinct answers at once, on ``engine`` (or one the task holds), recording what it
+    spends on ``ledger``. The eval runner awaits it with a ledger of its own, so the
+    grader's tokens are reported beside the strategy's (``meta["grading"]`` of each
+    record), never in them. ``is_correct`` cannot grade without a model and raises.
+    """
+
+    @property
+    def grader(self) -> str: ...
+
+    async def grade_answers(
+        self, answers: Sequence[str], problem: Problem, engine: Engine, ledger: Ledger
+    ) -> Grading: ...

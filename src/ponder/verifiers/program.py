@@ -105,12 +105,12 @@ async def execute_program(
     ctx: Context, sandbox: Sandbox, code: str | None, *, label: str = "program"
 ) -> ProgramOutcome:
     """Run ``code`` in ``sandbox``, record the execution on ``ctx.ledger`` (kind
-    ``execute``, its wall seconds) and read the answer it printed with the task's
+    ``execute``, one execution, its wall seconds) and read the answer it printed with the task's
     extractor. A missing program is an outcome (``no_program``), not an error."""
     if code is None:
         return ProgramOutcome("no_program", None, "the completion holds no program")
     result: ExecResult = await sandbox.run(code)
-    ctx.ledger.record("execute", Usage(), result.seconds, label)
+    ctx.ledger.record("execute", Usage(), result.seconds, label, executions=1)
     tail = result.stdout[-OUTPUT_KEPT:]
     if not result.ok:
         return ProgramOutcome(result.status, None, result.reason, tail, result.seconds)

@@ -11,7 +11,9 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
   (``model_check=warn|ignore`` accepts features from a model of another name);
 - ``hfprm:MODEL``: a Hugging Face process reward model (``style=qwen`` or ``shepherd``,
   ``device=cpu|cuda|auto``, ``dtype=auto|bfloat16|...``, ``trust_remote_code=true`` to
-  run the checkpoint's own code), for GPU users.
+  run the checkpoint's own code), for GPU users;
+- ``tests:visible``: code problems only; each candidate run in the sandbox on the tests
+  its prompt shows (the docstring's examples), scored by the share it passes.
 
 Process verifiers take ``agg=last|min|prod|mean`` (how step scores become one score) and
 ``seg=blank|numbered|lines`` (how a solution is cut into steps).
@@ -34,6 +36,7 @@ SCORER_NAMES = (
     "judge:step",
     "probe:PATH",
     "hfprm:MODEL",
+    "tests:visible",
 )
 
 
@@ -101,6 +104,10 @@ def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "l
             segmentation=seg,
             aggregation=agg,
         )
+    elif name == "tests" and arg == "visible":
+        from ponder.verifiers.code_exec import ExecutionVerifier
+
+        scorer = ExecutionVerifier()
     if scorer is None:
         raise ConfigError(f"unknown scorer {spec!r}; choose from {', '.join(SCORER_NAMES)}")
     if options:

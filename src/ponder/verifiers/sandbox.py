@@ -13,7 +13,9 @@ device with nothing on it); a filesystem of the system's read-only ``/usr``, ``/
 temporary folder as the only writable place (mounted at ``/sandbox``, the working
 directory); nothing else of the host (home folders, the project, ``/work``) exists
 inside. When ponder runs as root, the program runs as ``nobody`` so that the process
-limit holds (the kernel exempts root from it). The process tree dies with its runner.
+limit holds (the kernel exempts root from it): util-linux's ``prlimit`` and ``setpriv``
+set the limit and drop to ``nobody`` (a short Python shim does where they are missing,
+at the cost of a second interpreter start). The process tree dies with its runner.
 
 Limits in every mode (``Limits``): CPU seconds and address space per process, processes
 (``RLIMIT_NPROC``, enforced for a non-root user), the size of any file written, open
@@ -152,9 +154,18 @@ class Sandbox:
         python = ["-I", "-B", "main.py"]  # isolated mode: no user site, no env, no .pyc
         if self.mode == "process":
             return [self.python, *python]
-        if drop:
+        launcher: list[str] = []
+        if drop and (tools := _drop_tools()) is not None:
             # bubblewrap runs as root (it can read the interpreter wherever it lives); the
-            # program runs as nobody, under a process limit the kernel enforces for it
+            # program runs as nobody, under a process limit the kernel enforces for it;
+            # util-linux's prlimit and setpriv do that without a second interpreter start
+            prlimit, setpriv = tools
+            launcher = [
+                prlimit, f"--nproc={self.limits.processes}",
+                setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            ]  # fmt: skip
+        elif drop:
+            # the same with the interpreter itself, where those tools are missing
             snippet = (
                 "import os,resource,sys;n=int(sys.argv[1]);"
                 "resource.setrlimit(resource.RLIMIT_NPROC,(n,n));os.setgroups([]);"
@@ -190,7 +201,7 @@ class Sandbox:
                 for above in reversed(Path(root).parents[:-1]):
                     cmd += ["--perms", "0755", "--dir", str(above)]
                 cmd += ["--ro-bind", root, root]
-        return [*cmd, str(exe), *python]
+        return [*cmd, *launcher, str(exe), *python]
 
     # -- running -------------------------------------------------------------------------
 
@@ -275,6 +286,14 @@ class Sandbox:
             reason = _classify(code, err, lim, bwrap=self.mode == "bwrap")
         status, why = reason
         return ExecResult(status, code, out, err, seconds, why)
+
+
+def _drop_tools() -> tuple[str, str] | None:
+    """util-linux's ``prlimit`` and ``setpriv`` in the system folders the sandbox mounts."""
+    found = [shutil.which(name, path="/usr/bin:/bin") for name in ("prlimit", "setpriv")]
+    if found[0] is None or found[1] is None:
+        return None
+    return found[0], found[1]
 
 
 def _kill_group(pid: int) -> None:
