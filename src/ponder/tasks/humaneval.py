@@ -15,14 +15,13 @@ the answer and the hidden ``check(entry_point)`` in the sandbox
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError, MissingExtra
 from ponder.tasks.code import assemble, code_spec, extract_code
+from ponder.tasks.jsonl import read_jsonl
 from ponder.types import Message, Problem
 from ponder.verifiers.code_exec import (
     ProgramRun,
@@ -54,24 +53,11 @@ def humaneval_data_file() -> Path:
 
 
 def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read HumanEval data {path}: {e}") from e
-    records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{where}: not valid JSON ({e.msg})") from e
-        missing = [k for k in _FIELDS if not isinstance(record, dict) or k not in record]
+    records = read_jsonl(path)
+    for where, record in records:
+        missing = [k for k in _FIELDS if k not in record]
         if missing:
             raise ConfigError(f"{where}: a HumanEval record needs {', '.join(missing)}")
-        records.append((where, record))
     return records
 
 

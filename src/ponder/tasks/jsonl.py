@@ -7,11 +7,12 @@ problems through field names; the benchmark tasks (GSM8K, MATH-500, AIME) build 
 
 from __future__ import annotations
 
+import gzip
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ponder.errors import ConfigError
 from ponder.types import Message, Problem
@@ -52,16 +53,22 @@ def find_data_file(data: str | Path, split: str = "test") -> Path:
     return path
 
 
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
 def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """The JSON objects in a JSONL file, each with its location ``"<path>:<line>"``.
 
-    Blank lines are skipped. A line that is not a JSON object raises ``ConfigError``
-    naming the file and the line.
+    Blank lines are skipped; a file ending in ``.gz`` is read through gzip. A line that
+    is not a JSON object raises ``ConfigError`` naming the file and the line.
     """
     path = Path(path)
     records: list[tuple[str, dict[str, Any]]] = []
     try:
-        with path.open(encoding="utf-8") as f:
+        with _open_text(path) as f:
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -75,7 +82,7 @@ def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
                         f"{where}: expected a JSON object, got {type(record).__name__}"
                     )
                 records.append((where, record))
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
