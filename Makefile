@@ -3,7 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # llama-cpp-python builds from source; skip what ponder does not use (saves about a minute)
-export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+LLAMA_CMAKE := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# and, on x86-64, without llama.cpp's AMX kernels: built natively on an AMX CPU (Sapphire
+# Rapids and later) they crash every prompt (llama.cpp issue 20824); without them the
+# weights are repacked for AVX-512 instead (the engine falls back to slower unrepacked
+# weights on a build that has them; see ponder.engines.llamacpp.default_extra_buffers)
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-int8 -mno-amx-tile -mno-amx-bf16
+LLAMA_CMAKE += "-DCMAKE_C_FLAGS=$(NO_AMX)" "-DCMAKE_CXX_FLAGS=$(NO_AMX)"
+endif
+export CMAKE_ARGS ?= $(LLAMA_CMAKE)
 DEMO_MODEL ?= qwen2.5-coder-1.5b
 
 .PHONY: demo test install lint typecheck unit clean

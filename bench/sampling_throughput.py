@@ -101,9 +101,21 @@ def n_ctx_for(max_tokens: int) -> int:
 
 
 def run_baseline(args: argparse.Namespace, n: int, threads: int) -> Timing:
-    """``n`` sequential high-level calls, timed after a warm-up that caches the prompt."""
+    """``n`` sequential high-level calls, timed after a warm-up that caches the prompt.
+    Weights load as the engine loads them (see ``default_extra_buffers``)."""
+    import llama_cpp.llama_cpp as low
     from llama_cpp import Llama
 
+    from ponder.engines.llamacpp import default_extra_buffers
+
+    defaults, extra = low.llama_model_default_params, default_extra_buffers(low)
+
+    def model_params() -> Any:
+        params = defaults()
+        params.use_extra_bufts = extra
+        return params
+
+    low.llama_model_default_params = model_params
     llm = Llama(
         str(args.model),
         n_ctx=n_ctx_for(args.max_tokens),

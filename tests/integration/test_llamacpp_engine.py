@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ponder.engines.llamacpp import LlamaCppEngine
+from ponder.engines.llamacpp import LlamaCppEngine, default_extra_buffers
 from ponder.errors import CapabilityMissing, EngineError, MissingExtra
 from ponder.types import Completion, GenRequest, Message, Usage
 
@@ -190,11 +190,25 @@ async def test_concurrent_calls_share_batches_and_match_their_solo_runs(
         assert eng.stats.decode_steps - steps < generated  # steps were shared
 
 
-async def test_greedy_matches_the_high_level_api(engine: LlamaCppEngine, model_path: Path) -> None:
+async def test_greedy_matches_the_high_level_api(
+    engine: LlamaCppEngine, model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Alone or batched, temperature 0 gives the high-level API's text token for token
-    (same flash-attention setting and prompt batch size; see llamacpp.py)."""
+    (same flash-attention setting, prompt batch size and weight buffers; see llamacpp.py)."""
+    import llama_cpp.llama_cpp as low
     from llama_cpp import Llama
 
+    # the high-level API loads weights as the engine does (no repacking where the
+    # build's AMX kernels would crash: see default_extra_buffers)
+    defaults = low.llama_model_default_params
+    extra = default_extra_buffers(low)
+
+    def model_params() -> Any:
+        params = defaults()
+        params.use_extra_bufts = extra
+        return params
+
+    monkeypatch.setattr(low, "llama_model_default_params", model_params)
     llm: Any = Llama(str(model_path), n_ctx=1024, n_threads=2, verbose=False)
     try:
         for prompt in RAW_PROMPTS:
@@ -216,6 +230,15 @@ async def test_greedy_matches_the_high_level_api(engine: LlamaCppEngine, model_p
             assert [c.text for c in await one(engine, req)] == [expected, expected], question
     finally:
         llm.close()
+
+
+async def test_weights_load_with_and_without_repacking(model_path: Path) -> None:
+    """``extra_buffers=False`` (plain weights, the fallback for builds whose AMX kernels
+    crash) decodes a multi-token prompt; so does the default."""
+    for extra in (False, None):
+        async with LlamaCppEngine(model_path, n_ctx=256, n_parallel=1, extra_buffers=extra) as e:
+            [c] = await one(e, GenRequest(prompt="The capital of France is", max_tokens=6))
+            assert c.usage.completion_tokens >= 1 and c.text.strip()
 
 
 async def test_a_repeated_or_extended_prompt_reuses_the_slot(model_path: Path) -> None:

@@ -51,7 +51,9 @@ from ponder.engines.base import Capabilities, Embedding
 from ponder.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
 from ponder.types import Completion, GenRequest
 
-__all__ = ["EngineStats", "LlamaCppEngine"]
+__all__ = ["EngineStats", "LlamaCppEngine", "default_extra_buffers"]
+
+log = logging.getLogger(__name__)
 
 MAX_TOP_LOGPROBS = 20
 _SEED_MODULUS = 0xFFFFFFFF  # llama.cpp reads seed 0xFFFFFFFF as "pick one at random"
@@ -63,6 +65,56 @@ def _import_llama_cpp() -> Any:
     except ImportError as exc:
         raise MissingExtra("llama-cpp-python", "local") from exc
     return llama_cpp
+
+
+def _cpu_has_amx() -> bool:
+    """Whether this CPU has Intel AMX (Sapphire Rapids and later; read on Linux only)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split()
+    except OSError:
+        return False
+    return False
+
+
+def _build_has_amx(lib: Any) -> bool:
+    """Whether this llama.cpp build has its AMX kernels (``AMX_INT8 = 1`` in its
+    system info: a native build on an AMX CPU has them)."""
+    info = lib.llama_print_system_info()
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    return "AMX_INT8 = 1" in text
+
+
+def default_extra_buffers(lib: Any) -> bool:
+    """Whether llama.cpp may put weights in its extra buffer types (repacked for its AMX
+    and AVX-512 kernels), when the caller does not say.
+
+    Off where the build has AMX kernels and the CPU runs them: there llama-cpp-python
+    0.3.36's AMX matrix multiply crashed the process (SIGSEGV in
+    ``ggml_backend_amx_mul_mat``) on every prompt longer than one token, in its own
+    high-level API too (llama.cpp issue 20824). Off costs speed (four samples of
+    qwen2.5-coder-1.5b decoded at 22 against 33 tokens/s on two cores); a build without
+    AMX keeps the AVX-512 repacking and works (``CMAKE_ARGS`` in the Makefile).
+    ``PONDER_LLAMA_EXTRA_BUFFERS=1`` or ``0`` decides instead."""
+    env = os.environ.get("PONDER_LLAMA_EXTRA_BUFFERS", "").strip().lower()
+    if env in ("1", "true", "yes", "on"):
+        return True
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env:
+        raise ConfigError(f"PONDER_LLAMA_EXTRA_BUFFERS must be 1 or 0, got {env!r}")
+    if _build_has_amx(lib) and _cpu_has_amx():
+        log.warning(
+            "llama.cpp was built with AMX kernels, which crash on this CPU (llama.cpp "
+            "issue 20824): loading weights without repacking, which is slower. Rebuild "
+            "llama-cpp-python without AMX for speed: CMAKE_ARGS='-DCMAKE_C_FLAGS=-mno-amx-int8 "
+            "-DCMAKE_CXX_FLAGS=-mno-amx-int8' pip install --force-reinstall --no-cache-dir "
+            "llama-cpp-python"
+        )
+        return False
+    return True
 
 
 def _default_threads() -> int:
@@ -87,6 +139,8 @@ class LlamaCppEngine:
     llama-cpp-python (greedy text then matches its high-level API); ``verbose`` lets
     llama.cpp's log through. ``prefix_reuse=False`` prefills every prompt in full
     (siblings of one request still share it), for measuring what reuse saves.
+    ``extra_buffers`` lets llama.cpp repack weights for its faster kernels (None: yes,
+    but for a build whose AMX kernels crash on this CPU; see ``default_extra_buffers``).
 
     One worker thread owns the llama.cpp context; ``generate`` may be called
     concurrently from one event loop or several. Call :meth:`aclose` when done.
@@ -103,6 +157,7 @@ class LlamaCppEngine:
         flash_attn: bool = False,
         verbose: bool = False,
         prefix_reuse: bool = True,
+        extra_buffers: bool | None = None,
     ) -> None:
         if n_parallel < 1:
             raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
@@ -117,9 +172,11 @@ class LlamaCppEngine:
         _quiet_llama_logs(verbose)
         lib.llama_backend_init()
 
-        model = lib.llama_model_load_from_file(
-            str(path).encode("utf-8"), lib.llama_model_default_params()
+        model_params = lib.llama_model_default_params()
+        model_params.use_extra_bufts = (
+            default_extra_buffers(lib) if extra_buffers is None else extra_buffers
         )
+        model = lib.llama_model_load_from_file(str(path).encode("utf-8"), model_params)
         if not model:
             raise EngineError(
                 f"llama.cpp could not load {path}: the file is corrupt, not GGUF, "
