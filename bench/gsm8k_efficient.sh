@@ -14,8 +14,10 @@
 #   probe  probe_exit: the greedy chain in chunks of CHUNK tokens, a probe after each,
 #          stop when AGREE probes in a row agree
 #   report ponder report over all of them, --baseline the greedy chain
+#   save   export every run to bench/banks/ (JSON lines, gzip) to commit them; a new
+#          machine imports each before its step, so the report can be made again there
 # Every step resumes: rerun the same command after an interruption.
-#   bash bench/gsm8k_efficient.sh [LIMIT] [MODEL]      STEPS="cot cot4 pal pal4 probe report"
+#   bash bench/gsm8k_efficient.sh [LIMIT] [MODEL]      STEPS="cot cot4 pal pal4 probe report save"
 set -euo pipefail
 LIMIT=${1:-50}
 MODEL=${2:-qwen2.5-coder-1.5b}
@@ -23,13 +25,23 @@ DATA=${GSM8K:-../shared/data/gsm8k/test.jsonl}
 OUT=${OUT:-runs/gsm8k-$LIMIT}
 CHUNK=${CHUNK:-32}
 AGREE=${AGREE:-3}
-STEPS=${STEPS:-cot cot4 pal pal4 probe report}
+STEPS=${STEPS:-cot cot4 pal pal4 probe report save}
+KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
 mkdir -p "$OUT"
 common=(--task gsm8k --data "$DATA" --limit "$LIMIT" --model "$MODEL" --max-tokens 400 --seed 0)
 cot4_db() {  # the replayed run when the majority-8 bank is there, else the live one
     if [[ -f $OUT/majority8.db ]]; then echo "$OUT/cot-maj4-replay.db"; else echo "$OUT/cot-maj4.db"; fi
 }
+kept() { echo "$KEEP/gsm8k-$LIMIT-$(basename "$1" .db).jsonl.gz"; }
+restore() {  # the committed export of a run, imported when this machine lacks it
+    [[ -f $(kept "$1") && ! -f $1 ]] && $PONDER import "$(kept "$1")" "$1"
+    return 0
+}
+runs() {
+    echo "$OUT/single.db" "$(cot4_db)" "$OUT/pal1.db" "$OUT/pal4.db" "$OUT/probe-k$CHUNK-m$AGREE.db"
+}
+for f in $(runs); do restore "$f"; done
 for step in $STEPS; do
     case $step in
     cot)
@@ -47,13 +59,17 @@ for step in $STEPS; do
         $PONDER eval "${common[@]}" --strategy probe_exit -o chunk="$CHUNK" -o agree="$AGREE" \
             --out "$OUT/probe-k$CHUNK-m$AGREE.db" ;;
     report)
-        runs=()
-        for f in "$OUT/single.db" "$(cot4_db)" "$OUT/pal1.db" "$OUT/pal4.db" \
-                 "$OUT/probe-k$CHUNK-m$AGREE.db"; do
-            [[ -f $f ]] && runs+=("$f")
+        present=()
+        for f in $(runs); do
+            [[ -f $f ]] && present+=("$f")
         done
-        $PONDER report "${runs[@]}" --baseline "$OUT/single.db" --out "$OUT/report-efficient" \
+        $PONDER report "${present[@]}" --baseline "$OUT/single.db" --out "$OUT/report-efficient" \
             | tee "$OUT/report-efficient.txt" ;;
+    save)
+        mkdir -p "$KEEP"
+        for f in $(runs); do
+            [[ -f $f ]] && $PONDER export "$f" "$(kept "$f")"
+        done ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done
