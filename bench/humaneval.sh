@@ -13,8 +13,8 @@
 #              commit them: a new machine imports them before the single and bank steps,
 #              so a measurement spread over sessions continues where it stopped.
 # Resumable: rerun the same command after an interruption and it continues where it stopped.
-# Cost on 2 CPU cores with qwen2.5-coder-1.5b (about 33 tokens/s with 4 sequences in a
-# batch): about 21 min for the greedy run and 95 min for the 8-sample bank on all 164.
+# Cost on 2 CPU cores with qwen2.5-coder-1.5b: the greedy run did 135 problems in 24 min
+# (2026-12-02), so about 30 min for all 164; the 8-sample bank is estimated at 2-2.5 h.
 # Usage: bash bench/humaneval.sh [LIMIT] [N] [MODEL]     (needs: pip install 'ponder[code]')
 #        STEPS="single bank best behaviour report save"
 # Settings: OUT (folder, default runs/humaneval-LIMIT), MAX_TOKENS (512), KEEP (bench/banks),
