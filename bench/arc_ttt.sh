@@ -17,21 +17,15 @@ PONDER=${PONDER:-ponder}
 PYTHON=${PYTHON:-python}
 mkdir -p "$OUT"
 common=(--tasks arc-train --limit "$LIMIT" --order cells --model "$MODEL" --seed 0)
-kept() { echo "$KEEP/arc-ttt-$LIMIT-$(basename "$1" .db).jsonl.gz"; }
-restore() {  # the committed export of a store, imported when this machine has none
-    [[ -f $1 || ! -f $(kept "$1") ]] || $PONDER import "$(kept "$1")" "$1"
-}
+BANK_PREFIX=arc-ttt-$LIMIT-
+source "$(dirname "$0")/_banks.sh"
 for step in $STEPS; do
     case $step in
     vote) restore "$OUT/vote.db"; $PONDER ttt "${common[@]}" --no-train --out "$OUT/vote.db" ;;
     ttt) restore "$OUT/ttt.db"; $PONDER ttt "${common[@]}" --out "$OUT/ttt.db" ;;
     report) $PONDER report "$OUT/vote.db" "$OUT/ttt.db" --out "$OUT/report" ;;
     table) $PYTHON bench/arc_ttt_table.py "$OUT/vote.db" "$OUT/ttt.db" | tee "$OUT/table.md" ;;
-    save)
-        mkdir -p "$KEEP"
-        for db in "$OUT/vote.db" "$OUT/ttt.db"; do
-            [[ -f $db ]] && $PONDER export "$db" "$(kept "$db")"
-        done ;;
+    save) save "$OUT/vote.db" "$OUT/ttt.db" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done

@@ -32,11 +32,8 @@ BANK=$OUT/test-maj16.db
 CAL=$OUT/train-maj16.db
 test_args=(--task gsm8k --data "$DATA/test.jsonl" --limit "$TEST" --model "$MODEL" --seed 0)
 sampling=(--strategy majority --n 16 --temperature 0.7 --max-tokens 400)
-restore() {  # the committed export of a bank, imported when this machine lacks records
-    local kept=$KEEP/gsm8k-$(basename "$1" .db).jsonl.gz
-    [[ -f $kept ]] && $PONDER import "$kept" "$1"
-    return 0
-}
+BANK_PREFIX=gsm8k-
+source "$(dirname "$0")/_banks.sh"
 for step in $STEPS; do
     case $step in
     bank)
@@ -68,10 +65,7 @@ for step in $STEPS; do
             [[ -f $f ]] && runs+=("$f")
         done
         $PONDER report "${runs[@]}" --bins-from "$BANK" --bins 3 --out "$OUT/report" ;;
-    save)
-        for db in "$BANK" "$CAL"; do
-            [[ -f $db ]] && $PONDER export "$db" "$KEEP/gsm8k-$(basename "$db" .db).jsonl.gz"
-        done ;;
+    save) save "$BANK" "$CAL" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done

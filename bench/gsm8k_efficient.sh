@@ -33,15 +33,13 @@ common=(--task gsm8k --data "$DATA" --limit "$LIMIT" --model "$MODEL" --max-toke
 cot4_db() {  # the replayed run when the majority-8 bank is there, else the live one
     if [[ -f $OUT/majority8.db ]]; then echo "$OUT/cot-maj4-replay.db"; else echo "$OUT/cot-maj4.db"; fi
 }
-kept() { echo "$KEEP/gsm8k-$LIMIT-$(basename "$1" .db).jsonl.gz"; }
-restore() {  # the committed export of a run, imported when this machine lacks it
-    [[ -f $(kept "$1") && ! -f $1 ]] && $PONDER import "$(kept "$1")" "$1"
-    return 0
-}
+BANK_PREFIX=gsm8k-$LIMIT-
+source "$(dirname "$0")/_banks.sh"
 runs() {
     echo "$OUT/single.db" "$(cot4_db)" "$OUT/pal1.db" "$OUT/pal4.db" "$OUT/probe-k$CHUNK-m$AGREE.db"
 }
-for f in $(runs); do restore "$f"; done
+# shellcheck disable=SC2046  # runs() prints paths without spaces
+restore $(runs)
 for step in $STEPS; do
     case $step in
     cot)
@@ -66,10 +64,8 @@ for step in $STEPS; do
         $PONDER report "${present[@]}" --baseline "$OUT/single.db" --out "$OUT/report-efficient" \
             | tee "$OUT/report-efficient.txt" ;;
     save)
-        mkdir -p "$KEEP"
-        for f in $(runs); do
-            [[ -f $f ]] && $PONDER export "$f" "$(kept "$f")"
-        done ;;
+        # shellcheck disable=SC2046
+        save $(runs) ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done

@@ -31,11 +31,8 @@ PYTHON=${PYTHON:-python}
 mkdir -p "$OUT"
 MAX_TOKENS=${MAX_TOKENS:-512}
 common=(--task humaneval --limit "$LIMIT" --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0)
-kept() { echo "$KEEP/humaneval-$(basename "$1" .db).jsonl.gz"; }
-restore() {  # the committed export of a run, imported when this machine lacks it
-    [[ -f $(kept "$1") && ! -f $1 ]] && $PONDER import "$(kept "$1")" "$1"
-    return 0
-}
+BANK_PREFIX=humaneval-
+source "$(dirname "$0")/_banks.sh"
 for step in $STEPS; do
     case $step in
     single)
@@ -59,11 +56,7 @@ for step in $STEPS; do
         done
         $PONDER report "${runs[@]}" --out "$OUT/report"
         $PYTHON "$(dirname "$0")/humaneval_table.py" "$OUT/report/curve.json" ;;
-    save)
-        mkdir -p "$KEEP"
-        for db in "$OUT/single.db" "$OUT/samples$N.db"; do
-            [[ -f $db ]] && $PONDER export "$db" "$(kept "$db")"
-        done ;;
+    save) save "$OUT/single.db" "$OUT/samples$N.db" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done
