@@ -451,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the first majority run at its largest n)",
     )
     rep.add_argument(
+        "--common",
+        action="store_true",
+        help="report every run on just the problems all of them finished (runs stopped "
+        "at different points then compare on the same problems)",
+    )
+    rep.add_argument(
         "--tokenizer",
         metavar="MODEL",
         help="overthinking: count the tokens after an answer with this model's tokenizer "
@@ -766,6 +772,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             reference=args.reference,
             baseline=args.baseline,
             count_tokens=None if tokenizer is None else tokenizer.count_tokens,
+            common=args.common,
         )
     finally:
         if tokenizer is not None:

@@ -161,3 +161,49 @@ def test_run_label() -> None:
     assert run_label(config("revise", n=4, scorer="logprob")) == "revise n=4 · tiny-model"
     replayed = {**config("majority", n=2), "extra": {"replay": {"source": "bank.db"}}}
     assert run_label(replayed) == "majority n=2 (replay) · tiny-model"
+
+
+def test_common_reports_every_run_on_the_problems_all_finished(tmp_path: Path) -> None:
+    # the majority run stopped after 2 problems (plus an error record); the single run
+    # finished all 4, and its accuracy on the first 2 is 0.5 against 0.75 on all 4
+    voted = make_store(tmp_path / "maj.db", config("majority", n=4), MAJORITY[:2], errors=1)
+    single = make_store(tmp_path / "one.db", config("single"), [["A"], ["B"], ["A"], ["A"]])
+    whole = json.loads(
+        write_report([voted, single], tmp_path / "all", bootstrap=50).json.read_text()
+    )
+    assert [r["finished"] for r in whole["runs"]] == [2, 4]
+    assert whole["runs"][1]["point"]["accuracy"] == pytest.approx(0.75)
+
+    paths = write_report([voted, single], tmp_path / "common", bootstrap=50, common=True)
+    numbers = json.loads(paths.json.read_text())
+    maj, one = numbers["runs"]
+    assert maj["finished"] == one["finished"] == 2
+    assert maj["errors"] == 0  # the error record's problem is not a common one
+    assert one["point"]["accuracy"] == pytest.approx(0.5)
+    assert maj["point"]["accuracy"] == pytest.approx(0.5)
+    assert "2 problems all of them finished" in " ".join(numbers["notes"])
+    assert "2 problems all of them finished" in paths.html.read_text(encoding="utf-8")
+
+
+def test_common_with_no_shared_problem_is_a_clear_error(tmp_path: Path) -> None:
+    a = make_store(tmp_path / "a.db", config("single"), [])
+    b = make_store(tmp_path / "b.db", config("single"), [["A"]])
+    with pytest.raises(ConfigError, match="no problem is finished in every run"):
+        write_report([a, b], tmp_path / "r", bootstrap=50, common=True)
+
+
+def test_the_cli_passes_common_and_reports_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ponder.cli import main
+
+    voted = make_store(tmp_path / "maj.db", config("majority", n=4), MAJORITY[:3])
+    single = make_store(tmp_path / "one.db", config("single"), [["A"], ["B"], ["A"], ["A"]])
+    out = tmp_path / "r"
+    assert main(["report", str(voted), str(single), "--out", str(out), "--common"]) == 0
+    runs = json.loads((out / "curve.json").read_text())["runs"]
+    assert [r["finished"] for r in runs] == [3, 3]
+
+    empty = make_store(tmp_path / "none.db", config("single"), [])
+    assert main(["report", str(empty), str(single), "--out", str(out), "--common"]) == 2
+    assert "no problem is finished in every run" in capsys.readouterr().err

@@ -31,7 +31,7 @@ import html
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -179,13 +179,17 @@ def summarize_run(
     bootstrap: int = 1000,
     seed: int = 0,
     count_tokens: Callable[[str], int] | None = None,
+    only: Collection[str] | None = None,
 ) -> RunReport:
     """Read one store and compute its point and, where it applies, its scaling curve and
     its overthinking (tokens after an answer counted by ``count_tokens`` when given,
-    else apportioned by characters)."""
+    else apportioned by characters). ``only`` (problem ids) keeps just those problems'
+    records."""
     with RunStore(path, create=False) as store:
         config = store.config() or {}
         records = store.records()
+    if only is not None:
+        records = [r for r in records if r.problem_id in only]
     finished = [r for r in records if r.ok]
     errors = len(records) - len(finished)
     notes: list[str] = []
@@ -701,6 +705,21 @@ def _with_paired(
     return replace(run, paired=comparison)
 
 
+def common_problems(db_paths: Sequence[str | Path]) -> frozenset[str]:
+    """The ids of the problems every store finished (an error record does not count).
+    Raises ``ConfigError`` when there is none."""
+    shared: set[str] | None = None
+    for path in db_paths:
+        with RunStore(path, create=False) as store:
+            done = {r.problem_id for r in store.records(include_errors=False)}
+        shared = done if shared is None else shared & done
+    if not shared:
+        raise ConfigError(
+            "--common: no problem is finished in every run: " + ", ".join(str(p) for p in db_paths)
+        )
+    return frozenset(shared)
+
+
 def write_report(
     db_paths: Sequence[str | Path],
     out_dir: str | Path,
@@ -713,6 +732,7 @@ def write_report(
     reference: str | Path | None = None,
     baseline: str | Path | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    common: bool = False,
 ) -> ReportPaths:
     """Write ``accuracy_vs_tokens.png``, ``report.html`` and ``curve.json`` into ``out_dir``.
 
@@ -722,21 +742,27 @@ def write_report(
     by default, majority voting at its largest n. ``baseline`` (a store) adds the
     paired comparison of every other run with it. Chain-of-thought runs of math tasks
     always get their overthinking table, with the tokens after an answer counted by
-    ``count_tokens`` (a tokenizer) when given, else apportioned by characters. Raises
-    ``ConfigError`` for a path that is not a run store.
+    ``count_tokens`` (a tokenizer) when given, else apportioned by characters.
+    ``common`` reports every run on just the problems all of them finished, so runs
+    stopped at different points compare on the same problems. Raises ``ConfigError``
+    for a path that is not a run store, or when ``common`` leaves no problem.
     """
     if not db_paths:
         raise ValueError("write_report needs at least one run store")
+    notes: list[str] = []
+    only = None
+    if common:
+        only = common_problems(db_paths)
+        notes.append(f"every run on the {len(only)} problems all of them finished (--common)")
     runs = _unique_labels(
         [
-            summarize_run(p, bootstrap=bootstrap, seed=seed, count_tokens=count_tokens)
+            summarize_run(p, bootstrap=bootstrap, seed=seed, count_tokens=count_tokens, only=only)
             for p in db_paths
         ]
     )
-    notes: list[str] = []
     ref_run = None
     if reference is not None:
-        ref_run = summarize_run(reference, bootstrap=bootstrap, seed=seed)
+        ref_run = summarize_run(reference, bootstrap=bootstrap, seed=seed, only=only)
     ref = pick_reference(runs, ref_run)
     if ref is None:
         notes.append(
