@@ -9,12 +9,12 @@
 #              grouped by their outputs on the visible and model-written inputs (the inputs
 #              request is the only new generation);
 #   report     the report (pass@k, tokens and executions per problem) and a markdown table;
-#   save       export the greedy run and the bank to bench/banks/ (JSON lines, gzip) to
-#              commit them: a new machine imports them before the single and bank steps,
-#              so a measurement spread over sessions continues where it stopped.
+#   save       export the four runs to bench/banks/ (JSON lines, gzip) to commit them: a
+#              new machine imports each before its step, so a measurement spread over
+#              sessions continues where it stopped and STEPS=report rebuilds the report.
 # Resumable: rerun the same command after an interruption and it continues where it stopped.
-# Cost on 2 CPU cores with qwen2.5-coder-1.5b: the greedy run did 135 problems in 24 min
-# (2026-12-02), so about 30 min for all 164; the 8-sample bank is estimated at 2-2.5 h.
+# Cost on 2 CPU cores with qwen2.5-coder-1.5b (2026-12-02/03, as measured): greedy about
+# 30 min for all 164, the 8-sample bank 1 h 57 min, best 2 min, behaviour 28 min.
 # Usage: bash bench/humaneval.sh [LIMIT] [N] [MODEL]     (needs: pip install 'ponder[code]')
 #        STEPS="single bank best behaviour report save"
 # Settings: OUT (folder, default runs/humaneval-LIMIT), MAX_TOKENS (512), KEEP (bench/banks),
@@ -43,9 +43,11 @@ for step in $STEPS; do
         $PONDER eval "${common[@]}" --strategy majority --n "$N" --temperature 0.8 --top-p 0.95 \
             --out "$OUT/samples$N.db" ;;
     best)
+        restore "$OUT/best$N-visible.db"
         $PONDER eval "${common[@]}" --replay "$OUT/samples$N.db" --strategy best_of_n --n "$N" \
             --scorer tests:visible --out "$OUT/best$N-visible.db" ;;
     behaviour)
+        restore "$OUT/behaviour$N.db"
         $PONDER eval "${common[@]}" --replay "$OUT/samples$N.db" --strategy behaviour_majority \
             --n "$N" --out "$OUT/behaviour$N.db" ;;
     report)
@@ -56,7 +58,7 @@ for step in $STEPS; do
         done
         $PONDER report "${runs[@]}" --out "$OUT/report"
         $PYTHON "$(dirname "$0")/humaneval_table.py" "$OUT/report/curve.json" ;;
-    save) save "$OUT/single.db" "$OUT/samples$N.db" ;;
+    save) save "$OUT/single.db" "$OUT/samples$N.db" "$OUT/best$N-visible.db" "$OUT/behaviour$N.db" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done

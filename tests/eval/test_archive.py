@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,11 @@ def test_cli_export_and_import(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "wrote 1 records" in out and "added 1" in out
     assert main(["export", str(tmp_path / "nothing.db"), str(tmp_path / "n.jsonl")]) == 2
+
+
+def test_exporting_the_same_records_twice_gives_the_same_bytes(tmp_path: Path) -> None:
+    src = _store(tmp_path / "src.db", [sampled("p1", ["A", "B"], idx=0)])
+    export_store(src, tmp_path / "a.jsonl.gz")
+    time.sleep(1.1)  # gzip's header timestamp has a resolution of one second
+    export_store(src, tmp_path / "b.jsonl.gz")
+    assert (tmp_path / "a.jsonl.gz").read_bytes() == (tmp_path / "b.jsonl.gz").read_bytes()

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -24,10 +25,20 @@ from ponder.types import Candidate, Usage
 ARCHIVE_FORMAT = FORMAT + "-jsonl"
 
 
-def _open(path: Path, mode: str) -> IO[str]:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.GzipFile(path, mode), encoding="utf-8")
-    return path.open(mode, encoding="utf-8")
+@contextmanager
+def _open(path: Path, mode: str) -> Iterator[IO[str]]:
+    if path.suffix != ".gz":
+        with path.open(mode, encoding="utf-8") as f:
+            yield f
+        return
+    # neither a timestamp nor a file name in the gzip header: the same records export to
+    # the same bytes, so saving an unchanged run again changes no committed file
+    with (
+        path.open(mode + "b") as raw,
+        gzip.GzipFile(filename="", mode=mode + "b", fileobj=raw, mtime=0) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8") as text,
+    ):
+        yield text
 
 
 def _record_dict(record: Record) -> dict[str, Any]:
