@@ -100,6 +100,28 @@ def test_config_keys_added_or_removed_are_mismatches(tmp_path: Path) -> None:
             store.init_or_check(without_seed)
 
 
+def test_an_extended_replay_resumes_a_live_run_and_a_plain_replay_does_not(
+    tmp_path: Path,
+) -> None:
+    extend = {"source": "bank4.db", "samples": 4, "extend": True}
+    with RunStore(tmp_path / "live.db") as store:
+        store.init_or_check({**CONFIG, "extra": {"top_k": 5}})
+        # --replay-extend draws what a live run draws: from any bank, the same run
+        store.init_or_check({**CONFIG, "extra": {"top_k": 5, "replay": extend}})
+        store.init_or_check({**CONFIG, "extra": {"top_k": 5, "replay": {**extend, "samples": 8}}})
+        with pytest.raises(ConfigError, match=r"extra\.top_k"):
+            store.init_or_check({**CONFIG, "extra": {"top_k": 6, "replay": extend}})
+        with pytest.raises(ConfigError, match=r"extra\.replay: not in the stored run"):
+            store.init_or_check(
+                {**CONFIG, "extra": {"top_k": 5, "replay": {**extend, "extend": False}}}
+            )
+    with RunStore(tmp_path / "extended.db") as store:
+        store.init_or_check({**CONFIG, "extra": {"replay": extend}})
+        store.init_or_check(CONFIG)  # and back: the live run goes on where it stopped
+        with pytest.raises(ConfigError, match="extra: not in the stored run"):
+            store.init_or_check({**CONFIG, "extra": {"replay": {**extend, "extend": False}}})
+
+
 def test_tuples_in_config_compare_as_lists(tmp_path: Path) -> None:
     with RunStore(tmp_path / "s.db") as store:
         store.init_or_check({**CONFIG, "stop": ("\n\n",)})

@@ -139,6 +139,16 @@ def test_extending_a_real_bank_draws_what_a_live_run_draws(
         assert [c.text for c in got[pid].candidates] == [c.text for c in rec.candidates]
         assert got[pid].answer == rec.answer
     assert "(replay, extended)" in summarize_run(extended).label
+    # being the same run, a live run's store resumes as an extended one
+    mixed = tmp_path / "mixed.db"
+    ponder("eval", *common, "--limit", "2", "--n", "4", "--out", str(mixed))
+    ponder("eval", *common, "--limit", "3", "--n", "4", "--replay", str(bank),
+           "--replay-extend", "--out", str(mixed))  # fmt: skip
+    with RunStore(mixed, create=False) as m:
+        resumed = {r.problem_id: r for r in m.records()}
+    assert set(resumed) == set(want)
+    for pid, rec in want.items():
+        assert [c.text for c in resumed[pid].candidates] == [c.text for c in rec.candidates]
 
 
 def test_eval_on_a_subset_by_level(smollm2_path: Path, shared_data: Path, tmp_path: Path) -> None:

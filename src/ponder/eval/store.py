@@ -162,6 +162,19 @@ def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without what may differ on resume: an extended replay's bank
+    (``--replay-extend`` serves the samples a live run draws, with the same seeds, so a
+    live run and an extended one, from any bank, are the same run)."""
+    extra = config.get("extra")
+    replay = extra.get("replay") if isinstance(extra, dict) else None
+    if not isinstance(extra, dict) or not isinstance(replay, dict) or not replay.get("extend"):
+        return config
+    rest = {k: v for k, v in extra.items() if k != "replay"}
+    out = {k: v for k, v in config.items() if k != "extra"}
+    return {**out, "extra": rest} if rest else out  # no "extra" key when it is empty
+
+
 def _differences(stored: Any, given: Any, prefix: str = "") -> list[str]:
     if isinstance(stored, dict) and isinstance(given, dict):
         out: list[str] = []
@@ -289,7 +302,8 @@ class RunStore:
     def init_or_check(self, config: Mapping[str, Any]) -> None:
         """Store ``config`` in a new store, or check it matches the stored one.
 
-        Keys in ``INFORMATIONAL_KEYS`` (creation time, ponder version) may differ.
+        Keys in ``INFORMATIONAL_KEYS`` (creation time, ponder version) may differ, and
+        so may an extended replay's bank (a live run may resume as one, and back).
         A mismatch raises ``ConfigError`` naming every differing key.
         """
         given = canonical_config(config)
@@ -302,7 +316,7 @@ class RunStore:
                 )
                 return
         stored = json.loads(row[0])
-        diffs = _differences(stored, given)
+        diffs = _differences(_comparable(stored), _comparable(given))
         if diffs:
             raise ConfigError(
                 f"run store {self.path} holds a run with a different configuration:\n  "
