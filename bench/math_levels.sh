@@ -6,7 +6,8 @@
 #   bank    majority at n=4, temperature 0.7: parallel sampling, and the probe's data;
 #   revise  one chain of 4 attempts, each shown the previous ones (sequential);
 #   probe   a probe verifier cross-fitted on all levels' banks (2 folds: each problem is
-#           scored by the fold that never saw it);
+#           scored by the fold that never saw it; it needs right and wrong rollouts
+#           both, so a tiny smoke run where every sample is wrong stops here);
 #   beam    step-level beam search with that probe, 4 beams, width 2 (search);
 #   report  one report per level (accuracy against tokens, paired against greedy);
 #   save    export every run to bench/banks/ (JSON lines, gzip) to commit them: a new
