@@ -13,8 +13,8 @@
 #              new machine imports each before its step, so a measurement spread over
 #              sessions continues where it stopped and STEPS=report rebuilds the report.
 # Resumable: rerun the same command after an interruption and it continues where it stopped.
-# Cost on 2 CPU cores with qwen2.5-coder-1.5b (2026-12-02/03, as measured): greedy about
-# 30 min for all 164, the 8-sample bank 1 h 57 min, best 2 min, behaviour 28 min.
+# Cost on 2 CPU cores with qwen2.5-coder-1.5b (2026-12-02/03): the greedy run 24 min for
+# its first 135 problems, the 8-sample bank 1 h 57 min, best 2 min, behaviour 28 min.
 # Usage: bash bench/humaneval.sh [LIMIT] [N] [MODEL]     (needs: pip install 'ponder[code]')
 #        STEPS="single bank best behaviour report save"
 # Settings: OUT (folder, default runs/humaneval-LIMIT), MAX_TOKENS (512), KEEP (bench/banks),
@@ -31,7 +31,7 @@ PYTHON=${PYTHON:-python}
 mkdir -p "$OUT"
 MAX_TOKENS=${MAX_TOKENS:-512}
 common=(--task humaneval --limit "$LIMIT" --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0)
-BANK_PREFIX=humaneval-
+BANK_PREFIX=humaneval-$LIMIT-
 source "$(dirname "$0")/_banks.sh"
 for step in $STEPS; do
     case $step in

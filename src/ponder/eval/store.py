@@ -167,8 +167,9 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     (``--replay-extend`` serves the samples a live run draws, with the same seeds, so a
     live run and an extended one, from any bank, are the same run)."""
     extra = config.get("extra")
-    replay = extra.get("replay") if isinstance(extra, dict) else None
-    if not isinstance(extra, dict) or not isinstance(replay, dict) or not replay.get("extend"):
+    if not isinstance(extra, dict) or not isinstance(replay := extra.get("replay"), dict):
+        return config
+    if not replay.get("extend"):
         return config
     rest = {k: v for k, v in extra.items() if k != "replay"}
     out = {k: v for k, v in config.items() if k != "extra"}
