@@ -5,8 +5,11 @@
 #          (bench/gsm8k_scaling.sh) is there, it is topped up with --replay-extend, so
 #          only the missing samples are drawn (the same samples a live run draws)
 #   train  the first TRAIN train problems at majority n=16: the calibration split
-#   adapt  adaptive_consistency (beta, dirichlet) and esc replayed from the test bank,
-#          capped at 16, against majority n=16 on the same samples
+#   adapt  adaptive_consistency at each setting of STOPS and esc, capped at 16, replayed
+#          from the test bank and from the train bank (into OUT/train/)
+#   choose on the train bank, the setting with the fewest samples per question within
+#          1 point of majority n=16's accuracy there; the table shows every setting's
+#          test numbers beside it (bench/choose_stop.py)
 #   policy ponder optimize on the train bank; optimal replayed on the test bank at
 #          each budget of BUDGETS
 #   report one plot, per-bin breakdown (oracle bins from the test bank), efficiency
@@ -15,7 +18,7 @@
 #          machine imports them before the bank and train steps, so a measurement
 #          that takes longer than one machine's life goes on where it stopped
 # Every step resumes or is skipped when done: rerun the same command to continue.
-#   bash bench/gsm8k_adaptive.sh          STEPS="bank train adapt policy report save"
+#   bash bench/gsm8k_adaptive.sh          STEPS="bank train adapt choose policy report save"
 set -euo pipefail
 TEST=${TEST:-100}
 TRAIN=${TRAIN:-64}
@@ -24,16 +27,24 @@ DATA=${DATA:-../shared/data/gsm8k}
 OUT=${OUT:-runs/gsm8k-adaptive}
 SEED_BANK=${SEED_BANK:-runs/gsm8k-50/majority8.db}
 BUDGETS=${BUDGETS:-700,1000,1300,1800,2600,3500}
-STEPS=${STEPS:-bank train adapt policy report save}
+STEPS=${STEPS:-bank train adapt choose policy report save}
+# adaptive_consistency settings replayed by adapt, each RULE:BATCH:THRESHOLD (min_n = BATCH)
+STOPS=${STOPS:-beta:2:0.95 dirichlet:2:0.95 beta:1:0.9 beta:1:0.8 dirichlet:1:0.8}
 KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
 mkdir -p "$OUT"
 BANK=$OUT/test-maj16.db
 CAL=$OUT/train-maj16.db
 test_args=(--task gsm8k --data "$DATA/test.jsonl" --limit "$TEST" --model "$MODEL" --seed 0)
+train_args=(--task gsm8k --data "$DATA/train.jsonl" --limit "$TRAIN" --model "$MODEL" --seed 0)
 sampling=(--strategy majority --n 16 --temperature 0.7 --max-tokens 400)
 BANK_PREFIX=gsm8k-
 source "$(dirname "$0")/_banks.sh"
+stop_name() {  # beta:1:0.8 -> ac16-beta-b1-t0.8
+    local rule batch threshold
+    IFS=: read -r rule batch threshold <<< "$1"
+    echo "ac16-$rule-b$batch-t$threshold"
+}
 for step in $STEPS; do
     case $step in
     bank)
@@ -43,15 +54,27 @@ for step in $STEPS; do
         $PONDER eval "${test_args[@]}" "${sampling[@]}" "${extend[@]}" --out "$BANK" ;;
     train)
         restore "$CAL"
-        $PONDER eval --task gsm8k --data "$DATA/train.jsonl" --limit "$TRAIN" --model "$MODEL" \
-            --seed 0 "${sampling[@]}" --out "$CAL" ;;
+        $PONDER eval "${train_args[@]}" "${sampling[@]}" --out "$CAL" ;;
     adapt)
-        for rule in beta dirichlet; do
-            $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy adaptive_consistency \
-                -o max_n=16 -o rule=$rule --out "$OUT/ac16-$rule.db"
-        done
-        $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy esc -o max_n=16 \
-            --out "$OUT/esc16.db" ;;
+        # every stopping rule replayed on both banks: choose picks the settings on train
+        for split in test train; do
+            if [[ $split == test ]]; then bank=$BANK dir=$OUT args=("${test_args[@]}")
+            else bank=$CAL dir=$OUT/train args=("${train_args[@]}"); fi
+            mkdir -p "$dir"
+            for stop in $STOPS; do
+                IFS=: read -r rule batch threshold <<< "$stop"
+                $PONDER eval "${args[@]}" --replay "$bank" --strategy adaptive_consistency \
+                    -o max_n=16 -o rule="$rule" -o batch="$batch" -o min_n="$batch" \
+                    -o threshold="$threshold" --out "$dir/$(stop_name "$stop").db"
+            done
+            $PONDER eval "${args[@]}" --replay "$bank" --strategy esc -o max_n=16 \
+                --out "$dir/esc16.db"
+        done ;;
+    choose)
+        names=(esc16)
+        for stop in $STOPS; do names+=("$(stop_name "$stop")"); done
+        python "$(dirname "$0")/choose_stop.py" "$OUT/train" "$OUT" "${names[@]}" \
+            --baseline "$CAL" "$BANK" | tee "$OUT/choose.txt" ;;
     policy)
         $PONDER optimize "$CAL" --out "$OUT/policy.json" --budgets "$BUDGETS" --pilot 4 \
             --bins 3 | tee "$OUT/optimize.txt"
