@@ -23,7 +23,6 @@ from ponder.eval.store import Record, RunStore
 
 @dataclass(frozen=True)
 class Numbers:
-    problems: int
     accuracy: float
     samples: float
     tokens: float
@@ -43,7 +42,6 @@ def numbers(records: dict[str, Record], ids: set[str]) -> Numbers:
     rs = [records[i] for i in ids]
     n = len(rs)
     return Numbers(
-        problems=n,
         accuracy=sum(r.correct for r in rs) / n,
         samples=sum(len(r.candidates) for r in rs) / n,
         tokens=sum(r.usage.total_tokens for r in rs) / n,

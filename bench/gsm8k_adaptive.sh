@@ -45,6 +45,18 @@ stop_name() {  # beta:1:0.8 -> ac16-beta-b1-t0.8
     IFS=: read -r rule batch threshold <<< "$1"
     echo "ac16-$rule-b$batch-t$threshold"
 }
+replay_stops() {  # BANK DIR EVAL_ARGS...: every STOPS setting and esc, replayed from BANK
+    local bank=$1 dir=$2 stop rule batch threshold
+    shift 2
+    mkdir -p "$dir"
+    for stop in $STOPS; do
+        IFS=: read -r rule batch threshold <<< "$stop"
+        $PONDER eval "$@" --replay "$bank" --strategy adaptive_consistency -o max_n=16 \
+            -o rule="$rule" -o batch="$batch" -o min_n="$batch" -o threshold="$threshold" \
+            --out "$dir/$(stop_name "$stop").db"
+    done
+    $PONDER eval "$@" --replay "$bank" --strategy esc -o max_n=16 --out "$dir/esc16.db"
+}
 for step in $STEPS; do
     case $step in
     bank)
@@ -56,20 +68,8 @@ for step in $STEPS; do
         restore "$CAL"
         $PONDER eval "${train_args[@]}" "${sampling[@]}" --out "$CAL" ;;
     adapt)
-        # every stopping rule replayed on both banks: choose picks the settings on train
-        for split in test train; do
-            if [[ $split == test ]]; then bank=$BANK dir=$OUT args=("${test_args[@]}")
-            else bank=$CAL dir=$OUT/train args=("${train_args[@]}"); fi
-            mkdir -p "$dir"
-            for stop in $STOPS; do
-                IFS=: read -r rule batch threshold <<< "$stop"
-                $PONDER eval "${args[@]}" --replay "$bank" --strategy adaptive_consistency \
-                    -o max_n=16 -o rule="$rule" -o batch="$batch" -o min_n="$batch" \
-                    -o threshold="$threshold" --out "$dir/$(stop_name "$stop").db"
-            done
-            $PONDER eval "${args[@]}" --replay "$bank" --strategy esc -o max_n=16 \
-                --out "$dir/esc16.db"
-        done ;;
+        replay_stops "$BANK" "$OUT" "${test_args[@]}"
+        replay_stops "$CAL" "$OUT/train" "${train_args[@]}" ;;
     choose)
         names=(esc16)
         for stop in $STOPS; do names+=("$(stop_name "$stop")"); done
