@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +237,28 @@ def test_a_schema_1_store_gains_the_meta_column_and_keeps_its_records(tmp_path):
     with sqlite3.connect(path) as con:
         version = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     assert version == ("2",)
+
+
+def test_opening_a_new_store_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    # SQLite answers "database is locked" at once to the switch to WAL while another
+    # connection holds a write lock (as when two processes open one new store)
+    path = tmp_path / "new.db"
+    held, released = threading.Event(), threading.Event()
+
+    def hold_write_lock() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(0.5)
+        conn.execute("COMMIT")
+        conn.close()
+        released.set()
+
+    holder = threading.Thread(target=hold_write_lock)
+    holder.start()
+    held.wait()
+    with RunStore(path) as store:
+        assert released.is_set()
+        store.put(record("p1"))
+        assert store.done_ids() == {"p1"}
+    holder.join()

@@ -195,6 +195,27 @@ def _differences(stored: Any, given: Any, prefix: str = "") -> list[str]:
     return []
 
 
+_WAL_WAIT_S = 30.0
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch a store to WAL, waiting for another connection that holds a write lock.
+
+    The switch needs an exclusive lock; when another connection (a second process
+    opening the same new store, say) holds a write lock, SQLite answers "database is
+    locked" at once instead of calling its busy handler, so the switch is retried here.
+    """
+    deadline = time.monotonic() + _WAL_WAIT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class RunStore:
     """One evaluation run on disk; see the module docstring.
 
@@ -264,7 +285,7 @@ class RunStore:
         # WAL: a commit is one append to the log, and a killed writer leaves the
         # database as of its last commit. NORMAL sync survives process crashes; only
         # an OS crash or power loss could drop the last few commits.
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         if "meta" not in tables:
             with self._transaction():
