@@ -10,8 +10,10 @@
 #   choose on the train bank, the setting with the fewest samples per question within
 #          1 point of majority n=16's accuracy there; the table shows every setting's
 #          test numbers beside it (bench/choose_stop.py)
-#   policy ponder optimize on the train bank; optimal replayed on the test bank at
-#          each budget of BUDGETS
+#   policy ponder optimize on the train bank (a pilot of PILOT samples, 3 bins), once
+#          per allocation of ALLOCATE (bin: each bin within the budget, as Snell et al.;
+#          mean: the budget bounds the mean over all questions); each policy replayed on
+#          the test bank at every budget of BUDGETS (OUT/optimal-ALLOC-BUDGET.db)
 #   report one plot, per-bin breakdown (oracle bins from the test bank), efficiency
 #          table against majority n=16
 #   save   export both banks to bench/banks/ (JSON lines, gzip) to commit them: a new
@@ -26,7 +28,10 @@ MODEL=${MODEL:-qwen2.5-coder-1.5b}
 DATA=${DATA:-../shared/data/gsm8k}
 OUT=${OUT:-runs/gsm8k-adaptive}
 SEED_BANK=${SEED_BANK:-runs/gsm8k-50/majority8.db}
-BUDGETS=${BUDGETS:-1400,1800,2400,3200,4200,5200}  # a pilot of 4 costs about 1,300
+PILOT=${PILOT:-2}          # chosen on the train bank (BENCHMARKS.md, adaptive section)
+ALLOCATE=${ALLOCATE:-bin mean}
+# the lowest budget must pay for the pilot: about 650 tokens for 2 samples, 1,300 for 4
+BUDGETS=${BUDGETS:-700,1000,1400,1800,2400,2800,3200,4200,5200}
 STEPS=${STEPS:-bank train adapt choose policy report save}
 # adaptive_consistency settings replayed by adapt, each RULE:BATCH:THRESHOLD (min_n = BATCH)
 STOPS=${STOPS:-beta:2:0.95 dirichlet:2:0.95 beta:1:0.9 beta:1:0.8 dirichlet:1:0.8}
@@ -76,11 +81,16 @@ for step in $STEPS; do
         python "$(dirname "$0")/choose_stop.py" "$OUT/train" "$OUT" "${names[@]}" \
             --baseline "$CAL" "$BANK" | tee "$OUT/choose.txt" ;;
     policy)
-        $PONDER optimize "$CAL" --out "$OUT/policy.json" --budgets "$BUDGETS" --pilot 4 \
-            --bins 3 | tee "$OUT/optimize.txt"
-        for b in ${BUDGETS//,/ }; do
-            $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy "optimal:$OUT/policy.json" \
-                --budget "$b" --out "$OUT/optimal-$b.db"
+        for alloc in $ALLOCATE; do
+            policy=$OUT/policy-$alloc.json
+            # a replay store resumes whatever it holds: drop those of an older policy
+            rm -f "$OUT"/optimal-"$alloc"-*.db
+            $PONDER optimize "$CAL" --out "$policy" --budgets "$BUDGETS" --pilot "$PILOT" \
+                --bins 3 --allocate "$alloc" | tee "$OUT/optimize-$alloc.txt"
+            for b in ${BUDGETS//,/ }; do
+                $PONDER eval "${test_args[@]}" --replay "$BANK" --strategy "optimal:$policy" \
+                    --budget "$b" --out "$OUT/optimal-$alloc-$b.db"
+            done
         done ;;
     report)
         runs=("$BANK")

@@ -81,6 +81,10 @@ def test_optimize_prints_the_table_and_writes_the_policy(tmp_path: Path, capsys)
     policy = json.loads(out.read_text())
     assert policy["budgets"] == [20.0, 40.0]
     assert policy["evaluation"]["evaluated_on"] == "calibration (in-sample)"
+    assert policy["allocation"] == "bin" and "(allocation bin)" in text
+    assert main(["optimize", *argv, "--budgets", "20,40", "--allocate", "mean"]) == 0
+    assert "(allocation mean)" in capsys.readouterr().out
+    assert json.loads(out.read_text())["allocation"] == "mean"
     assert main(["optimize", *argv, "--budgets", "5"]) == 2
     assert "budget 5 is below every configuration" in capsys.readouterr().err
     assert main(["optimize", *argv, "--budgets", "cheap"]) == 2

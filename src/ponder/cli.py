@@ -526,6 +526,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of problems held out to evaluate the policy (default 0.3)",
     )
     opt.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    opt.add_argument(
+        "--allocate",
+        choices=["bin", "mean"],
+        default="bin",
+        help="bin: every bin keeps its own mean tokens within the budget (the paper's); "
+        "mean: the budget bounds the mean over all problems, so settled easy bins leave "
+        "tokens to hard ones (default bin)",
+    )
 
     exp = sub.add_parser(
         "export", help="write an eval store as JSON lines (.gz compresses) to share or keep"
@@ -828,6 +836,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         oracle=args.oracle,
         heldout=args.heldout,
         seed=args.seed,
+        allocation=args.allocate,
     )
     path = result.policy.save(args.out)
     print(summary_text(result))

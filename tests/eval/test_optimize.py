@@ -131,6 +131,36 @@ def test_a_bin_where_nothing_fits_takes_its_cheapest_and_says_so(tmp_path: Path)
     assert not hard.fits and hard.tokens == 50 and hard.config.label == "majority n=1"
 
 
+def test_mean_allocation_lets_the_settled_bin_pay_for_the_hard_one(
+    stores: tuple[Path, Path],
+) -> None:
+    cal = load_calibration(list(stores), pilot=2)
+    # bins as above, 3 problems each. Bin 1: every configuration 2/3, cheapest n=1 (E 20).
+    # Bin 2 (E, right of 3): n=1 (20, 1), n=2 (20, 1), n=3 (35, 2), n=4 (40, 3),
+    # single (32, 2). Mean budget B allows 6B tokens in all; bin 1 takes 3 * 20 = 60.
+    mean = fit_policy(cal, IDS, [20, 25, 26, 30], bins=2, allocation="mean")
+    by_bin = fit_policy(cal, IDS, [20, 25, 26, 30], bins=2)
+    assert mean.allocation == "mean" and by_bin.allocation == "bin"
+    # 30: 60 + 3 * 40 = 180 = 6 * 30, so bin 2 runs n=4, over 30 in its own bin
+    assert labels(mean, 30) == ["majority n=1", "majority n=4"]
+    assert labels(by_bin, 30) == ["majority n=1", "majority n=1"]
+    # 26: 156 leaves 96 = 3 * 32 for bin 2: single fits exactly, n=3 (105) does not
+    assert labels(mean, 26)[0] == "majority n=1"
+    assert labels(mean, 26)[1].startswith("single")
+    # 25 and 20: 90 and 60 for bin 2, where only the pilot fits
+    assert labels(mean, 25) == labels(mean, 20) == ["majority n=1", "majority n=1"]
+    assert all(c.fits for c in mean.cells)
+    hard = mean.cell(2, 30)
+    assert (hard.accuracy, hard.tokens, hard.problems) == (1.0, 40.0, 3)
+    ev = evaluate_policy(mean, cal, IDS, [])
+    b30 = {b.budget: b for b in ev.budgets}[30]
+    assert (b30.policy_accuracy, b30.policy_tokens) == (5 / 6, 30.0)
+    with pytest.raises(ConfigError, match=r"costs 20\.0 tokens per problem on average"):
+        fit_policy(cal, IDS, [19, 30], bins=2, allocation="mean")
+    with pytest.raises(ConfigError, match="allocation must be one of bin, mean"):
+        fit_policy(cal, IDS, [30], bins=2, allocation="median")  # type: ignore[arg-type]
+
+
 def test_heldout_evaluation_against_the_best_uniform_configuration(
     stores: tuple[Path, Path],
 ) -> None:

@@ -65,6 +65,10 @@ def test_round_trip_and_lookup(tmp_path: Path) -> None:
     assert load_policy(path) is load_policy(path)  # cached while unchanged
     data = json.loads(path.read_text())
     assert data["bins"]["rule"].startswith("bin = 1 + number of thresholds")
+    # a file without "allocation" (the first policies) reads as the paper's, per bin
+    assert policy.allocation == "bin" and data["allocation"] == "bin"
+    mean = Policy.from_dict({**policy_dict(), "allocation": "mean"})
+    assert Policy.load(mean.save(tmp_path / "mean.json")).allocation == "mean"
 
 
 def edit(path: str, value: Any) -> dict[str, Any]:
@@ -109,6 +113,7 @@ def edit(path: str, value: Any) -> dict[str, Any]:
         ("table.3.reuses_pilot", True, "only majority, best_of_n and weighted_majority"),
         ("evaluation", [], "evaluation must be an object or null"),
         ("task", None, "task must be a string"),
+        ("allocation", "median", "allocation must be one of bin, mean"),
     ],
 )
 def test_malformed_policies_are_config_errors(path: str, value: Any, match: str) -> None:

@@ -13,11 +13,20 @@ Policy (``fit_policy``), on the training problems:
 
 - bins: predicted-difficulty bins fitted on the training problems' signals
   (``difficulty.Bins.fit``);
-- cell (bin b, budget B): among the configurations whose mean E over b's problems is
-  <= B, the one with the highest mean accuracy there; ties go to the lower mean E,
-  then to the earlier configuration. When none fits in b, the one with the lowest mean
-  E (ties: higher accuracy, then earlier), marked ``fits: false``. A budget at which no
-  configuration fits in any bin raises ``ConfigError``.
+- cell (bin b, budget B), with allocation ``bin`` (Snell et al.'s; the default): among
+  the configurations whose mean E over b's problems is <= B, the one with the highest
+  mean accuracy there; ties go to the lower mean E, then to the earlier configuration.
+  When none fits in b, the one with the lowest mean E (ties: higher accuracy, then
+  earlier), marked ``fits: false``. A budget at which no configuration fits in any bin
+  raises ``ConfigError``.
+- cells at budget B with allocation ``mean``: one configuration per bin, chosen
+  together so that the training problems' total E (each bin's mean E times its
+  problems, summed) is <= B times their number and their total of right answers is
+  the highest; ties go to the lower total E, then to the choice whose configurations,
+  read bin by bin, come earlier. This is exact (a multiple-choice knapsack, solved by
+  merging bins' Pareto fronts of tokens against right answers). It lets an easy bin
+  that is settled by its pilot leave budget to a hard one, which a per-bin budget
+  cannot. A budget below the cheapest choice raises ``ConfigError``.
 - budgets: given, or six spaced evenly in log scale from the lowest to the highest
   mean E over the training problems among the configurations, each rounded up to a
   whole token, duplicates dropped.
@@ -56,7 +65,7 @@ from ponder.eval.difficulty import (
     nan_to_none,
     split_by_problem,
 )
-from ponder.eval.policy import Cell, Configuration, Policy, cells_by_budget
+from ponder.eval.policy import ALLOCATIONS, Allocation, Cell, Configuration, Policy, cells_by_budget
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -89,39 +98,95 @@ def _choose(acc: FloatArray, tok: FloatArray, budget: float) -> tuple[int, bool]
     return min(order, key=lambda i: (tok[i], -acc[i], i)), False
 
 
+# One partial choice of the mean allocation: total tokens, total right answers, and the
+# configuration index chosen for each bin so far.
+_Choice = tuple[float, float, tuple[int, ...]]
+
+
+def _pareto(choices: list[_Choice]) -> list[_Choice]:
+    """The choices that no other beats: for rising tokens, strictly more right answers
+    (among equals, the earliest configurations)."""
+    front: list[_Choice] = []
+    for c in sorted(choices, key=lambda c: (c[0], -c[1], c[2])):
+        if not front or c[1] > front[-1][1] + 1e-9:
+            front.append(c)
+    return front
+
+
+def _allocate(
+    acc: Sequence[FloatArray], tok: Sequence[FloatArray], sizes: Sequence[int], budget: float
+) -> tuple[tuple[int, ...], bool]:
+    """Per bin, the configuration index of the mean allocation (module docstring), and
+    whether the choice fits ``budget``."""
+    front: list[_Choice] = [(0.0, 0.0, ())]
+    for a, t, m in zip(acc, tok, sizes, strict=True):
+        front = _pareto(
+            [
+                (e + m * float(t[i]), r + m * float(a[i]), (*ch, i))
+                for e, r, ch in front
+                for i in range(len(a))
+            ]
+        )
+    limit = budget * sum(sizes) * (1 + 1e-12)
+    fitting = [c for c in front if c[0] <= limit]
+    if fitting:
+        return min(fitting, key=lambda c: (-c[1], c[0], c[2]))[2], True
+    return front[0][2], False
+
+
 def fit_policy(
     cal: Calibration,
     train: Sequence[str],
     budgets: Sequence[float],
     *,
     bins: int = DEFAULT_BINS,
+    allocation: Allocation = "bin",
     calibration_info: Mapping[str, Any] | None = None,
 ) -> Policy:
     """The policy fitted on the ``train`` problems (module docstring)."""
     if not train:
         raise ConfigError("no training problems to fit a policy on")
+    if allocation not in ALLOCATIONS:
+        raise ConfigError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     budgets = sorted(float(b) for b in budgets)
     if not budgets or budgets[0] <= 0 or len(set(budgets)) != len(budgets):
         raise ConfigError(f"budgets must be distinct positive numbers, got {list(budgets)}")
     rows = cal.rows(train)
     edges = Bins.fit([float(v) for v in cal.signal[rows]], bins)
     bin_of = np.asarray([edges.assign(float(v)) for v in cal.signal[rows]])
+    members = [rows[bin_of == b] for b in range(1, edges.count + 1)]
+    acc = [cal.correct[:, m].mean(axis=1) for m in members]
+    tok = [cal.policy_tokens[:, m].mean(axis=1) for m in members]
     cells: list[Cell] = []
     for budget in budgets:
-        column: list[Cell] = []
-        for b in range(1, edges.count + 1):
-            members = rows[bin_of == b]
-            acc = cal.correct[:, members].mean(axis=1)
-            tok = cal.policy_tokens[:, members].mean(axis=1)
-            i, fits = _choose(acc, tok, budget)
-            column.append(
-                Cell(b, budget, cal.configs[i], float(acc[i]), float(tok[i]), len(members), fits)
+        if allocation == "bin":
+            picks = [_choose(a, t, budget) for a, t in zip(acc, tok, strict=True)]
+        else:
+            chosen, fits = _allocate(acc, tok, [len(m) for m in members], budget)
+            picks = [(i, fits) for i in chosen]
+        column = [
+            Cell(
+                b,
+                budget,
+                cal.configs[i],
+                float(acc[b - 1][i]),
+                float(tok[b - 1][i]),
+                len(members[b - 1]),
+                fits,
             )
+            for b, (i, fits) in enumerate(picks, start=1)
+        ]
         if not any(c.fits for c in column):
-            cheapest = min(c.tokens for c in column)
+            sizes = [c.problems for c in column]
+            cheapest = (
+                min(c.tokens for c in column)
+                if allocation == "bin"
+                else sum(c.tokens * m for c, m in zip(column, sizes, strict=True)) / sum(sizes)
+            )
+            where = "in its bin" if allocation == "bin" else "on average over the bins"
             raise ConfigError(
                 f"budget {budget:g} is below every configuration: the cheapest costs "
-                f"{cheapest:.1f} tokens per problem in its bin, pilot of "
+                f"{cheapest:.1f} tokens per problem {where}, pilot of "
                 f"{cal.pilot.samples} samples included"
             )
         cells.extend(column)
@@ -133,6 +198,7 @@ def fit_policy(
         budgets=tuple(budgets),
         cells=tuple(cells),
         calibration=dict(calibration_info or {}),
+        allocation=allocation,
     )
 
 
@@ -248,6 +314,7 @@ def optimize(
     oracle: str | Path | None = None,
     heldout: float = DEFAULT_HELDOUT,
     seed: int = 0,
+    allocation: Allocation = "bin",
 ) -> Optimization:
     """Read the calibration stores, split the problems, fit the policy on the training
     part and evaluate it on the held-out part (module docstring)."""
@@ -265,7 +332,7 @@ def optimize(
         "configurations": len(cal.configs),
         "budgets": "given" if budgets else "default",
     }
-    policy = fit_policy(cal, train, chosen, bins=bins, calibration_info=info)
+    policy = fit_policy(cal, train, chosen, bins=bins, allocation=allocation, calibration_info=info)
     evaluation = evaluate_policy(policy, cal, train, held)
     policy = dataclasses.replace(policy, evaluation=evaluation.to_dict())
     return Optimization(policy, cal, evaluation)
@@ -286,6 +353,12 @@ def summary_text(result: Optimization) -> str:
         f"predicted bins: {policy.bins.count}, thresholds "
         + (", ".join(f"{t:.3f}" for t in policy.bins.thresholds) or "none")
         + " (bin 1 easiest)",
+        "budgets: "
+        + (
+            "each bin's own mean tokens (allocation bin)"
+            if policy.allocation == "bin"
+            else "mean tokens over all problems, spent unevenly across bins (allocation mean)"
+        ),
         "policy (per bin: configuration, accuracy, tokens/problem, problems):",
     ]
     for budget, cells in cells_by_budget(policy.cells).items():

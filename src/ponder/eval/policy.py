@@ -13,6 +13,7 @@ Parameters", arXiv:2408.03314, section 3.2). It is one JSON object::
                 "scorer": null, "signal": "agreement", "store": "runs/maj16.db"},
       "bins": {"count": 5, "thresholds": [1.0, 0.75, 0.5, 0.25], "rule": "..."},
       "budgets": [300, 600, 1200],
+      "allocation": "bin",
       "table": [
         {"bin": 1, "budget": 300,
          "config": {"strategy": "majority", "options": {"n": 4, ...}},
@@ -33,13 +34,18 @@ Parameters", arXiv:2408.03314, section 3.2). It is one JSON object::
   bin ``1 + #{thresholds t : v < t}`` (``difficulty.Bins``), bin 1 the easiest.
 - ``budgets``: mean tokens per problem (prefilled prompt + generated + scoring),
   strictly increasing. A run at budget B uses the largest listed budget <= B.
+- ``allocation``: how a budget was spent when the table was fitted. ``bin`` (the
+  paper's; the default when absent): every bin's configuration keeps that bin's own
+  mean within the budget. ``mean``: the budget bounds the mean over all problems, so
+  easy bins may spend less than it and hard bins more, the configurations chosen
+  together for the best expected accuracy (``ponder.eval.optimize``).
 - ``table``: exactly one cell per (bin, budget). ``config`` is a registered strategy
   name and its options; ``reuses_pilot`` means the configuration is the pilot run's
   own rule over its first ``n`` samples, so the pilot samples are the first ones and
   only samples after the pilot's are drawn; ``accuracy``, ``tokens`` and ``problems``
   are the cell's calibration estimate on the bin's problems, and ``fits`` is false
-  when no configuration fitted the budget in that bin (the cell then holds the
-  bin's cheapest one).
+  when no configuration fitted the budget in that bin (allocation ``bin`` only; the
+  cell then holds the bin's cheapest one).
 - ``calibration`` (the stores used, the split) and ``evaluation`` (held-out results)
   are informational: they are kept as written and not checked.
 
@@ -57,7 +63,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import ponder
 from ponder.errors import ConfigError
@@ -67,6 +73,9 @@ from ponder.eval.difficulty import SIGNALS, Bins, Signal
 POLICY_FORMAT = "ponder-optimal-policy"
 POLICY_VERSION = 1
 BIN_RULE = "bin = 1 + number of thresholds greater than the signal value; bin 1 is the easiest"
+
+Allocation = Literal["bin", "mean"]
+ALLOCATIONS: tuple[Allocation, ...] = ("bin", "mean")
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,7 @@ class Policy:
     cells: tuple[Cell, ...]
     calibration: Mapping[str, Any] = field(default_factory=dict)
     evaluation: Mapping[str, Any] | None = None
+    allocation: Allocation = "bin"
 
     def __post_init__(self) -> None:
         _check_policy(self)
@@ -220,6 +230,7 @@ class Policy:
             "pilot": self.pilot.to_dict(),
             "bins": {**self.bins.to_dict(), "rule": BIN_RULE},
             "budgets": list(self.budgets),
+            "allocation": self.allocation,
             "table": [c.to_dict() for c in self.cells],
             "calibration": dict(self.calibration),
             "evaluation": None if self.evaluation is None else dict(self.evaluation),
@@ -265,6 +276,7 @@ class Policy:
         calibration = d.get("calibration", {})
         if not isinstance(calibration, dict):
             raise ConfigError("calibration must be an object")
+        allocation = d.get("allocation", "bin")  # checked with the rest in __post_init__
         return cls(
             task=_str(d, "task"),
             model=_str(d, "model"),
@@ -281,6 +293,7 @@ class Policy:
             cells=tuple(_cell(c, i) for i, c in enumerate(table)),
             calibration=calibration,
             evaluation=evaluation,
+            allocation=cast(Allocation, allocation),
         )
 
     @classmethod
@@ -327,6 +340,10 @@ def _check_policy(policy: Policy) -> None:
         )
     if pilot.signal == "score" and not pilot.scorer:
         raise ConfigError("the score signal needs pilot.scorer")
+    if policy.allocation not in ALLOCATIONS:
+        raise ConfigError(
+            f"allocation must be one of {', '.join(ALLOCATIONS)}, got {policy.allocation!r}"
+        )
     budgets = policy.budgets
     if not budgets:
         raise ConfigError("the policy lists no budgets")
