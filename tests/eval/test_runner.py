@@ -290,6 +290,12 @@ def test_run_eval_is_a_sync_wrapper_with_a_progress_bar(
 # -- crash safety: real processes, real signals ------------------------------------------
 
 
+# Problems in a run that a test interrupts: at 0.15 s each it lasts 45 s uninterrupted, far
+# longer than a starved test needs to send its signal (at 30 a loaded CI machine once
+# let the run finish first).
+LONG_RUN = 300
+
+
 def _start(db: Path, size: int, delay: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(TOYS_PATH), str(db), str(size), str(delay)],
@@ -322,46 +328,46 @@ def _finish_times(db: Path) -> dict[str, float]:
 @pytest.mark.timeout(120)
 def test_kill_9_loses_only_problems_in_flight(tmp_path: Path) -> None:
     db = tmp_path / "run.db"
-    proc = _start(db, size=30, delay=0.15)
+    proc = _start(db, size=LONG_RUN, delay=0.15)
     _wait_for_rows(db, proc, at_least=5)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     before = _finish_times(db)
-    assert 5 <= len(before) < 30
+    assert 5 <= len(before) < LONG_RUN
 
     rerun = subprocess.run(
-        [sys.executable, str(TOYS_PATH), str(db), "30", "0"],
+        [sys.executable, str(TOYS_PATH), str(db), str(LONG_RUN), "0"],
         capture_output=True,
         text=True,
         check=True,
     )
     summary = json.loads(rerun.stdout)
     assert summary["skipped"] == len(before)
-    assert summary["done_now"] == 30 - len(before)
-    assert summary["errors"] == 0 and summary["graded"] == 30
+    assert summary["done_now"] == LONG_RUN - len(before)
+    assert summary["errors"] == 0 and summary["graded"] == LONG_RUN
 
     after = _finish_times(db)
-    assert sorted(after) == sorted(f"p{i}" for i in range(30))
+    assert sorted(after) == sorted(f"p{i}" for i in range(LONG_RUN))
     assert all(after[k] == v for k, v in before.items()), "a finished problem was redone"
     with sqlite3.connect(db) as conn:
         count, distinct = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT problem_id) FROM records"
         ).fetchone()
-    assert count == distinct == 30
+    assert count == distinct == LONG_RUN
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "run.db"
-    proc = _start(db, size=30, delay=0.15)
+    proc = _start(db, size=LONG_RUN, delay=0.15)
     _wait_for_rows(db, proc, at_least=3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     with RunStore(db, create=False) as store:
-        assert 3 <= len(store) < 30 and store.error_count() == 0
+        assert 3 <= len(store) < LONG_RUN and store.error_count() == 0
 
 
 def test_a_strategy_account_of_itself_is_stored_with_its_record(tmp_path: Path) -> None:
