@@ -9,12 +9,14 @@
 #           scored by the fold that never saw it; it needs right and wrong rollouts
 #           both, so a tiny smoke run where every sample is wrong stops here);
 #   beam    step-level beam search with that probe, 4 beams, width 2 (search);
+#   rank    the same probe over the bank's 4 samples, replayed (no new generation):
+#           best-of-4 and probe-weighted majority of 4 (parallel with a verifier);
 #   report  one report per level (accuracy against tokens, paired against greedy);
 #   save    export every run to bench/banks/ (JSON lines, gzip) to commit them: a new
 #           machine imports each before its step and goes on where it stopped.
 # Resumable: rerun the same command after an interruption and it continues.
 # Usage: bash bench/math_levels.sh [EACH] [MODEL]
-#        STEPS="single bank revise probe beam report save" LEVELS="1 5"
+#        STEPS="single bank revise probe beam rank report save" LEVELS="1 5"
 # Settings: OUT (default runs/math-levels-EACH), MAX_TOKENS (512), DATA, KEEP, PONDER.
 set -euo pipefail
 EACH=${1:-10}
@@ -24,7 +26,7 @@ DATA=${DATA:-../shared/data/math500/test.jsonl}
 OUT=${OUT:-runs/math-levels-$EACH}
 MAX_TOKENS=${MAX_TOKENS:-512}
 KEEP=${KEEP:-bench/banks}
-STEPS=${STEPS:-single bank revise probe beam report save}
+STEPS=${STEPS:-single bank revise probe beam rank report save}
 PONDER=${PONDER:-ponder}
 mkdir -p "$OUT"
 BANK_PREFIX=math-levels-$EACH-
@@ -59,9 +61,16 @@ for step in $STEPS; do
             restore "$run-beam4-probe.db"
             $PONDER eval "${sel[@]}" --strategy beam_search --n 4 --width 2 \
                 --verifier "probe:$PROBE" --out "$run-beam4-probe.db" ;;
+        rank)
+            for how in best_of_n weighted_majority; do
+                restore "$run-maj4.db" "$run-$how-probe.db"
+                $PONDER eval "${sel[@]}" --replay "$run-maj4.db" --strategy $how --n 4 \
+                    --scorer "probe:$PROBE" --out "$run-$how-probe.db"
+            done ;;
         report)
             runs=()
-            for f in "$run-single.db" "$run-maj4.db" "$run-revise4.db" "$run-beam4-probe.db"; do
+            for f in "$run-single.db" "$run-maj4.db" "$run-revise4.db" "$run-beam4-probe.db" \
+                     "$run-best_of_n-probe.db" "$run-weighted_majority-probe.db"; do
                 [[ -f $f ]] && runs+=("$f")
             done
             [[ ${#runs[@]} -gt 0 ]] || { echo "level $level: no runs to report" >&2; continue; }
@@ -69,7 +78,8 @@ for step in $STEPS; do
             [[ -f $run-single.db ]] && base=(--baseline "$run-single.db")
             $PONDER report "${runs[@]}" "${base[@]}" --out "$OUT/report-L$level" \
                 | tee "$OUT/report-L$level.txt" ;;
-        save) save "$run-single.db" "$run-maj4.db" "$run-revise4.db" "$run-beam4-probe.db" ;;
+        save) save "$run-single.db" "$run-maj4.db" "$run-revise4.db" "$run-beam4-probe.db" \
+                   "$run-best_of_n-probe.db" "$run-weighted_majority-probe.db" ;;
         *) echo "unknown step $step" >&2; exit 2 ;;
         esac
     done
