@@ -32,9 +32,13 @@ mkdir -p "$OUT"
 BANK_PREFIX=math-levels-$EACH-
 source "$(dirname "$0")/_banks.sh"
 PROBE=$OUT/probe-cv.npz
+# every run of a level, as store name suffixes, in the report's order
+RUNS=(single maj4 revise4 beam4-probe best_of_n-probe weighted_majority-probe)
 for step in $STEPS; do
     for level in $LEVELS; do
         run=$OUT/L$level
+        stores=("${RUNS[@]/#/$run-}")
+        stores=("${stores[@]/%/.db}")
         sel=(--task math500 --data "$DATA" --where "level=$level" --limit-each "$EACH"
              --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0)
         case $step in
@@ -64,13 +68,12 @@ for step in $STEPS; do
         rank)
             for how in best_of_n weighted_majority; do
                 restore "$run-maj4.db" "$run-$how-probe.db"
-                $PONDER eval "${sel[@]}" --replay "$run-maj4.db" --strategy $how --n 4 \
+                $PONDER eval "${sel[@]}" --replay "$run-maj4.db" --strategy "$how" --n 4 \
                     --scorer "probe:$PROBE" --out "$run-$how-probe.db"
             done ;;
         report)
             runs=()
-            for f in "$run-single.db" "$run-maj4.db" "$run-revise4.db" "$run-beam4-probe.db" \
-                     "$run-best_of_n-probe.db" "$run-weighted_majority-probe.db"; do
+            for f in "${stores[@]}"; do
                 [[ -f $f ]] && runs+=("$f")
             done
             [[ ${#runs[@]} -gt 0 ]] || { echo "level $level: no runs to report" >&2; continue; }
@@ -78,8 +81,7 @@ for step in $STEPS; do
             [[ -f $run-single.db ]] && base=(--baseline "$run-single.db")
             $PONDER report "${runs[@]}" "${base[@]}" --out "$OUT/report-L$level" \
                 | tee "$OUT/report-L$level.txt" ;;
-        save) save "$run-single.db" "$run-maj4.db" "$run-revise4.db" "$run-beam4-probe.db" \
-                   "$run-best_of_n-probe.db" "$run-weighted_majority-probe.db" ;;
+        save) save "${stores[@]}" ;;
         *) echo "unknown step $step" >&2; exit 2 ;;
         esac
     done
