@@ -16,7 +16,8 @@ from ponder.strategies import make_strategy
 from ponder.tasks import make_task
 from ponder.types import GenRequest
 
-OFFLINE = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]  # never called: all replayed
+# never called: all replayed; the model is the bank's, which a replay must name
+OFFLINE = ["--base-url", "http://127.0.0.1:9/v1", "--model", "scripted"]
 
 
 def test_strategy_takes_a_policy_after_a_colon_and_a_budget() -> None:

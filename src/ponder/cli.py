@@ -88,7 +88,17 @@ def _add_engine_args(p: argparse.ArgumentParser, *, key_flag: str = "--api-key")
     )
 
 
+# tasks whose data has splits: ``--split`` names the one a file holds
+SPLIT_TASKS = ("gsm8k", "math500", "aime24", "jsonl")
+
+
 def _add_jsonl_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--split",
+        help=f"the data's split ({', '.join(SPLIT_TASKS)}): part of every problem id and "
+        "of the run's record; default: what the file's name says (train.jsonl), else its "
+        "records' 'split' field; the hub's test split without --data",
+    )
     p.add_argument("--question-field", default="question", help="jsonl task: question field")
     p.add_argument("--answer-field", default="answer", help="jsonl task: answer field")
     p.add_argument("--id-field", help="jsonl task: id field (default: line number)")
@@ -118,7 +128,12 @@ def _add_answer_type_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -
 
 
 def _jsonl_fields(task: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The field options of the jsonl task (none for the other tasks)."""
+    """The task options given: the split, and the jsonl task's fields."""
+    split = getattr(args, "split", None)
+    if split is not None and task not in SPLIT_TASKS:
+        from ponder.errors import ConfigError
+
+        raise ConfigError(f"--split is an option of the tasks {', '.join(SPLIT_TASKS)}")
     if task != "jsonl":
         free = (args.answer_type, args.grader, args.answer_from)
         if any(v is not None for v in free):
@@ -127,8 +142,9 @@ def _jsonl_fields(task: str, args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(
                 "--answer-type, --grader and --answer-from are options of --task jsonl"
             )
-        return {}
+        return {} if split is None else {"split": split}
     return {
+        "split": split,
         "question_field": args.question_field,
         "answer_field": args.answer_field,
         "id_field": args.id_field,
@@ -551,6 +567,27 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("archive", metavar="IN.jsonl[.gz]")
     imp.add_argument("store", metavar="RUN.db")
 
+    mig = sub.add_parser(
+        "migrate",
+        help="record which data, model and prompts an older run or bank ran on (its data "
+        "is read to fingerprint each problem; GSM8K ids get their split)",
+        description="Bring a run store or an exported bank written before ponder recorded "
+        "its data up to date: each record is matched to its problem in --data by question "
+        "text and renamed to that problem's id; the data's split and sha256, every "
+        "problem's question and prompt sha256, and the model's sha256 are recorded. "
+        "Nothing else changes. Resuming or replaying such a run is refused until then.",
+    )
+    mig.add_argument("run", metavar="RUN.db|BANK.jsonl[.gz]")
+    mig.add_argument("--task", required=True, help="the run's task")
+    mig.add_argument("--data", help="the data the run ran on (as for ponder eval)")
+    _add_jsonl_args(mig)
+    mig.add_argument("--out", help="write here (the same form) instead of in place")
+    mig.add_argument(
+        "--model-file",
+        help="the GGUF file the run's model was, to hash (default: the bundled model of "
+        "the run's model name, whose sha256 the catalogue knows)",
+    )
+
     models = sub.add_parser("models", help="bundled models")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     msub.add_parser("list", help="list bundled models and whether they are pulled")
@@ -682,9 +719,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         engine = eval_engine(args, task, bank)
     if bank is not None:
-        from ponder.engines.replay import ReplayEngine
+        if executor is not None:
+            from ponder.engines.replay import ReplayEngine
 
-        if not args.replay_extend:
+            # evaluate checks a local replay engine; the actors' engines are remote
             ReplayEngine(bank, task).check_problems(problems)
         extra["replay"] = bank.describe() | {"extend": args.replay_extend}
     from ponder.tasks import FreeformTask
@@ -860,6 +898,39 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ponder.errors import ConfigError
+    from ponder.eval.archive import read_archive
+    from ponder.eval.migrate import is_archive, migrate_run
+    from ponder.eval.store import RunStore
+    from ponder.models import CATALOGUE, file_sha256
+    from ponder.tasks import make_task
+
+    task = make_task(args.task, data=args.data, **_jsonl_fields(args.task, args))
+    if args.model_file:
+        sha = file_sha256(args.model_file)
+    else:
+        if is_archive(args.run):
+            config = read_archive(args.run)[0]
+        else:
+            with RunStore(args.run, create=False) as store:
+                config = store.config() or {}
+        name = str(config.get("model"))
+        if name not in CATALOGUE:
+            raise ConfigError(
+                f"the run's model {name!r} is not a bundled model: pass --model-file GGUF"
+            )
+        sha = CATALOGUE[name].sha256
+    summary = migrate_run(args.run, task, model_sha256=sha, out=args.out)
+    print(
+        f"migrated {summary.records} records ({summary.renamed} renamed) of {args.run} "
+        f"onto {summary.data['task']} split {summary.data['split']} "
+        f"(data sha256 {summary.data['sha256'][:12]}, model sha256 {sha[:12]})"
+        + (f" into {args.out}" if args.out else "")
+    )
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from ponder import models
 
@@ -923,6 +994,7 @@ COMMANDS = {
     "optimize": cmd_optimize,
     "export": cmd_export,
     "import": cmd_import,
+    "migrate": cmd_migrate,
     "models": cmd_models,
     "strategies": cmd_strategies,
     "verifier": _run_verifier,

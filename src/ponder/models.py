@@ -124,6 +124,23 @@ def is_ready(name: str) -> bool:
     return bool(record == {**_stamp(path), "sha256": model.sha256})
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a model file: from its ``.verified`` sidecar when the file has not
+    changed since it was verified (bundled models), else computed (a few seconds a GB)."""
+    path = Path(path)
+    try:
+        record = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        record = None
+    if (
+        isinstance(record, dict)
+        and record.get("sha256")
+        and {k: record.get(k) for k in ("size", "mtime_ns")} == _stamp(path)
+    ):
+        return str(record["sha256"])
+    return sha256_of(path)
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -57,6 +57,28 @@ class Engine(Protocol):
 
 
 @runtime_checkable
+class ModelFileEngine(Protocol):
+    """An engine that knows the sha256 of its weights (the embedded engine's GGUF file;
+    a replay engine, its bank's). Servers do not: their model is known by name only."""
+
+    @property
+    def model_sha256(self) -> str | None: ...
+
+
+def model_sha256(engine: object) -> str | None:
+    """The sha256 of ``engine``'s weights, or None when it cannot tell."""
+    return engine.model_sha256 if isinstance(engine, ModelFileEngine) else None
+
+
+@runtime_checkable
+class ChecksProblems(Protocol):
+    """An engine that can serve only some problems (a replay bank): ``check_problems``
+    raises ``ConfigError`` before a run when it cannot serve the given ones."""
+
+    def check_problems(self, problems: Sequence[Problem]) -> None: ...
+
+
+@runtime_checkable
 class PerProblemEngine(Protocol):
     """An engine that keeps state per problem run (the replay engine's cursor).
 

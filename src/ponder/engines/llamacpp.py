@@ -220,6 +220,8 @@ class LlamaCppEngine:
         self._ctx = ctx
         self._vocab = lib.llama_model_get_vocab(model)
         self._name = path.stem
+        self._path = path
+        self._sha256: str | None = None
         self._n_ctx = int(lib.llama_n_ctx_seq(ctx))
         self._n_parallel = n_parallel
         self._chat, self._chat_problem = self._chat_formatter()
@@ -238,6 +240,15 @@ class LlamaCppEngine:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def model_sha256(self) -> str:
+        """The sha256 of the GGUF file (hashed once, on first use)."""
+        if self._sha256 is None:
+            from ponder.models import file_sha256
+
+            self._sha256 = file_sha256(self._path)
+        return self._sha256
 
     @property
     def capabilities(self) -> Capabilities:

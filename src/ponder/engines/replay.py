@@ -9,6 +9,13 @@ no new generation.
 
 Rules, so that nothing is faked:
 
+- A bank serves only its own problems, model and prompts: a problem's record must be
+  the same question (sha256 of the text) sampled from the same prompt (sha256 of the
+  task's messages, recorded per problem in the bank's store) as the run's problem of
+  that id, and the run's model must have the bank's name and weights' sha256. The first
+  mismatch raises ``ConfigError`` before anything runs (``check_problems``, which the
+  eval runner calls) and again when a problem run starts. A bank whose store predates
+  these records is refused until ``ponder migrate`` adds them.
 - A request is served from the bank only when it is a plain sample of the problem's
   prompt: the task's messages, no ``continuation``, no stop strings, and the bank's
   temperature, top_p, top_k and max_tokens. Samples are handed out in stored order,
@@ -41,12 +48,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ponder.engines.base import Capabilities, Embedder, Embedding, Engine
+from ponder.engines.base import Capabilities, Embedder, Embedding, Engine, model_sha256
 from ponder.errors import CapabilityMissing, ConfigError
 from ponder.tasks.base import Task
+from ponder.tasks.identity import problem_fingerprint, text_sha256
 from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Usage
 
 __all__ = ["ReplayEngine", "ReplayMiss", "SampleBank"]
+
+
+def _describe(data: Mapping[str, Any]) -> str:
+    if not data:
+        return "not recorded"
+    return ", ".join(f"{k} {v}" for k, v in data.items())
 
 
 class ReplayMiss(CapabilityMissing):
@@ -64,19 +78,24 @@ class SampleBank:
     model: str
     source: str = ""
     top_k: int = 0
+    model_sha256: str | None = None
+    questions: Mapping[str, str] = field(default_factory=dict)
+    prompts: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_store(cls, path: str | Path) -> SampleBank:
         """The finished records of an eval store whose strategy sampled the task's
         prompt independently (its options name ``n`` and ``temperature``)."""
         from ponder.eval.curves import SAMPLING_RULES
-        from ponder.eval.store import RunStore
+        from ponder.eval.store import MIGRATE_HINT, RunStore
 
         if not Path(path).exists():
             raise ConfigError(f"replay bank {path} does not exist")
         with RunStore(path, create=False) as store:
             config = store.config() or {}
             records = store.records(include_errors=False)
+            fingerprints = store.problem_fingerprints()
         strategy = config.get("strategy")
         options = strategy.get("options") if isinstance(strategy, dict) else None
         name = strategy.get("name") if isinstance(strategy, dict) else None
@@ -87,6 +106,13 @@ class SampleBank:
             )
         if not records:
             raise ConfigError(f"replay bank {path} has no finished records")
+        if not isinstance(config.get("data"), dict) or not fingerprints:
+            raise ConfigError(
+                f"replay bank {path} does not record which data, model and prompts its "
+                f"samples were drawn from, so it cannot be checked against this run; "
+                f"{MIGRATE_HINT}"
+            )
+        sha = config.get("model_sha256")
         return cls(
             samples={r.problem_id: tuple(r.candidates) for r in records},
             temperature=float(options.get("temperature", 0.0)),
@@ -94,7 +120,56 @@ class SampleBank:
             max_tokens=int(config.get("max_tokens", 0)),
             model=str(config.get("model", "?")),
             source=str(path),
+            model_sha256=None if sha is None else str(sha),
+            questions={r.problem_id: text_sha256(r.question) for r in records},
+            prompts={
+                pid: str(fp.get("prompt"))
+                for pid, fp in fingerprints.items()
+                if pid in {r.problem_id for r in records}
+            },
+            data=dict(config["data"]),
         )
+
+    def mismatch(self, task: Task, problem: Problem) -> str | None:
+        """Why this bank's record of ``problem.id`` is not a sample of ``problem`` under
+        ``task``'s prompt (another question, another prompt), or None when it is, or when
+        the bank has no record of it."""
+        recorded = self.questions.get(problem.id)
+        if recorded is None:
+            return None
+        where = f"replay bank {self.source or '(in memory)'}"
+        if recorded != text_sha256(problem.question):
+            return (
+                f"{where}: its record {problem.id!r} is another question than this run's "
+                f"problem {problem.id!r} (the bank's data: {_describe(self.data)}); "
+                "replay a bank drawn on this data"
+            )
+        fingerprint = problem_fingerprint(task, problem)
+        if self.prompts.get(problem.id) != fingerprint["prompt"]:
+            return (
+                f"{where}: problem {problem.id!r} was sampled from another prompt than "
+                f"task {task.name!r} renders now (prompt sha256 "
+                f"{self.prompts.get(problem.id)} in the bank, {fingerprint['prompt']} now); "
+                "replay serves only samples of the same prompt"
+            )
+        return None
+
+    def check_model(self, engine: Engine) -> None:
+        """Raise ``ConfigError`` unless ``engine`` runs the model the bank was drawn by
+        (the same name, and the same weights' sha256 where either side knows it)."""
+        sha = model_sha256(engine)
+        where = f"replay bank {self.source or '(in memory)'}"
+        if engine.name != self.model:
+            raise ConfigError(
+                f"{where} was drawn by model {self.model!r}, but this run's model is "
+                f"{engine.name!r}; replay with the bank's model"
+            )
+        if sha != self.model_sha256:
+            raise ConfigError(
+                f"{where} was drawn by model {self.model!r} with weights sha256 "
+                f"{self.model_sha256}, but this run's {engine.name!r} has {sha}; "
+                "replay with the same model file"
+            )
 
     def describe(self) -> dict[str, Any]:
         """What a store records about the bank a replay run drew from."""
@@ -106,6 +181,8 @@ class SampleBank:
             "max_tokens": self.max_tokens,
             "problems": len(self.samples),
             "samples": min((len(s) for s in self.samples.values()), default=0),
+            "data": dict(self.data),
+            "model_sha256": self.model_sha256,
         }
 
 
@@ -133,6 +210,8 @@ class ReplayEngine:
     ) -> None:
         if extend and inner is None:
             raise ConfigError("extending a replay bank needs a model to draw the new samples")
+        if inner is not None:
+            bank.check_model(inner)
         self.bank = bank
         self.task = task
         self.inner = inner
@@ -144,14 +223,22 @@ class ReplayEngine:
         return self.bank.model
 
     @property
+    def model_sha256(self) -> str | None:
+        return self.bank.model_sha256
+
+    @property
     def capabilities(self) -> Capabilities:
         if self.inner is None:
             return Capabilities(native_n=True)
         return self.inner.capabilities
 
     def check_problems(self, problems: Sequence[Problem]) -> None:
-        """Raise ``ConfigError`` naming the problems the bank has no samples for (an
-        extending engine draws all of theirs anew, so it raises nothing)."""
+        """Raise ``ConfigError`` at the first problem whose bank record is another
+        question or was sampled from another prompt, and naming the problems the bank
+        has no samples for (an extending engine draws all of theirs anew)."""
+        for p in problems:
+            if (why := self.bank.mismatch(self.task, p)) is not None:
+                raise ConfigError(why)
         if self.extend:
             return
         missing = [p.id for p in problems if p.id not in self.bank.samples]
@@ -164,6 +251,8 @@ class ReplayEngine:
             )
 
     def for_problem(self, problem: Problem) -> _ProblemReplay:
+        if (why := self.bank.mismatch(self.task, problem)) is not None:
+            raise ConfigError(why)
         return _ProblemReplay(self, problem)
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:

@@ -92,16 +92,32 @@ def export_store(store_path: str | Path, out: str | Path, *, include_errors: boo
         if config is None:
             raise ConfigError(f"{store_path} holds no run yet (no configuration)")
         records = store.records(include_errors=include_errors)
+        problems = store.problem_fingerprints()
+    write_archive(out, config, problems, records)
+    return len(records)
+
+
+def write_archive(
+    out: str | Path,
+    config: dict[str, Any],
+    problems: dict[str, dict[str, str]],
+    records: list[Record],
+) -> None:
+    """Write an archive of ``records`` under a header of the run's configuration and its
+    problems' fingerprints, beside ``out`` and renamed into place."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part" + (".gz" if out.suffix == ".gz" else ""))
+    header: dict[str, Any] = {"format": ARCHIVE_FORMAT, "config": config}
+    if problems:
+        header["problems"] = problems
     with _open(tmp, "w") as f:
-        f.write(json.dumps({"format": ARCHIVE_FORMAT, "config": config}, sort_keys=True))
+        f.write(json.dumps(header, sort_keys=True))
         f.write("\n")
         for record in records:
             f.write(json.dumps(_record_dict(record), sort_keys=True, default=str))
             f.write("\n")
     tmp.replace(out)
-    return len(records)
 
 
 @dataclass(frozen=True)
@@ -127,10 +143,32 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"cannot read {path}: {e}") from e
 
 
+def read_archive(archive: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[Record]]:
+    """The configuration, problem fingerprints and records of an archive."""
+    path = Path(archive)
+    if not path.is_file():
+        raise ConfigError(f"no archive at {path}")
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None or first[1].get("format") != ARCHIVE_FORMAT:
+        raise ConfigError(f"{path} is not a ponder run archive (no {ARCHIVE_FORMAT} header)")
+    config = first[1].get("config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the header has no configuration")
+    records = []
+    for number, d in lines:
+        try:
+            records.append(_record_from(d))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
+    return config, dict(first[1].get("problems") or {}), records
+
+
 def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
     """Add the records of ``archive`` (from ``export_store``) to the store at ``store_path``.
 
-    A new store takes the archive's configuration; an existing one must match it.
+    A new store takes the archive's configuration and its problems' fingerprints; an
+    existing one must match both.
     A malformed line raises ``ConfigError`` naming it; records before it are kept.
     """
     path = Path(archive)
@@ -143,9 +181,13 @@ def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
     config = first[1].get("config")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the header has no configuration")
+    problems = first[1].get("problems") or {}
+    if not isinstance(problems, dict):
+        raise ConfigError(f"{path}: the header's problems are not a mapping")
     read = added = 0
     with RunStore(store_path) as store:
         store.init_or_check(config)
+        store.add_problem_fingerprints(problems)
         for number, d in lines:
             try:
                 record = _record_from(d)

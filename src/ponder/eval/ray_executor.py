@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.engines.base import Engine
+from ponder.engines.base import Engine, model_sha256
 from ponder.errors import ConfigError, MissingExtra
 from ponder.eval.store import Record
 from ponder.strategies.base import Strategy
@@ -62,6 +62,9 @@ class _Solver:
 
     async def engine_name(self) -> str:
         return self.engine.name
+
+    async def engine_sha256(self) -> str | None:
+        return model_sha256(self.engine)
 
     async def solve(self, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
         from ponder.eval.runner import _solve
@@ -100,6 +103,7 @@ class RayExecutor:
     _handles: list[Any] = field(default_factory=list, init=False, repr=False)
     _started_ray: bool = field(default=False, init=False, repr=False)
     _name: str = field(default="", init=False, repr=False)
+    model_sha256: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.actors < 1 or self.per_actor < 1:
@@ -146,6 +150,8 @@ class RayExecutor:
         ]
         names = await asyncio.gather(*(h.engine_name.remote() for h in self._handles))
         self._name = str(names[0])
+        # the weights' hash, for the run's configuration (None for a server's model)
+        self.model_sha256 = await self._handles[0].engine_sha256.remote()
         return self._name
 
     async def solve(

@@ -38,12 +38,13 @@ from tqdm import tqdm
 
 import ponder
 from ponder.budget import Ledger
-from ponder.engines.base import Engine, PerProblemEngine
+from ponder.engines.base import ChecksProblems, Engine, PerProblemEngine, model_sha256
 from ponder.errors import ConfigError, EngineError
 from ponder.eval.curves import wilson_interval
 from ponder.eval.store import Record, RunStore
 from ponder.strategies.base import Context, Strategy
 from ponder.tasks.base import ModelGradedTask, Task
+from ponder.tasks.identity import data_identity, problem_fingerprint
 from ponder.types import Problem, Result
 
 
@@ -120,16 +121,26 @@ def run_config(
     max_tokens: int,
     seed: int,
     extra: Mapping[str, Any] | None = None,
+    model_sha: str | None = None,
 ) -> dict[str, Any]:
     """The configuration a store records and checks on resume.
 
     ``engine`` is the engine or its name (what an executor's remote engine reports).
+    ``data`` is the task, split and content hash of the task's data (``data_source``,
+    where it was read from, is informational); ``model_sha256`` the weights' hash when
+    the engine knows it (the embedded engine; ``model_sha`` passes it for an executor's
+    remote engine).
 
     ``extra`` adds caller-specific settings (for example the CLI's model path) under
     the key ``"extra"``; they take part in the resume check.
     """
+    identity = data_identity(task)
+    if model_sha is None and not isinstance(engine, str):
+        model_sha = model_sha256(engine)
     config: dict[str, Any] = {
         "task": task.name,
+        "data": identity.to_config(),
+        "data_source": identity.source,
         "model": engine if isinstance(engine, str) else engine.name,
         "strategy": {"name": strategy_name(strategy), "options": strategy_options(strategy)},
         "max_tokens": max_tokens,
@@ -137,6 +148,8 @@ def run_config(
         "ponder_version": ponder.__version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if model_sha is not None:
+        config["model_sha256"] = model_sha
     if extra:
         config["extra"] = _jsonable(extra)
     return config
@@ -373,12 +386,15 @@ async def evaluate(
         try:
             return await _evaluate(
                 task, problems, strategy, name, store, executor.slots, max_tokens, seed,
-                progress, config_extra, executor.solve,
+                progress, config_extra, executor.solve, getattr(executor, "model_sha256", None),
             )  # fmt: skip
         finally:
             await executor.close()
     if engine is None:
         raise ConfigError("evaluate needs an engine, or an executor whose workers hold one")
+    if isinstance(engine, ChecksProblems):
+        # a replay bank serves only the problems it recorded, drawn from the same prompt
+        engine.check_problems(problems)
     local = engine
 
     async def solve(slot: int, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
@@ -405,6 +421,7 @@ async def _evaluate(
     progress: bool,
     config_extra: Mapping[str, Any] | None,
     solve: Callable[[int, int, Problem], Awaitable[tuple[Record, BaseException | None]]],
+    model_sha: str | None = None,
 ) -> EvalSummary:
     t_start = time.perf_counter()
     store.init_or_check(
@@ -415,8 +432,10 @@ async def _evaluate(
             max_tokens=max_tokens,
             seed=seed,
             extra=config_extra,
+            model_sha=model_sha,
         )
     )
+    store.add_problem_fingerprints({p.id: problem_fingerprint(task, p) for p in problems})
     wanted = {p.id for p in problems}
     finished = {r.problem_id: r for r in store.records(include_errors=False)}
     finished = {k: r for k, r in finished.items() if k in wanted}

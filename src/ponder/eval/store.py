@@ -31,7 +31,13 @@ SCHEMA_VERSION = 2
 
 # Keys of the stored configuration that describe the run but do not change its
 # results, so resuming under a different value is allowed.
-INFORMATIONAL_KEYS = frozenset({"created", "ponder_version"})
+INFORMATIONAL_KEYS = frozenset({"created", "ponder_version", "data_source", "migrated"})
+
+# What a store written before runs recorded their data lacks, and how to add it.
+MIGRATE_HINT = (
+    "a store or bank written before ponder recorded its data and model (no 'data' key) "
+    "can be brought up to date with `ponder migrate`"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -345,6 +351,42 @@ class RunStore:
                 + "\n  ".join(diffs)
                 + "\nTo start a new run, pass a new file as --out; to resume this one, "
                 "use the same configuration."
+                + ("" if "data" in stored else f"\nNote: {MIGRATE_HINT}.")
+            )
+
+    def problem_fingerprints(self) -> dict[str, dict[str, str]]:
+        """Per problem id the run has seen, the sha256 of its question and prompt."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='problems'").fetchone()
+        if row is None:
+            return {}
+        out: dict[str, dict[str, str]] = json.loads(row[0])
+        return out
+
+    def add_problem_fingerprints(self, fingerprints: Mapping[str, Mapping[str, str]]) -> None:
+        """Record the fingerprints of the problems a run is given, refusing (with both
+        descriptions) a problem id the store knows with another question or prompt."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='problems'").fetchone()
+            known: dict[str, dict[str, str]] = json.loads(row[0]) if row is not None else {}
+            clashes = [
+                f"{pid}: {what} sha256 stored {known[pid].get(what)}, now {fp.get(what)}"
+                for pid, fp in fingerprints.items()
+                if pid in known
+                for what in ("question", "prompt")
+                if known[pid].get(what) != fp.get(what)
+            ]
+            if clashes:
+                shown = "\n  ".join(clashes[:5]) + ("\n  ..." if len(clashes) > 5 else "")
+                raise ConfigError(
+                    f"run store {self.path} ran problems of the same ids on other data or "
+                    f"with another prompt ({len(clashes)} differences):\n  {shown}\n"
+                    "To start a new run, pass a new file as --out."
+                )
+            known.update({pid: dict(fp) for pid, fp in fingerprints.items()})
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('problems', ?)",
+                (json.dumps(known, sort_keys=True),),
             )
 
     # -- records ---------------------------------------------------------------------

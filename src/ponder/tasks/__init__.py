@@ -6,12 +6,14 @@ from ponder.tasks.demo import DemoTask
 from ponder.tasks.freeform import FreeformTask, JudgeGradedTask
 from ponder.tasks.gsm8k import GSM8KTask
 from ponder.tasks.humaneval import HumanEvalTask
+from ponder.tasks.identity import DataIdentity, data_identity, problem_fingerprint
 from ponder.tasks.jsonl import JsonlTask, MathTask
 from ponder.tasks.math500 import Math500Task
 from ponder.tasks.registry import make_task, task_names
 
 __all__ = [
     "AIME24Task",
+    "DataIdentity",
     "DemoTask",
     "FreeformTask",
     "GSM8KTask",
@@ -23,6 +25,8 @@ __all__ = [
     "MathTask",
     "ModelGradedTask",
     "Task",
+    "data_identity",
     "make_task",
+    "problem_fingerprint",
     "task_names",
 ]

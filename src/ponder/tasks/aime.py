@@ -17,19 +17,20 @@ class AIME24Task(MathTask):
     The hub keeps these 30 problems in its ``train`` split, which ``split="test"`` reads.
     """
 
-    def __init__(self, data: str | Path | None = None, split: str = "test") -> None:
-        super().__init__("aime24")
+    def __init__(self, data: str | Path | None = None, split: str | None = None) -> None:
+        super().__init__("aime24", split)
         self.data = data
-        self.split = split
 
     def _load_all(self) -> list[Problem]:
-        records = load_records(
-            self.data,
-            self.split,
-            task=self.name,
-            hub_path="HuggingFaceH4/aime_2024",
-            hub_splits={"test": "train"},
-            fields=("id", "problem", "answer"),
+        records = self._read(
+            load_records(
+                self.data,
+                self.split,
+                task=self.name,
+                hub_path="HuggingFaceH4/aime_2024",
+                hub_splits={"test": "train"},
+                fields=("id", "problem", "answer"),
+            )
         )
         problems: list[Problem] = []
         for where, record in records:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ponder.errors import ConfigError
 from ponder.tasks.base import Grading
+from ponder.tasks.identity import DataIdentity, file_sha256, resolve_split
 from ponder.tasks.jsonl import find_data_file, read_jsonl, require_field
 from ponder.types import Message, Problem
 from ponder.verifiers.equivalence import ask_yes_no, normalize_answer
@@ -122,13 +123,16 @@ class FreeformTask:
         id_field: str | None = None,
         name: str = "jsonl",
         answer_from: str = "line",
+        split: str | None = None,
     ) -> None:
         if answer_from not in ANSWER_FROM:
             raise ConfigError(
                 f"answer_from must be one of {', '.join(ANSWER_FROM)}, got {answer_from!r}"
             )
         self._name = name
-        self.path = None if path is None else find_data_file(path)
+        self.path = None if path is None else find_data_file(path, split or "test")
+        self.split = split
+        self._identity: DataIdentity | None = None
         self.question_field = question_field
         self.answer_field = answer_field
         self.id_field = id_field
@@ -145,17 +149,28 @@ class FreeformTask:
             raise ConfigError(f"task {self.name!r} was made without a data file")
         problems: list[Problem] = []
         used = {self.question_field, self.answer_field, self.id_field, "solution"}
-        for index, (where, record) in enumerate(read_jsonl(self.path)):
+        records = read_jsonl(self.path)
+        where_file = str(self.path)
+        self.split = resolve_split(self.split, self.path, (r for _, r in records), where=where_file)
+        self._identity = DataIdentity(self.name, self.split, file_sha256(self.path), where_file)
+        prefix = self.name if self.split is None else f"{self.name}-{self.split}"
+        for index, (where, record) in enumerate(records):
             question = require_field(record, self.question_field, where)
             refs = _references(require_field(record, self.answer_field, where), where)
             if self.id_field is None:
-                pid = f"{self.name}-{index:04d}"
+                pid = f"{prefix}-{index:04d}"
             else:
                 pid = str(require_field(record, self.id_field, where))
             meta = {k: v for k, v in record.items() if k not in used}
             problems.append(Problem(pid, str(question), refs[0], meta))
             self._accepted[pid] = refs
         return problems
+
+    def data_identity(self) -> DataIdentity:
+        """The task, split and content hash of the data file."""
+        self.load(None)
+        assert self._identity is not None  # set by loading
+        return self._identity
 
     def load(self, limit: int | None = None) -> list[Problem]:
         """The first ``limit`` problems in file order (all of them for None)."""
@@ -239,8 +254,9 @@ class JudgeGradedTask(FreeformTask):
         answer_from: str = "line",
         judge_engine: Engine | None = None,
         max_answer_chars: int = 1000,
+        split: str | None = None,
     ) -> None:
-        super().__init__(path, question_field, answer_field, id_field, name, answer_from)
+        super().__init__(path, question_field, answer_field, id_field, name, answer_from, split)
         self.judge_engine = judge_engine
         self.max_answer_chars = max_answer_chars
 

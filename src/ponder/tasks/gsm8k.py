@@ -24,17 +24,19 @@ def gsm8k_reference(solution: str, where: str = "GSM8K record") -> str:
 class GSM8KTask(MathTask):
     """GSM8K from a JSONL file (fields ``question``, ``answer``) or the hub (openai/gsm8k).
 
-    Problem ids are ``gsm8k-<split>-0000`` by position; the reference answer is the
-    canonical form of the number after ``####`` in the solution.
+    Problem ids are ``gsm8k-<split>-0000`` by position, the split taken from the data
+    (``split``, else the file's name, else its records' ``split`` field; the hub's
+    ``test`` without data), so train and test ids never collide; a file that names no
+    split is refused. The reference answer is the canonical form of the number after
+    ``####`` in the solution.
     """
 
-    def __init__(self, data: str | Path | None = None, split: str = "test") -> None:
-        super().__init__("gsm8k")
+    def __init__(self, data: str | Path | None = None, split: str | None = None) -> None:
+        super().__init__("gsm8k", split)
         self.data = data
-        self.split = split
 
     def _load_all(self) -> list[Problem]:
-        records = load_records(
+        loaded = load_records(
             self.data,
             self.split,
             task=self.name,
@@ -42,6 +44,12 @@ class GSM8KTask(MathTask):
             hub_config="main",
             fields=("question", "answer"),
         )
+        if loaded.split is None:
+            raise ConfigError(
+                f"{loaded.source}: cannot tell whether this is GSM8K's train or test data "
+                "(neither its name nor a 'split' field says); pass --split train or --split test"
+            )
+        records = self._read(loaded)
         problems: list[Problem] = []
         for index, (where, record) in enumerate(records):
             question = str(require_field(record, "question", where))

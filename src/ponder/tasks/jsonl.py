@@ -10,16 +10,25 @@ from __future__ import annotations
 import gzip
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ponder.errors import ConfigError
+from ponder.tasks.identity import (
+    DataIdentity,
+    data_identity,
+    file_sha256,
+    records_sha256,
+    resolve_split,
+)
 from ponder.types import Message, Problem
 from ponder.verifiers.grading import answers_match, canonical_answer, extract_answer
 
 __all__ = [
     "JsonlTask",
+    "LoadedData",
     "MathTask",
     "answer_string",
     "find_data_file",
@@ -89,25 +98,45 @@ def read_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     return records
 
 
+@dataclass(frozen=True)
+class LoadedData:
+    """A benchmark's records with their locations, and what they were read from: the
+    split (None when nothing names one), the content hash and the source."""
+
+    records: Sequence[tuple[str, Record]]
+    split: str | None
+    sha256: str
+    source: str
+
+    def identity(self, task: str) -> DataIdentity:
+        return DataIdentity(task=task, split=self.split, sha256=self.sha256, source=self.source)
+
+
 def load_records(
     data: str | Path | None,
-    split: str,
+    split: str | None,
     *,
     task: str,
     hub_path: str,
     hub_config: str | None = None,
     hub_splits: Mapping[str, str] | None = None,
     fields: Iterable[str] = (),
-) -> list[tuple[str, Record]]:
+) -> LoadedData:
     """Records of a benchmark, with their locations: from ``data`` or the Hugging Face hub.
 
-    ``data`` is a JSONL file or a folder holding ``<split>.jsonl``. Without it the
-    records come from ``datasets.load_dataset(hub_path, hub_config)``, whose split is
-    ``hub_splits[split]`` (default: the same name); when that fails (``datasets`` not
-    installed, offline) the ``ConfigError`` says how to pass a file instead.
+    ``data`` is a JSONL file or a folder holding ``<split>.jsonl`` (``test.jsonl`` when no
+    split is given); the split of a file is resolved as ``ponder.tasks.identity`` says.
+    Without ``data`` the records come from ``datasets.load_dataset(hub_path, hub_config)``,
+    whose split is ``hub_splits[split]`` (default: the same name; ``split`` None reads
+    ``test``); when that fails (``datasets`` not installed, offline) the ``ConfigError``
+    says how to pass a file instead.
     """
     if data is not None:
-        return list(read_jsonl(find_data_file(data, split)))
+        path = find_data_file(data, split or "test")
+        records = read_jsonl(path)
+        resolved = resolve_split(split, path, (r for _, r in records), where=str(path))
+        return LoadedData(records, resolved, file_sha256(path), str(path))
+    split = split or "test"
     hub_split = (hub_splits or {}).get(split, split)
     advice = (
         f"pass --data PATH: a JSONL file (or a folder with {split}.jsonl) with the "
@@ -122,13 +151,18 @@ def load_records(
         ) from exc
     try:
         rows = datasets.load_dataset(hub_path, hub_config, split=hub_split)
-        records = [dict(row) for row in rows]
+        hub_records = [dict(row) for row in rows]
     except Exception as exc:  # offline, gated, renamed: any failure means "use a file"
         raise ConfigError(
             f"{task}: could not load {hub_path} (split {hub_split!r}) from the Hugging Face "
             f"hub ({type(exc).__name__}: {exc}); {advice}"
         ) from exc
-    return [(f"{hub_path} {hub_split} row {i}", r) for i, r in enumerate(records)]
+    return LoadedData(
+        [(f"{hub_path} {hub_split} row {i}", r) for i, r in enumerate(hub_records)],
+        split,
+        records_sha256(hub_records),
+        f"hub:{hub_path}:{hub_split}",
+    )
 
 
 def require_field(record: Record, field: str, where: str) -> Any:
@@ -142,12 +176,16 @@ def require_field(record: Record, field: str, where: str) -> Any:
 class MathTask(ABC):
     """Base of tasks whose answers are graded as math: the prompt, extraction, grading.
 
-    Subclasses provide ``_load_all``; problems are loaded once and kept.
+    Subclasses provide ``_load_all``, reading their data through ``_read`` (which keeps
+    what was read: ``data_identity``, and ``split`` as resolved); problems are loaded
+    once and kept.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, split: str | None = None) -> None:
         self._name = name
+        self.split = split
         self._problems: list[Problem] | None = None
+        self._identity: DataIdentity | None = None
 
     @property
     def name(self) -> str:
@@ -156,6 +194,18 @@ class MathTask(ABC):
     @abstractmethod
     def _load_all(self) -> list[Problem]:
         """Every problem, in file order."""
+
+    def _read(self, loaded: LoadedData) -> Sequence[tuple[str, Record]]:
+        """Keep what ``loaded`` was read from; its records."""
+        self.split = loaded.split
+        self._identity = loaded.identity(self.name)
+        return loaded.records
+
+    def data_identity(self) -> DataIdentity:
+        """The task, split and content hash of the data the problems come from."""
+        self.load(None)
+        # a subclass that does not read through ``_read``: hash its problems
+        return self._identity or data_identity(_ProblemsOnly(self))
 
     def load(self, limit: int | None = None) -> list[Problem]:
         """The first ``limit`` problems in file order (all of them for None)."""
@@ -183,6 +233,17 @@ class MathTask(ABC):
         return f"{type(self).__name__}(name={self._name!r})"
 
 
+class _ProblemsOnly:
+    """A task's name and problems, without its own ``data_identity``."""
+
+    def __init__(self, task: MathTask) -> None:
+        self.name = task.name
+        self._task = task
+
+    def load(self, limit: int | None = None) -> list[Problem]:
+        return self._task.load(limit)
+
+
 def answer_string(answer: Any) -> str:
     """A reference answer as a string: ``12.0`` -> ``"12"``, strings stripped, and a
     GSM8K-style worked solution ending in ``#### 12`` -> ``"12"``."""
@@ -198,7 +259,9 @@ def answer_string(answer: Any) -> str:
 class JsonlTask(MathTask):
     """Any JSONL file of questions and reference answers, graded as math.
 
-    ``id_field`` None numbers the problems ``<name>-0000``, ``<name>-0001``, ...
+    ``id_field`` None numbers the problems ``<name>-<split>-0000``, ... when the data
+    names its split (``split``, the file name, or the records' ``split`` field; see
+    ``ponder.tasks.identity``), else ``<name>-0000``, ``<name>-0001``, ...
     Other fields travel in ``Problem.meta``, except ``solution``, which would give the
     answer away to a strategy.
     """
@@ -210,9 +273,10 @@ class JsonlTask(MathTask):
         answer_field: str = "answer",
         id_field: str | None = None,
         name: str = "jsonl",
+        split: str | None = None,
     ) -> None:
-        super().__init__(name)
-        self.path = find_data_file(path)
+        super().__init__(name, split)
+        self.path = find_data_file(path, split or "test")
         self.question_field = question_field
         self.answer_field = answer_field
         self.id_field = id_field
@@ -220,11 +284,15 @@ class JsonlTask(MathTask):
     def _load_all(self) -> list[Problem]:
         problems: list[Problem] = []
         used = {self.question_field, self.answer_field, self.id_field, "solution"}
-        for index, (where, record) in enumerate(read_jsonl(self.path)):
+        lines = read_jsonl(self.path)
+        split = resolve_split(self.split, self.path, (r for _, r in lines), where=str(self.path))
+        records = self._read(LoadedData(lines, split, file_sha256(self.path), str(self.path)))
+        prefix = self.name if split is None else f"{self.name}-{split}"
+        for index, (where, record) in enumerate(records):
             question = require_field(record, self.question_field, where)
             answer = require_field(record, self.answer_field, where)
             if self.id_field is None:
-                pid = f"{self.name}-{index:04d}"
+                pid = f"{prefix}-{index:04d}"
             else:
                 pid = str(require_field(record, self.id_field, where))
             meta = {k: v for k, v in record.items() if k not in used}

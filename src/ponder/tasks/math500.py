@@ -17,18 +17,19 @@ class Math500Task(MathTask):
     ``subject`` and ``level`` go to ``Problem.meta`` when present.
     """
 
-    def __init__(self, data: str | Path | None = None, split: str = "test") -> None:
-        super().__init__("math500")
+    def __init__(self, data: str | Path | None = None, split: str | None = None) -> None:
+        super().__init__("math500", split)
         self.data = data
-        self.split = split
 
     def _load_all(self) -> list[Problem]:
-        records = load_records(
-            self.data,
-            self.split,
-            task=self.name,
-            hub_path="HuggingFaceH4/MATH-500",
-            fields=("problem", "answer", "unique_id"),
+        records = self._read(
+            load_records(
+                self.data,
+                self.split,
+                task=self.name,
+                hub_path="HuggingFaceH4/MATH-500",
+                fields=("problem", "answer", "unique_id"),
+            )
         )
         problems: list[Problem] = []
         for where, record in records:

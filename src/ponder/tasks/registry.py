@@ -32,6 +32,7 @@ def _jsonl(
     answer_type: str = "math",
     grader: str | None = None,
     answer_from: str | None = None,
+    split: str | None = None,
 ) -> Task:
     if data is None:
         raise ConfigError("the jsonl task needs a data file: pass --data PATH")
@@ -40,6 +41,7 @@ def _jsonl(
         "answer_field": answer_field,
         "id_field": id_field,
         "name": name,
+        "split": split,
     }
     if answer_type == "math":
         if grader is not None or answer_from is not None:
@@ -89,7 +91,8 @@ def _accepted_fields(cls: Callable[..., object]) -> list[str]:
 def make_task(name: str, data: str | Path | None = None, **fields: Any) -> Task:
     """The task called ``name``, reading ``data`` (a JSONL file or a folder) when given.
 
-    ``fields`` are the task's own settings: ``split`` for the math benchmarks;
+    ``fields`` are the task's own settings: ``split`` for the math benchmarks and
+    ``jsonl`` (None: the split the data names; see ``ponder.tasks.identity``);
     ``question_field``, ``answer_field``, ``id_field`` and ``name`` for ``jsonl``, and
     for free-form answers ``answer_type="free"`` with ``grader`` (``exact`` or
     ``judge``) and ``answer_from`` (``line`` or ``text``; see ``ponder.tasks.freeform``).
