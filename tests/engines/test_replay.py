@@ -72,7 +72,9 @@ def test_samples_are_served_in_order_across_requests_and_restart_per_problem() -
     engine = ScriptedEngine(numbered)
     bank_samples = asyncio.run(engine.generate([GenRequest(prompt="x", n=5)]))[0]
     cands = tuple(Candidate(c.text, None, c.usage) for c in bank_samples)
-    bank = SampleBank({problem.id: cands}, temperature=0.7, top_p=0.95, max_tokens=16, model="m")
+    bank = SampleBank.of(
+        TASK, [(problem, cands)], temperature=0.7, top_p=0.95, max_tokens=16, model="m"
+    )
     replay = ReplayEngine(bank, TASK)
     sample = GenRequest(
         messages=TASK.messages(problem), n=2, max_tokens=16, temperature=0.7, top_p=0.95

@@ -215,9 +215,10 @@ def bank_of(answers, prompt=6):
         Candidate(text, None, Usage(prompt_tokens=prompt, completion_tokens=2, calls=1))
         for text in boxed(*answers)
     )
-    return SampleBank(
-        {PROBLEM.id: cands}, temperature=0.7, top_p=0.95, max_tokens=32, model="bank-model"
-    )
+    return SampleBank.of(
+        BoxedTask(), [(PROBLEM, cands)], temperature=0.7, top_p=0.95, max_tokens=32,
+        model="bank-model",
+    )  # fmt: skip
 
 
 async def test_adaptive_consistency_replays_the_bank_in_order_and_stops_by_the_rule():

@@ -130,14 +130,36 @@ class SampleBank:
             data=dict(config["data"]),
         )
 
+    @classmethod
+    def of(
+        cls,
+        task: Task,
+        samples: Sequence[tuple[Problem, Sequence[Candidate]]],
+        **settings: Any,
+    ) -> SampleBank:
+        """A bank in memory: ``(problem, its samples)`` pairs, drawn from ``task``'s
+        prompt with ``settings`` (``temperature``, ``top_p``, ``max_tokens``, ``model``)."""
+        return cls(
+            samples={p.id: tuple(c) for p, c in samples},
+            questions={p.id: text_sha256(p.question) for p, _ in samples},
+            prompts={p.id: problem_fingerprint(task, p)["prompt"] for p, _ in samples},
+            **settings,
+        )
+
     def mismatch(self, task: Task, problem: Problem) -> str | None:
         """Why this bank's record of ``problem.id`` is not a sample of ``problem`` under
-        ``task``'s prompt (another question, another prompt), or None when it is, or when
-        the bank has no record of it."""
-        recorded = self.questions.get(problem.id)
-        if recorded is None:
+        ``task``'s prompt (another question, another prompt, or neither recorded), or
+        None when it is, or when the bank has no record of it."""
+        if problem.id not in self.samples:
             return None
+        recorded = self.questions.get(problem.id)
         where = f"replay bank {self.source or '(in memory)'}"
+        if recorded is None:
+            return (
+                f"{where} does not record the question of its problem {problem.id!r}, so "
+                "its samples cannot be checked against this run's (build a bank in memory "
+                "with SampleBank.of)"
+            )
         if recorded != text_sha256(problem.question):
             return (
                 f"{where}: its record {problem.id!r} is another question than this run's "

@@ -12,8 +12,9 @@ bank serves a problem's samples only to the same problem under the same prompt:
 
 The split of a file comes from, in this order: an explicit ``split``, the file's name
 (a ``train``/``test``/``validation``/``dev`` word in it, or its folder's name when that
-is one of these words and the file name has none), the records' own ``split`` field (one value for all). An explicit
-split that contradicts the file's name or field is refused, never overridden.
+is one of these words and the file name has none), the records' own ``split`` field
+(one value for all). An explicit split that contradicts the file's name or field is
+refused, never overridden.
 """
 
 from __future__ import annotations
