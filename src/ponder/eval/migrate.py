@@ -5,8 +5,9 @@ fingerprints of its problems, and possibly ids that do not name its split (GSM8K
 the train file were numbered ``gsm8k-test-NNNN``). Migration reads the task's data, finds
 each record's problem by its question text (the record keeps it), renames the record to
 that problem's id, and records the data's identity, the problems' fingerprints and the
-model's sha256. Nothing else of a record changes; a record whose question is not in the
-data is refused, so a run can only be migrated onto the data it ran on.
+model's sha256 (also in the description of the bank a replay run drew from, which was
+of the same data and model). Nothing else of a record changes; a record whose question
+is not in the data is refused, so a run can only be migrated onto the data it ran on.
 
 The prompt fingerprint is the prompt the task renders now: migrate a run only with a
 ponder whose prompt for the task is the one the run sampled from.
@@ -119,6 +120,14 @@ def migrate_run(
     config["data"] = identity.to_config()
     config["data_source"] = identity.source
     config["model_sha256"] = model_sha256
+    replay = (config.get("extra") or {}).get("replay")
+    if isinstance(replay, dict):
+        # a replay serves only a bank of the same data and model (which replay checks
+        # now); its description records them as a replay run records them
+        config["extra"] = {
+            **config["extra"],
+            "replay": {**replay, "data": identity.to_config(), "model_sha256": model_sha256},
+        }
     config["migrated"] = {
         "on": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "renamed": renamed,
