@@ -41,13 +41,13 @@ def _figures(records: list[Record]) -> tuple[float, float]:
 
 def check(revision: str, banks: Path) -> int:
     failures = 0
-    print(f"{'bank':48} {'records':>7} {'renamed':>7} {'accuracy':>17} {'tokens/problem':>19}")
+    print(f"{'bank':52} {'records':>7} {'renamed':>7} {'accuracy':>17} {'tokens/problem':>19}")
     with tempfile.TemporaryDirectory() as tmp:
         for path in sorted(banks.glob("*.jsonl.gz")):
             _, _, old = read_archive(_old(revision, path, Path(tmp)))
             new_config, problems, new = read_archive(path)
             if "data" not in new_config:
-                print(f"{path.name:48} not migrated")
+                print(f"{path.name:52} not migrated")
                 continue
             problems_ok = {r.problem_id for r in new} <= set(problems)
             same = len(old) == len(new) and problems_ok
@@ -60,7 +60,7 @@ def check(revision: str, banks: Path) -> int:
             same = same and (acc0, tok0) == (acc1, tok1)
             failures += not same
             print(
-                f"{path.name:48} {len(new):7d} {renamed:7d} {acc0:8.3f} {acc1:8.3f} "
+                f"{path.name:52} {len(new):7d} {renamed:7d} {acc0:8.3f} {acc1:8.3f} "
                 f"{tok0:9.1f} {tok1:9.1f}" + ("" if same else "  DIFFERS")
             )
     print(
