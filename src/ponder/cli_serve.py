@@ -17,7 +17,10 @@ EPILOG = """choosing the strategy per request:
                           "candidates": true}}
   otherwise              --strategy and -o KEY=VALUE below
 The reply's usage counts every token the strategy spent; its `ponder` field has the
-votes, ponder's own token accounting and, on request, the candidates.
+votes, ponder's own token accounting and, on request, the candidates. A failed,
+timed-out or over-budget request's error has what it spent in `ponder.usage`, and
+GET /v1/ponder/usage returns the running total of the key it is called with
+(kept in memory: a restart resets it).
 
 example:
   ponder serve --model qwen2.5-coder-1.5b --port 8000 --strategy majority -o n=4

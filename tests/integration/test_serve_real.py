@@ -1,5 +1,6 @@
 """`ponder serve` as a real process, spoken to by the official openai client: on the
-embedded smollm2-135m model, and in front of a real upstream llama.cpp server."""
+embedded smollm2-135m model, in front of a real upstream llama.cpp server, and in front
+of a scripted upstream (``FaultServer``) where exact token counts are known."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+from tests.engines.fault_server import FaultServer
 from tests.integration.conftest import _free_port, running_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -89,3 +92,36 @@ def test_in_front_of_an_upstream_server_with_keys(llama_server_url: str, tmp_pat
         with pytest.raises(openai.BadRequestError):
             c.chat.completions.create(model="majority-999/smol", messages=[])
         assert [m.id for m in c.models.list().data] == ["smol"]
+
+
+def test_a_failed_request_reports_its_usage_and_each_key_reads_its_own_total(
+    tmp_path: Path,
+) -> None:
+    question = [{"role": "user", "content": "What is 2 + 3?"}]
+    with FaultServer() as upstream:  # every call: 3 prompt and 2 completion tokens
+        args = ["--model", "up", "--base-url", upstream.url("ok"),
+                "--api-key", "alice", "--api-key", "bob"]  # fmt: skip
+        with serving(tmp_path, *args) as url:
+            alice = openai.OpenAI(base_url=url, api_key="alice", max_retries=0, timeout=60)
+            ok = alice.chat.completions.create(model="up", messages=question, max_tokens=4)
+            # revise's first call fits the budget (worst case 4 <= 6); its second does
+            # not (5 spent + 4 > 6), so the request fails having spent one call
+            with pytest.raises(openai.BadRequestError) as info:
+                alice.chat.completions.create(
+                    model="revise-2/up", messages=question, max_tokens=4,
+                    extra_body={"ponder": {"budget": 6}},
+                )  # fmt: skip
+            totals = {
+                key: httpx.get(f"{url}/ponder/usage", headers={"Authorization": f"Bearer {key}"})
+                for key in ("alice", "bob", "eve")
+            }
+    one_call = {"prompt_tokens": 3, "cached_tokens": 0, "completion_tokens": 2,
+                "total_tokens": 5, "calls": 1}  # fmt: skip
+    assert ok.model_extra["ponder"]["usage"] == one_call  # type: ignore[index]
+    assert info.value.body["ponder"]["usage"] == one_call  # type: ignore[index]
+    assert totals["alice"].json() == {
+        "object": "ponder.usage", "requests": 2, "failed_requests": 1,
+        "usage": {"prompt_tokens": 6, "cached_tokens": 0, "completion_tokens": 4,
+                  "total_tokens": 10, "calls": 2},
+    }  # fmt: skip
+    assert totals["bob"].json()["requests"] == 0 and totals["eve"].status_code == 401

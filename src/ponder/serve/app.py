@@ -1,19 +1,30 @@
 """``ponder serve``: an OpenAI-compatible server that runs a strategy per request.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
-``GET /health``. A request's strategy comes from ``ponder.serve.selection``; the
-reply is an ordinary completion whose text is the winning candidate's, whose
-``usage`` counts every token the strategy spent (all samples, the verifier's too;
-``prompt_tokens`` includes prompt tokens served from cache, which
-``prompt_tokens_details.cached_tokens`` shows), plus a ``ponder`` object with the
-strategy, answer, votes, ponder's own usage, seconds and, on request, the candidates.
+``GET /v1/ponder/usage``, ``GET /health``. A request's strategy comes from
+``ponder.serve.selection``; the reply is an ordinary completion whose text is the
+winning candidate's, whose ``usage`` counts every token the strategy spent (all
+samples, the verifier's too; ``prompt_tokens`` includes prompt tokens served from
+cache, which ``prompt_tokens_details.cached_tokens`` shows), plus a ``ponder`` object
+with the strategy, answer, votes, ponder's own usage, seconds and, on request, the
+candidates.
 
 Admission: at most ``concurrency`` requests run at once and ``queue`` more wait; a
 request beyond that gets 429 with ``Retry-After``. Optional bearer-token API keys:
 without a valid one, 401 and no work. Errors are JSON
 ``{"error": {"message", "type", "code"}}``: 400 for a bad request (bad JSON, missing
 messages, unknown strategy, limits exceeded, a budget the strategy cannot keep), 502
-when the engine or upstream server fails, 504 when it times out.
+when the engine or upstream server fails, 504 when it or the request (``--timeout``)
+times out, 500 when the strategy raises anything else.
+
+A request that fails after its strategy started still says what it spent: its error
+object carries ``ponder.usage`` (prompt, cached, completion and total tokens, calls),
+taken from the request's ledger: every engine call that finished, including those
+before a timeout cancelled the rest (a call cut off mid-way is not counted). The
+openai client hands it over as ``APIStatusError.body["ponder"]["usage"]``; a streamed
+reply's error event carries the same object. Every request that ran, failed or not,
+adds its spending to its API key's running total, which ``GET /v1/ponder/usage``
+returns to that key's holder only (``ponder.serve.accounts``).
 """
 
 # no `from __future__ import annotations`: FastAPI reads the route signatures at
@@ -21,6 +32,7 @@ when the engine or upstream server fails, 504 when it times out.
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -37,13 +49,16 @@ from ponder.errors import (
     EngineTimeout,
     MissingExtra,
 )
+from ponder.serve.accounts import Accounts
 from ponder.serve.chat import ChatTask, chat_problem
 from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
 from ponder.strategies import Context
-from ponder.types import Message, Result, Usage
+from ponder.types import Message, Problem, Result, Usage
 
 __all__ = ["ServeSettings", "create_app"]
+
+log = logging.getLogger(__name__)
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -76,6 +91,8 @@ class HTTPError(Exception):
         self.kind = kind
         self.code = code or kind
         self.headers: dict[str, str] = {}
+        # what the request spent before it failed; None when it failed before any work
+        self.usage: Usage | None = None
 
 
 class _Admission:
@@ -210,7 +227,11 @@ def _pieces(text: str, size: int = 64) -> list[str]:
 
 
 def _error_body(e: HTTPError) -> dict[str, Any]:
-    return {"error": {"message": str(e), "type": e.kind, "code": e.code}}
+    error: dict[str, Any] = {"message": str(e), "type": e.kind, "code": e.code}
+    if e.usage is not None:
+        # inside "error", since that object is what OpenAI clients hand to the caller
+        error["ponder"] = {"usage": e.usage.to_dict()}
+    return {"error": error}
 
 
 class Server:
@@ -221,13 +242,16 @@ class Server:
         self.settings = settings
         self.task = ChatTask()
         self.admission = _Admission(settings.concurrency, settings.queue)
+        self.accounts = Accounts()
 
-    def authorize(self, header: str | None) -> None:
-        if not self.settings.api_keys:
-            return
+    def authorize(self, header: str | None) -> str | None:
+        """The key whose account a request is counted on: the bearer token, None when
+        there is none; 401 when keys are configured and this is not one of them."""
         scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in self.settings.api_keys:
+        key = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        if self.settings.api_keys and key not in self.settings.api_keys:
             raise HTTPError(401, "a valid API key is required", "authentication_error")
+        return key
 
     def selection(self, body: Mapping[str, Any]) -> Selection:
         model = body.get("model")
@@ -254,8 +278,11 @@ class Server:
         messages: tuple[Message, ...],
         prepared: _Prepared,
         report: Callable[[Progress], None] | None = None,
+        *,
+        key: str | None = None,
     ) -> Result:
-        chosen = prepared.selection
+        """Run the request's strategy and add what it spent to ``key``'s account; a
+        failure is an ``HTTPError`` whose ``usage`` is what the request spent."""
         async with self.admission.slot(self.settings.retry_after):
             problem = chat_problem(uuid.uuid4().hex, messages)
             engine: Engine = self.engine
@@ -265,24 +292,51 @@ class Server:
                 engine=engine, task=self.task, ledger=Ledger(), max_tokens=prepared.max_tokens,
                 seed=prepared.seed,
             )  # fmt: skip
+            failed = True
             try:
-                with ctx.ledger.budget(total_tokens=chosen.budget):
-                    run = chosen.strategy(problem, ctx)
-                    return await asyncio.wait_for(run, self.settings.request_timeout)
-            except TimeoutError as e:
-                raise HTTPError(
-                    504,
-                    f"the strategy did not finish within {self.settings.request_timeout:g} s",
-                    "timeout_error",
-                ) from e
-            except BudgetExceeded as e:
-                raise HTTPError(400, f"budget: {e}", code="budget_exceeded") from e
-            except (CapabilityMissing, MissingExtra, ConfigError) as e:
-                raise HTTPError(400, str(e), code="unsupported") from e
-            except EngineTimeout as e:
-                raise HTTPError(504, f"engine timed out: {e}", "timeout_error") from e
-            except EngineError as e:
-                raise HTTPError(502, f"engine failed: {e}", "upstream_error") from e
+                result = await self._run(prepared.selection, problem, ctx)
+                failed = False
+                return result
+            except HTTPError as e:
+                e.usage = ctx.ledger.total()
+                raise
+            finally:
+                # here, not only on success: failed, timed-out and cancelled requests
+                # spent tokens too, and a key's total must include them
+                self.accounts.add(key, ctx.ledger.total(), failed=failed)
+
+    async def _run(self, chosen: Selection, problem: Problem, ctx: Context) -> Result:
+        """The strategy under the request's budget and timeout, its failures as
+        ``HTTPError``s."""
+        try:
+            with ctx.ledger.budget(total_tokens=chosen.budget):
+                run = chosen.strategy(problem, ctx)
+                return await asyncio.wait_for(run, self.settings.request_timeout)
+        except TimeoutError as e:
+            raise HTTPError(
+                504,
+                f"the strategy did not finish within {self.settings.request_timeout:g} s",
+                "timeout_error",
+            ) from e
+        except BudgetExceeded as e:
+            raise HTTPError(400, f"budget: {e}", code="budget_exceeded") from e
+        except (CapabilityMissing, MissingExtra, ConfigError) as e:
+            raise HTTPError(400, str(e), code="unsupported") from e
+        except EngineTimeout as e:
+            raise HTTPError(504, f"engine timed out: {e}", "timeout_error") from e
+        except EngineError as e:
+            raise HTTPError(502, f"engine failed: {e}", "upstream_error") from e
+        except Exception as e:
+            # a bug or an output the strategy could not handle: the traceback goes to the
+            # server's log, the client gets a 500 that still says what was spent
+            log.exception("the %s strategy raised", chosen.name)
+            raise HTTPError(
+                500,
+                f"the {chosen.name} strategy failed: {type(e).__name__}: {e}; "
+                "the server log has the traceback",
+                "server_error",
+                "strategy_failed",
+            ) from e
 
     def ponder_field(self, chosen: Selection, result: Result) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -322,14 +376,20 @@ class Server:
         }
 
     async def stream(
-        self, kind: str, body: Mapping[str, Any], messages: tuple[Message, ...], prepared: _Prepared
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        messages: tuple[Message, ...],
+        prepared: _Prepared,
+        key: str | None = None,
     ) -> AsyncIterator[str]:
         """Server-sent events: progress comments while the strategy runs (and a
         heartbeat every ``heartbeat`` seconds without news), then the answer as chunks,
         a last chunk with ``usage`` and ``ponder``, and ``[DONE]``. A failure after the
-        stream started is an ``error`` event. A client that goes away cancels the work."""
+        stream started is an ``error`` event (with ``ponder.usage``, as a plain error reply
+        has). A client that goes away cancels the work."""
         events: asyncio.Queue[Progress] = asyncio.Queue()
-        work = asyncio.ensure_future(self.solve(messages, prepared, events.put_nowait))
+        work = asyncio.ensure_future(self.solve(messages, prepared, events.put_nowait, key=key))
         ident, created, model = _id(kind), int(time.time()), body.get("model")
         obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
@@ -420,7 +480,7 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
 
     async def complete(request: Request, kind: str) -> Any:
         try:
-            server.authorize(request.headers.get("authorization"))
+            key = server.authorize(request.headers.get("authorization"))
             body = await _json_body(await request.body())
             if kind == "chat":
                 messages = _messages(body)
@@ -433,11 +493,11 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
             if body.get("stream"):
                 server.admission.check(settings.retry_after)
                 return StreamingResponse(
-                    server.stream(kind, body, messages, prepared),
+                    server.stream(kind, body, messages, prepared, key),
                     media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache"},
                 )
-            result = await server.solve(messages, prepared)
+            result = await server.solve(messages, prepared, key=key)
         except HTTPError as e:
             return error(e)
         return JSONResponse(server.reply(kind, body, prepared.selection, result))
@@ -460,6 +520,15 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
             "object": "list",
             "data": [{"id": settings.model, "object": "model", "owned_by": "ponder"}],
         }
+
+    @app.get("/v1/ponder/usage")
+    async def usage(request: Request) -> Any:
+        # the caller's own account only: the key that reads is the key that is read
+        try:
+            key = server.authorize(request.headers.get("authorization"))
+        except HTTPError as e:
+            return error(e)
+        return {"object": "ponder.usage", **server.accounts.get(key).to_dict()}
 
     @app.get("/health")
     async def health() -> Any:
