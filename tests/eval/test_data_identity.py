@@ -119,6 +119,7 @@ def test_resuming_with_other_data_is_refused_with_both_descriptions(
     old = GSM8KTask(data["test"]).data_identity().sha256
     new = GSM8KTask(edited).data_identity().sha256
     assert old in message and new in message
+    assert f"the stored run read {data['test']}, this one {edited}" in message
 
 
 def test_a_problem_id_seen_with_another_question_is_refused(tmp_path: Path) -> None:

@@ -345,6 +345,12 @@ class RunStore:
                 return
         stored = json.loads(row[0])
         diffs = _differences(_comparable(stored), _comparable(given))
+        if any(d.startswith("data") for d in diffs):
+            # where each side's data was read from, which the hashes alone do not say
+            diffs.append(
+                f"(the stored run read {stored.get('data_source') or 'unrecorded data'}, "
+                f"this one {given.get('data_source') or 'unrecorded data'})"
+            )
         if diffs:
             raise ConfigError(
                 f"run store {self.path} holds a run with a different configuration:\n  "
