@@ -786,6 +786,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if tokenizer is not None:
             asyncio.run(tokenizer.aclose())
     for run in paths.runs:
+        if run.errors or run.grading_errors:
+            print(f"{run.label}: {run.failures_text()}")
         o, p = run.overthinking, run.paired
         if o is not None and o.tokens:
             print(

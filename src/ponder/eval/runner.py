@@ -8,7 +8,12 @@ problem samples the same way whether it runs first, last, or on resume.
 Grading: a task's ``is_correct`` runs in a worker thread (math-verify may block); a
 ``ModelGradedTask`` (free-form answers graded by a judge model) is awaited instead, on
 the problem's engine, with a ledger of its own: what grading cost goes in the record's
-``meta["grading"]``, not in its ``usage``, which stays the strategy's.
+``meta["grading"]``, not in its ``usage``, which stays the strategy's. The final
+answer's grade goes in ``meta["grading_status"]``: ``{"status": ..., "reason": ...}``,
+status ``correct``, ``wrong``, ``error`` or ``timeout`` (a ``StatusGradedTask``'s grader,
+math-verify, can fail or run out of time; that is not a right answer, and it is
+counted, not hidden), and under ``"answers"`` the grade of every answer, the final one
+or a candidate's, whose grading failed.
 
 Failures: an exception in one problem becomes that problem's error record and the run
 goes on; error records are retried on the next run. If the first ``concurrency + 1``
@@ -43,8 +48,8 @@ from ponder.errors import ConfigError, EngineError
 from ponder.eval.curves import wilson_interval
 from ponder.eval.store import Record, RunStore
 from ponder.strategies.base import Context, Strategy
-from ponder.tasks.base import ModelGradedTask, Task
-from ponder.types import Problem, Result
+from ponder.tasks.base import ModelGradedTask, StatusGradedTask, Task
+from ponder.types import Grade, Problem, Result
 
 
 class Executor(Protocol):
@@ -151,6 +156,9 @@ class EvalSummary:
     next run); ``pending``: problems neither finished nor failed (the run stopped early).
     Accuracy, its 95% Wilson interval and the token means are over the ``graded``
     problems (finished, now or before, among the given ones); error records do not count.
+    ``accuracy_errors_as_wrong`` counts the failed problems as wrong instead: correct
+    over graded plus failed. ``grading_errors``: graded problems whose final answer's
+    grader failed or ran out of time (graded not correct; ``Record.grade`` says why).
     ``seconds`` is this call's wall time.
     """
 
@@ -167,6 +175,8 @@ class EvalSummary:
     mean_completion_tokens: float
     seconds: float
     path: str = ""
+    grading_errors: int = 0
+    accuracy_errors_as_wrong: float = math.nan
 
     @property
     def pending(self) -> int:
@@ -185,10 +195,15 @@ class EvalSummary:
             )
         else:
             acc = f"no graded problems out of {self.total}"
+        if self.errors:
+            acc += (
+                f" ({self.accuracy_errors_as_wrong:.3f} counting the {self.errors} failed as wrong)"
+            )
         parts = [
             acc,
             f"{self.done_now} run now, {self.skipped} resumed",
             f"{self.errors} errors",
+            f"{self.grading_errors} grading errors/timeouts",
             f"{self.mean_tokens:.0f} tokens/problem" if self.graded else "",
             f"{self.seconds:.1f}s",
         ]
@@ -227,13 +242,28 @@ def _answers(result: Result) -> list[str]:
     return sorted(answers)
 
 
-def _grade(task: Task, problem: Problem, result: Result) -> tuple[bool, dict[str, bool]]:
-    graded = {a: bool(task.is_correct(a, problem)) for a in _answers(result)}
-    if result.answer is None:
-        correct = bool(task.is_correct(None, problem))
-    else:
-        correct = graded[result.answer]
-    return correct, graded
+def _grade_one(task: Task, answer: str | None, problem: Problem) -> Grade:
+    if isinstance(task, StatusGradedTask):
+        return task.grade_status(answer, problem)
+    return Grade("correct") if task.is_correct(answer, problem) else Grade("wrong")
+
+
+def grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
+    """``meta["grading_status"]``: the final answer's grade, and the grades that failed
+    (error or timeout) of every answer graded, which the curves count as wrong."""
+    status: dict[str, Any] = final.to_dict()
+    failed = {a: g.to_dict() for a, g in grades.items() if g.failed}
+    if failed:
+        status["answers"] = failed
+    return status
+
+
+def _grade(
+    task: Task, problem: Problem, result: Result
+) -> tuple[bool, dict[str, bool], dict[str, Any]]:
+    grades = {a: _grade_one(task, a, problem) for a in _answers(result)}
+    final = grades[result.answer] if result.answer is not None else _grade_one(task, None, problem)
+    return final.correct, {a: g.correct for a, g in grades.items()}, grading_status(final, grades)
 
 
 async def _grade_with_model(
@@ -251,7 +281,7 @@ async def _grade_with_model(
         raise RuntimeError(f"task {task.name} did not grade the answers {missing!r}")
     graded = {a: bool(grading.correct[a]) for a in answers}
     correct = result.answer is not None and graded[result.answer]
-    account = {
+    account: dict[str, Any] = {
         "grader": task.grader,
         "usage": ledger.total().to_dict(),
         "seconds": round(seconds, 4),
@@ -288,8 +318,11 @@ async def _solve(
             correct, graded, meta["grading"] = await _grade_with_model(
                 task, problem, result, engine
             )
+            meta["grading_status"] = Grade("correct" if correct else "wrong").to_dict()
         else:
-            correct, graded = await asyncio.to_thread(_grade, task, problem, result)
+            correct, graded, meta["grading_status"] = await asyncio.to_thread(
+                _grade, task, problem, result
+            )
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         record = Record(
@@ -489,6 +522,7 @@ async def _evaluate(
     n = len(graded)
     correct = sum(r.correct for r in graded)
     low, high = wilson_interval(correct, n)
+    attempted = n + counts["errors"]
     return EvalSummary(
         total=len(problems),
         done_now=counts["done"],
@@ -505,6 +539,8 @@ async def _evaluate(
         ),
         seconds=time.perf_counter() - t_start,
         path=str(store.path),
+        grading_errors=sum(r.grade.failed for r in graded),
+        accuracy_errors_as_wrong=correct / attempted if attempted else math.nan,
     )
 
 
