@@ -50,10 +50,25 @@ def test_bad_strategy_values_are_usage_errors(value: str, message: str, capsys) 
     assert message in capsys.readouterr().err
 
 
-def test_a_budget_for_a_strategy_without_one_is_an_error(tmp_path: Path, capsys) -> None:
-    out = str(tmp_path / "x.db")
-    assert main(["eval", "--out", out, "--strategy", "majority", "--budget", "5"]) == 2
-    assert "takes no option(s) budget" in capsys.readouterr().err
+def test_a_budget_for_another_strategy_limits_each_problem(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ponder.cli as cli
+
+    monkeypatch.setattr(cli, "_engine", lambda args: ScriptedEngine(["so \\boxed{4}"]))
+    out = tmp_path / "x.db"
+    common = ["eval", "--task", "demo", "--limit", "2", "--no-progress", "--out", str(out)]
+    # adaptive_consistency draws 2 samples at a time: the budget fits the first two batches
+    argv = [*common, "--strategy", "adaptive_consistency", "-o", "threshold=0.99"]
+    assert main([*argv, "--max-tokens", "8", "--budget", "120"]) == 0
+    with RunStore(out, create=False) as store:
+        assert store.config()["budget"] == 120  # type: ignore[index]
+        records = store.records()
+    assert all(r.usage.total_tokens <= 120 and r.ok for r in records)
+    assert all(r.meta["stopped"] == "budget" and r.answer == "4" for r in records)
+    assert all(r.meta["stop_reason"].startswith("budget: token budget") for r in records)
+    assert main([*common, "--strategy", "majority", "--budget", "2.5"]) == 2
+    assert "--budget must be a whole number of tokens" in capsys.readouterr().err
 
 
 def hand_stores(tmp_path: Path) -> list[str]:

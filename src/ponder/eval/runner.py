@@ -15,6 +15,14 @@ math-verify, can fail or run out of time; that is not a right answer, and it is
 counted, not hidden), and under ``"answers"`` the grade of every answer, the final one
 or a candidate's, whose grading failed.
 
+Budget: with ``budget``, each problem may spend at most that many tokens, prompt and
+completion, every call included (a ledger budget on its context: a call that would
+pass it is refused before it runs, so the record's usage never does). A strategy stops
+at the refused call with its best answer so far and ``meta["stopped"] = "budget"``
+with the ``stop_reason``; one refused before it has anything to answer from gives a
+record with no answer and the same keys. Either is a finished record, not a failure:
+running it again would stop the same way.
+
 Failures: an exception in one problem becomes that problem's error record and the run
 goes on; error records are retried on the next run. If the first ``concurrency + 1``
 problems to finish all failed with an ``EngineError`` (typically: the server is not
@@ -44,10 +52,10 @@ from tqdm import tqdm
 import ponder
 from ponder.budget import Ledger
 from ponder.engines.base import Engine, PerProblemEngine
-from ponder.errors import ConfigError, EngineError
+from ponder.errors import BudgetExceeded, ConfigError, EngineError
 from ponder.eval.curves import wilson_interval
 from ponder.eval.store import Record, RunStore
-from ponder.strategies.base import Context, Strategy
+from ponder.strategies.base import Context, Strategy, make_result, stopped_by_budget
 from ponder.tasks.base import ModelGradedTask, StatusGradedTask, Task
 from ponder.types import Grade, Problem, Result
 
@@ -64,7 +72,15 @@ class Executor(Protocol):
     @property
     def slots(self) -> int: ...
 
-    async def start(self, *, task: Task, strategy: Strategy, max_tokens: int, seed: int) -> str: ...
+    async def start(
+        self,
+        *,
+        task: Task,
+        strategy: Strategy,
+        max_tokens: int,
+        seed: int,
+        budget: int | None = None,
+    ) -> str: ...
 
     async def solve(
         self, slot: int, idx: int, problem: Problem
@@ -125,10 +141,13 @@ def run_config(
     max_tokens: int,
     seed: int,
     extra: Mapping[str, Any] | None = None,
+    budget: int | None = None,
 ) -> dict[str, Any]:
     """The configuration a store records and checks on resume.
 
     ``engine`` is the engine or its name (what an executor's remote engine reports).
+    ``budget`` (tokens per problem) is recorded only when set, so runs without one
+    resume as before.
 
     ``extra`` adds caller-specific settings (for example the CLI's model path) under
     the key ``"extra"``; they take part in the resume check.
@@ -142,6 +161,8 @@ def run_config(
         "ponder_version": ponder.__version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if budget is not None:
+        config["budget"] = budget
     if extra:
         config["extra"] = _jsonable(extra)
     return config
@@ -245,7 +266,9 @@ def _answers(result: Result) -> list[str]:
 def _grade_one(task: Task, answer: str | None, problem: Problem) -> Grade:
     if isinstance(task, StatusGradedTask):
         return task.grade_status(answer, problem)
-    return Grade("correct") if task.is_correct(answer, problem) else Grade("wrong")
+    if task.is_correct(answer, problem):
+        return Grade("correct")
+    return Grade("wrong", "no answer" if answer is None else "")
 
 
 def grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
@@ -290,6 +313,20 @@ async def _grade_with_model(
     return correct, graded, account
 
 
+async def _within_budget(
+    strategy: Strategy, problem: Problem, ctx: Context, budget: int | None
+) -> Result:
+    """The strategy's result under a budget of ``budget`` total tokens (None: none); when
+    the budget refuses even its first call, a result with no answer that says so."""
+    t0 = time.perf_counter()
+    with ctx.ledger.budget(total_tokens=budget):
+        try:
+            return await strategy(problem, ctx)
+        except BudgetExceeded as e:
+            name = strategy_name(strategy)
+            return make_result(name, ctx, t0, None, (), {}, stopped_by_budget(e))
+
+
 async def _solve(
     idx: int,
     problem: Problem,
@@ -299,6 +336,7 @@ async def _solve(
     engine: Engine,
     max_tokens: int,
     seed: int,
+    budget: int | None = None,
 ) -> tuple[Record, BaseException | None]:
     if isinstance(engine, PerProblemEngine):
         engine = engine.for_problem(problem)
@@ -311,7 +349,7 @@ async def _solve(
     )
     t0 = time.perf_counter()
     try:
-        result = await strategy(problem, ctx)
+        result = await _within_budget(strategy, problem, ctx, budget)
         seconds = time.perf_counter() - t0
         meta = dict(result.meta)
         if isinstance(task, ModelGradedTask):
@@ -367,10 +405,13 @@ async def evaluate(
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
+    budget: int | None = None,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
-    ``store`` may be a path (opened and closed here). With an ``executor`` the problems
+    ``budget`` limits each problem's tokens, prompt and completion (see the module
+    docstring); None leaves them unlimited. ``store`` may be a path (opened and closed
+    here). With an ``executor`` the problems
     run on its workers (each with its own engine; pass ``engine=None``), ``executor.slots``
     at a time, and it is started and closed here; the records are the same. Raises
     ``ConfigError`` when the store holds a run with another configuration or ``problems``
@@ -399,14 +440,19 @@ async def evaluate(
                 progress=progress,
                 config_extra=config_extra,
                 executor=executor,
+                budget=budget,
             )
+    if budget is not None and budget < 1:
+        raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
 
     if executor is not None:
-        name = await executor.start(task=task, strategy=strategy, max_tokens=max_tokens, seed=seed)
+        name = await executor.start(
+            task=task, strategy=strategy, max_tokens=max_tokens, seed=seed, budget=budget
+        )
         try:
             return await _evaluate(
                 task, problems, strategy, name, store, executor.slots, max_tokens, seed,
-                progress, config_extra, executor.solve,
+                progress, config_extra, executor.solve, budget,
             )  # fmt: skip
         finally:
             await executor.close()
@@ -417,12 +463,12 @@ async def evaluate(
     async def solve(slot: int, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
         return await _solve(
             idx, problem, task=task, strategy=strategy, engine=local,
-            max_tokens=max_tokens, seed=seed,
+            max_tokens=max_tokens, seed=seed, budget=budget,
         )  # fmt: skip
 
     return await _evaluate(
         task, problems, strategy, engine, store, concurrency, max_tokens, seed,
-        progress, config_extra, solve,
+        progress, config_extra, solve, budget,
     )  # fmt: skip
 
 
@@ -438,6 +484,7 @@ async def _evaluate(
     progress: bool,
     config_extra: Mapping[str, Any] | None,
     solve: Callable[[int, int, Problem], Awaitable[tuple[Record, BaseException | None]]],
+    budget: int | None,
 ) -> EvalSummary:
     t_start = time.perf_counter()
     store.init_or_check(
@@ -448,6 +495,7 @@ async def _evaluate(
             max_tokens=max_tokens,
             seed=seed,
             extra=config_extra,
+            budget=budget,
         )
     )
     wanted = {p.id for p in problems}
@@ -557,6 +605,7 @@ def run_eval(
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
+    budget: int | None = None,
 ) -> EvalSummary:
     """Synchronous ``evaluate`` (runs its own event loop; not for use inside one)."""
     return asyncio.run(
@@ -572,5 +621,6 @@ def run_eval(
             progress=progress,
             config_extra=config_extra,
             executor=executor,
+            budget=budget,
         )
     )
