@@ -196,3 +196,20 @@ def test_report_adds_bins_and_efficiency(tmp_path: Path, capsys) -> None:
     numbers = json.loads((out / "curve.json").read_text())
     assert numbers["reference"]["label"] == "majority n=4 · m"
     assert numbers["difficulty_bins"] is None
+
+
+def test_run_with_a_budget_says_when_it_stopped_early(
+    capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ponder.cli as cli
+
+    engine = ScriptedEngine(lambda _request, index: f"so \\boxed{{{index % 3}}}")
+    monkeypatch.setattr(cli, "_engine", lambda args: engine)
+    argv = ["run", "What is 2+2?", "--strategy", "esc", "-o", "window=2", "--max-tokens", "8"]
+    assert main([*argv, "--budget", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped early: budget: token budget: " in out
+    assert main([*argv, "--budget", "120", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["usage"]["total_tokens"] <= 120
+    assert reply["stop_reason"].startswith("budget: token budget: ")

@@ -11,7 +11,6 @@ from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import ConfigError
 from ponder.eval import EvalSummary, RunStore, evaluate
 from ponder.strategies import make_strategy
-from ponder.types import Grade
 
 TASK = ToyTask(size=3)
 
@@ -45,7 +44,7 @@ async def test_a_budget_no_call_fits_gives_finished_records_with_no_answer(tmp_p
         assert r.ok and r.answer is None and r.usage.total_tokens == 0
         assert r.meta["stopped"] == "budget"
         assert r.meta["stop_reason"].startswith("budget: token budget: 0 of 20 used")
-        assert r.grade == Grade("wrong", "no answer")
+        assert r.meta["grading_status"] == {"status": "wrong", "reason": "no answer"}
 
 
 async def test_a_strategy_stopped_by_the_budget_keeps_its_answer(tmp_path: Path) -> None:

@@ -271,7 +271,7 @@ def _grade_one(task: Task, answer: str | None, problem: Problem) -> Grade:
     return Grade("wrong", "no answer" if answer is None else "")
 
 
-def grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
+def _grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
     """``meta["grading_status"]``: the final answer's grade, and the grades that failed
     (error or timeout) of every answer graded, which the curves count as wrong."""
     status: dict[str, Any] = final.to_dict()
@@ -286,7 +286,7 @@ def _grade(
 ) -> tuple[bool, dict[str, bool], dict[str, Any]]:
     grades = {a: _grade_one(task, a, problem) for a in _answers(result)}
     final = grades[result.answer] if result.answer is not None else _grade_one(task, None, problem)
-    return final.correct, {a: g.correct for a, g in grades.items()}, grading_status(final, grades)
+    return final.correct, {a: g.correct for a, g in grades.items()}, _grading_status(final, grades)
 
 
 async def _grade_with_model(
@@ -304,7 +304,7 @@ async def _grade_with_model(
         raise RuntimeError(f"task {task.name} did not grade the answers {missing!r}")
     graded = {a: bool(grading.correct[a]) for a in answers}
     correct = result.answer is not None and graded[result.answer]
-    account: dict[str, Any] = {
+    account = {
         "grader": task.grader,
         "usage": ledger.total().to_dict(),
         "seconds": round(seconds, 4),
