@@ -149,3 +149,26 @@ async def test_a_replay_counts_the_banks_prompt_and_the_models_for_the_rest() ->
     assert replay.prompt_tokens(request) == 3 * words
     judge = GenRequest(messages=(Message("user", "is it right?"),))
     assert replay.prompt_tokens(judge) == model.prompt_tokens(judge)
+
+
+@pytest.mark.integration
+async def test_a_budget_on_the_embedded_engine_holds_with_prefix_reuse(
+    smollm2_path: object,
+) -> None:
+    from ponder.budget import Ledger
+    from ponder.engines.llamacpp import LlamaCppEngine
+    from ponder.strategies import Context, make_strategy
+    from ponder.tasks import make_task
+
+    engine = LlamaCppEngine(str(smollm2_path), n_ctx=1024, n_parallel=2)
+    task = make_task("demo")
+    try:
+        problem = task.load(1)[0]
+        ctx = Context(engine=engine, task=task, ledger=Ledger(), max_tokens=24, seed=0)
+        # four revisions, each prompt holding the last attempt: more than 300 tokens in all
+        with ctx.ledger.budget(total_tokens=300):
+            result = await make_strategy("revise", {"n": 4})(problem, ctx)
+        assert 0 < result.usage.total_tokens <= 300
+        assert result.meta["stopped"] == "budget" and 1 <= len(result.candidates) < 4
+    finally:
+        await engine.aclose()
