@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,9 @@ from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
 from ponder.engines.replay import ReplayEngine, SampleBank
 from ponder.engines.scripted import ScriptedEngine
-from ponder.types import Candidate, Completion, GenRequest, Message, Usage
+from ponder.eval import evaluate
+from ponder.strategies import make_strategy
+from ponder.types import Completion, GenRequest, Message
 
 CHAT = (Message("system", "Be brief."), Message("user", "Wie viel ist 2·3? 🙂"))
 
@@ -129,22 +132,29 @@ async def test_the_embedded_engine_counts_its_prefill_exactly_under_the_text_bou
         await engine.aclose()
 
 
-async def test_a_replay_counts_the_banks_prompt_and_the_models_for_the_rest() -> None:
+async def test_a_replay_counts_the_banks_prompt_and_the_models_for_the_rest(
+    tmp_path: Path,
+) -> None:
     task = ToyTask(size=1)
     (problem,) = task.load()
-    recorded = tuple(
-        Candidate(f"answer: {i}", str(i), Usage(0 if i else 6, 6 if i else 0, 2, int(not i)))
-        for i in range(2)
-    )
-    bank = SampleBank({problem.id: recorded}, 0.7, 1.0, 8, "m")
+    await evaluate(
+        task=task, problems=[problem], strategy=make_strategy("majority", {"n": 2}),
+        engine=ScriptedEngine(["answer: 1"]), store=tmp_path / "bank.db", max_tokens=8,
+        progress=False,
+    )  # fmt: skip
+    bank = SampleBank.from_store(tmp_path / "bank.db")
+    (recorded,) = bank.samples.values()
+    prompt = recorded[0].usage.prompt_tokens
     model = ScriptedEngine(["answer: 9"], native_n=False)
     replay = ReplayEngine(bank, task, inner=model, extend=True).for_problem(problem)
-    request = GenRequest(messages=task.messages(problem), n=3, temperature=0.7, max_tokens=8)
+    request = GenRequest(
+        messages=task.messages(problem), n=3, temperature=0.7, top_p=0.95, max_tokens=8
+    )
     words = model.prompt_tokens(replace(request, n=1))
     # two served from the bank (its prompt once), one drawn by the model (its prompt)
-    assert replay.prompt_tokens(request) == 6 + words
+    assert replay.prompt_tokens(request) == prompt + words
     (out,) = await replay.generate([request])
-    assert sum(c.usage.prompt_tokens for c in out) == 6 + words
+    assert sum(c.usage.prompt_tokens for c in out) == prompt + words
     # the bank is spent: all from the model, which prefills once per sample
     assert replay.prompt_tokens(request) == 3 * words
     judge = GenRequest(messages=(Message("user", "is it right?"),))
