@@ -51,10 +51,25 @@ def test_bad_strategy_values_are_usage_errors(value: str, message: str, capsys) 
     assert message in capsys.readouterr().err
 
 
-def test_a_budget_for_a_strategy_without_one_is_an_error(tmp_path: Path, capsys) -> None:
-    out = str(tmp_path / "x.db")
-    assert main(["eval", "--out", out, "--strategy", "majority", "--budget", "5"]) == 2
-    assert "takes no option(s) budget" in capsys.readouterr().err
+def test_a_budget_for_another_strategy_limits_each_problem(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ponder.cli as cli
+
+    monkeypatch.setattr(cli, "_engine", lambda args: ScriptedEngine(["so \\boxed{4}"]))
+    out = tmp_path / "x.db"
+    common = ["eval", "--task", "demo", "--limit", "2", "--no-progress", "--out", str(out)]
+    # adaptive_consistency draws 2 samples at a time: the budget fits the first two batches
+    argv = [*common, "--strategy", "adaptive_consistency", "-o", "threshold=0.99"]
+    assert main([*argv, "--max-tokens", "8", "--budget", "120"]) == 0
+    with RunStore(out, create=False) as store:
+        assert store.config()["budget"] == 120  # type: ignore[index]
+        records = store.records()
+    assert all(r.usage.total_tokens <= 120 and r.ok for r in records)
+    assert all(r.meta["stopped"] == "budget" and r.answer == "4" for r in records)
+    assert all(r.meta["stop_reason"].startswith("budget: token budget") for r in records)
+    assert main([*common, "--strategy", "majority", "--budget", "2.5"]) == 2
+    assert "--budget must be a whole number of tokens" in capsys.readouterr().err
 
 
 def hand_stores(tmp_path: Path) -> list[str]:
@@ -182,3 +197,20 @@ def test_report_adds_bins_and_efficiency(tmp_path: Path, capsys) -> None:
     numbers = json.loads((out / "curve.json").read_text())
     assert numbers["reference"]["label"] == "majority n=4 · m"
     assert numbers["difficulty_bins"] is None
+
+
+def test_run_with_a_budget_says_when_it_stopped_early(
+    capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ponder.cli as cli
+
+    engine = ScriptedEngine(lambda _request, index: f"so \\boxed{{{index % 3}}}")
+    monkeypatch.setattr(cli, "_engine", lambda args: engine)
+    argv = ["run", "What is 2+2?", "--strategy", "esc", "-o", "window=2", "--max-tokens", "8"]
+    assert main([*argv, "--budget", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped early: budget: token budget: " in out
+    assert main([*argv, "--budget", "120", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["usage"]["total_tokens"] <= 120
+    assert reply["stop_reason"].startswith("budget: token budget: ")

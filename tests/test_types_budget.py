@@ -63,3 +63,17 @@ def test_execute_events_count_executions_and_seconds_but_no_tokens() -> None:
     assert led.total() == Usage(5, 0, 10, 1)
     with pytest.raises(ValueError, match="executions"):
         led.record("execute", Usage(), 0.1, executions=-1)
+
+
+def test_a_total_token_budget_counts_the_calls_prompt_before_it_runs():
+    led = Ledger()
+    assert not led.limits_total_tokens
+    with led.budget(total_tokens=100):
+        assert led.limits_total_tokens
+        led.record("generate", Usage(prompt_tokens=50, completion_tokens=10, calls=1), 0.1)
+        led.check(completion_tokens=20, prompt_tokens=20)  # 60 + 40 = 100: fits exactly
+        with pytest.raises(BudgetExceeded, match=r"need 41 more \(21 prompt, 20 generated\)"):
+            led.check(completion_tokens=20, prompt_tokens=21)
+    with led.budget(completion_tokens=30):
+        assert not led.limits_total_tokens
+        led.check(completion_tokens=30, prompt_tokens=10**6)  # prompts are not generated

@@ -22,10 +22,14 @@ async def answer_question(
     task: Task | None = None,
     max_tokens: int = 512,
     seed: int | None = 0,
+    budget: int | None = None,
 ) -> Result:
     """Solve ``question`` with ``strategy`` (a registered name plus ``options``, or a
     strategy object). ``task`` supplies the prompt and answer extraction; the default is
-    the math prompt (final answer in ``\\boxed{}``)."""
+    the math prompt (final answer in ``\\boxed{}``). ``budget`` limits the tokens spent,
+    prompt and generated: the strategy stops with its best answer when its next call
+    could pass it (``meta["stopped"]``), and ``BudgetExceeded`` is raised when not even
+    its first call fits."""
     if isinstance(strategy, str):
         strategy = make_strategy(strategy, options or {})
     if task is None:
@@ -33,7 +37,8 @@ async def answer_question(
 
         task = make_task("demo")
     ctx = Context(engine=engine, task=task, ledger=Ledger(), max_tokens=max_tokens, seed=seed)
-    return await strategy(Problem(id="question", question=question), ctx)
+    with ctx.ledger.budget(total_tokens=budget):
+        return await strategy(Problem(id="question", question=question), ctx)
 
 
 def solve(question: str, *, engine: Engine, **kwargs: Any) -> Result:

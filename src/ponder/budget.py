@@ -5,9 +5,11 @@ its usage and time (an ``execute`` event is a batch of sandboxed program runs: n
 its ``executions`` and the seconds they took). Budgets are opened on a ledger as context
 managers and stack: each counts only what was spent while it was open, and a call must
 fit in every open budget.
-The check happens *before* the call, against the call's worst case
-(``n * max_tokens`` generated tokens, one call), so a budget is never overrun by
-generated tokens or calls.
+The check happens *before* the call, against the call's worst case: ``n * max_tokens``
+generated tokens, its calls, and, for a limit on total tokens, the prompt tokens it may
+prefill (the engine's count: exact on the embedded engine, an upper bound on servers;
+see ``ponder.engines.base.prompt_token_bound``). So a budget is never overrun: what the
+ledger records inside it stays within every limit.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ class Event:
 class Budget:
     """Limits on one scope of work; ``None`` means unlimited.
 
-    ``total_tokens`` counts prefilled prompt plus generated tokens; prompt tokens are
-    only known after a call, so that limit is checked against what was already spent
-    plus the call's worst-case generated tokens.
+    ``total_tokens`` counts prefilled prompt plus generated tokens: a call is checked
+    against what was already spent plus its prompt tokens (as counted before the call,
+    at least what it will prefill) plus its worst-case generated tokens.
     """
 
     total_tokens: int | None = None
@@ -56,7 +58,7 @@ class Budget:
     used: Usage = field(default_factory=Usage)
     started: float = field(default_factory=time.monotonic)
 
-    def check(self, completion_tokens: int, calls: int) -> None:
+    def check(self, completion_tokens: int, calls: int, prompt_tokens: int = 0) -> None:
         u = self.used
         if self.calls is not None and u.calls + calls > self.calls:
             raise BudgetExceeded(
@@ -70,10 +72,11 @@ class Budget:
                 f"completion-token budget: {u.completion_tokens} of "
                 f"{self.completion_tokens} used, the call may need {completion_tokens}"
             )
-        if self.total_tokens is not None and u.total_tokens + completion_tokens > self.total_tokens:
+        need = prompt_tokens + completion_tokens
+        if self.total_tokens is not None and u.total_tokens + need > self.total_tokens:
             raise BudgetExceeded(
-                f"token budget: {u.total_tokens} of {self.total_tokens} used, "
-                f"the call may need {completion_tokens} more"
+                f"token budget: {u.total_tokens} of {self.total_tokens} used, the call may "
+                f"need {need} more ({prompt_tokens} prompt, {completion_tokens} generated)"
             )
         if self.seconds is not None and time.monotonic() - self.started > self.seconds:
             raise BudgetExceeded(f"time budget of {self.seconds:g}s is spent")
@@ -111,10 +114,18 @@ class Ledger:
         """Programs run in a sandbox (``execute`` events), for verification or search."""
         return sum(e.executions for e in self._events)
 
-    def check(self, completion_tokens: int, calls: int = 1) -> None:
-        """Raise ``BudgetExceeded`` if a call of this worst case does not fit every budget."""
+    @property
+    def limits_total_tokens(self) -> bool:
+        """Whether an open budget limits total tokens, so a call's prompt tokens must be
+        counted before it runs (``check``'s ``prompt_tokens``)."""
+        return any(b.total_tokens is not None for b in self._budgets)
+
+    def check(self, completion_tokens: int, calls: int = 1, *, prompt_tokens: int = 0) -> None:
+        """Raise ``BudgetExceeded`` if a call of this worst case does not fit every
+        budget: ``completion_tokens`` generated at most, ``prompt_tokens`` prefilled at
+        most."""
         for b in self._budgets:
-            b.check(completion_tokens, calls)
+            b.check(completion_tokens, calls, prompt_tokens)
 
     def record(
         self,

@@ -205,8 +205,10 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
         "--budget",
         type=float,
         metavar="TOKENS",
-        help="optimal: mean tokens per problem to spend (the policy's largest budget "
-        "<= TOKENS is used)",
+        help="the most tokens one problem may spend, prompt and generated, every call "
+        "counted (a hard limit: a call that could pass it is not made, and the strategy "
+        "stops with its best answer so far); optimal: instead the mean tokens per problem "
+        "its policy plans for (the policy's largest budget <= TOKENS)",
     )
     g.add_argument(
         "--n",
@@ -262,7 +264,8 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         "verifier": args.verifier,
         "width": args.width,
         "select": args.select,
-        "budget": args.budget,
+        # optimal plans a mean over problems; for the rest it is a limit (token_budget)
+        "budget": args.budget if args.strategy == "optimal" else None,
     }
     if args.strategy_arg is not None:
         options[STRATEGY_ARGUMENTS[args.strategy]] = args.strategy_arg
@@ -272,6 +275,18 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         options["max_n"] = options.pop("n")
     options.update(parse_options(args.strategy, args.option))
     return options
+
+
+def token_budget(args: argparse.Namespace) -> int | None:
+    """``--budget`` as the hard limit on one problem's tokens (None: no limit, or the
+    optimal strategy, for which it is the policy's mean)."""
+    from ponder.errors import ConfigError
+
+    if args.budget is None or args.strategy == "optimal":
+        return None
+    if args.budget < 1 or not float(args.budget).is_integer():
+        raise ConfigError(f"--budget must be a whole number of tokens >= 1, got {args.budget:g}")
+    return int(args.budget)
 
 
 def parse_options(strategy: str, items: Sequence[str]) -> dict[str, Any]:
@@ -631,6 +646,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 task=task,
                 max_tokens=args.max_tokens or DEFAULT_MAX_TOKENS,
                 seed=args.seed,
+                budget=token_budget(args),
             )
         finally:
             await engine.aclose()
@@ -645,6 +661,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "strategy": result.strategy,
             "model": engine.name,
         }
+        if result.meta.get("stopped"):
+            out["stop_reason"] = result.meta.get("stop_reason")
         if args.show:
             out["candidates"] = [c.to_dict() for c in result.candidates]
         print(json.dumps(out, indent=2))
@@ -655,6 +673,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(c.text.strip())
         print("---")
     print(f"answer: {result.answer}")
+    if result.meta.get("stopped"):
+        print(f"stopped early: {result.meta.get('stop_reason')}")
     if result.votes:
         total = sum(result.votes.values()) or 1.0
         print("votes:")
@@ -751,6 +771,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 config_extra=extra or None,
                 executor=executor,
+                budget=token_budget(args),
             )
         finally:
             if engine is not None:
@@ -824,6 +845,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if tokenizer is not None:
             asyncio.run(tokenizer.aclose())
     for run in paths.runs:
+        if run.errors or run.grading_errors:
+            print(f"{run.label}: {run.failures_text()}")
         o, p = run.overthinking, run.paired
         if o is not None and o.tokens:
             print(

@@ -248,6 +248,48 @@ class Candidate:
         )
 
 
+GradeStatus = Literal["correct", "wrong", "error", "timeout"]
+"""How grading one answer ended: ``"correct"`` or ``"wrong"`` (the grader decided),
+``"error"`` (the grader failed: it raised, could not run, or was handed an answer it
+does not take) or ``"timeout"`` (it did not decide in time). Only ``"correct"``
+counts as right."""
+
+GRADE_STATUSES: tuple[GradeStatus, ...] = ("correct", "wrong", "error", "timeout")
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The grade of one answer: its status and why, for a grader that failed (or a
+    ``"wrong"`` that needs saying, such as no answer at all)."""
+
+    status: GradeStatus
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in GRADE_STATUSES:
+            raise ValueError(f"grade status must be one of {GRADE_STATUSES}, got {self.status!r}")
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    @property
+    def failed(self) -> bool:
+        """The grader did not decide: ``"error"`` or ``"timeout"``."""
+        return self.status in ("error", "timeout")
+
+    def to_dict(self) -> dict[str, str]:
+        return (
+            {"status": self.status, "reason": self.reason}
+            if self.reason
+            else {"status": self.status}
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Grade:
+        return cls(d["status"], str(d.get("reason", "")))
+
+
 @dataclass(frozen=True)
 class Result:
     """What a strategy returns: the answer, how it was reached, and what it cost."""

@@ -14,6 +14,9 @@ import pytest
 from tests.engines.fault_server import FaultServer
 from tests.integration.conftest import _free_port, running_server
 
+from ponder.engines.base import text_token_bound
+from ponder.types import GenRequest, Message
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 openai = pytest.importorskip("openai")
 
@@ -104,12 +107,21 @@ def test_a_failed_request_reports_its_usage_and_each_key_reads_its_own_total(
         with serving(tmp_path, *args) as url:
             alice = openai.OpenAI(base_url=url, api_key="alice", max_retries=0, timeout=60)
             ok = alice.chat.completions.create(model="up", messages=question, max_tokens=4)
-            # revise's first call fits the budget (worst case 4 <= 6); its second does
-            # not (5 spent + 4 > 6), so the request fails having spent one call
+            # a budget is checked before each call, prompt included (on a server, an upper
+            # bound from its bytes): revise's first call just fits, its second does not,
+            # so revise stops with its first answer and says why
+            first = text_token_bound(
+                GenRequest(messages=(Message("user", question[0]["content"]),), max_tokens=4)
+            )
+            stopped = alice.chat.completions.create(
+                model="revise-2/up", messages=question, max_tokens=4,
+                extra_body={"ponder": {"budget": first + 4}},
+            )  # fmt: skip
+            # with a budget no call fits, the request fails having spent nothing
             with pytest.raises(openai.BadRequestError) as info:
                 alice.chat.completions.create(
                     model="revise-2/up", messages=question, max_tokens=4,
-                    extra_body={"ponder": {"budget": 6}},
+                    extra_body={"ponder": {"budget": 1}},
                 )  # fmt: skip
             totals = {
                 key: httpx.get(f"{url}/ponder/usage", headers={"Authorization": f"Bearer {key}"})
@@ -118,9 +130,11 @@ def test_a_failed_request_reports_its_usage_and_each_key_reads_its_own_total(
     one_call = {"prompt_tokens": 3, "cached_tokens": 0, "completion_tokens": 2,
                 "total_tokens": 5, "calls": 1}  # fmt: skip
     assert ok.model_extra["ponder"]["usage"] == one_call  # type: ignore[index]
-    assert info.value.body["ponder"]["usage"] == one_call  # type: ignore[index]
+    ponder = stopped.model_extra["ponder"]  # type: ignore[index]
+    assert ponder["usage"] == one_call and ponder["stopped"] == "budget"
+    assert info.value.body["ponder"]["usage"]["total_tokens"] == 0  # type: ignore[index]
     assert totals["alice"].json() == {
-        "object": "ponder.usage", "requests": 2, "failed_requests": 1,
+        "object": "ponder.usage", "requests": 3, "failed_requests": 1,
         "usage": {"prompt_tokens": 6, "cached_tokens": 0, "completion_tokens": 4,
                   "total_tokens": 10, "calls": 2},
     }  # fmt: skip

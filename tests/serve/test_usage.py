@@ -34,17 +34,18 @@ NOTHING = {
 
 
 class FailsAfterFirstCall(ScriptedEngine):
-    """Answers its first call, then raises ``error`` on every later one (with ``error``
-    None, a later call never returns)."""
+    """Answers its first ``answered`` calls, then raises ``error`` on every later one
+    (with ``error`` None, a later call never returns)."""
 
-    def __init__(self, error: Exception | None) -> None:
+    def __init__(self, error: Exception | None, answered: int = 1) -> None:
         super().__init__(["\\boxed{1}"])
         self.error = error
+        self.answered = answered
         self.calls = 0
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         self.calls += 1
-        if self.calls > 1:
+        if self.calls > self.answered:
             if self.error is None:
                 await asyncio.sleep(60)
             raise self.error or AssertionError("a hanging call was not cancelled")
@@ -92,13 +93,22 @@ async def test_a_timed_out_request_reports_the_calls_that_finished() -> None:
     assert engine.calls == 2  # the cancelled call was started, and is not counted
 
 
-async def test_an_over_budget_request_reports_what_it_spent_before() -> None:
+async def test_an_over_budget_request_reports_what_it_spent() -> None:
+    # a budget is a hard limit checked before each call, prompt included: the first
+    # call's worst case is 2 + 5 = 7 tokens; with 7 the second call cannot fit
     engine = ScriptedEngine(["\\boxed{1}"])
-    # the first call fits (its worst case is 5 tokens), the second does not: 3 + 5 > 6
+    async with http(app(engine)) as c:
+        r = await c.post("/v1/chat/completions", json={**REVISE, "ponder": {"budget": 7}})
+    assert r.status_code == 200, r.text
+    ponder = r.json()["ponder"]
+    assert ponder["stopped"] == "budget" and "budget" in ponder["stop_reason"]
+    assert ponder["usage"] == FIRST_CALL and ponder["answer"] == "1"
+    assert len(engine.requests) == 1
+    # with 6 not even the first call fits: an error that says it spent nothing
     async with http(app(engine)) as c:
         r = await c.post("/v1/chat/completions", json={**REVISE, "ponder": {"budget": 6}})
     assert r.status_code == 400 and r.json()["error"]["code"] == "budget_exceeded"
-    assert r.json()["error"]["ponder"]["usage"] == FIRST_CALL
+    assert r.json()["error"]["ponder"]["usage"] == NOTHING
     assert len(engine.requests) == 1
 
 
@@ -126,24 +136,25 @@ async def test_a_streamed_failure_carries_usage_in_its_error_event() -> None:
 
 
 async def test_each_key_reads_only_its_own_running_total() -> None:
-    engine = ScriptedEngine(["\\boxed{1}"])
+    # the engine answers three calls, then fails: bob's request and alice's first take
+    # one call each, alice's revise request fails after its first
+    engine = FailsAfterFirstCall(EngineError("boom"), answered=3)
     async with http(app(engine, api_keys=frozenset({"alice", "bob"}))) as c:
-        ok = await c.post("/v1/chat/completions", json=ASK, headers=bearer("alice"))
-        assert ok.status_code == 200
-        over = {**REVISE, "ponder": {"budget": 6}}
-        failed = await c.post("/v1/chat/completions", json=over, headers=bearer("alice"))
-        assert failed.status_code == 400
         streamed = await c.post(
             "/v1/completions", json={"model": MODEL, "prompt": "q", "stream": True},
             headers=bearer("bob"),
         )  # fmt: skip
         assert streamed.status_code == 200
+        ok = await c.post("/v1/chat/completions", json=ASK, headers=bearer("alice"))
+        assert ok.status_code == 200
+        failed = await c.post("/v1/chat/completions", json=REVISE, headers=bearer("alice"))
+        assert failed.status_code == 502
         alice = (await c.get("/v1/ponder/usage", headers=bearer("alice"))).json()
         bob = (await c.get("/v1/ponder/usage", headers=bearer("bob"))).json()
         # no key, or a wrong one, reads nothing
         assert (await c.get("/v1/ponder/usage")).status_code == 401
         assert (await c.get("/v1/ponder/usage", headers=bearer("eve"))).status_code == 401
-    # alice: the successful request (one call) plus the one that ran over its budget
+    # alice: the successful request (one call) plus the one that failed after one call
     spent = Usage.from_dict(ok.json()["ponder"]["usage"]) + Usage.from_dict(FIRST_CALL)
     assert alice == {
         "object": "ponder.usage", "usage": spent.to_dict(), "requests": 2, "failed_requests": 1,

@@ -355,6 +355,63 @@ async def test_budget_forcing_answer_never_comes_from_the_thinking():
     assert len(res.candidates) == 1 and res.candidates[0].answer is None
 
 
+async def test_budget_forcing_without_an_answer_says_why():
+    eng = ScriptedEngine(phased(["maybe \\boxed{41} </think>"], answer="hm", forced="unsure"))
+    res = await BudgetForcing(forced_answer_close="")(PROBLEM, ctx_for(eng))
+    assert res.answer is None
+    assert res.meta["no_answer"] == (
+        "neither the answer nor the forced answer held one (the forced call wrote 'unsure')"
+    )
+    assert "stopped" not in res.meta
+
+
+async def budget_forcing_prompt_words() -> int:
+    """Words of the thinking call's prompt (the scripted engine's prompt tokens)."""
+    eng = ScriptedEngine(phased(["ok </think>"]))
+    ctx = ctx_for(eng)
+    await BudgetForcing(max_thinking_tokens=20)(PROBLEM, ctx)
+    return ctx.ledger.events[0].usage.prompt_tokens
+
+
+async def test_budget_forcing_answers_by_the_forced_call_when_the_answer_does_not_fit():
+    words = await budget_forcing_prompt_words()
+    eng = ScriptedEngine(phased(["six sevens are 42 </think>"]))
+    ctx = ctx_for(eng)
+    # the thinking fits (prompt + 20) and so does the short forced call, but not the
+    # answer call's 256 tokens
+    limit = 3 * words + 20 + 16 + 20
+    with ctx.ledger.budget(total_tokens=limit):
+        res = await BudgetForcing(max_thinking_tokens=20)(PROBLEM, ctx)
+    assert [e.label for e in ctx.ledger.events] == ["think", "forced_answer"]
+    assert res.answer == "42" and res.meta["forced_answer"] is True
+    assert res.meta["stopped"] == "budget"
+    assert res.meta["stop_reason"].startswith("budget: token budget")
+    assert ctx.ledger.total().total_tokens <= limit
+
+
+async def test_budget_forcing_with_no_room_to_answer_reads_the_thinking():
+    words = await budget_forcing_prompt_words()
+    eng = ScriptedEngine(phased(["so \\boxed{41} </think>"]))
+    ctx = ctx_for(eng)
+    limit = words + 20 + 5  # the thinking only
+    with ctx.ledger.budget(total_tokens=limit):
+        res = await BudgetForcing(max_thinking_tokens=20)(PROBLEM, ctx)
+    assert [e.label for e in ctx.ledger.events] == ["think"]
+    assert res.answer == "41" and res.meta["answer_from"] == "thinking"
+    assert res.meta["stopped"] == "budget"
+    assert ctx.ledger.total().total_tokens <= limit
+
+
+async def test_budget_forcing_with_no_room_at_all_records_the_reason():
+    eng = ScriptedEngine(phased(["so \\boxed{41} </think>"]))
+    ctx = ctx_for(eng)
+    with ctx.ledger.budget(total_tokens=10):
+        res = await BudgetForcing(max_thinking_tokens=20)(PROBLEM, ctx)
+    assert eng.requests == [] and res.answer is None
+    assert res.meta["stopped"] == "budget"
+    assert res.meta["no_answer"] == "the token budget left no room to answer"
+
+
 async def test_budget_forcing_for_a_template_that_opens_the_thinking():
     eng = ScriptedEngine(phased(["ok </think>"]))
     await BudgetForcing(think_start="", answer_cue="\n")(PROBLEM, ctx_for(eng))

@@ -7,9 +7,11 @@ import logging
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from ponder.types import Grade
 from ponder.verifiers import grading
 from ponder.verifiers.grading import answers_match, canonical_answer, extract_answer
 
@@ -253,3 +255,72 @@ def test_unavailable_grader_is_a_logged_mismatch_and_not_remembered(
         assert not answers_match(*pair)
     assert any("unavailable" in r.getMessage() for r in caplog.records)
     assert answers_match(*pair)
+
+
+# ---------------------------------------------------------------------------
+# grades: a grader that did not decide says so
+
+
+def test_pathological_latex_is_graded_a_timeout_with_its_reason() -> None:
+    # sympy would evaluate a power with ten billion digits in its exponent
+    grade = grading.grade_answer(r"10^{10^{10^{10}}}", "5", timeout_s=1.0)
+    assert grade.status == "timeout" and not grade.correct and grade.failed
+    assert grade.reason == "math-verify did not finish within 1s"
+    assert not answers_match(r"10^{10^{10^{10}}}", "5", timeout_s=1.0)
+
+
+def test_decided_grades_are_correct_or_wrong() -> None:
+    assert grading.grade_answer(r"2\sqrt{3}", r"\sqrt{12}") == Grade("correct")
+    assert grading.grade_answer(r"\sqrt{2}", r"\sqrt{3}") == Grade("wrong")
+    assert grading.grade_answer("17", "18") == Grade("wrong")
+    assert grading.grade_answer(None, "1") == Grade("wrong", "no answer")
+    assert grading.grade_answer("1", None) == Grade("error", "the problem has no reference answer")
+
+
+def test_an_answer_too_long_for_math_verify_is_an_error_not_a_mismatch() -> None:
+    grade = grading.grade_answer("x" * 5000, "y")
+    assert grade.status == "error" and "5000 characters" in grade.reason
+
+
+def test_an_unavailable_grader_is_an_error_grade(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grading, "_POOL", grading._WorkerPool(max_workers=1))
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    grade = grading.grade_answer(r"6\sqrt{6}", r"\sqrt{216}")
+    assert grade.status == "error" and grade.reason.startswith("math-verify unavailable")
+
+
+def test_math_verify_raising_is_an_error_grade_with_its_exception(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a worker speaking the protocol whose math-verify raised on the pair
+    stub = tmp_path / "worker.py"
+    stub.write_text(
+        "import sys\nprint('ready', flush=True)\n"
+        "for line in sys.stdin:\n    print('!RecursionError: too deep', flush=True)\n"
+    )
+    monkeypatch.setattr(grading, "_POOL", grading._WorkerPool(max_workers=1))
+    monkeypatch.setattr(grading, "_WORKER_SCRIPT", str(stub))
+    grade = grading.grade_answer(r"7\sqrt{7}", r"\sqrt{343}")
+    assert grade == Grade("error", "math-verify failed: RecursionError: too deep")
+    grading.shutdown_grader()
+
+
+def test_the_worker_reports_an_exception_unless_another_reading_matches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import math_verify
+
+    from ponder.verifiers import _grading_worker as worker
+
+    real = math_verify.verify
+
+    def verify(gold: object, target: object, **kw: object) -> bool:
+        if str(target) == "x + 1":
+            raise ZeroDivisionError("in simplify")
+        return bool(real(gold, target, **kw))
+
+    monkeypatch.setattr(math_verify, "verify", verify)
+    with pytest.raises(worker._VerifyFailed, match="ZeroDivisionError: in simplify"):
+        worker._math_verify("x+1", "y")
+    # "x+1" parses to an expression (which raises here) and to its text (which matches)
+    assert worker._math_verify("x+1", "x+1")

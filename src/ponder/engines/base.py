@@ -56,6 +56,62 @@ class Engine(Protocol):
     async def aclose(self) -> None: ...
 
 
+PROMPT_ALLOWANCE_TOKENS = 64
+"""Tokens ``text_token_bound`` allows for what a chat template adds to a request beyond
+its messages (BOS, a default system prompt, the generation prompt)."""
+
+MESSAGE_ALLOWANCE_TOKENS = 8
+"""Tokens ``text_token_bound`` allows around each message (role header, separators)."""
+
+
+@runtime_checkable
+class PromptCounter(Protocol):
+    """An engine that counts a request's prompt tokens before running it.
+
+    ``prompt_tokens`` is at least what the request's completions will report as
+    ``prompt_tokens`` in all (exact when the engine tokenizes and nothing is served
+    from a cache). A budget on total tokens checks every call against it, so that what
+    the ledger records never passes the budget (``ponder.budget``).
+    """
+
+    def prompt_tokens(self, request: GenRequest) -> int: ...
+
+
+def text_token_bound(request: GenRequest) -> int:
+    """An upper bound on the tokens of one prefill of ``request``'s prompt, from its text.
+
+    A tokenizer that never makes a token of less than one byte of text (byte-level BPE,
+    as in GPT-2, Llama 3, Qwen and most current models; SentencePiece with byte
+    fallback) makes at most one token per UTF-8 byte; on top of that come the tokens a
+    chat template adds, allowed for as ``PROMPT_ALLOWANCE_TOKENS`` per request and
+    ``MESSAGE_ALLOWANCE_TOKENS`` per message (the continuation being one more). A
+    server whose template adds more (a default system prompt of more than about 50
+    tokens) can pass it; an engine that knows better is a ``PromptCounter``.
+    """
+    if request.prompt is not None:
+        return len((request.prompt + request.continuation).encode("utf-8")) + (
+            PROMPT_ALLOWANCE_TOKENS
+        )
+    assert request.messages is not None
+    turns = len(request.messages) + (1 if request.continuation else 0)
+    text = sum(
+        len(m.role.encode("utf-8")) + len(m.content.encode("utf-8")) for m in request.messages
+    )
+    text += len(request.continuation.encode("utf-8"))
+    return text + PROMPT_ALLOWANCE_TOKENS + MESSAGE_ALLOWANCE_TOKENS * turns
+
+
+def prompt_token_bound(engine: Engine, request: GenRequest) -> int:
+    """At least the prompt tokens ``request`` will cost on ``engine``, summed over its
+    completions: the engine's own count when it is a ``PromptCounter``; otherwise
+    ``text_token_bound``, once when the engine prefills a request's prompt once for
+    all its samples (``capabilities.native_n``), else once per sample."""
+    if isinstance(engine, PromptCounter):
+        return engine.prompt_tokens(request)
+    once = text_token_bound(request)
+    return once if engine.capabilities.native_n else once * request.n
+
+
 @runtime_checkable
 class ModelFileEngine(Protocol):
     """An engine that knows the sha256 of its weights (the embedded engine's GGUF file;

@@ -346,6 +346,12 @@ class LlamaCppEngine:
             raise EngineError(f"{self._name}: the engine is closed")
         return self._prepare(request)[1]
 
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """The prompt tokens ``request`` is prefilled with, counted exactly (a
+        ``PromptCounter``): its siblings share one prefill, and cells reused from a
+        slot only make the charge smaller."""
+        return len(self.tokenize(request))
+
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is on its own: no chat template, no BOS."""
         if self._closed:

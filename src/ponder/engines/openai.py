@@ -69,7 +69,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ponder.engines.base import Capabilities
+from ponder.engines.base import Capabilities, text_token_bound
 from ponder.errors import CapabilityMissing, ConfigError, EngineError, EngineTimeout, RateLimited
 from ponder.types import Completion, GenRequest, TokenLogprob, Usage
 
@@ -160,6 +160,8 @@ class OpenAIEngine:
         self._retry_after_max = retry_after_max
         self._cache_prompt = cache_prompt
         self._native_n = native_n
+        # True once the server has answered a request with all of its n samples
+        self._native_n_seen = False
         self._transport = transport
         self._template = _compile_template(chat_template) if chat_template else None
         self._client: httpx.AsyncClient | None = None
@@ -182,6 +184,18 @@ class OpenAIEngine:
             top_logprobs=MAX_TOP_LOGPROBS,
             prefix_reuse=True,
         )
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """An upper bound on the prompt tokens the server will report for ``request``
+        (a ``PromptCounter``), since a server's tokenizer is not at hand: the
+        ``text_token_bound`` of the request as sent (a chat rendered here with
+        ``chat_template``, else its messages plus an allowance for the server's
+        template). It counts once per sample until the server has been seen to answer
+        ``n`` samples in one response, since one that ignores ``n`` is sent a request
+        per sample, each prefilling the whole prompt."""
+        once = text_token_bound(self._wire(request))
+        shared = self._native_n and self._native_n_seen
+        return once if shared else once * request.n
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         for req in requests:
@@ -261,6 +275,7 @@ class OpenAIEngine:
             return await self._singles(req, first=0, count=req.n)
         data = await self._post(_path(req), self._body(req, n=req.n, seed=req.seed))
         completions = self._completions(req, data, asked=req.n)
+        self._native_n_seen = self._native_n_seen or len(completions) == req.n
         if len(completions) < req.n:
             # The server ignores ``n`` (llama.cpp, Ollama): remember it, fill in the rest.
             self._native_n = False

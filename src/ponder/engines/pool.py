@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.engines.base import Capabilities, Engine
+from ponder.engines.base import Capabilities, Engine, prompt_token_bound
 from ponder.errors import CapabilityMissing, ConfigError, EngineError
 from ponder.types import Completion, GenRequest
 
@@ -119,6 +119,10 @@ class EnginePool:
 
     def stats(self) -> list[MemberStats]:
         return [m.stats() for m in self._members]
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """The most prompt tokens any member may charge ``request`` (it may go to any)."""
+        return max(prompt_token_bound(m.engine, request) for m in self._members)
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         await self._start()

@@ -48,7 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ponder.engines.base import Capabilities, Embedder, Embedding, Engine, model_sha256
+from ponder.engines.base import (
+    Capabilities,
+    Embedder,
+    Embedding,
+    Engine,
+    model_sha256,
+    prompt_token_bound,
+)
 from ponder.errors import CapabilityMissing, ConfigError
 from ponder.tasks.base import Task
 from ponder.tasks.identity import problem_fingerprint, text_sha256
@@ -277,6 +284,11 @@ class ReplayEngine:
             raise ConfigError(why)
         return _ProblemReplay(self, problem)
 
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """What the model generating a request that is not served from the bank may
+        charge for its prompt (nothing without one: such a request is refused)."""
+        return 0 if self.inner is None else prompt_token_bound(self.inner, request)
+
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         # outside a problem run nothing can be matched to a bank entry
         return await self._forward(requests)
@@ -323,6 +335,20 @@ class _ProblemReplay:
 
     def _is_sample(self, r: GenRequest) -> bool:
         return r.messages == self._messages and not r.continuation and not r.stop
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """The prompt tokens ``generate`` will charge ``request``: the bank's recorded
+        prompt once when it serves samples of it, and the model's bound for what the
+        model generates (the rest of an extended sample, or any other request)."""
+        if not self._is_sample(request):
+            return self._parent.prompt_tokens(request)
+        recorded = self._parent.bank.samples.get(self._problem.id, ())
+        taken = len(recorded[self._next : self._next + request.n])
+        served = max((c.usage.prompt_tokens + c.usage.cached_tokens for c in recorded), default=0)
+        if taken == request.n:
+            return served
+        rest = self._parent.prompt_tokens(dataclasses.replace(request, n=request.n - taken))
+        return (served if taken else 0) + rest
 
     def _check(self, r: GenRequest) -> None:
         bank = self._parent.bank

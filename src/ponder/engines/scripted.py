@@ -88,6 +88,12 @@ class ScriptedEngine:
     def capabilities(self) -> Capabilities:
         return self._caps
 
+    def prompt_tokens(self, request: GenRequest) -> int:
+        """The prompt tokens ``generate`` charges ``request``, exactly: its words, once
+        for all samples with ``native_n``, once per sample without."""
+        words = len(_prompt_text(request).split())
+        return words if self._caps.native_n else words * request.n
+
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         out = []
         for req in requests:

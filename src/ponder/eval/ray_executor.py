@@ -53,12 +53,14 @@ class _Solver:
         strategy: Strategy,
         max_tokens: int,
         seed: int,
+        budget: int | None = None,
     ) -> None:
         self.engine = make_engine()
         self.task = task
         self.strategy = strategy
         self.max_tokens = max_tokens
         self.seed = seed
+        self.budget = budget
 
     async def engine_name(self) -> str:
         return self.engine.name
@@ -77,6 +79,7 @@ class _Solver:
             engine=self.engine,
             max_tokens=self.max_tokens,
             seed=self.seed,
+            budget=self.budget,
         )
 
     async def pid(self) -> int:
@@ -118,7 +121,15 @@ class RayExecutor:
         """Problems in flight at once."""
         return self.actors * self.per_actor
 
-    async def start(self, *, task: Task, strategy: Strategy, max_tokens: int, seed: int) -> str:
+    async def start(
+        self,
+        *,
+        task: Task,
+        strategy: Strategy,
+        max_tokens: int,
+        seed: int,
+        budget: int | None = None,
+    ) -> str:
         """Start Ray (or join ``address``) and the actors; returns the engine's name.
 
         Calling it again before ``close`` keeps the running actors (a caller may start
@@ -145,7 +156,7 @@ class RayExecutor:
             options["memory"] = self.memory
         actor_class = ray.remote(_Solver).options(**options)
         self._handles = [
-            actor_class.remote(self.make_engine, task, strategy, max_tokens, seed)
+            actor_class.remote(self.make_engine, task, strategy, max_tokens, seed, budget)
             for _ in range(self.actors)
         ]
         names = await asyncio.gather(*(h.engine_name.remote() for h in self._handles))

@@ -65,7 +65,10 @@ class ReportPaths:
 @dataclass(frozen=True)
 class RunReport:
     """The numbers of one run: ``point`` is None when it has no finished record;
-    ``curve`` is None for strategies without one (``note`` says why when it failed)."""
+    ``curve`` is None for strategies without one (``note`` says why when it failed).
+    ``grading_errors``: finished records whose final answer's grader failed or timed
+    out; ``accuracy_errors_as_wrong``: correct over finished plus error records (None
+    when there are neither)."""
 
     path: Path
     label: str
@@ -84,6 +87,25 @@ class RunReport:
     paired: Paired | None = None
     pass_at_k: tuple[PassAtK, ...] = ()
     execution: Execution | None = None
+    grading_errors: int = 0
+    accuracy_errors_as_wrong: float | None = None
+
+    def failures_text(self) -> str:
+        """Failed problems and grading failures in words, with the accuracy that counts
+        the failed problems as wrong when there are some."""
+        g = self.grading_errors
+        text = (
+            f"{self.finished} finished, {self.errors} error{'s' if self.errors != 1 else ''}, "
+            f"{g} grading error{'s' if g != 1 else ''}/timeout{'s' if g != 1 else ''}"
+        )
+        if self.errors and self.accuracy_errors_as_wrong is not None:
+            acc = "–" if self.point is None else f"{self.point.accuracy:.3f}"
+            text += (
+                f"; accuracy {acc} over the finished problems, "
+                f"{self.accuracy_errors_as_wrong:.3f} with the {self.errors} failed "
+                f"problem{'s' if self.errors != 1 else ''} counted wrong"
+            )
+        return text
 
     @property
     def points(self) -> list[CurvePoint]:
@@ -111,6 +133,8 @@ class RunReport:
             "paired": None if self.paired is None else self.paired.to_dict(),
             "pass_at_k": [p.to_dict() for p in self.pass_at_k],
             "execution": None if self.execution is None else self.execution.to_dict(),
+            "grading_errors": self.grading_errors,
+            "accuracy_errors_as_wrong": self.accuracy_errors_as_wrong,
         }
 
 
@@ -192,6 +216,7 @@ def summarize_run(
         records = [r for r in records if r.problem_id in only]
     finished = [r for r in records if r.ok]
     errors = len(records) - len(finished)
+    correct = sum(r.correct for r in finished)
     notes: list[str] = []
     own = point(finished) if finished else None
     if own is None:
@@ -227,6 +252,8 @@ def summarize_run(
         config=config,
         finished=len(finished),
         errors=errors,
+        grading_errors=sum(r.grade.failed for r in finished),
+        accuracy_errors_as_wrong=correct / len(records) if records else None,
         point=own,
         curve=curve,
         curve_method=method,
@@ -585,10 +612,7 @@ def _html(
     sections = []
     for run in runs:
         parts = [f"<h2>{e(run.label)}</h2>"]
-        parts.append(
-            f"<p>store <code>{e(str(run.path))}</code>: {run.finished} finished, "
-            f"{run.errors} error{'s' if run.errors != 1 else ''}</p>"
-        )
+        parts.append(f"<p>store <code>{e(str(run.path))}</code>: {e(run.failures_text())}</p>")
         parts.extend(f'<p class="note">{e(n)}</p>' for n in run.notes)
         if run.point is not None:
             parts.append("<h3>The strategy's own answers</h3>")

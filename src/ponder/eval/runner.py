@@ -8,7 +8,20 @@ problem samples the same way whether it runs first, last, or on resume.
 Grading: a task's ``is_correct`` runs in a worker thread (math-verify may block); a
 ``ModelGradedTask`` (free-form answers graded by a judge model) is awaited instead, on
 the problem's engine, with a ledger of its own: what grading cost goes in the record's
-``meta["grading"]``, not in its ``usage``, which stays the strategy's.
+``meta["grading"]``, not in its ``usage``, which stays the strategy's. The final
+answer's grade goes in ``meta["grading_status"]``: ``{"status": ..., "reason": ...}``,
+status ``correct``, ``wrong``, ``error`` or ``timeout`` (a ``StatusGradedTask``'s grader,
+math-verify, can fail or run out of time; that is not a right answer, and it is
+counted, not hidden), and under ``"answers"`` the grade of every answer, the final one
+or a candidate's, whose grading failed.
+
+Budget: with ``budget``, each problem may spend at most that many tokens, prompt and
+completion, every call included (a ledger budget on its context: a call that would
+pass it is refused before it runs, so the record's usage never does). A strategy stops
+at the refused call with its best answer so far and ``meta["stopped"] = "budget"``
+with the ``stop_reason``; one refused before it has anything to answer from gives a
+record with no answer and the same keys. Either is a finished record, not a failure:
+running it again would stop the same way.
 
 Failures: an exception in one problem becomes that problem's error record and the run
 goes on; error records are retried on the next run. If the first ``concurrency + 1``
@@ -39,13 +52,13 @@ from tqdm import tqdm
 import ponder
 from ponder.budget import Ledger
 from ponder.engines.base import ChecksProblems, Engine, PerProblemEngine, model_sha256
-from ponder.errors import ConfigError, EngineError
+from ponder.errors import BudgetExceeded, ConfigError, EngineError
 from ponder.eval.curves import wilson_interval
 from ponder.eval.store import Record, RunStore
-from ponder.strategies.base import Context, Strategy
-from ponder.tasks.base import ModelGradedTask, Task
+from ponder.strategies.base import Context, Strategy, make_result, stopped_by_budget
+from ponder.tasks.base import ModelGradedTask, StatusGradedTask, Task
 from ponder.tasks.identity import data_identity, problem_fingerprint
-from ponder.types import Problem, Result
+from ponder.types import Grade, Problem, Result
 
 
 class Executor(Protocol):
@@ -60,7 +73,15 @@ class Executor(Protocol):
     @property
     def slots(self) -> int: ...
 
-    async def start(self, *, task: Task, strategy: Strategy, max_tokens: int, seed: int) -> str: ...
+    async def start(
+        self,
+        *,
+        task: Task,
+        strategy: Strategy,
+        max_tokens: int,
+        seed: int,
+        budget: int | None = None,
+    ) -> str: ...
 
     async def solve(
         self, slot: int, idx: int, problem: Problem
@@ -121,6 +142,7 @@ def run_config(
     max_tokens: int,
     seed: int,
     extra: Mapping[str, Any] | None = None,
+    budget: int | None = None,
     model_sha: str | None = None,
 ) -> dict[str, Any]:
     """The configuration a store records and checks on resume.
@@ -130,6 +152,8 @@ def run_config(
     where it was read from, is informational); ``model_sha256`` the weights' hash when
     the engine knows it (the embedded engine; ``model_sha`` passes it for an executor's
     remote engine).
+    ``budget`` (tokens per problem) is recorded only when set, so runs without one
+    resume as before.
 
     ``extra`` adds caller-specific settings (for example the CLI's model path) under
     the key ``"extra"``; they take part in the resume check.
@@ -150,6 +174,8 @@ def run_config(
     }
     if model_sha is not None:
         config["model_sha256"] = model_sha
+    if budget is not None:
+        config["budget"] = budget
     if extra:
         config["extra"] = _jsonable(extra)
     return config
@@ -164,6 +190,9 @@ class EvalSummary:
     next run); ``pending``: problems neither finished nor failed (the run stopped early).
     Accuracy, its 95% Wilson interval and the token means are over the ``graded``
     problems (finished, now or before, among the given ones); error records do not count.
+    ``accuracy_errors_as_wrong`` counts the failed problems as wrong instead: correct
+    over graded plus failed. ``grading_errors``: graded problems whose final answer's
+    grader failed or ran out of time (graded not correct; ``Record.grade`` says why).
     ``seconds`` is this call's wall time.
     """
 
@@ -180,6 +209,8 @@ class EvalSummary:
     mean_completion_tokens: float
     seconds: float
     path: str = ""
+    grading_errors: int = 0
+    accuracy_errors_as_wrong: float = math.nan
 
     @property
     def pending(self) -> int:
@@ -198,10 +229,15 @@ class EvalSummary:
             )
         else:
             acc = f"no graded problems out of {self.total}"
+        if self.errors:
+            acc += (
+                f" ({self.accuracy_errors_as_wrong:.3f} counting the {self.errors} failed as wrong)"
+            )
         parts = [
             acc,
             f"{self.done_now} run now, {self.skipped} resumed",
             f"{self.errors} errors",
+            f"{self.grading_errors} grading errors/timeouts",
             f"{self.mean_tokens:.0f} tokens/problem" if self.graded else "",
             f"{self.seconds:.1f}s",
         ]
@@ -240,13 +276,30 @@ def _answers(result: Result) -> list[str]:
     return sorted(answers)
 
 
-def _grade(task: Task, problem: Problem, result: Result) -> tuple[bool, dict[str, bool]]:
-    graded = {a: bool(task.is_correct(a, problem)) for a in _answers(result)}
-    if result.answer is None:
-        correct = bool(task.is_correct(None, problem))
-    else:
-        correct = graded[result.answer]
-    return correct, graded
+def _grade_one(task: Task, answer: str | None, problem: Problem) -> Grade:
+    if isinstance(task, StatusGradedTask):
+        return task.grade_status(answer, problem)
+    if task.is_correct(answer, problem):
+        return Grade("correct")
+    return Grade("wrong", "no answer" if answer is None else "")
+
+
+def _grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
+    """``meta["grading_status"]``: the final answer's grade, and the grades that failed
+    (error or timeout) of every answer graded, which the curves count as wrong."""
+    status: dict[str, Any] = final.to_dict()
+    failed = {a: g.to_dict() for a, g in grades.items() if g.failed}
+    if failed:
+        status["answers"] = failed
+    return status
+
+
+def _grade(
+    task: Task, problem: Problem, result: Result
+) -> tuple[bool, dict[str, bool], dict[str, Any]]:
+    grades = {a: _grade_one(task, a, problem) for a in _answers(result)}
+    final = grades[result.answer] if result.answer is not None else _grade_one(task, None, problem)
+    return final.correct, {a: g.correct for a, g in grades.items()}, _grading_status(final, grades)
 
 
 async def _grade_with_model(
@@ -273,6 +326,20 @@ async def _grade_with_model(
     return correct, graded, account
 
 
+async def _within_budget(
+    strategy: Strategy, problem: Problem, ctx: Context, budget: int | None
+) -> Result:
+    """The strategy's result under a budget of ``budget`` total tokens (None: none); when
+    the budget refuses even its first call, a result with no answer that says so."""
+    t0 = time.perf_counter()
+    with ctx.ledger.budget(total_tokens=budget):
+        try:
+            return await strategy(problem, ctx)
+        except BudgetExceeded as e:
+            name = strategy_name(strategy)
+            return make_result(name, ctx, t0, None, (), {}, stopped_by_budget(e))
+
+
 async def _solve(
     idx: int,
     problem: Problem,
@@ -282,6 +349,7 @@ async def _solve(
     engine: Engine,
     max_tokens: int,
     seed: int,
+    budget: int | None = None,
 ) -> tuple[Record, BaseException | None]:
     if isinstance(engine, PerProblemEngine):
         engine = engine.for_problem(problem)
@@ -294,15 +362,18 @@ async def _solve(
     )
     t0 = time.perf_counter()
     try:
-        result = await strategy(problem, ctx)
+        result = await _within_budget(strategy, problem, ctx, budget)
         seconds = time.perf_counter() - t0
         meta = dict(result.meta)
         if isinstance(task, ModelGradedTask):
             correct, graded, meta["grading"] = await _grade_with_model(
                 task, problem, result, engine
             )
+            meta["grading_status"] = Grade("correct" if correct else "wrong").to_dict()
         else:
-            correct, graded = await asyncio.to_thread(_grade, task, problem, result)
+            correct, graded, meta["grading_status"] = await asyncio.to_thread(
+                _grade, task, problem, result
+            )
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         record = Record(
@@ -347,10 +418,13 @@ async def evaluate(
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
+    budget: int | None = None,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
-    ``store`` may be a path (opened and closed here). With an ``executor`` the problems
+    ``budget`` limits each problem's tokens, prompt and completion (see the module
+    docstring); None leaves them unlimited. ``store`` may be a path (opened and closed
+    here). With an ``executor`` the problems
     run on its workers (each with its own engine; pass ``engine=None``), ``executor.slots``
     at a time, and it is started and closed here; the records are the same. Raises
     ``ConfigError`` when the store holds a run with another configuration or ``problems``
@@ -379,14 +453,20 @@ async def evaluate(
                 progress=progress,
                 config_extra=config_extra,
                 executor=executor,
+                budget=budget,
             )
+    if budget is not None and budget < 1:
+        raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
 
     if executor is not None:
-        name = await executor.start(task=task, strategy=strategy, max_tokens=max_tokens, seed=seed)
+        name = await executor.start(
+            task=task, strategy=strategy, max_tokens=max_tokens, seed=seed, budget=budget
+        )
         try:
             return await _evaluate(
                 task, problems, strategy, name, store, executor.slots, max_tokens, seed,
-                progress, config_extra, executor.solve, getattr(executor, "model_sha256", None),
+                progress, config_extra, executor.solve, budget,
+                getattr(executor, "model_sha256", None),
             )  # fmt: skip
         finally:
             await executor.close()
@@ -400,12 +480,12 @@ async def evaluate(
     async def solve(slot: int, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
         return await _solve(
             idx, problem, task=task, strategy=strategy, engine=local,
-            max_tokens=max_tokens, seed=seed,
+            max_tokens=max_tokens, seed=seed, budget=budget,
         )  # fmt: skip
 
     return await _evaluate(
         task, problems, strategy, engine, store, concurrency, max_tokens, seed,
-        progress, config_extra, solve,
+        progress, config_extra, solve, budget,
     )  # fmt: skip
 
 
@@ -421,6 +501,7 @@ async def _evaluate(
     progress: bool,
     config_extra: Mapping[str, Any] | None,
     solve: Callable[[int, int, Problem], Awaitable[tuple[Record, BaseException | None]]],
+    budget: int | None,
     model_sha: str | None = None,
 ) -> EvalSummary:
     t_start = time.perf_counter()
@@ -432,6 +513,7 @@ async def _evaluate(
             max_tokens=max_tokens,
             seed=seed,
             extra=config_extra,
+            budget=budget,
             model_sha=model_sha,
         )
     )
@@ -508,6 +590,7 @@ async def _evaluate(
     n = len(graded)
     correct = sum(r.correct for r in graded)
     low, high = wilson_interval(correct, n)
+    attempted = n + counts["errors"]
     return EvalSummary(
         total=len(problems),
         done_now=counts["done"],
@@ -524,6 +607,8 @@ async def _evaluate(
         ),
         seconds=time.perf_counter() - t_start,
         path=str(store.path),
+        grading_errors=sum(r.grade.failed for r in graded),
+        accuracy_errors_as_wrong=correct / attempted if attempted else math.nan,
     )
 
 
@@ -540,6 +625,7 @@ def run_eval(
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
+    budget: int | None = None,
 ) -> EvalSummary:
     """Synchronous ``evaluate`` (runs its own event loop; not for use inside one)."""
     return asyncio.run(
@@ -555,5 +641,6 @@ def run_eval(
             progress=progress,
             config_extra=config_extra,
             executor=executor,
+            budget=budget,
         )
     )

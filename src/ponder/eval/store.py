@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ponder.errors import ConfigError
-from ponder.types import Candidate, Usage
+from ponder.types import GRADE_STATUSES, Candidate, Grade, Usage
 
 FORMAT = "ponder-run-store"
 SCHEMA_VERSION = 2
@@ -89,7 +89,8 @@ class Record:
     ``seconds`` is the strategy's wall time; ``error`` is ``"Type: message"`` when the
     problem failed, in which case the answer is None and it is retried on resume.
     ``meta`` is the strategy's own account (``Result.meta``: why it stopped, the search
-    tree, the chosen configuration), stored as JSON.
+    tree, the chosen configuration), stored as JSON, and the runner's: the final
+    answer's grade (``meta["grading_status"]``, read through ``grade``).
     """
 
     problem_id: str
@@ -111,6 +112,16 @@ class Record:
     def ok(self) -> bool:
         """True when the problem finished without an error."""
         return self.error is None
+
+    @property
+    def grade(self) -> Grade:
+        """The final answer's grade (``correct``, ``wrong``, ``error``, ``timeout``), from
+        ``meta["grading_status"]``; a record written before grades were recorded reads
+        as correct or wrong from ``correct``."""
+        stored = self.meta.get("grading_status")
+        if isinstance(stored, Mapping) and stored.get("status") in GRADE_STATUSES:
+            return Grade.from_dict(stored)
+        return Grade("correct" if self.correct else "wrong")
 
     def _row(self) -> tuple[Any, ...]:
         return (

@@ -348,6 +348,10 @@ class Server:
             "usage": result.usage.to_dict(),
             "seconds": round(result.seconds, 4),
         }
+        if result.meta.get("stopped") == "budget":
+            # the budget ended the strategy early: its best answer so far, and why
+            out["stopped"] = "budget"
+            out["stop_reason"] = result.meta.get("stop_reason")
         if chosen.candidates:
             out["candidates"] = [c.to_dict() for c in result.candidates]
         return out

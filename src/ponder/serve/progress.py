@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ponder.engines.base import Capabilities, Embedder, Embedding, Engine
+from ponder.engines.base import Capabilities, Embedder, Embedding, Engine, prompt_token_bound
 from ponder.errors import CapabilityMissing
 from ponder.tasks.base import Task
 from ponder.types import Completion, GenRequest, Message
@@ -59,6 +59,10 @@ class WatchedEngine:
     @property
     def capabilities(self) -> Capabilities:
         return self._inner.capabilities
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        # a request's token budget counts prompts as the engine underneath charges them
+        return prompt_token_bound(self._inner, request)
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         out = await self._inner.generate(requests)

@@ -15,7 +15,9 @@
 strings, no logprobs), so a replay engine can serve them from a recorded bank and a
 stopping rule can be swept without new generation. Every strategy here reports in
 ``Result.meta``: ``samples`` (traces drawn), ``stop_reason`` and ``history`` (one
-entry per batch); the cost is the ledger's, as always.
+entry per batch); the cost is the ledger's, as always. A batch that would not fit a
+token budget ends sampling: the vote so far is the answer, and ``meta`` has
+``stopped="budget"`` and the budget's ``stop_reason``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ponder.errors import CapabilityMissing, ConfigError
+from ponder.errors import BudgetExceeded, CapabilityMissing, ConfigError
 from ponder.strategies.base import (
     Context,
     check_sampling,
@@ -36,6 +38,7 @@ from ponder.strategies.base import (
     make_result,
     register,
     sample,
+    stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, ConfidenceStop, Problem, Result
@@ -171,11 +174,18 @@ class AdaptiveConsistency:
         cands: list[Candidate] = []
         history: list[dict[str, Any]] = []
         stop_reason = "cap reached"
+        stopped: dict[str, str] = {}
         while len(cands) < self.max_n:
             n = min(self.batch, self.max_n - len(cands))
-            comps = await sample(
-                problem, ctx, n, self.temperature, self.top_p, label="adaptive_consistency"
-            )
+            try:
+                comps = await sample(
+                    problem, ctx, n, self.temperature, self.top_p, label="adaptive_consistency"
+                )
+            except BudgetExceeded as e:
+                if not cands:
+                    raise
+                stopped = stopped_by_budget(e)
+                break
             cands.extend(make_candidates(ctx, comps))
             _, votes = majority_vote([c.answer for c in cands])
             p = self.statistic(votes, len(cands))
@@ -190,6 +200,7 @@ class AdaptiveConsistency:
             "rule": self.rule,
             "threshold": self.threshold,
             "history": history,
+            **stopped,
         }
         return make_result("adaptive_consistency", ctx, t0, answer, cands, votes, meta)
 
@@ -231,9 +242,16 @@ class EarlyStoppingSelfConsistency:
         cands: list[Candidate] = []
         history: list[dict[str, Any]] = []
         stop_reason = "cap reached"
+        stopped: dict[str, str] = {}
         while len(cands) < self.max_n:
             n = min(self.window, self.max_n - len(cands))
-            comps = await sample(problem, ctx, n, self.temperature, self.top_p, label="esc")
+            try:
+                comps = await sample(problem, ctx, n, self.temperature, self.top_p, label="esc")
+            except BudgetExceeded as e:
+                if not cands:
+                    raise
+                stopped = stopped_by_budget(e)
+                break
             drawn = make_candidates(ctx, comps)
             cands.extend(drawn)
             answers = [c.answer for c in drawn]
@@ -248,6 +266,7 @@ class EarlyStoppingSelfConsistency:
             "stop_reason": stop_reason,
             "window": self.window,
             "history": history,
+            **stopped,
         }
         return make_result("esc", ctx, t0, answer, cands, votes, meta)
 
@@ -381,10 +400,17 @@ class DeepConf:
             )
         stopped = filtered = 0
         stop_reason = "cap reached"
+        budget_stop: dict[str, str] = {}
         rule = ConfidenceStop(self.window, threshold)
         while len(cands) < self.max_n:
             n = min(self.batch, self.max_n - len(cands))
-            batch = await self._draw(problem, ctx, n, rule)
+            try:
+                batch = await self._draw(problem, ctx, n, rule)
+            except BudgetExceeded as e:
+                if not cands:
+                    raise
+                budget_stop = stopped_by_budget(e)
+                break
             batch_confs = [trace_confidence(c, self.window) for c in batch]
             cut = 0
             drawn = make_candidates(ctx, batch, batch_confs)
@@ -419,5 +445,6 @@ class DeepConf:
             "voted": voted,
             "completion_tokens": ctx.ledger.total().completion_tokens,
             "history": history,
+            **budget_stop,
         }
         return make_result("deepconf", ctx, t0, answer, cands, votes, meta)

@@ -7,14 +7,15 @@ every token it spends is checked against the budget and written to the ledger.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ponder.budget import EventKind, Ledger
-from ponder.engines.base import Engine
-from ponder.errors import CapabilityMissing, ConfigError
+from ponder.engines.base import Engine, prompt_token_bound
+from ponder.errors import BudgetExceeded, CapabilityMissing, ConfigError
 from ponder.tasks.base import Task
 from ponder.types import (
     Candidate,
@@ -32,6 +33,8 @@ from ponder.verifiers.sandbox import Sandbox
 
 if TYPE_CHECKING:
     from ponder.verifiers.code_exec import ProgramRun
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,7 +95,12 @@ class Context:
     async def generate(
         self, requests: Sequence[GenRequest], kind: EventKind = "generate", label: str = ""
     ) -> list[list[Completion]]:
-        """Run requests on the engine: budget-checked before, recorded on the ledger after."""
+        """Run requests on the engine: budget-checked before, recorded on the ledger after.
+
+        The check takes the call's worst case: ``n * max_tokens`` generated tokens per
+        request and, under a limit on total tokens, the prompt tokens the engine may
+        charge (``prompt_token_bound``), so a call that could pass a budget is refused
+        with ``BudgetExceeded`` before it runs."""
         caps = self.engine.capabilities
         for r in requests:
             if r.wants_logprobs and not caps.logprobs:
@@ -107,11 +115,20 @@ class Context:
                     "the offline mode"
                 )
         worst = sum(r.n * r.max_tokens for r in requests)
-        self.ledger.check(worst, calls=len(requests))
+        limited = self.ledger.limits_total_tokens
+        prompt = sum(prompt_token_bound(self.engine, r) for r in requests) if limited else 0
+        self.ledger.check(worst, calls=len(requests), prompt_tokens=prompt)
         t0 = time.perf_counter()
         out = await self.engine.generate(requests)
         seconds = time.perf_counter() - t0
         usage = sum((c.usage for comps in out for c in comps), start=Usage())
+        if limited and usage.total_tokens > prompt + worst:
+            # the budget trusted the engine's count; say so where it was wrong
+            logger.warning(
+                "engine %s charged %d tokens for a call checked at most %d (%d prompt); "
+                "a token budget may be passed",
+                self.engine.name, usage.total_tokens, prompt + worst, prompt,
+            )  # fmt: skip
         self.ledger.record(kind, usage, seconds, label)
         return out
 
@@ -147,6 +164,18 @@ class Context:
         return await run_programs(
             sandbox, programs, cases, entry=entry, ledger=self.ledger, label=label
         )
+
+
+def stopped_by_budget(error: BudgetExceeded) -> dict[str, str]:
+    """What a strategy that stopped early for its budget adds to ``Result.meta``:
+    ``stopped`` is ``"budget"`` and ``stop_reason`` says which limit the refused call
+    would have passed.
+
+    A strategy whose next call does not fit an open budget (``BudgetExceeded``) stops
+    there with its best answer so far and these keys; one that has nothing to answer
+    from yet lets the error propagate (the eval runner then records the problem with
+    no answer and the same keys)."""
+    return {"stopped": "budget", "stop_reason": f"budget: {error}"}
 
 
 def check_sampling(temperature: float, top_p: float) -> None:

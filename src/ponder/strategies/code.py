@@ -20,7 +20,9 @@ visible tests passed survive instead; when none loads, the program texts are put
 plain majority vote. ``meta`` records each candidate's visible-test result (passes and
 the first failure's reason), the survivors, the generated inputs, the groups, and any
 fallback. Programs run through ``Context.execute``, so the executions and their
-seconds are on the ledger.
+seconds are on the ledger. Test inputs that would not fit a token budget are not asked
+for: the visible tests alone group the survivors, and ``meta`` has
+``stopped="budget"`` and the ``stop_reason``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import ConfigError
+from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import (
     Context,
     check_sampling,
@@ -38,6 +40,7 @@ from ponder.strategies.base import (
     make_result,
     register,
     sample,
+    stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote
 from ponder.tasks.code import CodeSpec, assemble, code_spec
@@ -110,7 +113,13 @@ class BehaviourMajority:
             meta["fallback"] = "no program loaded: majority vote over the program texts"
             answer, votes = majority_vote(answers)
             return make_result("behaviour_majority", ctx, t0, answer, cands, votes, meta)
-        inputs = await self._inputs(problem, ctx, spec, visible, [answers[i] for i in survivors])
+        try:
+            inputs = await self._inputs(
+                problem, ctx, spec, visible, [answers[i] for i in survivors]
+            )
+        except BudgetExceeded as e:
+            meta.update(stopped_by_budget(e))
+            inputs = []
         behaviour = await self._behaviour(ctx, spec, inputs, [answers[i] for i in survivors])
         per_survivor = []
         for i, extra in zip(survivors, behaviour, strict=True):

@@ -11,6 +11,10 @@
   majority of them; its answer is the answer. A reply with no usable number falls
   back to the largest cluster of normalised answers, and ``meta["selection"]`` says so
   and why.
+
+Under a token budget, clustering or a selection that would not fit falls back to the
+clusters of normalised answers, and ``meta`` has ``stopped="budget"`` and the
+``stop_reason``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import ConfigError
+from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import (
     Context,
     check_sampling,
@@ -29,6 +33,7 @@ from ponder.strategies.base import (
     make_result,
     register,
     sample,
+    stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote
 from ponder.types import Candidate, GenRequest, Message, Problem, Result
@@ -101,9 +106,15 @@ class SemanticMajority:
         t0 = time.perf_counter()
         comps = await sample(problem, ctx, self.n, self.temperature, self.top_p)
         cands = make_candidates(ctx, comps)
-        clustering = await self.clusterer().cluster(problem, [c.answer for c in cands], ctx)
+        answers = [c.answer for c in cands]
+        stopped: dict[str, str] = {}
+        try:
+            clustering = await self.clusterer().cluster(problem, answers, ctx)
+        except BudgetExceeded as e:
+            stopped = {**stopped_by_budget(e), "fallback": "text clusters"}
+            clustering = await TextClusterer().cluster(problem, answers, ctx)
         answer, votes, _ = _cluster_vote(cands, clustering)
-        meta = {**clustering.meta, "clusters": _clusters_meta(cands, clustering)}
+        meta = {**clustering.meta, "clusters": _clusters_meta(cands, clustering), **stopped}
         return make_result("semantic_majority", ctx, t0, answer, cands, votes, meta)
 
 
@@ -213,6 +224,7 @@ class UniversalSelfConsistency:
         _, votes, fallback_index = _cluster_vote(cands, text_clusters)
         shown = [i for i, c in enumerate(cands) if c.answer is not None]
         selection: dict[str, Any] = {"shown": shown}
+        stopped: dict[str, str] = {}
         if not shown:
             selection.update(chosen=None, reason="no candidate has an answer")
         elif len(shown) == 1 or (self.skip_unanimous and len(votes) == 1):
@@ -231,15 +243,26 @@ class UniversalSelfConsistency:
                 max_tokens=self.select_tokens,
                 temperature=0.0,
             )
-            (out,) = await ctx.generate([request], kind="score", label="usc")
-            reply = out[0].text
-            number, how = parse_choice(reply, len(shown))
-            selection["reply"] = reply
-            if number is None:
-                selection.update(chosen=fallback_index, fallback="text_majority", reason=how)
+            try:
+                (out,) = await ctx.generate([request], kind="score", label="usc")
+            except BudgetExceeded as e:
+                stopped = stopped_by_budget(e)
+                selection.update(
+                    chosen=fallback_index, fallback="text_majority", reason=stopped["stop_reason"]
+                )
             else:
-                selection.update(chosen=shown[number - 1], reason=how)
+                reply = out[0].text
+                number, how = parse_choice(reply, len(shown))
+                selection["reply"] = reply
+                if number is None:
+                    selection.update(chosen=fallback_index, fallback="text_majority", reason=how)
+                else:
+                    selection.update(chosen=shown[number - 1], reason=how)
         chosen = selection["chosen"]
         answer = None if chosen is None else cands[chosen].answer
-        meta = {"selection": selection, "clusters": _clusters_meta(cands, text_clusters)}
+        meta = {
+            "selection": selection,
+            "clusters": _clusters_meta(cands, text_clusters),
+            **stopped,
+        }
         return make_result("universal_self_consistency", ctx, t0, answer, cands, votes, meta)

@@ -24,6 +24,14 @@ pilot size, the signal and its value, the bin, the budget column used, the chose
 configuration, whether it reused the pilot, how many candidates decided the answer
 (reuse) or the inner strategy's meta (otherwise). The cost is everything on the ledger,
 pilot included.
+
+Under a token budget (``--budget`` limits each problem's tokens for other strategies;
+here it is the policy's mean, and a limit comes only from a budget opened on the
+context): what does not fit after the pilot is not drawn. Samples beyond the pilot
+that do not fit leave the rule to the pilot's samples, scores that do not fit leave a
+majority vote, and a chosen configuration that cannot start leaves the pilot's
+majority; an inner strategy that stopped for its budget says so. ``meta`` then has
+``stopped="budget"`` and the ``stop_reason``.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import ConfigError
+from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import (
     Context,
     make_candidates,
@@ -41,6 +49,7 @@ from ponder.strategies.base import (
     make_strategy,
     register,
     sample,
+    stopped_by_budget,
 )
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, Problem, Result
@@ -105,7 +114,11 @@ class ComputeOptimal:
         scores: list[float] = []
         if pilot.signal == "score":
             assert scorer is not None  # the policy checks that the score signal has one
-            scores = await _score(problem, ctx, scorer, drawn)
+            try:
+                scores = await _score(problem, ctx, scorer, drawn)
+            except BudgetExceeded as e:
+                account = {"pilot": pilot.samples, "signal": pilot.signal}
+                return _pilot_majority(ctx, t0, drawn, [], {**account, **stopped_by_budget(e)})
         value = signal_value(pilot.signal, make_candidates(ctx, drawn, scores or None))
         bin = policy.bins.assign(value)
         cell = policy.cell(bin, self.budget)
@@ -119,14 +132,21 @@ class ComputeOptimal:
             "reused_pilot": cell.config.reuses_pilot,
         }
         if cell.config.reuses_pilot:
-            answer, cands, votes, used = await self._reuse(
+            answer, cands, votes, used, stopped = await self._reuse(
                 problem, ctx, policy, cell, drawn, scores, scorer, logprobs
             )
             meta["decided_by"] = used
+            meta.update(stopped)
             return make_result("optimal", ctx, t0, answer, cands, votes, meta)
         inner = make_strategy(cell.config.strategy, cell.config.options)
-        result = await inner(problem, ctx)
+        try:
+            result = await inner(problem, ctx)
+        except BudgetExceeded as e:
+            meta.update(stopped_by_budget(e))
+            return _pilot_majority(ctx, t0, drawn, scores, meta)
         meta["inner"] = dict(result.meta)
+        if result.meta.get("stopped"):
+            meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
         pilot_cands = make_candidates(ctx, drawn, scores or None)
         return make_result(
             "optimal",
@@ -148,23 +168,33 @@ class ComputeOptimal:
         scores: list[float],
         scorer: Scorer | None,
         logprobs: bool,
-    ) -> tuple[str | None, list[Candidate], dict[str, float], int]:
-        """The pilot run's rule over its first n samples, pilot samples first."""
+    ) -> tuple[str | None, list[Candidate], dict[str, float], int, dict[str, str]]:
+        """The pilot run's rule over its first n samples, pilot samples first, and why
+        it stopped short of them when a token budget did (the pilot's samples decide;
+        unscored, by majority)."""
         n, rule = cell.config.n, cell.config.rule
         assert n is not None and rule is not None  # the policy checks reusing cells
         k = len(drawn)
+        stopped: dict[str, str] = {}
         if n > k:
             more_logprobs = logprobs and rule != "majority"
-            more = await sample(
-                problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
-                logprobs=more_logprobs, label="optimal:rest",
-            )  # fmt: skip
-            drawn = drawn + more
+            try:
+                more = await sample(
+                    problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
+                    logprobs=more_logprobs, label="optimal:rest",
+                )  # fmt: skip
+            except BudgetExceeded as e:
+                stopped, n = stopped_by_budget(e), k
+            else:
+                drawn = drawn + more
         if rule != "majority":
             if scorer is None:
                 raise ConfigError(f"{cell.config.label} reuses the pilot, which has no scorer")
             # score what is not scored yet among the samples the rule reads
-            scores = scores + await _score(problem, ctx, scorer, drawn[len(scores) : n])
+            try:
+                scores = scores + await _score(problem, ctx, scorer, drawn[len(scores) : n])
+            except BudgetExceeded as e:
+                stopped, rule = stopped or stopped_by_budget(e), "majority"
         padded = [*scores, *([None] * (len(drawn) - len(scores)))]
         cands = [
             replace(c, score=s) for c, s in zip(make_candidates(ctx, drawn), padded, strict=True)
@@ -177,7 +207,17 @@ class ComputeOptimal:
             answer, votes = answers[picked], best_scores(answers, scores[:n])
         else:
             answer, votes = weighted_vote(answers, scores[:n])
-        return answer, cands, votes, n
+        return answer, cands, votes, n, stopped
+
+
+def _pilot_majority(
+    ctx: Context, t0: float, drawn: list[Completion], scores: list[float], meta: dict[str, Any]
+) -> Result:
+    """The pilot's majority answer, for a budget that leaves no room to go on."""
+    cands = make_candidates(ctx, drawn, scores or None)
+    answer, votes = majority_vote([c.answer for c in cands])
+    meta = {**meta, "fallback": "majority vote of the pilot"}
+    return make_result("optimal", ctx, t0, answer, cands, votes, meta)
 
 
 async def _score(

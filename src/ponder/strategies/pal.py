@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from ponder.errors import ConfigError
+from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import (
     Context,
     check_sampling,
@@ -25,6 +25,7 @@ from ponder.strategies.base import (
     make_result,
     register,
     sample,
+    stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote
 from ponder.types import Candidate, Message, Problem, Result
@@ -101,7 +102,8 @@ class ProgramAided:
     answer), ``failed``, ``failures`` (count per reason), ``outcomes`` (status,
     answer, reason, end of the output and seconds of each program), ``fallback``
     (whether it was used), ``isolation`` and, from the ledger, ``execution`` (programs
-    run and their seconds).
+    run and their seconds). A fallback chain that would not fit a token budget is not
+    drawn: no answer, and ``meta`` has ``stopped="budget"`` and the ``stop_reason``.
     """
 
     n: int = 1
@@ -187,14 +189,20 @@ class ProgramAided:
         ]
         answer, votes = majority_vote([o.answer for o in outcomes])
         used_fallback = answer is None and self.fallback == "cot"
+        stopped: dict[str, str] = {}
         if used_fallback:
-            cot = await sample(problem, ctx, 1, 0.0, 1.0, label="pal fallback")
-            (fallback,) = make_candidates(ctx, cot)
-            cands.append(fallback)
-            answer = fallback.answer
-            votes = {answer: 1.0} if answer is not None else {}
+            try:
+                cot = await sample(problem, ctx, 1, 0.0, 1.0, label="pal fallback")
+            except BudgetExceeded as e:
+                stopped = stopped_by_budget(e)  # no program answered, no room for the chain
+            else:
+                (fallback,) = make_candidates(ctx, cot)
+                cands.append(fallback)
+                answer = fallback.answer
+                votes = {answer: 1.0} if answer is not None else {}
         failures = Counter(o.status for o in outcomes if not o.ok)
         meta: dict[str, Any] = {
+            **stopped,
             "programs": len(outcomes),
             "ran": sum(o.ok for o in outcomes),
             "failed": sum(not o.ok for o in outcomes),

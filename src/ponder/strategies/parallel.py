@@ -6,14 +6,27 @@
 - ``weighted_majority``: n samples, answers weighted by their scores (Li et al. 2023;
   Snell et al. 2024 use it with a verifier).
 Ties follow the rule in ``ponder.strategies.voting``.
+
+Under a token budget, samples that fit but whose scoring does not (a judge scorer
+generates) vote unweighted instead, and ``meta`` says so (``stopped``, ``stop_reason``,
+``fallback``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from ponder.strategies.base import Context, make_candidates, make_result, register, sample
+from ponder.errors import BudgetExceeded
+from ponder.strategies.base import (
+    Context,
+    make_candidates,
+    make_result,
+    register,
+    sample,
+    stopped_by_budget,
+)
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.types import Candidate, Problem, Result
 from ponder.verifiers.registry import make_scorer
@@ -54,11 +67,17 @@ class Majority:
 
 async def _sample_and_score(
     problem: Problem, ctx: Context, n: int, temperature: float, top_p: float, scorer_spec: str
-) -> tuple[tuple[Candidate, ...], list[float]]:
+) -> tuple[tuple[Candidate, ...], list[float] | None, dict[str, Any]]:
+    """The samples with their scores, or with None and why when the budget left no room
+    to score them."""
     scorer = make_scorer(scorer_spec)
     comps = await sample(problem, ctx, n, temperature, top_p, logprobs=scorer.needs_logprobs)
-    scores = [s.value for s in await ctx.score(problem, comps, scorer)]
-    return make_candidates(ctx, comps, scores), scores
+    try:
+        scores = [s.value for s in await ctx.score(problem, comps, scorer)]
+    except BudgetExceeded as e:
+        meta = {**stopped_by_budget(e), "fallback": "majority vote of the unscored samples"}
+        return make_candidates(ctx, comps), None, meta
+    return make_candidates(ctx, comps, scores), scores, {}
 
 
 @register("best_of_n")
@@ -73,12 +92,15 @@ class BestOfN:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        cands, scores = await _sample_and_score(
+        cands, scores, meta = await _sample_and_score(
             problem, ctx, self.n, self.temperature, self.top_p, self.scorer
         )
         answers = [c.answer for c in cands]
-        best = best_of(answers, scores)
-        return make_result("best_of_n", ctx, t0, answers[best], cands, best_scores(answers, scores))
+        if scores is None:
+            answer, votes = majority_vote(answers)
+        else:
+            answer, votes = answers[best_of(answers, scores)], best_scores(answers, scores)
+        return make_result("best_of_n", ctx, t0, answer, cands, votes, meta)
 
 
 @register("weighted_majority")
@@ -93,8 +115,12 @@ class WeightedMajority:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        cands, scores = await _sample_and_score(
+        cands, scores, meta = await _sample_and_score(
             problem, ctx, self.n, self.temperature, self.top_p, self.scorer
         )
-        answer, votes = weighted_vote([c.answer for c in cands], scores)
-        return make_result("weighted_majority", ctx, t0, answer, cands, votes)
+        answers = [c.answer for c in cands]
+        if scores is None:
+            answer, votes = majority_vote(answers)
+        else:
+            answer, votes = weighted_vote(answers, scores)
+        return make_result("weighted_majority", ctx, t0, answer, cands, votes, meta)

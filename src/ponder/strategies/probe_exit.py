@@ -24,8 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import ConfigError
-from ponder.strategies.base import Context, check_sampling, make_result, register
+from ponder.errors import BudgetExceeded, ConfigError
+from ponder.strategies.base import (
+    Context,
+    check_sampling,
+    make_result,
+    register,
+    stopped_by_budget,
+)
 from ponder.types import Candidate, Problem, Result, Usage
 
 __all__ = ["PROBE_CUE", "ProbeExit"]
@@ -49,7 +55,9 @@ class ProbeExit:
     chain stops (``stop_reason="agreed"``) with that answer, and the candidate's text is
     the chain followed by the last probe. A chain that ends by itself
     (``"finished"``) or at ``max_tokens`` (``"length"``) is answered from its own text,
-    as a plain chain of thought is.
+    as a plain chain of thought is, and so is one that a token budget stops (a chunk or
+    a probe that would not fit is not made; ``meta`` then has ``stopped="budget"`` and
+    the budget's ``stop_reason``).
 
     Seeds: chunk j of the chain is sampled with seed s + j, s being the seed of the
     problem's first request, whatever the probes do; so with a seed the chain is the
@@ -94,6 +102,7 @@ class ProbeExit:
         finish: str = "length"
         chunks = 0
         last_probe = ""
+        stopped: dict[str, str] = {}
         for j in itertools.count():
             room = ctx.max_tokens - chain_tokens
             if room <= 0:
@@ -109,7 +118,13 @@ class ProbeExit:
                 first_seed = request.seed
             elif first_seed is not None:
                 request = dataclasses.replace(request, seed=first_seed + j)
-            ((c,),) = await ctx.generate([request], label="chain")
+            try:
+                ((c,),) = await ctx.generate([request], label="chain")
+            except BudgetExceeded as e:
+                if not chunks:
+                    raise
+                stopped = stopped_by_budget(e)
+                break
             chunks += 1
             chain += c.text
             chain_tokens += c.usage.completion_tokens
@@ -120,7 +135,11 @@ class ProbeExit:
                 break
             if chain_tokens >= ctx.max_tokens:
                 break
-            answer, written, usage = await self._probe(problem, ctx, chain)
+            try:
+                answer, written, usage = await self._probe(problem, ctx, chain)
+            except BudgetExceeded as e:
+                stopped = stopped_by_budget(e)
+                break
             probe_usage = probe_usage + usage
             probes.append({"tokens": chain_tokens, "answer": answer})
             last_probe = written
@@ -145,6 +164,7 @@ class ProbeExit:
             "chain_usage": chain_usage.to_dict(),
             # without it every chunk and probe prefills the whole chain again
             "prefix_reuse": ctx.engine.capabilities.prefix_reuse,
+            **stopped,
         }
         votes = {answer: 1.0} if answer is not None else {}
         return make_result("probe_exit", ctx, t0, answer, [cand], votes, meta)

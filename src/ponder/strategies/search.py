@@ -19,6 +19,12 @@ Each returns its finished solutions as candidates and the final answer by ``sele
 ``best`` (the highest aggregated verifier score) or ``weighted`` (answers vote with
 their scores, Snell et al.'s choice), plus the whole tree in ``Result.meta["tree"]``.
 
+Under a token budget, an expansion or a scoring that would not fit ends the search:
+the solutions finished so far are its candidates, or, when none has finished, the
+partial ones it was about to grow, cut short as the token limit cuts a solution; if
+scoring them does not fit either, their answers vote unweighted. ``meta`` then has
+``stopped="budget"`` and the ``stop_reason``.
+
 Prefix reuse: a step is generated as ``GenRequest(continuation=<the steps so far>)``
 with ``n`` = children, so the engine prefills only what the parent added and the
 children share it (``LlamaCppEngine`` finds the parent's KV cells in the slot that
@@ -34,9 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ponder.errors import ConfigError
-from ponder.strategies.base import Context, make_result, register
-from ponder.strategies.voting import best_of, best_scores, weighted_vote
+from ponder.errors import BudgetExceeded, ConfigError
+from ponder.strategies.base import Context, make_result, register, stopped_by_budget
+from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, Problem, Result, Usage
 from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.registry import make_process_verifier
@@ -195,6 +201,18 @@ class _StepSearch:
             node.answer = ctx.extract(tree.text(node))
         return node
 
+    @staticmethod
+    def _cut_short(ctx: Context, tree: Tree, finished: list[Node], open_: Sequence[Node]) -> None:
+        """When the budget stops a search with nothing finished: the open partial
+        solutions end there, as the token limit ends a solution, answered from their
+        text so far."""
+        if finished:
+            return
+        for node in open_:
+            node.finished = node.truncated = True
+            node.answer = ctx.extract(tree.text(node))
+            finished.append(node)
+
     async def _score(
         self,
         problem: Problem,
@@ -220,14 +238,22 @@ class _StepSearch:
         t0: float,
         meta: dict[str, Any],
     ) -> Result:
-        scores = await self._score(problem, ctx, verifier, tree, finished) if finished else []
+        scores: list[float | None] = []
         answers = [n.answer for n in finished]
         votes: dict[str, float] = {}
         answer: str | None = None
-        if finished and self.select == "weighted":
-            answer, votes = weighted_vote(answers, scores)
-        elif finished:
-            answer, votes = answers[best_of(answers, scores)], best_scores(answers, scores)
+        try:
+            ranked = await self._score(problem, ctx, verifier, tree, finished) if finished else []
+        except BudgetExceeded as e:
+            meta = {**stopped_by_budget(e), **meta, "fallback": "unweighted vote"}
+            scores = [None] * len(finished)
+            answer, votes = majority_vote(answers)
+        else:
+            scores = list(ranked)
+            if finished and self.select == "weighted":
+                answer, votes = weighted_vote(answers, ranked)
+            elif finished:
+                answer, votes = answers[best_of(answers, ranked)], best_scores(answers, ranked)
         cands = tuple(
             Candidate(
                 text=tree.text(n),
@@ -279,20 +305,33 @@ class BeamSearch(_StepSearch):
         finished: list[Node] = []
         frontier: list[tuple[Node, int]] = [(tree.root, self.n)]
         rounds = 0
+        meta: dict[str, Any] = {}
         while frontier:
             rounds += 1
-            children = [
-                c for group in await self._expand(problem, ctx, tree, frontier) for c in group
-            ]
+            try:
+                grown = await self._expand(problem, ctx, tree, frontier)
+            except BudgetExceeded as e:
+                if rounds == 1:
+                    raise
+                meta = stopped_by_budget(e)
+                self._cut_short(ctx, tree, finished, [p for p, _ in frontier])
+                break
+            children = [c for group in grown for c in group]
             finished += [c for c in children if c.finished]
             active = [c for c in children if not c.finished]
             if len(finished) >= self.n or not active:
                 break
-            scores = await self._rank(problem, ctx, verifier, tree, active)
+            try:
+                scores = await self._rank(problem, ctx, verifier, tree, active)
+            except BudgetExceeded as e:
+                meta = stopped_by_budget(e)
+                self._cut_short(ctx, tree, finished, active)
+                break
             keep = max(1, min(len(active), math.ceil((self.n - len(finished)) / self.width)))
             order = sorted(range(len(active)), key=lambda i: -scores[i])[:keep]
             frontier = [(active[i], self.width) for i in order]
-        return await self._finish(problem, ctx, verifier, tree, finished, t0, {"rounds": rounds})
+        meta["rounds"] = rounds
+        return await self._finish(problem, ctx, verifier, tree, finished, t0, meta)
 
     async def _rank(
         self,
@@ -352,25 +391,32 @@ class DiverseVerifierTreeSearch(_StepSearch):
         groups = [first[i * self.width : (i + 1) * self.width] for i in range(subtrees)]
         finished: list[Node] = []
         rounds = 1
+        meta: dict[str, Any] = {}
         while groups:
             flat = [c for g in groups for c in g]
-            scores = dict(
-                zip(
-                    (c.id for c in flat),
-                    await self._score(problem, ctx, verifier, tree, flat),
-                    strict=True,
-                )
-            )
+            try:
+                values = await self._score(problem, ctx, verifier, tree, flat)
+            except BudgetExceeded as e:
+                # unranked: the round's own ends count, or else its open steps
+                meta = stopped_by_budget(e)
+                finished += [c for c in flat if c.finished]
+                self._cut_short(ctx, tree, finished, flat)
+                break
+            scores = dict(zip((c.id for c in flat), values, strict=True))
             leaders = [max(g, key=lambda c: scores[c.id]) for g in groups if g]
             finished += [c for c in leaders if c.finished]
             growing = [c for c in leaders if not c.finished]
             if not growing:
                 break
             rounds += 1
-            groups = await self._expand(problem, ctx, tree, [(c, self.width) for c in growing])
-        return await self._finish(
-            problem, ctx, verifier, tree, finished, t0, {"rounds": rounds, "subtrees": subtrees}
-        )
+            try:
+                groups = await self._expand(problem, ctx, tree, [(c, self.width) for c in growing])
+            except BudgetExceeded as e:
+                meta = stopped_by_budget(e)
+                self._cut_short(ctx, tree, finished, growing)
+                break
+        meta.update(rounds=rounds, subtrees=subtrees)
+        return await self._finish(problem, ctx, verifier, tree, finished, t0, meta)
 
 
 @register("mcts")
@@ -394,6 +440,7 @@ class MonteCarloTreeSearch(_StepSearch):
         tree = Tree()
         finished: list[Node] = []
         expansions = 0
+        meta: dict[str, Any] = {}
         for _ in range(self.iterations):
             node = tree.root
             while node.children and not node.finished:
@@ -401,25 +448,39 @@ class MonteCarloTreeSearch(_StepSearch):
             if node.finished:  # a known end: count the visit with its value
                 self._backup(tree, node, node.score or 0.0)
                 continue
-            (children,) = await self._expand(problem, ctx, tree, [(node, self.width)])
+            try:
+                (children,) = await self._expand(problem, ctx, tree, [(node, self.width)])
+            except BudgetExceeded as e:
+                if not tree.root.children:
+                    raise
+                meta = stopped_by_budget(e)
+                break
             expansions += 1
-            values = await self._score(problem, ctx, verifier, tree, children)
+            try:
+                values = await self._score(problem, ctx, verifier, tree, children)
+            except BudgetExceeded as e:
+                meta = stopped_by_budget(e)
+                finished += [c for c in children if c.finished]
+                break
             for child, value in zip(children, values, strict=True):
                 self._backup(tree, child, value)
                 if child.finished:
                     finished.append(child)
         if not finished:
-            # no solution ended within the iterations: finish the most visited path greedily
+            # no solution ended: finish the most visited path greedily, while the budget lasts
             node = tree.root
             while node.children:
                 node = max((tree.nodes[i] for i in node.children), key=lambda n: n.visits)
-            while not node.finished:
-                (grown,) = await self._expand(problem, ctx, tree, [(node, 1)], temperature=0.0)
-                node = grown[0]
-            finished.append(node)
-        return await self._finish(
-            problem, ctx, verifier, tree, finished, t0, {"expansions": expansions}
-        )
+            try:
+                while not node.finished:
+                    (grown,) = await self._expand(problem, ctx, tree, [(node, 1)], temperature=0.0)
+                    node = grown[0]
+                finished.append(node)
+            except BudgetExceeded as e:
+                meta = meta or stopped_by_budget(e)
+                self._cut_short(ctx, tree, finished, [node])
+        meta["expansions"] = expansions
+        return await self._finish(problem, ctx, verifier, tree, finished, t0, meta)
 
     def _uct_child(self, tree: Tree, node: Node) -> Node:
         children = [tree.nodes[i] for i in node.children]

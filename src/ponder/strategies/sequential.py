@@ -16,7 +16,8 @@
   is extended by writing "Wait" where the end delimiter would be, at most
   ``num_waits`` times. Then the model answers after a cue. If no answer can be
   extracted from that, one short greedy call, begun with the task's answer format
-  (``The final answer is \\boxed{``), makes the model commit to one.
+  (``The final answer is \\boxed{``), makes the model commit to one; it always ends
+  with an answer or the reason it has none.
 
 Both strategies continue the assistant's turn through ``GenRequest.continuation``, so
 an engine must honour it. Ties follow the rule in ``ponder.strategies.voting``.
@@ -29,13 +30,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import ConfigError
+from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import (
     Context,
     check_sampling,
     make_candidates,
     make_result,
     register,
+    stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote, weighted_vote
 from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Result, Usage
@@ -69,7 +71,10 @@ class Revise:
     votes are weighted by its attempts' scores (Snell's best-of-N weighted).
     Candidates are in generation order (depth by depth, chains in order within a
     depth); ``Result.meta["chains"][c]`` lists chain c's candidate indices by depth
-    and ``Result.meta["attempts"][i]`` gives candidate i's chain and depth.
+    and ``Result.meta["attempts"][i]`` gives candidate i's chain and depth. A depth
+    that would not fit a token budget is not drawn, and scoring that would not fit
+    leaves a majority vote: the attempts so far decide, and ``meta`` has
+    ``stopped="budget"`` and the ``stop_reason``.
     """
 
     n: int = 4
@@ -106,6 +111,7 @@ class Revise:
         history: list[list[Completion]] = [[] for _ in range(self.chains)]
         completions: list[Completion] = []
         placement: list[tuple[int, int]] = []  # (chain, depth) of each completion
+        stopped: dict[str, str] = {}
         for depth in range(self.n // self.chains):
             if depth == 0:
                 # every chain starts from the same prompt: one request, prefilled once
@@ -115,7 +121,13 @@ class Revise:
                     self._request(problem, ctx, self._revision_prompt(base, past), 1, logprobs)
                     for past in history
                 ]
-            out = await ctx.generate(requests, label=f"revise depth {depth}")
+            try:
+                out = await ctx.generate(requests, label=f"revise depth {depth}")
+            except BudgetExceeded as e:
+                if not completions:
+                    raise
+                stopped = stopped_by_budget(e)  # the attempts so far decide
+                break
             for chain, completion in enumerate(c for comps in out for c in comps):
                 history[chain].append(completion)
                 completions.append(completion)
@@ -123,7 +135,11 @@ class Revise:
 
         scores: list[float] | None = None
         if scorer is not None:
-            scores = [s.value for s in await ctx.score(problem, completions, scorer)]
+            try:
+                scores = [s.value for s in await ctx.score(problem, completions, scorer)]
+            except BudgetExceeded as e:
+                stopped = stopped or stopped_by_budget(e)
+                stopped["fallback"] = "majority vote of the unscored attempts"
         cands = make_candidates(ctx, completions, scores)
         answers = [c.answer for c in cands]
         if scores is None:
@@ -137,6 +153,7 @@ class Revise:
                 for chain in range(self.chains)
             ],
             "attempts": [{"chain": c, "depth": d} for c, d in placement],
+            **stopped,
         }
         return make_result("revise", ctx, t0, answer, cands, votes, meta)
 
@@ -209,6 +226,13 @@ class BudgetForcing:
     The single candidate's text is the whole assistant turn, delimiters included.
     ``Result.meta`` holds ``thinking_tokens``, ``waits_used``, ``thinking_capped``,
     ``forced_answer`` and ``answer_tokens``.
+
+    It always ends with an answer or the reason there is none (``meta["no_answer"]``).
+    Under a token budget, a call that would not fit is not made: thinking ends there,
+    an answer call that does not fit leaves the answer to the short forced call, and
+    when neither fits the answer is read from the thinking (``meta["answer_from"]`` is
+    ``"thinking"``, the one case it is); ``meta`` then has ``stopped="budget"`` and the
+    ``stop_reason``.
     """
 
     max_thinking_tokens: int | None = None
@@ -271,10 +295,12 @@ class BudgetForcing:
         messages = self._messages(problem, ctx)
         budget = self.max_thinking_tokens or ctx.max_tokens
         usage = Usage()
+        refused: list[BudgetExceeded] = []
 
         async def go_on(
             turn: str, max_tokens: int, stop: tuple[str, ...], label: str, greedy: bool = False
-        ) -> Completion:
+        ) -> Completion | None:
+            """The turn continued, or None when a token budget has no room for the call."""
             nonlocal usage
             request = ctx.request(
                 problem,
@@ -285,44 +311,54 @@ class BudgetForcing:
                 continuation=turn,
                 stop=stop,
             )
-            ((completion,),) = await ctx.generate([request], label=label)
+            try:
+                ((completion,),) = await ctx.generate([request], label=label)
+            except BudgetExceeded as e:
+                refused.append(e)
+                return None
             usage = usage + completion.usage
             return completion
 
         turn = self.think_start
         thinking = waits = 0
-        while True:
-            c = await go_on(turn, budget - thinking, (self.think_end,), "think")
+        capped = False
+        wait = ""  # what the next thinking call begins with: nothing, or a wait
+        finish = "stop"
+        while c := await go_on(turn + wait, budget - thinking, (self.think_end,), "think"):
+            waits += bool(wait)
             thinking += c.usage.completion_tokens
-            turn += c.text
+            turn += wait + c.text
+            finish = c.finish_reason
             capped = c.finish_reason == "length"
             if capped or not self._extend(thinking, budget, waits):
                 break
-            turn += self.wait
-            waits += 1
+            wait = self.wait
 
         turn += self.think_end
         answer_from = len(turn)
-        turn += self.answer_cue
-        c = await go_on(turn, self.max_answer_tokens, (), "answer")
-        turn += c.text
-        answer_tokens = c.usage.completion_tokens
-        answer = ctx.extract(turn[answer_from:])
-        forced = answer is None
-        if forced:
-            turn += self.forced_answer_cue
-            c = await go_on(
-                turn, self.forced_answer_tokens, FORCED_ANSWER_STOP, "forced_answer", greedy=True
-            )
-            turn += c.text
-            answer_tokens += c.usage.completion_tokens
+        answer = None
+        answer_tokens = 0
+        if c := await go_on(turn + self.answer_cue, self.max_answer_tokens, (), "answer"):
+            turn += self.answer_cue + c.text
+            answer_tokens = c.usage.completion_tokens
+            finish = c.finish_reason
             answer = ctx.extract(turn[answer_from:])
-            if answer is None and self.forced_answer_close:
-                answer = ctx.extract(turn[answer_from:] + self.forced_answer_close)
-                if answer is not None:
-                    turn += self.forced_answer_close
+        forced = answer is None
+        forced_text = None
+        if forced:
+            cue = turn + self.forced_answer_cue
+            c = await go_on(
+                cue, self.forced_answer_tokens, FORCED_ANSWER_STOP, "forced_answer", True
+            )
+            if c is not None:
+                turn, forced_text, finish = cue + c.text, c.text, c.finish_reason
+                answer_tokens += c.usage.completion_tokens
+                answer = ctx.extract(turn[answer_from:])
+                if answer is None and self.forced_answer_close:
+                    answer = ctx.extract(turn[answer_from:] + self.forced_answer_close)
+                    if answer is not None:
+                        turn += self.forced_answer_close
 
-        cand = Candidate(text=turn, answer=answer, usage=usage, finish_reason=c.finish_reason)
         meta: dict[str, Any] = {
             "thinking_tokens": thinking,
             "waits_used": waits,
@@ -330,6 +366,23 @@ class BudgetForcing:
             "forced_answer": forced,
             "answer_tokens": answer_tokens,
         }
+        if refused:
+            meta.update(stopped_by_budget(refused[0]))
+            if answer is None:
+                # no room left to answer: the thinking's own last answer is the best there is
+                answer = ctx.extract(
+                    turn[len(self.think_start) : answer_from - len(self.think_end)]
+                )
+                if answer is not None:
+                    meta["answer_from"] = "thinking"
+        if answer is None:
+            meta["no_answer"] = (
+                "the token budget left no room to answer"
+                if forced_text is None
+                else "neither the answer nor the forced answer held one "
+                f"(the forced call wrote {forced_text[:80]!r})"
+            )
+        cand = Candidate(text=turn, answer=answer, usage=usage, finish_reason=finish)
         votes = {answer: 1.0} if answer is not None else {}
         return make_result("budget_forcing", ctx, t0, answer, [cand], votes, meta)
 

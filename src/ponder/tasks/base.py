@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ponder.types import Message, Problem
+from ponder.types import Grade, Message, Problem
 
 if TYPE_CHECKING:
     from ponder.budget import Ledger
@@ -33,6 +33,19 @@ class Task(Protocol):
     def extract(self, text: str) -> str | None: ...
 
     def is_correct(self, predicted: str | None, problem: Problem) -> bool: ...
+
+
+@runtime_checkable
+class StatusGradedTask(Task, Protocol):
+    """A task whose grader can fail or run out of time, and says so.
+
+    ``grade_status`` gives the ``Grade`` of an answer: ``correct`` or ``wrong``, or
+    ``error`` / ``timeout`` with the reason when the grader did not decide;
+    ``is_correct`` is true exactly when it is ``correct``. The eval runner records the
+    grade on every record (``meta["grading_status"]``).
+    """
+
+    def grade_status(self, predicted: str | None, problem: Problem) -> Grade: ...
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from ponder.tasks.identity import (
     records_sha256,
     resolve_split,
 )
-from ponder.types import Message, Problem
-from ponder.verifiers.grading import answers_match, canonical_answer, extract_answer
+from ponder.types import Grade, Message, Problem
+from ponder.verifiers.grading import canonical_answer, extract_answer, grade_answer
 
 __all__ = [
     "JsonlTask",
@@ -224,10 +224,12 @@ class MathTask(ABC):
     def extract(self, text: str) -> str | None:
         return extract_answer(text)
 
+    def grade_status(self, predicted: str | None, problem: Problem) -> Grade:
+        """The grade of ``predicted``, math-verify's errors and timeouts included."""
+        return grade_answer(predicted, problem.answer)
+
     def is_correct(self, predicted: str | None, problem: Problem) -> bool:
-        if predicted is None or problem.answer is None:
-            return False
-        return answers_match(predicted, problem.answer)
+        return self.grade_status(predicted, problem).correct
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self._name!r})"

@@ -176,7 +176,8 @@ class EmbeddingClusterer:
     """Text groups merged when their sentence embeddings' cosine similarity reaches
     ``threshold``: each group joins the most similar cluster representative at or above
     it. The embedding call is checked against the budget (one call, no generated
-    tokens) and recorded as a ``score`` event with the tokens the model read."""
+    tokens, at most a token per byte of the answers plus two markers each) and
+    recorded as a ``score`` event with the tokens the model read."""
 
     embedder: TextEmbedder
     threshold: float = 0.8
@@ -202,7 +203,9 @@ class EmbeddingClusterer:
         if len(firsts) < 2:
             return Clustering(tuple(labels), tuple(firsts), meta)
         texts = [str(answers[i]) for i in firsts]
-        ctx.ledger.check(0, calls=1)
+        # a tokenizer makes no token of less than one byte, plus its two markers per text
+        bound = sum(len(t.encode("utf-8")) + 2 for t in texts)
+        ctx.ledger.check(0, calls=1, prompt_tokens=bound)
         t0 = time.perf_counter()
         embedded = await asyncio.to_thread(self.embedder.embed, texts)
         seconds = time.perf_counter() - t0

@@ -1,16 +1,18 @@
 """Answer extraction and math grading, as pure functions.
 
 ``extract_answer`` turns a solution text into a canonical answer string, so that two
-candidates vote together exactly when their strings are equal. ``answers_match``
+candidates vote together exactly when their strings are equal. ``grade_answer``
 grades a predicted answer against a reference: string equality, then numeric
-equality, then math-verify for LaTeX (fractions, roots, intervals, tuples).
+equality, then math-verify for LaTeX (fractions, roots, intervals, tuples); its
+``Grade`` says ``correct`` or ``wrong``, or, when math-verify did not decide, ``error``
+or ``timeout`` with the reason. ``answers_match`` is its yes/no.
 
 math-verify can run for ever on hostile input (``9^{9^{9^{9}}}`` sends sympy into a
 huge power), and its own timeout uses ``signal.alarm``, which works only in the main
-thread. So ponder runs it with that timeout off, in worker processes of its own, and
-kills a worker that does not answer in time. Grading is therefore safe to call from
-threads and event loops, and bounded on any input. Plain numbers never leave the
-calling process.
+thread. So ponder runs it with that timeout off, in worker processes of its own
+(``_grading_worker.py``), and kills a worker that does not answer in time (a
+``timeout`` grade). Grading is therefore safe to call from threads and event loops,
+and bounded on any input. Plain numbers never leave the calling process.
 """
 
 from __future__ import annotations
@@ -29,26 +31,29 @@ import threading
 from decimal import Decimal
 from fractions import Fraction
 
+from ponder.types import Grade
+
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_VERIFY_CHARS",
     "answers_match",
     "canonical_answer",
     "extract_answer",
+    "grade_answer",
     "shutdown_grader",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
-"""Seconds one math-verify comparison may take before it counts as a mismatch."""
+"""Seconds one math-verify comparison may take before it is graded ``timeout``."""
 
 MAX_VERIFY_CHARS = 1000
-"""Answers longer than this are not handed to math-verify (they are not answers)."""
+"""Answers longer than this are not handed to math-verify (graded ``error``)."""
 
 _WORKER_START_TIMEOUT_S = 120.0
-_WORKER_MEMORY_BYTES = 2 * 1024**3
 _RELATIVE_TOLERANCE = Fraction(1, 10**6)
+_WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_grading_worker.py")
 
 # ---------------------------------------------------------------------------
 # canonical answer strings
@@ -310,44 +315,68 @@ def _numbers_equal(a: Fraction, b: Fraction) -> bool:
     return abs(a - b) <= _RELATIVE_TOLERANCE * max(abs(a), abs(b))
 
 
-def answers_match(
+_CORRECT = Grade("correct")
+_WRONG = Grade("wrong")
+
+
+def grade_answer(
     predicted: str | None, reference: str | None, *, timeout_s: float | None = None
-) -> bool:
-    """Whether ``predicted`` is the same answer as ``reference``.
+) -> Grade:
+    """The grade of ``predicted`` against ``reference``.
 
     Exact canonical match first, then numeric equality (within a relative 1e-6,
     simple fractions included), then math-verify in a worker process, bounded by
-    ``timeout_s`` (default ``DEFAULT_TIMEOUT_S``). A comparison that times out counts
-    as a mismatch and is logged. Results are cached, so grading the same pair again
-    is free. Safe to call from any thread.
+    ``timeout_s`` (default ``DEFAULT_TIMEOUT_S``). ``correct`` or ``wrong`` when that
+    decides (``wrong`` with the reason "no answer" for a missing one); ``timeout``
+    when math-verify ran past the limit; ``error`` when it raised, no worker could
+    run it, the answer was too long to hand it, or there is no reference; each of
+    those with its reason, and logged. Grades are cached, so grading the same pair
+    again is free, except a worker that could not run, which is tried again next time.
+    Safe to call from any thread.
     """
-    if predicted is None or reference is None:
-        return False
+    if predicted is None:
+        return Grade("wrong", "no answer")
+    if reference is None:
+        return Grade("error", "the problem has no reference answer")
     try:
-        return _match_cached(
+        return _grade_cached(
             predicted, reference, DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         )
     except _GraderUnavailable as exc:
         # raised through the cache, so the pair is tried again next time
-        logger.warning("math-verify unavailable, counting as a mismatch: %s", exc)
-        return False
+        logger.warning("math-verify unavailable, grading an error: %s", exc)
+        return Grade("error", f"math-verify unavailable: {exc}")
+
+
+def answers_match(
+    predicted: str | None, reference: str | None, *, timeout_s: float | None = None
+) -> bool:
+    """Whether ``predicted`` is the same answer as ``reference``: ``grade_answer``'s
+    grade is ``correct`` (an error or a timeout is not)."""
+    return grade_answer(predicted, reference, timeout_s=timeout_s).correct
 
 
 @functools.lru_cache(maxsize=65536)
-def _match_cached(predicted: str, reference: str, timeout_s: float) -> bool:
+def _grade_cached(predicted: str, reference: str, timeout_s: float) -> Grade:
     pred = canonical_answer(predicted)
     ref = canonical_answer(reference)
-    if not pred or not ref:
-        return False
+    if not ref:
+        return Grade("error", "the reference answer is empty")
+    if not pred:
+        return Grade("wrong", "no answer")
     if pred == ref:
-        return True
+        return _CORRECT
     pred_value = _as_fraction(pred)
     ref_value = _as_fraction(ref)
     if pred_value is not None and ref_value is not None:
-        return _numbers_equal(pred_value, ref_value)
-    if len(pred) > MAX_VERIFY_CHARS or len(ref) > MAX_VERIFY_CHARS:
-        logger.debug("answer too long for math-verify (%d, %d chars)", len(pred), len(ref))
-        return False
+        return _CORRECT if _numbers_equal(pred_value, ref_value) else _WRONG
+    longest = max(len(pred), len(ref))
+    if longest > MAX_VERIFY_CHARS:
+        return Grade(
+            "error",
+            f"an answer of {longest} characters is longer than math-verify is given "
+            f"({MAX_VERIFY_CHARS}), so it was not compared",
+        )
     return _POOL.verify(pred, ref, timeout_s)
 
 
@@ -359,57 +388,12 @@ class _GraderUnavailable(Exception):
     """No worker process could be started or reached."""
 
 
-def _math_verify(predicted: str, reference: str) -> bool:
-    """Run math-verify with its signal-based timeouts off; only in a worker process."""
-    from math_verify import parse, verify
-
-    gold = parse(f"${reference}$", parsing_timeout=None)
-    target = parse(f"${predicted}$", parsing_timeout=None)
-    if not gold or not target:
-        return False
-    return bool(verify(gold, target, timeout_seconds=None))
-
-
-def _serve() -> None:
-    """Main loop of a grading worker: JSON ``[predicted, reference]`` lines in, 1/0 out.
-
-    The worker runs this file as a script (``python -P grading.py --serve``), not the
-    ponder package, so it starts fast, never re-runs the user's ``__main__`` (as
-    multiprocessing's spawn would) and never inherits the parent's threads (as fork
-    would).
-    """
-    try:
-        import resource
-
-        # a runaway sympy computation should die of MemoryError, not take the machine
-        resource.setrlimit(resource.RLIMIT_AS, (_WORKER_MEMORY_BYTES, _WORKER_MEMORY_BYTES))
-    except (ImportError, ValueError, OSError):
-        pass
-    # the protocol owns the real stdout; anything a library prints goes to stderr
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    # ponder bounds the time itself; math-verify's warning about that is noise here
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-    import math_verify  # noqa: F401  (before "ready", so that calls are timed fairly)
-
-    protocol.write("ready\n")
-    protocol.flush()
-    for line in sys.stdin:
-        try:
-            predicted, reference = json.loads(line)
-            verdict = _math_verify(str(predicted), str(reference))
-        except Exception:  # math-verify is a black box here: any failure is a mismatch
-            verdict = False
-        protocol.write("1\n" if verdict else "0\n")
-        protocol.flush()
-
-
 class _Worker:
     """One worker process and a thread that reads its answers into a queue."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-P", os.path.abspath(__file__), "--serve"],
+            [sys.executable, "-P", _WORKER_SCRIPT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -438,8 +422,8 @@ class _Worker:
         except queue.Empty:
             return None
 
-    def call(self, predicted: str, reference: str, timeout_s: float) -> bool | None:
-        """The verdict, or None when the worker did not answer in time."""
+    def call(self, predicted: str, reference: str, timeout_s: float) -> str | None:
+        """The worker's reply line, or None when it did not answer in time."""
         stdin = self.process.stdin
         assert stdin is not None
         try:
@@ -452,7 +436,7 @@ class _Worker:
             if self.process.poll() is not None:
                 raise _GraderUnavailable("the grading worker died")
             return None
-        return reply == "1"
+        return reply
 
     def kill(self) -> None:
         _LIVE_WORKERS.discard(self)
@@ -497,27 +481,31 @@ class _WorkerPool:
                 self._idle.append(worker)
             self._cond.notify()
 
-    def verify(self, predicted: str, reference: str, timeout_s: float) -> bool:
+    def verify(self, predicted: str, reference: str, timeout_s: float) -> Grade:
         worker = self._acquire()
         try:
-            verdict = worker.call(predicted, reference, timeout_s)
+            reply = worker.call(predicted, reference, timeout_s)
         except _GraderUnavailable:
             worker.kill()
             self._release(None)
             raise
-        if verdict is None:
+        if reply is None:
             worker.kill()
             self._release(None)
             logger.warning(
-                "math-verify timed out after %.1fs comparing %.80r with %.80r; "
-                "counting it as a mismatch",
+                "math-verify timed out after %.1fs comparing %.80r with %.80r; graded a timeout",
                 timeout_s,
                 predicted,
                 reference,
             )
-            return False
+            return Grade("timeout", f"math-verify did not finish within {timeout_s:g}s")
         self._release(worker)
-        return verdict
+        if reply.startswith("!"):
+            logger.warning(
+                "math-verify failed comparing %.80r with %.80r: %s", predicted, reference, reply[1:]
+            )
+            return Grade("error", f"math-verify failed: {reply[1:]}")
+        return _CORRECT if reply == "1" else _WRONG
 
     def shutdown(self) -> None:
         with self._cond:
@@ -541,7 +529,3 @@ def _kill_all_workers() -> None:
     # busy ones too: a worker stuck on hostile input must not outlive ponder
     for worker in list(_LIVE_WORKERS):
         worker.kill()
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
-    _serve()

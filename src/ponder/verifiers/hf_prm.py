@@ -409,8 +409,8 @@ class HFPRMVerifier(ProcessVerifier):
         # loading and forward passes block for seconds: in a thread, the event loop (and
         # the engine's requests in flight) keeps going meanwhile
         encoded, batches = await asyncio.to_thread(self._prepare, problem.question, items)
-        ctx.ledger.check(0, calls=len(batches))
-        scores, seconds = await asyncio.to_thread(self._run, encoded, batches)
         usage = Usage(prompt_tokens=sum(len(e.ids) for e in encoded), calls=len(batches))
+        ctx.ledger.check(0, calls=len(batches), prompt_tokens=usage.prompt_tokens)
+        scores, seconds = await asyncio.to_thread(self._run, encoded, batches)
         ctx.ledger.record("score", usage, seconds, "hfprm")
         return scores

@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ponder.budget import EventKind, Ledger
-from ponder.engines.base import Embedder, Engine
+from ponder.engines.base import Embedder, Engine, prompt_token_bound
 from ponder.errors import CapabilityMissing, ConfigError, EngineError
 from ponder.tasks.base import Task
 from ponder.types import GenRequest, Problem, Usage
@@ -118,12 +118,16 @@ async def embed_requests(
     """Embeddings of ``requests`` as one ``(len(requests), dim)`` array.
 
     The call is checked against the ledger's budgets first (it generates nothing, so
-    only its calls count) and recorded on the ledger after, like any other compute.
+    its calls count, and its prompt tokens under a limit on total tokens) and recorded
+    on the ledger after, like any other compute.
     """
     embedder = require_embedder(engine)
     if not requests:
         return np.zeros((0, 0), dtype=np.float32)
-    ledger.check(0, calls=len(requests))
+    prompt = (
+        sum(prompt_token_bound(engine, r) for r in requests) if ledger.limits_total_tokens else 0
+    )
+    ledger.check(0, calls=len(requests), prompt_tokens=prompt)
     t0 = time.perf_counter()
     embeddings = await embedder.embed(requests)
     seconds = time.perf_counter() - t0
