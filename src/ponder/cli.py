@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -235,6 +236,17 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
 
+def _add_exec_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-unisolated-exec",
+        action="store_true",
+        help="run model-written code (pal, tests:visible, behaviour_majority, humaneval "
+        "grading) with your own privileges where nothing isolates it better (no "
+        "bubblewrap, and ponder cannot run it as nobody); without this flag (or "
+        "PONDER_ALLOW_UNISOLATED_EXEC=1) ponder refuses there",
+    )
+
+
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     from ponder.strategies import sample_count_field
 
@@ -382,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(run)
     _add_strategy_args(run)
     _add_answer_type_arg(run)
+    _add_exec_arg(run)
     run.add_argument("--json", action="store_true", help="print a JSON object")
     run.add_argument("--show", action="store_true", help="print every candidate's text")
 
@@ -430,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(ev, "problems")
     _add_engine_args(ev)
     _add_strategy_args(ev)
+    _add_exec_arg(ev)
 
     rep = sub.add_parser("report", help="plot accuracy versus tokens for eval runs")
     rep.add_argument("runs", nargs="+", help="one or more RUN.db files")
@@ -570,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.cli_serve import add_serve_parser
 
     add_serve_parser(sub, _add_engine_args)
+    _add_exec_arg(sub.choices["serve"])
     return parser
 
 
@@ -669,6 +684,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.max_tokens is None:
         args.max_tokens = DEFAULT_MAX_TOKENS
     strategy = make_strategy(args.strategy, options)
+    from ponder.tasks.humaneval import HumanEvalTask
+
+    if isinstance(task, HumanEvalTask):
+        # its sandbox is chosen now: a refusal stops the run before any problem, instead
+        # of failing every problem's grading
+        _ = task.sandbox
     store = RunStore(Path(args.out))
     extra: dict[str, Any] = {}
     executor = None
@@ -934,6 +955,12 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "allow_unisolated_exec", False):
+        from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV
+
+        # the environment carries the opt-in to every sandbox this run makes (and to
+        # the Ray workers it starts here)
+        os.environ[ALLOW_UNISOLATED_ENV] = "1"
     try:
         return COMMANDS[args.command](args)
     except PonderError as e:
