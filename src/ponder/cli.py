@@ -783,6 +783,7 @@ def _grading_line(store: Any, problems: Sequence[Any]) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ponder.eval import write_report
+    from ponder.eval.report import isolation_text
 
     tokenizer = None
     if args.tokenizer is not None:
@@ -808,6 +809,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             asyncio.run(tokenizer.aclose())
     for run in paths.runs:
         o, p = run.overthinking, run.paired
+        if run.isolation:
+            print(f"code isolation: {run.label}: {isolation_text(run.isolation)}")
         if o is not None and o.tokens:
             print(
                 f"overthinking: {run.label}: {o.after_settled} of {o.tokens} generated tokens "

@@ -87,6 +87,8 @@ async def test_executed_answers_vote_and_18_0_votes_with_18() -> None:
     executions = [e for e in ctx.ledger.events if e.kind == "execute"]
     assert len(executions) == 4 and all(e.usage.total_tokens == 0 for e in executions)
     assert ctx.ledger.executions() == 4 == meta["execution"]["executions"]
+    assert meta["execution"]["isolation"] == {meta["isolation"]: 4}
+    assert all(e.isolation == meta["isolation"] for e in executions)
     assert meta["execution"]["seconds"] == ctx.ledger.seconds("execute")
     assert meta["execution"]["seconds"] == pytest.approx(
         sum(o["seconds"] for o in meta["outcomes"]), abs=1e-3

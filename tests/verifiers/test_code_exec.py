@@ -97,6 +97,7 @@ async def test_the_verifier_scores_by_visible_tests_and_bills_the_ledger() -> No
     (event,) = c.ledger.events
     assert (event.kind, event.executions, event.usage) == ("execute", 3, Usage())
     assert event.seconds > 0 and c.ledger.executions() == 3
+    assert event.isolation == SANDBOX.mode and c.ledger.isolation() == {SANDBOX.mode: 3}
 
 
 async def test_without_visible_tests_a_program_that_loads_scores_one() -> None:

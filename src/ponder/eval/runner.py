@@ -8,7 +8,9 @@ problem samples the same way whether it runs first, last, or on resume.
 Grading: a task's ``is_correct`` runs in a worker thread (math-verify may block); a
 ``ModelGradedTask`` (free-form answers graded by a judge model) is awaited instead, on
 the problem's engine, with a ledger of its own: what grading cost goes in the record's
-``meta["grading"]``, not in its ``usage``, which stays the strategy's.
+``meta["grading"]``, not in its ``usage``, which stays the strategy's. A task that
+grades by running the answers in a sandbox (HumanEval) has the sandbox's isolation mode
+in the record's ``meta["grading_isolation"]``.
 
 Failures: an exception in one problem becomes that problem's error record and the run
 goes on; error records are retried on the next run. If the first ``concurrency + 1``
@@ -45,6 +47,7 @@ from ponder.eval.store import Record, RunStore
 from ponder.strategies.base import Context, Strategy
 from ponder.tasks.base import ModelGradedTask, Task
 from ponder.types import Problem, Result
+from ponder.verifiers.sandbox import Sandbox
 
 
 class Executor(Protocol):
@@ -290,6 +293,10 @@ async def _solve(
             )
         else:
             correct, graded = await asyncio.to_thread(_grade, task, problem, result)
+            sandbox = getattr(task, "sandbox", None)
+            if isinstance(sandbox, Sandbox) and graded:
+                # the answers were graded by running them: say in which isolation mode
+                meta["grading_isolation"] = sandbox.mode
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         record = Record(

@@ -31,7 +31,8 @@ privileges and, as root, reaches every process (see ``ponder.verifiers.sandbox``
 outcome with its output and, for a failure, the reason (the exception, the mismatch, or
 the sandbox's verdict: a timeout, the memory limit, too much output), and the
 isolation mode it ran in. ``run_programs`` runs several (identical programs once), and
-puts them on the ledger as one ``execute`` event (executions and their seconds, summed).
+puts them on the ledger as one ``execute`` event (executions and their seconds, summed,
+and the isolation mode).
 
 ``ExecutionVerifier`` (``--scorer tests:visible``), through ``Context.execute``,
 scores each candidate of a code problem by the share of the prompt's visible tests it
@@ -714,8 +715,8 @@ async def run_programs(
     parallel: int | None = None,
 ) -> list[ProgramRun]:
     """Run each program on ``cases``, identical programs once, at most ``parallel`` at a
-    time (default: the CPUs, up to 4); the executions and their seconds go on ``ledger``
-    as one ``execute`` event."""
+    time (default: the CPUs, up to 4); the executions, their seconds and the sandbox's
+    isolation mode go on ``ledger`` as one ``execute`` event."""
     distinct = list(dict.fromkeys(programs))
     width = parallel or max(1, min(4, os.cpu_count() or 1))
     gate = asyncio.Semaphore(width)
@@ -727,7 +728,9 @@ async def run_programs(
     runs = dict(zip(distinct, await asyncio.gather(*(one(p) for p in distinct)), strict=True))
     if ledger is not None and distinct:
         seconds = sum(r.seconds for r in runs.values())
-        ledger.record("execute", Usage(), seconds, label, executions=len(distinct))
+        ledger.record(
+            "execute", Usage(), seconds, label, executions=len(distinct), isolation=sandbox.mode
+        )
     return [runs[p] for p in programs]
 
 
