@@ -1,6 +1,7 @@
 """What one verification costs: a candidate run on its tests in-process, in a plain
-subprocess, in the sandbox's limited subprocess, and in the sandbox under bubblewrap,
-side by side in one run, with the ratios.
+subprocess, and in the sandbox in each isolation mode this machine has (bubblewrap; a
+subprocess as nobody, for a root ponder; unisolated), side by side in one run, with the
+ratios.
 
 Each execution is the one ``tests:visible`` makes: the harness defines a HumanEval
 problem's canonical solution and runs its visible tests (``--hidden``: its hidden
@@ -54,22 +55,36 @@ def _in_process(program: str, cases: list[dict[str, Any]]) -> Callable[[], Await
 def _plain(
     program: str, cases: list[dict[str, Any]], entry: str, python: str
 ) -> Callable[[], Awaitable[bool]]:
-    job = json.dumps({"marker": "@m@", "program": program, "entry": entry, "cases": cases})
+    job = json.dumps({"program": program, "entry": entry, "cases": cases})
     folder = Path(tempfile.mkdtemp(prefix="ponder-bench-"))
     (folder / "main.py").write_text(HARNESS, encoding="utf-8")
 
+    def once() -> bool:
+        # what any subprocess costs: the same interpreter and harness (its verdicts on a
+        # pipe of their own), no limits, no checks
+        read, write = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [python, "-I", "-B", "main.py", str(write)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                cwd=folder,
+                pass_fds=(write,),
+                text=True,
+            )
+            os.close(write)
+            write = -1
+            proc.communicate(job)
+            with os.fdopen(read, "r") as verdicts:
+                read = -1
+                return proc.returncode == 0 and '"done"' in verdicts.read()
+        finally:
+            for fd in (read, write):
+                if fd >= 0:
+                    os.close(fd)
+
     async def run() -> bool:
-        # what any subprocess costs: the same interpreter and harness, no limits, no checks
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [python, "-I", "-B", "main.py"],
-            input=job,
-            capture_output=True,
-            text=True,
-            cwd=folder,
-            check=False,
-        )
-        return proc.returncode == 0 and '"done"' in proc.stdout
+        return await asyncio.to_thread(once)
 
     return run
 
@@ -125,8 +140,14 @@ async def main() -> None:
         rows.append(("plain subprocess, bwrap's python", plain_base))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the weaker-isolation warning
-        limited = _sandboxed(Sandbox(isolation="process"), program, cases, spec.entry_point)
-        rows.append(("sandbox: subprocess + limits", limited))
+        # a benchmark of the unisolated mode is the user's explicit choice to run it
+        unisolated = Sandbox(isolation="unisolated", allow_unisolated=True)
+        rows.append(("sandbox: unisolated + limits", _sandboxed(unisolated, program, cases,
+                                                                spec.entry_point)))  # fmt: skip
+        if os.geteuid() == 0:
+            nobody = Sandbox(isolation="unprivileged")
+            rows.append((f"sandbox: as nobody ({Path(nobody.interpreter).name})",
+                         _sandboxed(nobody, program, cases, spec.entry_point)))  # fmt: skip
     if _bwrap() is not None and _bwrap_works():
         bwrap = Sandbox(isolation="bwrap", require_isolation=True)
         rows.append(
@@ -140,7 +161,7 @@ async def main() -> None:
         f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}, "
         f"{'root (programs run as nobody)' if root else 'not root'}"
     )
-    print(f"interpreters: {sys.executable} (sandbox subprocess), {base} (bubblewrap)")
+    print(f"interpreters: {sys.executable} (unisolated), {base} (bubblewrap)")
     print(
         f"{problem.id}: {'hidden' if args.hidden else 'visible'} tests, {len(cases)} cases, "
         f"{args.runs} executions per row\n"

@@ -73,3 +73,35 @@ def test_served_model_names_keep_dots():
     assert served_name("qwen2.5-coder-1.5b") == "qwen2.5-coder-1.5b"
     assert served_name("/models/qwen2.5-coder-1.5b.gguf") == "qwen2.5-coder-1.5b"
     assert served_name("meta-llama/Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"
+
+
+def test_eval_refuses_unisolated_code_before_any_problem_unless_opted_in(
+    capsys, tmp_path, monkeypatch
+):
+    import os
+
+    import ponder.verifiers.sandbox as sandbox_module
+    from ponder.verifiers.code_exec import default_sandbox
+    from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV
+
+    data = tmp_path / "toy.jsonl"
+    data.write_text(json.dumps({"task_id": "Toy/0", "prompt": "def f():\n", "entry_point": "f",
+                                "test": "def check(c):\n    pass\n"}) + "\n")  # fmt: skip
+    monkeypatch.setattr(sandbox_module, "_bwrap", lambda: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv(ALLOW_UNISOLATED_ENV, raising=False)
+    args = ["eval", "--task", "humaneval", "--data", str(data), "--out", str(tmp_path / "r.db"),
+            "--model", "no-such-model"]  # fmt: skip
+    default_sandbox.cache_clear()
+    try:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "refuses to run model-written code unisolated" in err
+        assert "--allow-unisolated-exec" in err and not (tmp_path / "r.db").exists()
+        # opted in, the sandbox runs (with a warning) and the run goes on to the model
+        with pytest.warns(RuntimeWarning, match="unisolated"):
+            assert main([*args, "--allow-unisolated-exec"]) == 2
+        assert "unknown model 'no-such-model'" in capsys.readouterr().err
+        assert os.environ[ALLOW_UNISOLATED_ENV] == "1"
+    finally:
+        default_sandbox.cache_clear()

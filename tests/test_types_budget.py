@@ -57,12 +57,17 @@ def test_total_token_budget_counts_prompt_tokens():
 def test_execute_events_count_executions_and_seconds_but_no_tokens() -> None:
     led = Ledger()
     led.record("generate", Usage(5, 0, 10, 1), 0.5)
-    led.record("execute", Usage(), 0.25, "tests:visible", executions=3)
-    led.record("execute", Usage(), 0.5, "behaviour", executions=2)
-    assert led.executions() == 5 and led.seconds("execute") == 0.75
+    led.record("execute", Usage(), 0.25, "tests:visible", executions=3, isolation="bwrap")
+    led.record("execute", Usage(), 0.5, "behaviour", executions=2, isolation="unisolated")
+    led.record("execute", Usage(), 0.5, "behaviour", executions=1, isolation="bwrap")
+    assert led.executions() == 6 and led.seconds("execute") == 1.25
+    assert led.isolation() == {"bwrap": 4, "unisolated": 2}
+    assert led.events[2].isolation == "unisolated"
     assert led.total() == Usage(5, 0, 10, 1)
     with pytest.raises(ValueError, match="executions"):
-        led.record("execute", Usage(), 0.1, executions=-1)
+        led.record("execute", Usage(), 0.1, executions=-1, isolation="bwrap")
+    with pytest.raises(ValueError, match="which isolation mode"):
+        led.record("execute", Usage(), 0.1, executions=1)
 
 
 def test_a_total_token_budget_counts_the_calls_prompt_before_it_runs():

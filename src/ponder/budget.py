@@ -2,9 +2,9 @@
 
 A ``Ledger`` is append-only: every generate, score, train, probe and execute event with
 its usage and time (an ``execute`` event is a batch of sandboxed program runs: no tokens,
-its ``executions`` and the seconds they took). Budgets are opened on a ledger as context
-managers and stack: each counts only what was spent while it was open, and a call must
-fit in every open budget.
+its ``executions``, the seconds they took and the sandbox's ``isolation`` mode). Budgets
+are opened on a ledger as context managers and stack: each counts only what was spent
+while it was open, and a call must fit in every open budget.
 The check happens *before* the call, against the call's worst case: ``n * max_tokens``
 generated tokens, its calls, and, for a limit on total tokens, the prompt tokens it may
 prefill (the engine's count: exact on the embedded engine, an upper bound on servers;
@@ -33,13 +33,16 @@ run in the sandbox: no tokens, their ``executions`` and seconds)."""
 @dataclass(frozen=True)
 class Event:
     """One piece of work. ``executions`` counts the programs an ``execute`` event ran;
-    its ``seconds`` is their run time summed (they may have run side by side)."""
+    its ``seconds`` is their run time summed (they may have run side by side), and
+    ``isolation`` the sandbox mode they ran in (``bwrap``, ``unprivileged`` or
+    ``unisolated``; see ``ponder.verifiers.sandbox``)."""
 
     kind: EventKind
     usage: Usage
     seconds: float
     label: str = ""
     executions: int = 0
+    isolation: str = ""
 
 
 @dataclass
@@ -114,6 +117,14 @@ class Ledger:
         """Programs run in a sandbox (``execute`` events), for verification or search."""
         return sum(e.executions for e in self._events)
 
+    def isolation(self) -> dict[str, int]:
+        """Executions per sandbox isolation mode, modes in sorted order."""
+        counts: dict[str, int] = {}
+        for e in self._events:
+            if e.executions:
+                counts[e.isolation] = counts.get(e.isolation, 0) + e.executions
+        return dict(sorted(counts.items()))
+
     @property
     def limits_total_tokens(self) -> bool:
         """Whether an open budget limits total tokens, so a call's prompt tokens must be
@@ -135,10 +146,13 @@ class Ledger:
         label: str = "",
         *,
         executions: int = 0,
+        isolation: str = "",
     ) -> None:
         if executions < 0:
             raise ValueError(f"executions must be >= 0, got {executions}")
-        self._events.append(Event(kind, usage, seconds, label, executions))
+        if executions and not isolation:
+            raise ValueError("an event with executions says which isolation mode ran them")
+        self._events.append(Event(kind, usage, seconds, label, executions, isolation))
         for b in self._budgets:
             b.used = b.used + usage
 

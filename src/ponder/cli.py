@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -253,6 +254,17 @@ def _add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="base sampling seed (default 0)")
 
 
+def _add_exec_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-unisolated-exec",
+        action="store_true",
+        help="run model-written code (pal, tests:visible, behaviour_majority, humaneval "
+        "grading) with your own privileges where nothing isolates it better (no "
+        "bubblewrap, and ponder cannot run it as nobody); without this flag (or "
+        "PONDER_ALLOW_UNISOLATED_EXEC=1) ponder refuses there",
+    )
+
+
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     from ponder.strategies import sample_count_field
 
@@ -413,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(run)
     _add_strategy_args(run)
     _add_answer_type_arg(run)
+    _add_exec_arg(run)
     run.add_argument("--json", action="store_true", help="print a JSON object")
     run.add_argument("--show", action="store_true", help="print every candidate's text")
 
@@ -461,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_args(ev, "problems")
     _add_engine_args(ev)
     _add_strategy_args(ev)
+    _add_exec_arg(ev)
 
     rep = sub.add_parser("report", help="plot accuracy versus tokens for eval runs")
     rep.add_argument("runs", nargs="+", help="one or more RUN.db files")
@@ -622,6 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ponder.cli_serve import add_serve_parser
 
     add_serve_parser(sub, _add_engine_args)
+    _add_exec_arg(sub.choices["serve"])
     return parser
 
 
@@ -726,6 +741,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.max_tokens is None:
         args.max_tokens = DEFAULT_MAX_TOKENS
     strategy = make_strategy(args.strategy, options)
+    from ponder.tasks.humaneval import HumanEvalTask
+
+    if isinstance(task, HumanEvalTask):
+        # its sandbox is chosen now: a refusal stops the run before any problem, instead
+        # of failing every problem's grading
+        _ = task.sandbox
     store = RunStore(Path(args.out))
     extra: dict[str, Any] = {}
     executor = None
@@ -821,6 +842,7 @@ def _grading_line(store: Any, problems: Sequence[Any]) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ponder.eval import write_report
+    from ponder.eval.report import isolation_text
 
     tokenizer = None
     if args.tokenizer is not None:
@@ -848,6 +870,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if run.errors or run.grading_errors:
             print(f"{run.label}: {run.failures_text()}")
         o, p = run.overthinking, run.paired
+        if run.isolation:
+            print(f"code isolation: {run.label}: {isolation_text(run.isolation)}")
         if o is not None and o.tokens:
             print(
                 f"overthinking: {run.label}: {o.after_settled} of {o.tokens} generated tokens "
@@ -1029,6 +1053,12 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "allow_unisolated_exec", False):
+        from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV
+
+        # the environment carries the opt-in to every sandbox this run makes (and to
+        # the Ray workers it starts here)
+        os.environ[ALLOW_UNISOLATED_ENV] = "1"
     try:
         return COMMANDS[args.command](args)
     except PonderError as e:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,37 @@ def test_search_runs_get_no_pass_at_k(tmp_path: Path) -> None:
     db = write(tmp_path / "beam.db", config("beam_search", n=2), [sampled("p1", ["A", "Z"])])
     run = summarize_run(db, bootstrap=10)
     assert run.pass_at_k == () and run.execution is None
+
+
+def test_the_report_says_in_which_isolation_mode_code_ran(tmp_path: Path) -> None:
+    metas = [
+        {"execution": {"executions": 3, "seconds": 0.6, "isolation": {"bwrap": 3}},
+         "grading_isolation": "bwrap"},
+        {"execution": {"executions": 2, "seconds": 0.4,
+                       "isolation": {"bwrap": 1, "unisolated": 1}},
+         "grading_isolation": "unisolated"},
+    ]  # fmt: skip
+    records = [sampled("p1", ["A", "Z"]), sampled("p2", ["Z", "Z"], idx=1)]
+    records = [dataclasses.replace(r, meta=m) for r, m in zip(records, metas, strict=True)]
+    db = write(tmp_path / "maj.db", config("majority", n=2), records)
+    run = summarize_run(db, bootstrap=20)
+    assert run.isolation == {
+        "executions": {"bwrap": 4, "unisolated": 1},
+        "graded": {"bwrap": 1, "unisolated": 1},
+    }
+    said = ("4 executions under bwrap; 1 executions under unisolated; 1 problems graded "
+            "under bwrap; 1 problems graded under unisolated")  # fmt: skip
+    paths = write_report([db], tmp_path / "report", bootstrap=20)
+    assert f"code isolation: {said}" in paths.html.read_text()
+    (data,) = json.loads(paths.json.read_text())["runs"]
+    assert data["isolation"] == run.isolation
+    proc = subprocess.run(
+        [sys.executable, "-m", "ponder.cli", "report", str(db), "--out", str(tmp_path / "r"),
+         "--bootstrap", "20"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"code isolation: {run.label}: {said}" in proc.stdout
+    # a run that ran no code says nothing about isolation
+    plain = write(tmp_path / "plain.db", config("majority", n=2), [sampled("p1", ["A"])])
+    assert summarize_run(plain, bootstrap=20).isolation == {}

@@ -37,7 +37,7 @@ def test_eval_humaneval_with_behaviour_majority(smollm2_path: Path, tmp_path: Pa
     args = [
         "eval", "--task", "humaneval", "--limit", "2", "--model", str(smollm2_path),
         "--strategy", "behaviour_majority", "--n", "3", "--max-tokens", "128",
-        "-o", "input_tokens=64", "--out", str(db), "--no-progress",
+        "-o", "input_tokens=64", "--out", str(db), "--no-progress", "--allow-unisolated-exec",
     ]  # fmt: skip
     out = ponder(*args)
     assert "on 2/2 problems" in out.stdout
@@ -51,6 +51,7 @@ def test_eval_humaneval_with_behaviour_majority(smollm2_path: Path, tmp_path: Pa
         assert {c.answer for c in r.candidates if c.answer} <= set(r.answer_correct)
         if any(c.answer for c in r.candidates):
             assert r.meta["execution"]["executions"] >= 1
+            assert r.meta["grading_isolation"] in ("bwrap", "unprivileged", "unisolated")
     ponder("report", str(db), "--out", str(tmp_path / "report"), "--bootstrap", "20")
     (run,) = json.loads((tmp_path / "report" / "curve.json").read_text())["runs"]
     assert [p["k"] for p in run["pass_at_k"]] == [1, 2, 3]

@@ -3,6 +3,7 @@ reading answers from printed output. Programs run for real in the sandbox."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -15,7 +16,7 @@ from ponder.strategies.pal import PROGRAM_END, PROGRAM_START, pal_messages
 from ponder.tasks.demo import DemoTask
 from ponder.types import Problem
 from ponder.verifiers.program import printed_answer, program_in
-from ponder.verifiers.sandbox import _bwrap_works
+from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV, _bwrap_works
 
 PROBLEM = Problem("p1", "What is six times seven?", answer="42")
 TASK = DemoTask()
@@ -36,8 +37,14 @@ def ctx_for(engine: ScriptedEngine, **kw) -> Context:
     return Context(engine=engine, task=TASK, ledger=Ledger(), max_tokens=64, **kw)
 
 
+@pytest.fixture(autouse=True)
+def _opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "auto" is bubblewrap where it runs, else a subprocess as nobody under root; these
+    # tests opt in to running unisolated where neither can, so they run anywhere
+    monkeypatch.setenv(ALLOW_UNISOLATED_ENV, "1")
+
+
 def pal(**kw) -> ProgramAided:
-    # "auto": bubblewrap where it runs, else a limited subprocess, so these run anywhere
     return ProgramAided(**kw)
 
 
@@ -80,6 +87,8 @@ async def test_executed_answers_vote_and_18_0_votes_with_18() -> None:
     executions = [e for e in ctx.ledger.events if e.kind == "execute"]
     assert len(executions) == 4 and all(e.usage.total_tokens == 0 for e in executions)
     assert ctx.ledger.executions() == 4 == meta["execution"]["executions"]
+    assert meta["execution"]["isolation"] == {meta["isolation"]: 4}
+    assert all(e.isolation == meta["isolation"] for e in executions)
     assert meta["execution"]["seconds"] == ctx.ledger.seconds("execute")
     assert meta["execution"]["seconds"] == pytest.approx(
         sum(o["seconds"] for o in meta["outcomes"]), abs=1e-3
@@ -195,7 +204,7 @@ def test_program_in_finds_the_first_fenced_block(text: str, code: str | None) ->
         ({"n": 0}, "n must be >= 1"),
         ({"shots": 3}, "shots must be in 0..2"),
         ({"fallback": "vote"}, "fallback must be one of cot, none"),
-        ({"isolation": "docker"}, "isolation must be auto, bwrap or process"),
+        ({"isolation": "docker"}, "isolation must be one of auto, bwrap, unprivileged"),
         ({"temperature": -1.0}, "temperature must be >= 0"),
         ({"cpu_seconds": 0}, "sandbox limits must be positive"),
         ({"max_program_tokens": 0}, "max_program_tokens must be >= 1"),
@@ -212,3 +221,15 @@ def test_cli_reads_an_optional_temperature_as_a_number() -> None:
     assert parse_options("pal", ["temperature=0.5", "shots=1"]) == {"temperature": 0.5, "shots": 1}
     assert ProgramAided(n=4).sampling_temperature == 0.7
     assert ProgramAided(n=4, temperature=0.0).sampling_temperature == 0.0
+
+
+def test_a_pal_that_may_not_run_code_here_stops_when_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ponder.verifiers.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "_bwrap", lambda: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv(ALLOW_UNISOLATED_ENV)
+    with pytest.raises(ConfigError, match="--allow-unisolated-exec"):
+        make_strategy("pal", {})
+    monkeypatch.setenv(ALLOW_UNISOLATED_ENV, "1")
+    assert make_strategy("pal", {}).isolation == "auto"

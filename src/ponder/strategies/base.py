@@ -156,7 +156,7 @@ class Context:
     ) -> list[ProgramRun]:
         """Run programs on test cases in the sandbox (``code_exec.run_programs``:
         identical programs once); checked against the time budget before, on the
-        ledger after as one ``execute`` event."""
+        ledger after as one ``execute`` event with the sandbox's isolation mode."""
         from ponder.verifiers.code_exec import default_sandbox, run_programs
 
         self.ledger.check(0, calls=0)
@@ -238,12 +238,14 @@ def make_result(
 ) -> Result:
     """A strategy's result: its cost is everything on the context's ledger, its time
     what has passed since ``t0`` (a ``time.perf_counter()`` reading). When programs ran
-    in a sandbox, ``meta["execution"]`` says how many and their seconds (summed)."""
+    in a sandbox, ``meta["execution"]`` says how many, their seconds (summed) and how
+    many ran in each isolation mode (``isolation``)."""
     account = dict(meta or {})
     if ctx.ledger.executions():
         account["execution"] = {
             "executions": ctx.ledger.executions(),
             "seconds": ctx.ledger.seconds("execute"),
+            "isolation": ctx.ledger.isolation(),
         }
     return Result(
         answer=answer,

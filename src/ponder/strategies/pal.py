@@ -2,7 +2,8 @@
 Models"), with program-aided self-consistency over n programs.
 
 The model writes a short Python program whose printed output is the answer; the
-sandbox runs each program (``ponder.verifiers.sandbox``: bubblewrap when it works);
+sandbox runs each program (``ponder.verifiers.sandbox``: bubblewrap when it works, and
+never unguarded with the user's privileges unless the user opted in);
 the answers the programs print, read by the task's own extractor, are voted on; and
 when every program fails, one greedy chain of thought on the task's own prompt
 answers instead. The arithmetic is the interpreter's, so a program cannot slip a
@@ -15,7 +16,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import (
@@ -30,7 +31,7 @@ from ponder.strategies.base import (
 from ponder.strategies.voting import majority_vote
 from ponder.types import Candidate, Message, Problem, Result
 from ponder.verifiers.program import ProgramOutcome, execute_program, program_in
-from ponder.verifiers.sandbox import Limits, Sandbox
+from ponder.verifiers.sandbox import ISOLATIONS, Isolation, Limits, Sandbox, isolation_mode
 
 __all__ = ["PAL_EXAMPLES", "PAL_INSTRUCTION", "PAL_SYSTEM", "ProgramAided", "pal_messages"]
 
@@ -66,7 +67,6 @@ PROGRAM_END = "```"
 """A stop string: generation ends with the program, before any explanation."""
 
 FALLBACKS = ("cot", "none")
-Isolation = Literal["auto", "bwrap", "process"]
 EXECUTIONS_AT_ONCE = 4
 
 
@@ -91,8 +91,10 @@ class ProgramAided:
     closing fence (at most ``max_program_tokens``, default the run's ``max_tokens``).
     ``temperature`` None means greedy for n = 1 and 0.7 for n > 1. Each program runs in
     its own sandbox process (``cpu_seconds``, ``wall_seconds``, ``memory_mb``;
-    ``isolation`` auto / bwrap / process, ``require_isolation`` refuses to run without
-    bubblewrap); every execution goes on the ledger (kind ``execute``, its seconds).
+    ``isolation`` auto / bwrap / unprivileged / unisolated / process as in ``Sandbox``,
+    checked when the strategy is made, so a sandbox that may not run here stops the run
+    before its first problem; ``require_isolation`` refuses to run without bubblewrap);
+    every execution goes on the ledger (kind ``execute``, its seconds and isolation).
     The answer is the majority over the programs that printed one (the task's
     extractor reads the output; ties as in ``ponder.strategies.voting``). When none
     did, ``fallback="cot"`` draws one greedy sample of the task's own prompt and takes
@@ -131,12 +133,14 @@ class ProgramAided:
             raise ConfigError(
                 f"pal: fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}"
             )
-        if self.isolation not in ("auto", "bwrap", "process"):
+        if self.isolation not in ISOLATIONS:
             raise ConfigError(
-                f"pal: isolation must be auto, bwrap or process, got {self.isolation!r}"
+                f"pal: isolation must be one of {', '.join(ISOLATIONS)}, got {self.isolation!r}"
             )
         check_sampling(self.sampling_temperature, self.top_p)
         _ = self.limits  # a bad limit is a ConfigError now, not at the first problem
+        # so is a sandbox that may not run here (no bubblewrap, no opt-in)
+        isolation_mode(self.isolation, require_isolation=self.require_isolation)
 
     @property
     def sampling_temperature(self) -> float:

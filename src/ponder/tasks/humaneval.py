@@ -63,7 +63,8 @@ def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 class HumanEvalTask:
     """HumanEval (see the module doc). ``sandbox`` runs the hidden tests (default: the
-    shared sandbox, bubblewrap where it works)."""
+    shared sandbox, bubblewrap where it works; reading ``sandbox`` chooses it, and
+    raises ``ConfigError`` where model-written code may not run here)."""
 
     name = "humaneval"
 

@@ -2,10 +2,10 @@
 
 ``program_in`` finds the program in a completion, ``execute_program`` runs it in a
 ``Sandbox`` and puts the execution on the context's ledger (kind ``execute``: no
-tokens, the sandbox's seconds), and ``printed_answer`` reads the answer from what it
-printed with the task's own extractor, so a printed ``18.0`` and a chain of thought's
-``\\boxed{18}`` vote together. ``ProgramOutcome`` says how one program ended, with the
-reason when it gave no answer.
+tokens, the sandbox's seconds and isolation mode), and ``printed_answer`` reads the
+answer from what it printed with the task's own extractor, so a printed ``18.0`` and a
+chain of thought's ``\\boxed{18}`` vote together. ``ProgramOutcome`` says how one
+program ended, with the reason when it gave no answer.
 """
 
 from __future__ import annotations
@@ -105,12 +105,15 @@ async def execute_program(
     ctx: Context, sandbox: Sandbox, code: str | None, *, label: str = "program"
 ) -> ProgramOutcome:
     """Run ``code`` in ``sandbox``, record the execution on ``ctx.ledger`` (kind
-    ``execute``, one execution, its wall seconds) and read the answer it printed with the task's
-    extractor. A missing program is an outcome (``no_program``), not an error."""
+    ``execute``, one execution, its wall seconds, the sandbox's isolation mode) and read
+    the answer it printed with the task's extractor. A missing program is an outcome
+    (``no_program``), not an error."""
     if code is None:
         return ProgramOutcome("no_program", None, "the completion holds no program")
     result: ExecResult = await sandbox.run(code)
-    ctx.ledger.record("execute", Usage(), result.seconds, label, executions=1)
+    ctx.ledger.record(
+        "execute", Usage(), result.seconds, label, executions=1, isolation=result.isolation
+    )
     tail = result.stdout[-OUTPUT_KEPT:]
     if not result.ok:
         return ProgramOutcome(result.status, None, result.reason, tail, result.seconds)
