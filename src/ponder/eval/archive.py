@@ -143,34 +143,12 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"cannot read {path}: {e}") from e
 
 
-def read_archive(archive: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[Record]]:
-    """The configuration, problem fingerprints and records of an archive."""
-    path = Path(archive)
-    if not path.is_file():
-        raise ConfigError(f"no archive at {path}")
-    lines = _lines(path)
-    first = next(lines, None)
-    if first is None or first[1].get("format") != ARCHIVE_FORMAT:
-        raise ConfigError(f"{path} is not a ponder run archive (no {ARCHIVE_FORMAT} header)")
-    config = first[1].get("config")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: the header has no configuration")
-    records = []
-    for number, d in lines:
-        try:
-            records.append(_record_from(d))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
-    return config, dict(first[1].get("problems") or {}), records
-
-
-def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
-    """Add the records of ``archive`` (from ``export_store``) to the store at ``store_path``.
-
-    A new store takes the archive's configuration and its problems' fingerprints; an
-    existing one must match both.
-    A malformed line raises ``ConfigError`` naming it; records before it are kept.
-    """
+def _open_archive(
+    archive: str | Path,
+) -> tuple[dict[str, Any], dict[str, Any], Iterator[tuple[int, Record]]]:
+    """An archive's configuration and problem fingerprints (its header), and its records
+    read lazily, each with its line number; a malformed header or record raises
+    ``ConfigError`` naming the file and line."""
     path = Path(archive)
     if not path.is_file():
         raise ConfigError(f"no archive at {path}")
@@ -184,15 +162,36 @@ def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
     problems = first[1].get("problems") or {}
     if not isinstance(problems, dict):
         raise ConfigError(f"{path}: the header's problems are not a mapping")
+
+    def records() -> Iterator[tuple[int, Record]]:
+        for number, d in lines:
+            try:
+                yield number, _record_from(d)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
+
+    return config, problems, records()
+
+
+def read_archive(archive: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[Record]]:
+    """The configuration, problem fingerprints and records of an archive."""
+    config, problems, records = _open_archive(archive)
+    return config, problems, [record for _, record in records]
+
+
+def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
+    """Add the records of ``archive`` (from ``export_store``) to the store at ``store_path``.
+
+    A new store takes the archive's configuration and its problems' fingerprints; an
+    existing one must match both.
+    A malformed line raises ``ConfigError`` naming it; records before it are kept.
+    """
+    config, problems, records = _open_archive(archive)
     read = added = 0
     with RunStore(store_path) as store:
         store.init_or_check(config)
         store.add_problem_fingerprints(problems)
-        for number, d in lines:
-            try:
-                record = _record_from(d)
-            except (KeyError, TypeError, ValueError) as e:
-                raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
+        for _, record in records:
             read += 1
             added += int(store.put(record))
     return ImportSummary(read=read, added=added)
