@@ -946,34 +946,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from ponder.errors import ConfigError
-    from ponder.eval.archive import read_archive
-    from ponder.eval.migrate import is_archive, migrate_run
-    from ponder.eval.store import RunStore
-    from ponder.models import CATALOGUE, file_sha256
+    from ponder.eval.migrate import migrate_run
+    from ponder.models import file_sha256
     from ponder.tasks import make_task
 
     task = make_task(args.task, data=args.data, **_jsonl_fields(args.task, args))
-    if args.model_file:
-        sha = file_sha256(args.model_file)
-    else:
-        if is_archive(args.run):
-            config = read_archive(args.run)[0]
-        else:
-            with RunStore(args.run, create=False) as store:
-                config = store.config() or {}
-        name = str(config.get("model"))
-        if name not in CATALOGUE:
-            raise ConfigError(
-                f"the run's model {name!r} is not a bundled model: pass --model-file GGUF"
-            )
-        sha = CATALOGUE[name].sha256
+    # without a file, the catalogue's sha256 of the run's bundled model
+    sha = file_sha256(args.model_file) if args.model_file else None
     summary = migrate_run(args.run, task, model_sha256=sha, out=args.out)
     print(
         f"migrated {summary.records} records ({summary.renamed} renamed) of {args.run} "
         f"onto {summary.data['task']} split {summary.data['split']} "
-        f"(data sha256 {summary.data['sha256'][:12]}, model sha256 {sha[:12]})"
-        + (f" into {args.out}" if args.out else "")
+        f"(data sha256 {summary.data['sha256'][:12]}, "
+        f"model sha256 {summary.model_sha256[:12]})" + (f" into {args.out}" if args.out else "")
     )
     return 0
 

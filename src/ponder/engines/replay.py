@@ -130,9 +130,9 @@ class SampleBank:
             model_sha256=None if sha is None else str(sha),
             questions={r.problem_id: text_sha256(r.question) for r in records},
             prompts={
-                pid: str(fp.get("prompt"))
-                for pid, fp in fingerprints.items()
-                if pid in {r.problem_id for r in records}
+                r.problem_id: str(fingerprints[r.problem_id].get("prompt"))
+                for r in records
+                if r.problem_id in fingerprints
             },
             data=dict(config["data"]),
         )

@@ -91,11 +91,14 @@ def migrate_run(
     source: str | Path,
     task: Task,
     *,
-    model_sha256: str,
+    model_sha256: str | None = None,
     out: str | Path | None = None,
 ) -> MigrationSummary:
     """Migrate the run at ``source`` (a store, or an archive) onto ``task``'s data and
-    write it to ``out`` (default: in place), in the same form. See the module doc."""
+    write it to ``out`` (default: in place), in the same form. See the module doc.
+
+    ``model_sha256`` is the sha256 of the run's model file; None takes the catalogue's,
+    for a run whose model is a bundled one."""
     source = Path(source)
     out = source if out is None else Path(out)
     if is_archive(source) != is_archive(out):
@@ -103,6 +106,8 @@ def migrate_run(
     config, records = _read(source)
     if config.get("task") != task.name:
         raise ConfigError(f"{source} is a run of task {config.get('task')!r}, not {task.name!r}")
+    if model_sha256 is None:
+        model_sha256 = _bundled_sha256(str(config.get("model")))
     by_question: dict[str, list[tuple[int, Problem]]] = defaultdict(list)
     for position, p in enumerate(task.load(None)):
         by_question[p.question].append((position, p))
@@ -137,6 +142,17 @@ def migrate_run(
     else:
         _write_store(out, config, fingerprints, migrated, replace=out == source)
     return MigrationSummary(len(migrated), renamed, identity.to_config(), model_sha256)
+
+
+def _bundled_sha256(model: str) -> str:
+    from ponder.models import CATALOGUE
+
+    if model not in CATALOGUE:
+        raise ConfigError(
+            f"the run's model {model!r} is not a bundled model: pass its GGUF file "
+            "(--model-file) to hash"
+        )
+    return CATALOGUE[model].sha256
 
 
 def _write_store(

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from ponder.errors import ConfigError
 from ponder.tasks.base import Grading
-from ponder.tasks.identity import DataIdentity, file_sha256, resolve_split
-from ponder.tasks.jsonl import find_data_file, read_jsonl, require_field
+from ponder.tasks.identity import DataIdentity, id_prefix
+from ponder.tasks.jsonl import find_data_file, load_file, require_field
 from ponder.types import Message, Problem
 from ponder.verifiers.equivalence import ask_yes_no, normalize_answer
 
@@ -149,12 +149,10 @@ class FreeformTask:
             raise ConfigError(f"task {self.name!r} was made without a data file")
         problems: list[Problem] = []
         used = {self.question_field, self.answer_field, self.id_field, "solution"}
-        records = read_jsonl(self.path)
-        where_file = str(self.path)
-        self.split = resolve_split(self.split, self.path, (r for _, r in records), where=where_file)
-        self._identity = DataIdentity(self.name, self.split, file_sha256(self.path), where_file)
-        prefix = self.name if self.split is None else f"{self.name}-{self.split}"
-        for index, (where, record) in enumerate(records):
+        loaded = load_file(self.path, self.split)
+        self.split, self._identity = loaded.split, loaded.identity(self.name)
+        prefix = id_prefix(self.name, self.split)
+        for index, (where, record) in enumerate(loaded.records):
             question = require_field(record, self.question_field, where)
             refs = _references(require_field(record, self.answer_field, where), where)
             if self.id_field is None:

@@ -35,7 +35,9 @@ __all__ = [
     "HasDataIdentity",
     "data_identity",
     "file_sha256",
+    "id_prefix",
     "problem_fingerprint",
+    "problems_identity",
     "records_sha256",
     "resolve_split",
     "split_from_name",
@@ -151,17 +153,28 @@ class HasDataIdentity(Protocol):
     def data_identity(self) -> DataIdentity: ...
 
 
-def data_identity(task: Any) -> DataIdentity:
-    """The identity of ``task``'s data: its own when it tells, else a hash of all its
-    problems (id, question, reference, metadata)."""
-    if isinstance(task, HasDataIdentity):
-        return task.data_identity()
-    problems = task.load(None)
+def problems_identity(task: str, problems: Iterable[Problem]) -> DataIdentity:
+    """An identity from the problems themselves (id, question, reference, metadata), for
+    a task whose data is not a file it read."""
     digest = records_sha256(
         {"id": p.id, "question": p.question, "answer": p.answer, "meta": dict(p.meta)}
         for p in problems
     )
-    return DataIdentity(task=task.name, split=None, sha256=digest, source="problems")
+    return DataIdentity(task=task, split=None, sha256=digest, source="problems")
+
+
+def data_identity(task: Any) -> DataIdentity:
+    """The identity of ``task``'s data: its own when it tells, else a hash of all its
+    problems."""
+    if isinstance(task, HasDataIdentity):
+        return task.data_identity()
+    return problems_identity(task.name, task.load(None))
+
+
+def id_prefix(name: str, split: str | None) -> str:
+    """What position-numbered problem ids start with: ``<name>-<split>``, or ``<name>``
+    when no split is known."""
+    return name if split is None else f"{name}-{split}"
 
 
 def problem_fingerprint(task: Any, problem: Problem) -> dict[str, str]:

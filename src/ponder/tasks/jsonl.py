@@ -18,8 +18,9 @@ from typing import IO, Any
 from ponder.errors import ConfigError
 from ponder.tasks.identity import (
     DataIdentity,
-    data_identity,
     file_sha256,
+    id_prefix,
+    problems_identity,
     records_sha256,
     resolve_split,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "MathTask",
     "answer_string",
     "find_data_file",
+    "load_file",
     "load_records",
     "read_jsonl",
     "require_field",
@@ -112,6 +114,14 @@ class LoadedData:
         return DataIdentity(task=task, split=self.split, sha256=self.sha256, source=self.source)
 
 
+def load_file(path: Path, split: str | None) -> LoadedData:
+    """The records of one JSONL file, its split resolved (``ponder.tasks.identity``) and
+    its bytes hashed."""
+    records = read_jsonl(path)
+    resolved = resolve_split(split, path, (r for _, r in records), where=str(path))
+    return LoadedData(records, resolved, file_sha256(path), str(path))
+
+
 def load_records(
     data: str | Path | None,
     split: str | None,
@@ -132,10 +142,7 @@ def load_records(
     says how to pass a file instead.
     """
     if data is not None:
-        path = find_data_file(data, split or "test")
-        records = read_jsonl(path)
-        resolved = resolve_split(split, path, (r for _, r in records), where=str(path))
-        return LoadedData(records, resolved, file_sha256(path), str(path))
+        return load_file(find_data_file(data, split or "test"), split)
     split = split or "test"
     hub_split = (hub_splits or {}).get(split, split)
     advice = (
@@ -203,9 +210,9 @@ class MathTask(ABC):
 
     def data_identity(self) -> DataIdentity:
         """The task, split and content hash of the data the problems come from."""
-        self.load(None)
+        problems = self.load(None)
         # a subclass that does not read through ``_read``: hash its problems
-        return self._identity or data_identity(_ProblemsOnly(self))
+        return self._identity or problems_identity(self.name, problems)
 
     def load(self, limit: int | None = None) -> list[Problem]:
         """The first ``limit`` problems in file order (all of them for None)."""
@@ -233,17 +240,6 @@ class MathTask(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self._name!r})"
-
-
-class _ProblemsOnly:
-    """A task's name and problems, without its own ``data_identity``."""
-
-    def __init__(self, task: MathTask) -> None:
-        self.name = task.name
-        self._task = task
-
-    def load(self, limit: int | None = None) -> list[Problem]:
-        return self._task.load(limit)
 
 
 def answer_string(answer: Any) -> str:
@@ -286,10 +282,8 @@ class JsonlTask(MathTask):
     def _load_all(self) -> list[Problem]:
         problems: list[Problem] = []
         used = {self.question_field, self.answer_field, self.id_field, "solution"}
-        lines = read_jsonl(self.path)
-        split = resolve_split(self.split, self.path, (r for _, r in lines), where=str(self.path))
-        records = self._read(LoadedData(lines, split, file_sha256(self.path), str(self.path)))
-        prefix = self.name if split is None else f"{self.name}-{split}"
+        records = self._read(load_file(self.path, self.split))
+        prefix = id_prefix(self.name, self.split)
         for index, (where, record) in enumerate(records):
             question = require_field(record, self.question_field, where)
             answer = require_field(record, self.answer_field, where)
