@@ -7,7 +7,8 @@
 # (the catalogue's, for the bundled model named in the bank). Nothing else changes, which
 # `python bench/migrate_check.py --before REV` shows bank by bank. The ARC banks are
 # test-time-training stores, whose ids are ARC's own task ids; they are not migrated.
-# Running it again is harmless: a migrated bank migrates onto the same data unchanged.
+# Running it again changes no record: a migrated bank migrates onto the same data as it is
+# (only the date of the migration in its configuration is new).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 KEEP=${KEEP:-bench/banks}
