@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ponder.eval.report import task_rows
-from ponder.eval.store import RunStore
+from ponder.analysis.report import task_rows
+from ponder.runs.store import RunStore
 
 
 def rows_of(path: str) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ponder.eval.store import Record, RunStore
+from ponder.runs.store import Record, RunStore
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ponder import models
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.engines import models
 from ponder.engines.llamacpp import LlamaCppEngine
 from ponder.strategies import Context, make_strategy
 from ponder.tasks import make_task

@@ -10,8 +10,9 @@ import argparse
 import random
 import time
 
-from ponder.eval import Record, scaling_curve
-from ponder.types import Candidate, Usage
+from ponder.analysis.curves import scaling_curve
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record
 
 
 def records(problems: int, samples: int, seed: int = 0) -> list[Record]:

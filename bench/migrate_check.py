@@ -18,8 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ponder.eval.archive import read_archive
-from ponder.eval.store import Record
+from ponder.runs.archive import read_archive
+from ponder.runs.store import Record
 
 
 def _old(revision: str, path: Path, folder: Path) -> Path:

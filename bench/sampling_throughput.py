@@ -43,8 +43,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ponder.core.types import GenRequest
 from ponder.engines.llamacpp import LlamaCppEngine
-from ponder.types import GenRequest
 
 FALLBACK_MODEL = Path("/tmp/models/qwen2.5-coder-1.5b.gguf")
 PROMPT = (
@@ -68,7 +68,7 @@ def default_model() -> Path:
     env = os.environ.get("PONDER_BENCH_MODEL")
     if env:
         return Path(env)
-    from ponder import models
+    from ponder.engines import models
 
     if models.is_ready(models.DEFAULT_MODEL):
         return models.model_path(models.DEFAULT_MODEL)

@@ -31,11 +31,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ponder.tasks.code import assemble, code_spec, extract_code
+from ponder.core.execution import HARNESS, run_program
+from ponder.core.sandbox import Sandbox, _bwrap, _bwrap_works
+from ponder.tasks.code import assemble, code_spec, extract_code, hidden_cases
 from ponder.tasks.humaneval import HumanEvalTask
-from ponder.tasks.visible_tests import visible_tests
-from ponder.verifiers.code_exec import HARNESS, as_cases, hidden_cases, run_program
-from ponder.verifiers.sandbox import Sandbox, _bwrap, _bwrap_works
+from ponder.tasks.visible_tests import as_cases, visible_tests
 
 
 def _in_process(program: str, cases: list[dict[str, Any]]) -> Callable[[], Awaitable[bool]]:

@@ -32,15 +32,16 @@ from typing import Any
 
 import httpx
 
+from ponder.core.types import GenRequest, Message, Problem
+from ponder.engines.models import model_path
 from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import RunStore, evaluate
-from ponder.eval.ray_executor import RayExecutor
-from ponder.models import model_path
+from ponder.runs.ray_executor import RayExecutor
+from ponder.runs.runner import evaluate
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import make_task
-from ponder.types import GenRequest, Message, Problem
 
 
 @dataclass(frozen=True)

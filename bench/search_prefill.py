@@ -33,9 +33,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 
 
 async def _side(args: argparse.Namespace, reuse: bool) -> dict[str, Any]:
-    from ponder.budget import Ledger
+    from ponder.core.budget import Ledger
     from ponder.engines.llamacpp import LlamaCppEngine
-    from ponder.models import resolve
+    from ponder.engines.models import resolve
     from ponder.strategies import Context, make_strategy
     from ponder.tasks import make_task
 

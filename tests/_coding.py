@@ -10,8 +10,8 @@ from typing import cast
 
 import pytest
 
-from ponder.types import Problem
-from ponder.verifiers.sandbox import Limits, Mode, Sandbox, _bwrap_works, _nobody_python
+from ponder.core.sandbox import Limits, Mode, Sandbox, _bwrap_works, _nobody_python
+from ponder.core.types import Problem
 
 PROMPT = '''from typing import List
 

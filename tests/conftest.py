@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder import models
+from ponder.engines import models
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ponder.cli import main
+from ponder.cli.commands import main
 
 
 def test_help_lists_commands(capsys):
@@ -68,7 +68,7 @@ def test_replay_extend_without_a_bank_is_a_clear_error(capsys, tmp_path):
 
 
 def test_served_model_names_keep_dots():
-    from ponder.cli_serve import served_name
+    from ponder.cli.serve import served_name
 
     assert served_name("qwen2.5-coder-1.5b") == "qwen2.5-coder-1.5b"
     assert served_name("/models/qwen2.5-coder-1.5b.gguf") == "qwen2.5-coder-1.5b"
@@ -80,9 +80,9 @@ def test_eval_refuses_unisolated_code_before_any_problem_unless_opted_in(
 ):
     import os
 
-    import ponder.verifiers.sandbox as sandbox_module
-    from ponder.verifiers.code_exec import default_sandbox
-    from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV
+    import ponder.core.sandbox as sandbox_module
+    from ponder.core.execution import default_sandbox
+    from ponder.core.sandbox import ALLOW_UNISOLATED_ENV
 
     data = tmp_path / "toy.jsonl"
     data.write_text(json.dumps({"task_id": "Toy/0", "prompt": "def f():\n", "entry_point": "f",

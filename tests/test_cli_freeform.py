@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import ponder.cli as cli
+import ponder.cli.commands as cli
+from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import RunStore
-from ponder.types import GenRequest
+from ponder.runs.store import RunStore
 
 DATA = Path(__file__).parent / "data" / "freeform_qa.jsonl"
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from tests.eval._stores import config, point, sampled, write
 
-from ponder.cli import _strategy_options, build_parser, main
+from ponder.cli.commands import _strategy_options, build_parser, main
+from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import RunStore, run_eval
+from ponder.runs.runner import run_eval
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import make_task
-from ponder.types import GenRequest
 
 # never called: all replayed; the model is the bank's, which a replay must name
 OFFLINE = ["--base-url", "http://127.0.0.1:9/v1", "--model", "scripted"]
@@ -54,7 +55,7 @@ def test_bad_strategy_values_are_usage_errors(value: str, message: str, capsys) 
 def test_a_budget_for_another_strategy_limits_each_problem(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ponder.cli as cli
+    import ponder.cli.commands as cli
 
     monkeypatch.setattr(cli, "_engine", lambda args: ScriptedEngine(["so \\boxed{4}"]))
     out = tmp_path / "x.db"
@@ -202,7 +203,7 @@ def test_report_adds_bins_and_efficiency(tmp_path: Path, capsys) -> None:
 def test_run_with_a_budget_says_when_it_stopped_early(
     capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ponder.cli as cli
+    import ponder.cli.commands as cli
 
     engine = ScriptedEngine(lambda _request, index: f"so \\boxed{{{index % 3}}}")
     monkeypatch.setattr(cli, "_engine", lambda args: engine)

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from ponder import models
-from ponder.errors import ConfigError, PonderError
+from ponder.core.errors import ConfigError, PonderError
+from ponder.engines import models
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import pytest
 
-from ponder.budget import Ledger
-from ponder.errors import BudgetExceeded
-from ponder.types import GenRequest, Message, Usage
+from ponder.core.budget import Ledger
+from ponder.core.errors import BudgetExceeded
+from ponder.core.types import GenRequest, Message, Usage
 
 
 def test_usage_adds_up_and_sums_from_zero():

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ponder import models
+from ponder._version import __version__
 from ponder.api import answer_question, solve
-from ponder.budget import Budget, Event, Ledger
-from ponder.engines.base import Capabilities, Embedder, Embedding, Engine
-from ponder.engines.replay import ReplayEngine, ReplayMiss, SampleBank
-from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import (
+from ponder.core.budget import Budget, Event, Ledger
+from ponder.core.engine import Capabilities, Embedder, Embedding, Engine
+from ponder.core.errors import (
     BudgetExceeded,
     CapabilityMissing,
     ConfigError,
@@ -24,6 +22,21 @@ from ponder.errors import (
     PonderError,
     RateLimited,
 )
+from ponder.core.types import (
+    Candidate,
+    Completion,
+    ConfidenceStop,
+    GenRequest,
+    Message,
+    Problem,
+    Result,
+    Score,
+    TokenLogprob,
+    Usage,
+)
+from ponder.engines import models
+from ponder.engines.scripted import ScriptedEngine
+from ponder.runs.replay import ReplayEngine, ReplayMiss, SampleBank
 from ponder.strategies import (
     AdaptiveConsistency,
     BeamSearch,
@@ -50,18 +63,6 @@ from ponder.strategies import (
     strategy_names,
     weighted_vote,
 )
-from ponder.types import (
-    Candidate,
-    Completion,
-    ConfidenceStop,
-    GenRequest,
-    Message,
-    Problem,
-    Result,
-    Score,
-    TokenLogprob,
-    Usage,
-)
 from ponder.verifiers.judge import JudgeScorer, StepJudgeVerifier
 from ponder.verifiers.probe import ProbeVerifier
 from ponder.verifiers.process import ProcessVerifier
@@ -71,8 +72,6 @@ if TYPE_CHECKING:
     from ponder.engines.llamacpp import LlamaCppEngine
     from ponder.engines.openai import OpenAIEngine
     from ponder.verifiers.hf_prm import HFPRMVerifier
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "LlamaCppEngine": "ponder.engines.llamacpp",

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from ponder.budget import Ledger
-from ponder.engines.base import Engine
+from ponder.core.budget import Ledger
+from ponder.core.engine import Engine
+from ponder.core.task import Task
+from ponder.core.types import Problem, Result
 from ponder.strategies import Context, Strategy, make_strategy
-from ponder.tasks.base import Task
-from ponder.types import Problem, Result
 
 
 async def answer_question(

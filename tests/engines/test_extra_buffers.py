@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from ponder.core.errors import ConfigError
 from ponder.engines import llamacpp
 from ponder.engines.llamacpp import default_extra_buffers
-from ponder.errors import ConfigError
 
 AMX_INFO = b"CPU : SSE3 = 1 | AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 | REPACK = 1 | "
 PLAIN_INFO = b"CPU : SSE3 = 1 | AVX512 = 1 | OPENMP = 1 | REPACK = 1 | "

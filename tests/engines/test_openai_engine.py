@@ -13,10 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from ponder.engines.base import Engine
+from ponder.core.engine import Engine
+from ponder.core.errors import (
+    CapabilityMissing,
+    ConfigError,
+    EngineError,
+    EngineTimeout,
+    RateLimited,
+)
+from ponder.core.types import Completion, GenRequest, Message, Usage
 from ponder.engines.openai import OpenAIEngine, _retry_after, normalize_base_url, split_total
-from ponder.errors import CapabilityMissing, ConfigError, EngineError, EngineTimeout, RateLimited
-from ponder.types import Completion, GenRequest, Message, Usage
 
 BASE = "http://testserver:8000"
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fault_server import FaultServer
 
+from ponder.core.errors import EngineError, EngineTimeout, RateLimited
+from ponder.core.types import GenRequest, Message
 from ponder.engines.openai import OpenAIEngine
-from ponder.errors import EngineError, EngineTimeout, RateLimited
-from ponder.types import GenRequest, Message
 
 pytestmark = pytest.mark.timeout(60)
 

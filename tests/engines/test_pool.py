@@ -7,12 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
-from ponder.engines.base import Capabilities
+from ponder.core.engine import Capabilities
+from ponder.core.errors import CapabilityMissing, ConfigError, EngineError
+from ponder.core.types import Completion, GenRequest, Message, Usage
 from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
 from ponder.engines.registry import make_engine
-from ponder.errors import CapabilityMissing, ConfigError, EngineError
-from ponder.types import Completion, GenRequest, Message, Usage
 
 
 def _req(i: int = 0) -> GenRequest:

@@ -10,20 +10,20 @@ import httpx
 import pytest
 from tests.eval._toys import ToyTask
 
-from ponder.engines.base import (
+from ponder.core.engine import (
     MESSAGE_ALLOWANCE_TOKENS,
     PROMPT_ALLOWANCE_TOKENS,
     Capabilities,
     prompt_token_bound,
     text_token_bound,
 )
+from ponder.core.types import Completion, GenRequest, Message
 from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
-from ponder.engines.replay import ReplayEngine, SampleBank
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import evaluate
+from ponder.runs.replay import ReplayEngine, SampleBank
+from ponder.runs.runner import evaluate
 from ponder.strategies import make_strategy
-from ponder.types import Completion, GenRequest, Message
 
 CHAT = (Message("system", "Be brief."), Message("user", "Wie viel ist 2·3? 🙂"))
 
@@ -165,7 +165,7 @@ async def test_a_replay_counts_the_banks_prompt_and_the_models_for_the_rest(
 async def test_a_budget_on_the_embedded_engine_holds_with_prefix_reuse(
     smollm2_path: object,
 ) -> None:
-    from ponder.budget import Ledger
+    from ponder.core.budget import Ledger
     from ponder.engines.llamacpp import LlamaCppEngine
     from ponder.strategies import Context, make_strategy
     from ponder.tasks import make_task

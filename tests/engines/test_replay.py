@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from tests.eval._toys import ToyTask, toy_responder
 
-from ponder.engines.replay import ReplayEngine, ReplayMiss, SampleBank
+from ponder.core.errors import CapabilityMissing, ConfigError
+from ponder.core.types import Candidate, GenRequest, Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import CapabilityMissing, ConfigError
-from ponder.eval import Record, RunStore, run_eval
+from ponder.runs.replay import ReplayEngine, ReplayMiss, SampleBank
+from ponder.runs.runner import run_eval
+from ponder.runs.store import Record, RunStore
 from ponder.strategies import make_strategy
-from ponder.types import Candidate, GenRequest, Problem
 
 TASK = ToyTask(size=4)
 

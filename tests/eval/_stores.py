@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ponder.eval import Record, RunStore
-from ponder.types import Candidate, Usage
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record, RunStore
 
 CORRECT = "A"
 

@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ponder.core.context import Context
+from ponder.core.types import Candidate, GenRequest, Message, Problem, Result
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import run_eval
-from ponder.strategies.base import Context
-from ponder.types import Candidate, GenRequest, Message, Problem, Result
+from ponder.runs.runner import run_eval
 
 QUESTION = re.compile(r"What is (\d+) plus one\?")
 

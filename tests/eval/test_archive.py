@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from tests.eval._stores import config, sampled
 
-from ponder.cli import main
-from ponder.errors import ConfigError
-from ponder.eval import Record, RunStore
-from ponder.eval.archive import export_store, import_store
+from ponder.cli.commands import main
+from ponder.core.errors import ConfigError
+from ponder.runs.archive import export_store, import_store
+from ponder.runs.store import Record, RunStore
 
 
 def _store(path: Path, records: list[Record]) -> Path:

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from ponder.eval import Record, point, prefix_outcomes, scaling_curve, wilson_interval
-from ponder.types import Candidate, Usage
+from ponder.analysis.curves import point, prefix_outcomes, scaling_curve
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record
+from ponder.runs.summary import wilson_interval
 
 
 def rec(

@@ -10,17 +10,18 @@ from typing import Any
 
 import pytest
 
-from ponder.cli import main
-from ponder.engines.replay import ReplayEngine, SampleBank
+from ponder.cli.commands import main
+from ponder.core.errors import ConfigError
+from ponder.core.types import GenRequest
+from ponder.engines.models import file_sha256
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
-from ponder.eval import RunStore, run_eval
-from ponder.eval.archive import export_store, import_store
-from ponder.eval.migrate import migrate_run
-from ponder.models import file_sha256
+from ponder.runs.archive import export_store, import_store
+from ponder.runs.migrate import migrate_run
+from ponder.runs.replay import ReplayEngine, SampleBank
+from ponder.runs.runner import run_eval
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import FreeformTask, GSM8KTask
-from ponder.types import GenRequest
 
 
 def _write(path: Path, questions: list[str]) -> Path:

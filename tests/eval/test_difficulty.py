@@ -7,21 +7,18 @@ import math
 import pytest
 from tests.eval._stores import point, sampled
 
-from ponder.errors import ConfigError
-from ponder.eval.difficulty import (
-    Bins,
-    agreement,
+from ponder.analysis.difficulty import (
     assess_prediction,
     compare_bins,
-    mean_score,
     pass_rate,
     pass_rates,
     pilot_signals,
-    signal_value,
     stats_by_bin,
 )
-from ponder.eval.store import Record
-from ponder.types import Candidate, Usage
+from ponder.core.errors import ConfigError
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record
+from ponder.strategies.optimal.signals import Bins, agreement, mean_score, signal_value
 
 
 def test_pass_rate_counts_correct_candidates_over_all_candidates() -> None:

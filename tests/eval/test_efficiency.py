@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ponder.eval.curves import CurvePoint
-from ponder.eval.efficiency import Reference, efficiency, tokens_to_reach
+from ponder.analysis.curves import CurvePoint
+from ponder.analysis.efficiency import Reference, efficiency, tokens_to_reach
 
 
 def curve(*points: tuple[float, float]) -> list[CurvePoint]:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from ponder.analysis.report import summarize_run, write_report
+from ponder.core.types import GenRequest, Grade
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import EvalSummary, RunStore, evaluate
-from ponder.eval.report import summarize_run, write_report
-from ponder.eval.store import Record
+from ponder.grading import answers as grading
+from ponder.runs.runner import EvalSummary, evaluate
+from ponder.runs.store import Record, RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import JsonlTask
-from ponder.types import GenRequest, Grade
-from ponder.verifiers import grading
 
 # sympy would evaluate a power with ten billion digits in its exponent
 HOSTILE = r"10^{10^{10^{10}}}"

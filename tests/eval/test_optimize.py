@@ -26,16 +26,16 @@ import numpy as np
 import pytest
 from tests.eval._stores import config, point, sampled, write
 
-from ponder.errors import ConfigError
-from ponder.eval.calibration import load_calibration
-from ponder.eval.optimize import (
+from ponder.analysis.calibration import load_calibration
+from ponder.analysis.optimize import (
     default_budgets,
     evaluate_policy,
     fit_policy,
     optimize,
     summary_text,
 )
-from ponder.eval.policy import Policy
+from ponder.core.errors import ConfigError
+from ponder.strategies.optimal.policy import Policy
 
 SAMPLES = {
     "p0": ["A", "A", "A", "A"],

@@ -11,14 +11,15 @@ from pathlib import Path
 
 from tests.eval._toys import QUESTION, ToyTask
 
-from ponder.cli import main
-from ponder.engines.replay import ReplayEngine, SampleBank
+from ponder.analysis.calibration import load_calibration
+from ponder.cli.commands import main
+from ponder.core.types import GenRequest
 from ponder.engines.scripted import Responder, ScriptedEngine
-from ponder.eval import RunStore, run_eval
-from ponder.eval.calibration import load_calibration
-from ponder.eval.policy import Policy
+from ponder.runs.replay import ReplayEngine, SampleBank
+from ponder.runs.runner import run_eval
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
-from ponder.types import GenRequest
+from ponder.strategies.optimal.policy import Policy
 
 TASK = ToyTask(size=16)
 # correct samples out of every 8 for problem i: easy first, hopeless last

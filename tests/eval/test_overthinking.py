@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.eval import Record
-from ponder.eval.overthinking import (
+from ponder.analysis.overthinking import (
     answer_points,
     candidate_overthinking,
     overthinking,
     text_cuts,
 )
-from ponder.types import Candidate, Usage
-from ponder.verifiers.grading import extract_answer
+from ponder.core.types import Candidate, Usage
+from ponder.grading.answers import extract_answer
+from ponder.runs.store import Record
 
 CHAIN = (
     "Janet's ducks lay 16 eggs a day.\n"

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from ponder.eval import Record
-from ponder.eval.paired import paired
-from ponder.types import Usage
+from ponder.analysis.paired import paired
+from ponder.core.types import Usage
+from ponder.runs.store import Record
 
 
 def rec(pid: str, correct: bool, tokens: int, error: str | None = None) -> Record:

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from _stores import config, sampled, write
 
-from ponder.eval import write_report
-from ponder.eval.passk import default_ks, pass_at_k, pass_at_k_table
-from ponder.eval.report import summarize_run
+from ponder.analysis.passk import default_ks, pass_at_k, pass_at_k_table
+from ponder.analysis.report import summarize_run, write_report
 
 
 def naive(n: int, c: int, k: int) -> float:

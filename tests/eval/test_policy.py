@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ponder.errors import ConfigError
-from ponder.eval.policy import Policy, load_policy
+from ponder.core.errors import ConfigError
+from ponder.strategies.optimal.policy import Policy, load_policy
 
 MAJ = {"temperature": 0.7, "top_p": 0.95}
 

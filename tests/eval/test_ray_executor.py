@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import Record, RunStore, evaluate
+from ponder.runs.runner import evaluate
+from ponder.runs.store import Record, RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import make_task
-from ponder.types import GenRequest
 
 ray = pytest.importorskip("ray")
 
@@ -67,7 +68,7 @@ def _run(out: Path, **kw: Any) -> Any:
 
 
 def test_ray_gives_the_same_records_as_the_local_executor(tmp_path: Path) -> None:
-    from ponder.eval.ray_executor import RayExecutor
+    from ponder.runs.ray_executor import RayExecutor
 
     local = _run(tmp_path / "local.db", engine=scripted(), concurrency=3)
     remote = _run(
@@ -89,7 +90,7 @@ def test_ray_gives_the_same_records_as_the_local_executor(tmp_path: Path) -> Non
 
 
 def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
-    from ponder.eval.ray_executor import RayExecutor
+    from ponder.runs.ray_executor import RayExecutor
 
     executor = RayExecutor(
         lambda: scripted(delay=0.4), actors=2, per_actor=1, num_cpus=0.5, max_restarts=1
@@ -134,7 +135,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_a_stopped_ray_run_resumes_with_only_what_is_missing(tmp_path: Path) -> None:
-    from ponder.eval.ray_executor import RayExecutor
+    from ponder.runs.ray_executor import RayExecutor
 
     task = make_task("demo")
     problems = task.load(None)

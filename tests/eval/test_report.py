@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from ponder.errors import ConfigError
-from ponder.eval import Record, RunStore, write_report
-from ponder.eval.report import run_label, summarize_run
-from ponder.types import Candidate, Usage
+from ponder.analysis.report import run_label, summarize_run, write_report
+from ponder.core.errors import ConfigError
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record, RunStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -195,7 +195,7 @@ def test_common_with_no_shared_problem_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_cli_passes_common_and_reports_its_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ponder.cli import main
+    from ponder.cli.commands import main
 
     voted = make_store(tmp_path / "maj.db", config("majority", n=4), MAJORITY[:3])
     single = make_store(tmp_path / "one.db", config("single"), [["A"], ["B"], ["A"], ["A"]])

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ponder.eval import Record, RunStore, write_report
-from ponder.eval.report import run_label
-from ponder.types import Candidate, Usage
+from ponder.analysis.report import run_label, write_report
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record, RunStore
 
 CHAIN = (
     "She has 16 - 3 - 4 = 9 eggs left.\n"

@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 
-from ponder.engines.base import Capabilities
+from ponder.core.engine import Capabilities
+from ponder.core.errors import ConfigError, EngineError
+from ponder.core.types import Completion, GenRequest, Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError, EngineError
-from ponder.eval import EvalSummary, RunStore, evaluate, problem_seed, run_eval, wilson_interval
-from ponder.types import Completion, GenRequest, Problem
+from ponder.runs.runner import EvalSummary, evaluate, problem_seed, run_eval
+from ponder.runs.store import RunStore
+from ponder.runs.summary import wilson_interval
 
 TOYS_PATH = Path(__file__).with_name("_toys.py")
 

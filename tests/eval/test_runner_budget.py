@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from tests.eval._toys import ToyTask, toy_responder
 
+from ponder.core.errors import ConfigError
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
-from ponder.eval import EvalSummary, RunStore, evaluate
+from ponder.runs.runner import EvalSummary, evaluate
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 
 TASK = ToyTask(size=3)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ponder.errors import ConfigError
-from ponder.eval import Record, RunStore
-from ponder.types import Candidate, Usage
+from ponder.core.errors import ConfigError
+from ponder.core.types import Candidate, Usage
+from ponder.runs.store import Record, RunStore
 
 CONFIG: dict[str, Any] = {
     "task": "toy",

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.types import ConfidenceStop, GenRequest, Result, Usage
 from ponder.strategies import AdaptiveConsistency, Context, DeepConf, majority_vote
 from ponder.tasks import DemoTask
-from ponder.types import ConfidenceStop, GenRequest, Result, Usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -63,7 +63,8 @@ def test_eval_resume_and_report(smollm2_path: Path, tmp_path: Path) -> None:
 
 
 def test_replay_scores_a_real_bank_with_the_real_judge(smollm2_path: Path, tmp_path: Path) -> None:
-    from ponder.eval import RunStore, summarize_run
+    from ponder.analysis.report import summarize_run
+    from ponder.runs.store import RunStore
 
     bank, out = tmp_path / "bank.db", tmp_path / "judged.db"
     common = ["--task", "demo", "--limit", "3", "--model", str(smollm2_path), "--no-progress"]
@@ -94,7 +95,7 @@ def test_replay_scores_a_real_bank_with_the_real_judge(smollm2_path: Path, tmp_p
 
 
 def test_optimize_then_optimal_over_a_real_bank(smollm2_path: Path, tmp_path: Path) -> None:
-    from ponder.eval import RunStore
+    from ponder.runs.store import RunStore
 
     cal, policy, out = tmp_path / "cal.db", tmp_path / "policy.json", tmp_path / "opt.db"
     common = ["--task", "demo", "--limit", "6", "--model", str(smollm2_path), "--no-progress"]
@@ -120,7 +121,8 @@ def test_optimize_then_optimal_over_a_real_bank(smollm2_path: Path, tmp_path: Pa
 def test_extending_a_real_bank_draws_what_a_live_run_draws(
     smollm2_path: Path, tmp_path: Path
 ) -> None:
-    from ponder.eval import RunStore, summarize_run
+    from ponder.analysis.report import summarize_run
+    from ponder.runs.store import RunStore
 
     bank, extended, live = tmp_path / "bank.db", tmp_path / "ext.db", tmp_path / "live.db"
     common = ["--task", "demo", "--model", str(smollm2_path), "--no-progress", "--seed", "3",

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ponder.core.types import GenRequest, Message
 from ponder.engines.llamacpp import LlamaCppEngine
 from ponder.engines.openai import OpenAIEngine
-from ponder.types import GenRequest, Message
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from ponder.core.types import Candidate, Usage
 from ponder.engines.llamacpp import LlamaCppEngine
-from ponder.eval import Record, RunStore
-from ponder.types import Candidate, Usage
+from ponder.runs.store import Record, RunStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ponder.engines.base import Engine
+from ponder.core.engine import Engine
+from ponder.core.types import GenRequest, Message
 from ponder.engines.scripted import ScriptedEngine
-from ponder.types import GenRequest, Message
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.types import Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.eval import RunStore
+from ponder.runs.store import RunStore
 from ponder.strategies import Context, make_strategy
 from ponder.tasks.freeform import FreeformTask
-from ponder.types import Problem
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.eval import RunStore
+from ponder.runs.store import RunStore
 
 pytestmark = [
     pytest.mark.integration,

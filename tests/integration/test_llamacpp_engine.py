@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from ponder.core.errors import CapabilityMissing, EngineError, MissingExtra
+from ponder.core.types import Completion, GenRequest, Message, Usage
 from ponder.engines.llamacpp import LlamaCppEngine, default_extra_buffers
-from ponder.errors import CapabilityMissing, EngineError, MissingExtra
-from ponder.types import Completion, GenRequest, Message, Usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

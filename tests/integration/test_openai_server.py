@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from ponder.core.types import Completion, GenRequest, Message
 from ponder.engines.openai import OpenAIEngine
-from ponder.types import Completion, GenRequest, Message
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

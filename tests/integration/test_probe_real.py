@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ponder.budget import Ledger
+from ponder.analysis.probe_train import Rollout, mc_step_labels, train_probe
+from ponder.core.budget import Ledger
+from ponder.core.types import Completion, GenRequest, Message, Problem, Usage
 from ponder.engines.llamacpp import LlamaCppEngine
 from ponder.strategies import Context
-from ponder.types import Completion, GenRequest, Message, Problem, Usage
 from ponder.verifiers.probe import ProbeVerifier, embed_requests
-from ponder.verifiers.probe_train import Rollout, mc_step_labels, train_probe
 from ponder.verifiers.registry import make_scorer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

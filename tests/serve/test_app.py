@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ponder.core.errors import EngineError, EngineTimeout
+from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import EngineError, EngineTimeout
 from ponder.serve import Limits, ServeSettings, create_app
-from ponder.types import GenRequest
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from ponder.core.errors import EngineError
+from ponder.core.types import Completion, GenRequest
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import EngineError
 from ponder.serve import ServeSettings, create_app
-from ponder.types import Completion, GenRequest
 
 openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from ponder.core.errors import EngineError
+from ponder.core.types import Completion, GenRequest, Message, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import EngineError
 from ponder.serve import ServeSettings, create_app
 from ponder.serve.accounts import Accounts
-from ponder.types import Completion, GenRequest, Message, Usage
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")

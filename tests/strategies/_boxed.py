@@ -2,7 +2,7 @@
 
 import re
 
-from ponder.types import Message, Problem
+from ponder.core.types import Message, Problem
 
 
 class BoxedTask:

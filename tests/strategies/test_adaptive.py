@@ -9,15 +9,15 @@ import httpx
 import pytest
 from _boxed import PROBLEM, BoxedTask
 
-from ponder.budget import Ledger
-from ponder.cli import _strategy_options, build_parser
+from ponder.cli.commands import _strategy_options, build_parser
+from ponder.core.budget import Ledger
+from ponder.core.errors import CapabilityMissing, ConfigError
+from ponder.core.types import Candidate, ConfidenceStop, GenRequest, Message, Usage
 from ponder.engines.openai import OpenAIEngine
-from ponder.engines.replay import ReplayEngine, SampleBank
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import CapabilityMissing, ConfigError
+from ponder.runs.replay import ReplayEngine, SampleBank
 from ponder.strategies import Context, make_strategy
 from ponder.strategies.adaptive import beta_stop_probability, dirichlet_stop_probability
-from ponder.types import Candidate, ConfidenceStop, GenRequest, Message, Usage
 
 
 def ctx_for(engine, **kw):

@@ -17,11 +17,11 @@ from _boxed import PROBLEM, BoxedTask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import BudgetExceeded
+from ponder.core.types import GenRequest, Result, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import BudgetExceeded
 from ponder.strategies import Context, make_strategy
-from ponder.types import GenRequest, Result, Usage
 
 SPECS: list[tuple[str, dict[str, Any]]] = [
     ("single", {}),

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 
 from _coding import PROBLEM, fenced, tight_sandbox
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.context import Context
+from ponder.core.errors import ConfigError
+from ponder.core.execution import CaseResult
+from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import make_strategy
-from ponder.strategies.base import Context
 from ponder.strategies.code import INPUTS_PROMPT, behaviour_groups
 from ponder.tasks.humaneval import HumanEvalTask
-from ponder.types import GenRequest
-from ponder.verifiers.code_exec import CaseResult
 
 SANDBOX = tight_sandbox()
 RIGHT = fenced("def add(a, b):\n    return a + b\n")
@@ -143,7 +143,7 @@ def test_settings_and_problems_are_checked() -> None:
 
 
 async def test_a_problem_that_is_not_code_is_refused() -> None:
-    from ponder.types import Problem
+    from ponder.core.types import Problem
 
     with pytest.raises(ConfigError, match="not a code problem"):
         await make_strategy("behaviour_majority", {})(Problem("q", "2+2?"), ctx(engine([RIGHT])))

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
+from ponder.core.types import GenRequest, Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import Context, make_strategy
 from ponder.strategies.freeform import parse_choice
 from ponder.tasks.freeform import FreeformTask
-from ponder.types import GenRequest, Problem
 from ponder.verifiers.embedding import Embedded
 
 PROBLEM = Problem("q1", "What is the capital of France?", answer="Paris")

@@ -6,9 +6,9 @@ import math
 import pytest
 from _boxed import PROBLEM, BoxedTask
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import ComputeOptimal, Context, make_strategy
 from ponder.verifiers.confidence import ConfidenceScorer
 

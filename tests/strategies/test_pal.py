@@ -8,15 +8,15 @@ import shutil
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
+from ponder.core.sandbox import ALLOW_UNISOLATED_ENV, _bwrap_works
+from ponder.core.types import Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import Context, ProgramAided, make_strategy
 from ponder.strategies.pal import PROGRAM_END, PROGRAM_START, pal_messages
 from ponder.tasks.demo import DemoTask
-from ponder.types import Problem
 from ponder.verifiers.program import printed_answer, program_in
-from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV, _bwrap_works
 
 PROBLEM = Problem("p1", "What is six times seven?", answer="42")
 TASK = DemoTask()
@@ -216,7 +216,7 @@ def test_bad_options_are_config_errors(options: dict, message: str) -> None:
 
 
 def test_cli_reads_an_optional_temperature_as_a_number() -> None:
-    from ponder.cli import parse_options
+    from ponder.cli.commands import parse_options
 
     assert parse_options("pal", ["temperature=0.5", "shots=1"]) == {"temperature": 0.5, "shots": 1}
     assert ProgramAided(n=4).sampling_temperature == 0.7
@@ -224,7 +224,7 @@ def test_cli_reads_an_optional_temperature_as_a_number() -> None:
 
 
 def test_a_pal_that_may_not_run_code_here_stops_when_made(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ponder.verifiers.sandbox as sandbox_module
+    import ponder.core.sandbox as sandbox_module
 
     monkeypatch.setattr(sandbox_module, "_bwrap", lambda: None)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)

@@ -1,11 +1,11 @@
 import pytest
 from _boxed import PROBLEM, BoxedTask
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import BudgetExceeded, CapabilityMissing, ConfigError
+from ponder.core.types import Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import BudgetExceeded, CapabilityMissing, ConfigError
 from ponder.strategies import Context, make_strategy
-from ponder.types import Usage
 
 
 def ctx_for(engine, **kw):

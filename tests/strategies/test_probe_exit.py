@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
+from ponder.core.types import GenRequest, Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import Context, ProbeExit, make_strategy
 from ponder.strategies.probe_exit import PROBE_CUE
 from ponder.tasks.demo import DemoTask
-from ponder.types import GenRequest, Problem
 
 PROBLEM = Problem("p1", "What is six times seven?", answer="42")
 TASK = DemoTask()

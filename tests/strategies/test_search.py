@@ -3,12 +3,12 @@
 import pytest
 from _boxed import PROBLEM, BoxedTask
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
+from ponder.core.types import Completion, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import Context, make_strategy
 from ponder.strategies.search import BeamSearch, Tree
-from ponder.types import Completion, Usage
 from ponder.verifiers import registry
 from ponder.verifiers.process import ProcessVerifier
 

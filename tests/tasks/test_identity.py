@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.tasks import (
     DemoTask,
     GSM8KTask,

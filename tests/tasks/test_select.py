@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ponder.cli import main
-from ponder.errors import ConfigError
+from ponder.cli.commands import main
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
 from ponder.tasks import Math500Task
 from ponder.tasks.select import parse_where, select_problems
-from ponder.types import Problem
 
 
 def problems() -> list[Problem]:

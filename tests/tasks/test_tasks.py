@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.types import Message, Problem
+from ponder.grading.answers import canonical_answer
 from ponder.tasks import (
     AIME24Task,
     DemoTask,
@@ -22,8 +24,6 @@ from ponder.tasks import (
     make_task,
     task_names,
 )
-from ponder.types import Message, Problem
-from ponder.verifiers.grading import canonical_answer
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

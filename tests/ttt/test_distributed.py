@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tests.ttt.conftest import tiny_lm
 
-from ponder.eval.store import Record, RunStore
+from ponder.runs.store import Record, RunStore
 from ponder.tasks.arc import FewShotTask, Pair
 from ponder.ttt.run import run_config, run_ttt
 from ponder.ttt.train import TTTConfig

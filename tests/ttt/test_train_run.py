@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.errors import ConfigError
-from ponder.eval.store import RunStore
+from ponder.core.errors import ConfigError
+from ponder.runs.store import RunStore
 from ponder.tasks.arc import FewShotTask, Pair
 from ponder.ttt.augment import Transform, transforms_for
 from ponder.ttt.data import render, training_examples
@@ -99,7 +99,7 @@ def test_run_records_resumes_reuses_adapters_and_records_failures(
     assert grid.usage.calls == 8 and len(records["rev"].meta["predictions"]) == 1
     assert grid.correct == (grid.reference in grid.votes)
     json.dumps(grid.meta)  # the store keeps it as JSON
-    from ponder.eval.report import summarize_run
+    from ponder.analysis.report import summarize_run
 
     rows = {row["task"]: row for row in summarize_run(tmp_path / "run.db").tasks}
     assert set(rows) == {"mirror", "rev"} and rows["mirror"]["cells"] == GRID.cells

@@ -1,6 +1,6 @@
 """A task that only supplies prompts, for verifier tests that never grade."""
 
-from ponder.types import Message
+from ponder.core.types import Message
 
 
 class StubTask:

@@ -12,22 +12,17 @@ from typing import Any
 import pytest
 
 from _coding import MODES, PROBLEM, PROMPT, fenced, runs_as_nobody, sandbox_in, tight_sandbox
+from ponder.core.context import Context
+from ponder.core.errors import ConfigError
+from ponder.core.execution import run_blocking, run_program
+from ponder.core.sandbox import Sandbox
+from ponder.core.types import Completion, Problem, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
-from ponder.strategies.base import Context
-from ponder.tasks.code import code_spec
+from ponder.tasks.code import code_spec, hidden_cases
 from ponder.tasks.humaneval import HumanEvalTask
-from ponder.tasks.visible_tests import CallTest
-from ponder.types import Completion, Problem, Usage
-from ponder.verifiers.code_exec import (
-    ExecutionVerifier,
-    as_cases,
-    hidden_cases,
-    run_blocking,
-    run_program,
-)
+from ponder.tasks.visible_tests import CallTest, as_cases
+from ponder.verifiers.code_exec import ExecutionVerifier
 from ponder.verifiers.registry import make_scorer
-from ponder.verifiers.sandbox import Sandbox
 
 SANDBOX = tight_sandbox()
 GOOD = "def add(a, b):\n    return a + b\n"

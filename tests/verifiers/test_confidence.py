@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from ponder.types import TokenLogprob
+from ponder.core.types import TokenLogprob
+from ponder.grading.freeform import p_yes
 from ponder.verifiers.confidence import lowest_group_confidence, mean_logprob_confidence
-from ponder.verifiers.judge import p_yes
 
 
 def tok(lp, alts):

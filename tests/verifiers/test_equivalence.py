@@ -8,20 +8,19 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.types import Completion, GenRequest, Problem, TokenLogprob, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import BudgetExceeded, ConfigError
-from ponder.strategies.base import Context
+from ponder.grading.freeform import normalize_answer, read_verdict
 from ponder.tasks.freeform import FreeformTask
-from ponder.types import Completion, GenRequest, Problem, TokenLogprob, Usage
 from ponder.verifiers.embedding import Embedded
 from ponder.verifiers.equivalence import (
     EmbeddingClusterer,
     JudgeClusterer,
     TextClusterer,
     make_clusterer,
-    normalize_answer,
-    read_verdict,
 )
 
 PROBLEM = Problem("q1", "What is the capital of France?", answer="Paris")

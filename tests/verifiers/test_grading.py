@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ponder.types import Grade
-from ponder.verifiers import grading
-from ponder.verifiers.grading import answers_match, canonical_answer, extract_answer
+from ponder.core.types import Grade
+from ponder.grading import answers as grading
+from ponder.grading.answers import answers_match, canonical_answer, extract_answer
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_repeated_grading_is_cached() -> None:
 
 
 def test_pathological_input_times_out(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="ponder.verifiers.grading")
+    caplog.set_level(logging.WARNING, logger="ponder.grading.answers")
     start = time.perf_counter()
     assert not answers_match(r"9^{9^{9^{9}}}", "5", timeout_s=1.0)
     assert time.perf_counter() - start < 8.0
@@ -247,7 +247,7 @@ async def test_grading_from_an_event_loop() -> None:
 def test_unavailable_grader_is_a_logged_mismatch_and_not_remembered(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="ponder.verifiers.grading")
+    caplog.set_level(logging.WARNING, logger="ponder.grading.answers")
     pair = (r"5\sqrt{5}", r"\sqrt{125}")
     with monkeypatch.context() as m:
         m.setattr(grading, "_POOL", grading._WorkerPool(max_workers=1))
@@ -310,7 +310,7 @@ def test_the_worker_reports_an_exception_unless_another_reading_matches(
 ) -> None:
     import math_verify
 
-    from ponder.verifiers import _grading_worker as worker
+    from ponder.grading import _worker as worker
 
     real = math_verify.verify
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from _stub import StubTask
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import BudgetExceeded, ConfigError, MissingExtra
+from ponder.core.types import Completion, Problem, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import BudgetExceeded, ConfigError, MissingExtra
 from ponder.strategies import Context
-from ponder.types import Completion, Problem, Usage
 from ponder.verifiers.registry import make_process_verifier, make_scorer
 
 HAVE_HF = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 from _stub import StubTask
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.errors import BudgetExceeded, CapabilityMissing, ConfigError
+from ponder.core.types import Completion, Message, Problem, TokenLogprob, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import BudgetExceeded, CapabilityMissing, ConfigError
 from ponder.strategies import Context
-from ponder.types import Completion, Message, Problem, TokenLogprob, Usage
 from ponder.verifiers.judge import STEP_JUDGE_SYSTEM, StepJudgeVerifier, step_judge_messages
 from ponder.verifiers.registry import make_process_verifier, make_scorer
 

@@ -20,14 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ponder.budget import Ledger
-from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import CapabilityMissing, ConfigError
-from ponder.eval.store import Record, RunStore
-from ponder.strategies import Context
-from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Usage
-from ponder.verifiers.probe import ProbeModelMismatch, ProbeVerifier
-from ponder.verifiers.probe_train import (
+from ponder.analysis.probe_train import (
     LabelSpec,
     Rollout,
     collect_rollouts,
@@ -41,6 +34,13 @@ from ponder.verifiers.probe_train import (
     split_by_problem,
     train_probe,
 )
+from ponder.core.budget import Ledger
+from ponder.core.errors import CapabilityMissing, ConfigError
+from ponder.core.types import Candidate, Completion, GenRequest, Message, Problem, Usage
+from ponder.engines.scripted import ScriptedEngine
+from ponder.runs.store import Record, RunStore
+from ponder.strategies import Context
+from ponder.verifiers.probe import ProbeModelMismatch, ProbeVerifier
 from ponder.verifiers.registry import make_scorer
 from ponder.verifiers.steps import join_steps
 
@@ -553,7 +553,7 @@ async def test_evaluate_verifier_refuses_logprob_scorers_and_empty_selections(tm
 
 
 def parser() -> argparse.ArgumentParser:
-    from ponder.cli_verifier import add_verifier_parser
+    from ponder.cli.verifier import add_verifier_parser
 
     p = argparse.ArgumentParser(prog="ponder")
     add_verifier_parser(p.add_subparsers(dest="command", required=True))
@@ -561,15 +561,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def test_cli_train_then_eval_on_the_held_out_problems(tmp_path, monkeypatch, capsys):
-    import ponder.cli
+    import ponder.cli.commands
     import ponder.tasks.registry as registry
-    from ponder.cli_verifier import run_verifier
+    from ponder.cli.verifier import run_verifier
 
     def fake_engine(args):
         assert args.model == "scripted"  # defaults to the model that wrote the store
         return ScriptedEngine(judge_says, name="scripted", embedder=separable)
 
-    monkeypatch.setattr(ponder.cli, "_engine", fake_engine)
+    monkeypatch.setattr(ponder.cli.commands, "_engine", fake_engine)
     monkeypatch.setitem(registry._FACTORIES, "toy", (lambda data, **kw: ToyTask(), ToyTask))
     store = write_store(tmp_path / "run.db")
     out = tmp_path / "probe.npz"
@@ -615,7 +615,7 @@ def test_cli_help_names_the_options(capsys):
 
 
 def test_cli_rejects_bad_settings(tmp_path, monkeypatch):
-    from ponder.cli_verifier import run_verifier
+    from ponder.cli.verifier import run_verifier
 
     store = write_store(tmp_path / "run.db", problems=2)
     args = parser().parse_args(
@@ -700,12 +700,12 @@ async def test_cross_fitting_options_are_checked(tmp_path):
 
 
 def test_cli_train_cross_fits_with_folds(tmp_path, monkeypatch, capsys):
-    import ponder.cli
+    import ponder.cli.commands
     import ponder.tasks.registry as registry
-    from ponder.cli_verifier import run_verifier
+    from ponder.cli.verifier import run_verifier
 
     monkeypatch.setattr(
-        ponder.cli, "_engine", lambda args: ScriptedEngine(judge_says, embedder=separable)
+        ponder.cli.commands, "_engine", lambda args: ScriptedEngine(judge_says, embedder=separable)
     )
     monkeypatch.setitem(registry._FACTORIES, "toy", (lambda data, **kw: ToyTask(), ToyTask))
     store = write_store(tmp_path / "run.db")

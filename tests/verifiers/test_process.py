@@ -4,12 +4,12 @@
 import pytest
 from _stub import StubTask
 
-from ponder.budget import Ledger
+from ponder.core.budget import Ledger
+from ponder.core.context import Scorer
+from ponder.core.errors import ConfigError
+from ponder.core.types import Completion, Problem, Usage
 from ponder.engines.scripted import ScriptedEngine
-from ponder.errors import ConfigError
 from ponder.strategies import Context
-from ponder.types import Completion, Problem, Usage
-from ponder.verifiers.base import Scorer
 from ponder.verifiers.process import ProcessVerifier
 
 Q1 = Problem("p1", "what is two plus two, doubled")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import ponder.verifiers.sandbox as sandbox_module
+import ponder.core.sandbox as sandbox_module
 from _coding import LIMITS, MODES, runs_as_nobody, sandbox_in
-from ponder.errors import ConfigError
-from ponder.verifiers.sandbox import ALLOW_UNISOLATED_ENV, Limits, Sandbox
+from ponder.core.errors import ConfigError
+from ponder.core.sandbox import ALLOW_UNISOLATED_ENV, Limits, Sandbox
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.verifiers.steps import (
     AGGREGATIONS,
     SEGMENTATIONS,

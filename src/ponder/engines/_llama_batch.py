@@ -57,9 +57,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ponder.engines.base import Embedding
-from ponder.errors import EngineError
-from ponder.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
+from ponder.core.engine import Embedding
+from ponder.core.errors import EngineError
+from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
 Logits = npt.NDArray[np.float32]
 Outcome = list[Completion] | list[Embedding] | BaseException
@@ -459,7 +459,7 @@ class DecodeLoop:
     def _confidence_dropped(self, seq: _Seq, confidence: float) -> bool:
         """Slide the sequence's confidence window over its newest token; True when the
         window is full and its mean is below the request's threshold (the rule of
-        ``ponder.types.ConfidenceStop``)."""
+        ``ponder.core.types.ConfidenceStop``)."""
         rule = seq.job.request.confidence_stop
         assert rule is not None
         seq.window.append(confidence)

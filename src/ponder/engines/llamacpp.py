@@ -46,10 +46,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ponder.core.engine import Capabilities, Embedding
+from ponder.core.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
+from ponder.core.types import Completion, GenRequest
 from ponder.engines._llama_batch import DecodeLoop, EngineStats, Job, Outcome
-from ponder.engines.base import Capabilities, Embedding
-from ponder.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
-from ponder.types import Completion, GenRequest
 
 __all__ = ["EngineStats", "LlamaCppEngine", "default_extra_buffers"]
 
@@ -245,7 +245,7 @@ class LlamaCppEngine:
     def model_sha256(self) -> str:
         """The sha256 of the GGUF file (hashed once, on first use)."""
         if self._sha256 is None:
-            from ponder.models import file_sha256
+            from ponder.engines.models import file_sha256
 
             self._sha256 = file_sha256(self._path)
         return self._sha256

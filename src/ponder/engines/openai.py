@@ -69,9 +69,15 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ponder.engines.base import Capabilities, text_token_bound
-from ponder.errors import CapabilityMissing, ConfigError, EngineError, EngineTimeout, RateLimited
-from ponder.types import Completion, GenRequest, TokenLogprob, Usage
+from ponder.core.engine import Capabilities, text_token_bound
+from ponder.core.errors import (
+    CapabilityMissing,
+    ConfigError,
+    EngineError,
+    EngineTimeout,
+    RateLimited,
+)
+from ponder.core.types import Completion, GenRequest, TokenLogprob, Usage
 
 __all__ = ["OpenAIEngine"]
 

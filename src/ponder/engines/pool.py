@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.engines.base import Capabilities, Engine, prompt_token_bound
-from ponder.errors import CapabilityMissing, ConfigError, EngineError
-from ponder.types import Completion, GenRequest
+from ponder.core.engine import Capabilities, Engine, prompt_token_bound
+from ponder.core.errors import CapabilityMissing, ConfigError, EngineError
+from ponder.core.types import Completion, GenRequest
 
 __all__ = ["EnginePool", "MemberStats"]
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ponder.engines.base import Engine
-from ponder.models import CATALOGUE, resolve
+from ponder.core.engine import Engine
+from ponder.engines.models import CATALOGUE, resolve
 
 
 def uses_server(model: str, base_url: str | None) -> bool:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ponder.engines.base import Capabilities, Embedding
-from ponder.errors import CapabilityMissing
-from ponder.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
+from ponder.core.engine import Capabilities, Embedding
+from ponder.core.errors import CapabilityMissing
+from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
 Responder = Callable[[GenRequest, int], str]
 LogprobScript = float | Callable[[str], float | Sequence[float]]

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.types import Usage
+from ponder.core.types import Usage
 
 __all__ = ["ANONYMOUS", "Account", "Accounts"]
 

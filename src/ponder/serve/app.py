@@ -39,9 +39,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.budget import Ledger
-from ponder.engines.base import Engine
-from ponder.errors import (
+from ponder.core.budget import Ledger
+from ponder.core.engine import Engine
+from ponder.core.errors import (
     BudgetExceeded,
     CapabilityMissing,
     ConfigError,
@@ -49,12 +49,12 @@ from ponder.errors import (
     EngineTimeout,
     MissingExtra,
 )
+from ponder.core.types import Message, Problem, Result, Usage
 from ponder.serve.accounts import Accounts
 from ponder.serve.chat import ChatTask, chat_problem
 from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
 from ponder.strategies import Context
-from ponder.types import Message, Problem, Result, Usage
 
 __all__ = ["ServeSettings", "create_app"]
 

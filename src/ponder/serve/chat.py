@@ -1,14 +1,14 @@
 """The task behind a served request: the client's own messages are the prompt.
 
-Answers vote by what ``ponder.verifiers.grading.extract_answer`` finds (a boxed or final
+Answers vote by what ``ponder.grading.answers.extract_answer`` finds (a boxed or final
 number, as in the math tasks); a reply with no such answer votes by its whole text,
 blank space collapsed, so free-form replies still agree when they say the same thing.
 """
 
 from __future__ import annotations
 
-from ponder.types import Message, Problem
-from ponder.verifiers.grading import extract_answer
+from ponder.core.types import Message, Problem
+from ponder.grading.answers import extract_answer
 
 __all__ = ["ChatTask", "chat_problem"]
 

@@ -9,10 +9,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ponder.engines.base import Capabilities, Embedder, Embedding, Engine, prompt_token_bound
-from ponder.errors import CapabilityMissing
-from ponder.tasks.base import Task
-from ponder.types import Completion, GenRequest, Message
+from ponder.core.engine import Capabilities, Embedder, Embedding, Engine, prompt_token_bound
+from ponder.core.errors import CapabilityMissing
+from ponder.core.task import Task
+from ponder.core.types import Completion, GenRequest, Message
 
 __all__ = ["Progress", "WatchedEngine"]
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.strategies import (
     Strategy,
     make_strategy,
@@ -133,10 +133,12 @@ def select(
     budget = extra.get("budget")
     if budget is not None:
         if not is_positive_int(budget):
-            raise ConfigError(f"ponder.budget must be a positive number of tokens, got {budget!r}")
+            raise ConfigError(
+                f"ponder.core.budget must be a positive number of tokens, got {budget!r}"
+            )
         if limits.max_budget is not None and budget > limits.max_budget:
             raise ConfigError(
-                f"ponder.budget={budget} is over this server's limit of {limits.max_budget}"
+                f"ponder.core.budget={budget} is over this server's limit of {limits.max_budget}"
             )
     try:
         strategy = make_strategy(name, options)

@@ -1,5 +1,6 @@
 """Strategies: how test-time compute is spent on one problem."""
 
+from ponder.core.context import Context
 from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
 from ponder.strategies import code as _code  # noqa: F401  (registers strategies)
 from ponder.strategies import freeform as _freeform  # noqa: F401  (registers strategies)
@@ -11,7 +12,6 @@ from ponder.strategies import search as _search  # noqa: F401  (registers strate
 from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
 from ponder.strategies.adaptive import AdaptiveConsistency, DeepConf, EarlyStoppingSelfConsistency
 from ponder.strategies.base import (
-    Context,
     Strategy,
     make_strategy,
     register,

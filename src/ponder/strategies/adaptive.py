@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ponder.errors import BudgetExceeded, CapabilityMissing, ConfigError
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, CapabilityMissing, ConfigError
+from ponder.core.types import Candidate, Completion, ConfidenceStop, Problem, Result
 from ponder.strategies.base import (
-    Context,
     check_sampling,
     make_candidates,
     make_result,
@@ -41,7 +42,6 @@ from ponder.strategies.base import (
     stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote, weighted_vote
-from ponder.types import Candidate, Completion, ConfidenceStop, Problem, Result
 from ponder.verifiers.confidence import lowest_group_confidence
 
 RULES = ("beta", "dirichlet", "majority")

@@ -32,9 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.execution import CaseResult, ProgramRun
+from ponder.core.types import Message, Problem, Result
 from ponder.strategies.base import (
-    Context,
     check_sampling,
     make_candidates,
     make_result,
@@ -44,9 +46,8 @@ from ponder.strategies.base import (
 )
 from ponder.strategies.voting import majority_vote
 from ponder.tasks.code import CodeSpec, assemble, code_spec
-from ponder.tasks.visible_tests import CallTest, literal_calls, visible_tests
-from ponder.types import Message, Problem, Result
-from ponder.verifiers.code_exec import CaseResult, ExecutionVerifier, ProgramRun, as_cases
+from ponder.tasks.visible_tests import CallTest, as_cases, literal_calls, visible_tests
+from ponder.verifiers.code_exec import ExecutionVerifier
 
 __all__ = ["INPUTS_PROMPT", "BehaviourMajority", "behaviour_groups"]
 

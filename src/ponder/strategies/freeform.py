@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.types import Candidate, GenRequest, Message, Problem, Result
 from ponder.strategies.base import (
-    Context,
     check_sampling,
     make_candidates,
     make_result,
@@ -36,7 +37,6 @@ from ponder.strategies.base import (
     stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote
-from ponder.types import Candidate, GenRequest, Message, Problem, Result
 from ponder.verifiers.equivalence import (
     CLUSTER_METHODS,
     AnswerClusterer,

@@ -2,7 +2,7 @@
 Models"), with program-aided self-consistency over n programs.
 
 The model writes a short Python program whose printed output is the answer; the
-sandbox runs each program (``ponder.verifiers.sandbox``: bubblewrap when it works, and
+sandbox runs each program (``ponder.core.sandbox``: bubblewrap when it works, and
 never unguarded with the user's privileges unless the user opted in);
 the answers the programs print, read by the task's own extractor, are voted on; and
 when every program fails, one greedy chain of thought on the task's own prompt
@@ -18,9 +18,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.sandbox import ISOLATIONS, Isolation, Limits, Sandbox, isolation_mode
+from ponder.core.types import Candidate, Message, Problem, Result
 from ponder.strategies.base import (
-    Context,
     check_sampling,
     make_candidates,
     make_result,
@@ -29,9 +31,7 @@ from ponder.strategies.base import (
     stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote
-from ponder.types import Candidate, Message, Problem, Result
 from ponder.verifiers.program import ProgramOutcome, execute_program, program_in
-from ponder.verifiers.sandbox import ISOLATIONS, Isolation, Limits, Sandbox, isolation_mode
 
 __all__ = ["PAL_EXAMPLES", "PAL_INSTRUCTION", "PAL_SYSTEM", "ProgramAided", "pal_messages"]
 

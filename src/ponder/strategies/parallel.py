@@ -18,17 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import BudgetExceeded
-from ponder.strategies.base import (
-    Context,
-    make_candidates,
-    make_result,
-    register,
-    sample,
-    stopped_by_budget,
-)
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded
+from ponder.core.types import Candidate, Problem, Result
+from ponder.strategies.base import make_candidates, make_result, register, sample, stopped_by_budget
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
-from ponder.types import Candidate, Problem, Result
 from ponder.verifiers.registry import make_scorer
 
 

@@ -24,15 +24,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import BudgetExceeded, ConfigError
-from ponder.strategies.base import (
-    Context,
-    check_sampling,
-    make_result,
-    register,
-    stopped_by_budget,
-)
-from ponder.types import Candidate, Problem, Result, Usage
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.types import Candidate, Problem, Result, Usage
+from ponder.strategies.base import check_sampling, make_result, register, stopped_by_budget
 
 __all__ = ["PROBE_CUE", "ProbeExit"]
 

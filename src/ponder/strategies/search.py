@@ -40,10 +40,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ponder.errors import BudgetExceeded, ConfigError
-from ponder.strategies.base import Context, make_result, register, stopped_by_budget
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.types import Candidate, Completion, Problem, Result, Usage
+from ponder.strategies.base import make_result, register, stopped_by_budget
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
-from ponder.types import Candidate, Completion, Problem, Result, Usage
 from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.registry import make_process_verifier
 

@@ -30,9 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.core.context import Context
+from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.types import Candidate, Completion, GenRequest, Message, Problem, Result, Usage
 from ponder.strategies.base import (
-    Context,
     check_sampling,
     make_candidates,
     make_result,
@@ -40,7 +41,6 @@ from ponder.strategies.base import (
     stopped_by_budget,
 )
 from ponder.strategies.voting import majority_vote, weighted_vote
-from ponder.types import Candidate, Completion, GenRequest, Message, Problem, Result, Usage
 from ponder.verifiers.registry import make_scorer
 
 __all__ = ["REVISION_REQUEST", "BudgetForcing", "Revise"]

@@ -10,6 +10,16 @@ not depend on string order, and rewards the answer the sampler settled on first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
+
+Method = Literal["majority", "best_of_n", "weighted"]
+METHODS: tuple[Method, ...] = ("majority", "best_of_n", "weighted")
+# strategies that vote or pick over independent samples, and the rule that replays them
+SAMPLING_RULES: dict[str, Method] = {
+    "majority": "majority",
+    "best_of_n": "best_of_n",
+    "weighted_majority": "weighted",
+}
 
 
 def weighted_vote(

@@ -1,7 +1,7 @@
 """Tasks: where problems come from and how answers are graded."""
 
+from ponder.core.task import Grading, ModelGradedTask, StatusGradedTask, Task
 from ponder.tasks.aime import AIME24Task
-from ponder.tasks.base import Grading, ModelGradedTask, StatusGradedTask, Task
 from ponder.tasks.demo import DemoTask
 from ponder.tasks.freeform import FreeformTask, JudgeGradedTask
 from ponder.tasks.gsm8k import GSM8KTask

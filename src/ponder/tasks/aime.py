@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ponder.core.types import Problem
 from ponder.tasks.jsonl import MathTask, answer_string, load_records, require_field
-from ponder.types import Problem
 
 __all__ = ["AIME24Task"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ponder.errors import ConfigError, MissingExtra
+from ponder.core.errors import ConfigError, MissingExtra
 from ponder.tasks.jsonl import read_jsonl
 
 __all__ = [

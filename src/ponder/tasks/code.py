@@ -31,10 +31,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import ConfigError
-from ponder.types import Problem
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
 
-__all__ = ["CodeSpec", "assemble", "code_spec", "extract_code", "is_body", "normalize_program"]
+__all__ = [
+    "CodeSpec",
+    "assemble",
+    "code_spec",
+    "extract_code",
+    "hidden_cases",
+    "is_body",
+    "normalize_program",
+]
 
 PYTHON_FENCES = frozenset({"", "python", "python3", "py", "py3"})
 # a fence's language, then everything to the closing fence (or the end: a cut-off answer)
@@ -210,3 +218,14 @@ def extract_code(text: str) -> str | None:
         programs = [code for code in found if not is_body(code)]
         return next(iter(programs or found), None)
     return _code_from(text, raw=True)
+
+
+def hidden_cases(spec: CodeSpec) -> list[dict[str, Any]]:
+    """The hidden tests as cases: define ``check``, then call it on the entry point."""
+    if not spec.test.strip():
+        raise ValueError(f"the problem of {spec.entry_point!r} has no hidden tests")
+    return [
+        {"source": spec.test, "mode": "exec", "expected": None, "compare": None},
+        {"source": f"check({spec.entry_point})", "mode": "exec", "expected": None,
+         "compare": None},
+    ]  # fmt: skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
 from ponder.tasks.jsonl import MathTask, answer_string, require_field
-from ponder.types import Problem
 
 __all__ = ["DemoTask"]
 

@@ -26,16 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import ConfigError
-from ponder.tasks.base import Grading
+from ponder.core.errors import ConfigError
+from ponder.core.task import Grading
+from ponder.core.types import Message, Problem
+from ponder.grading.freeform import ask_yes_no, normalize_answer
 from ponder.tasks.identity import DataIdentity, id_prefix
 from ponder.tasks.jsonl import find_data_file, load_file, require_field
-from ponder.types import Message, Problem
-from ponder.verifiers.equivalence import ask_yes_no, normalize_answer
 
 if TYPE_CHECKING:
-    from ponder.budget import Ledger
-    from ponder.engines.base import Engine
+    from ponder.core.budget import Ledger
+    from ponder.core.engine import Engine
 
 __all__ = [
     "ANSWER_FROM",
@@ -267,7 +267,7 @@ class JudgeGradedTask(FreeformTask):
     async def grade_answers(
         self, answers: Sequence[str], problem: Problem, engine: Engine, ledger: Ledger
     ) -> Grading:
-        from ponder.strategies.base import Context
+        from ponder.core.context import Context
 
         refs = self.accepted_answers(problem)
         correct: dict[str, bool] = {}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
+from ponder.grading.answers import canonical_answer
 from ponder.tasks.jsonl import MathTask, load_records, require_field
-from ponder.types import Problem
-from ponder.verifiers.grading import canonical_answer
 
 __all__ = ["GSM8KTask", "gsm8k_reference"]
 

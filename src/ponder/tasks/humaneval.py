@@ -10,7 +10,7 @@ optionally ``canonical_solution``). Each problem's id is its ``task_id``
 The model is asked for the completed function in a fenced Python block; the answer is
 the normalised program (or body) ``extract_code`` finds. ``is_correct`` runs the prompt,
 the answer and the hidden ``check(entry_point)`` in the sandbox
-(``ponder.verifiers.sandbox``), so a hostile or broken program is simply wrong.
+(``ponder.core.sandbox``), so a hostile or broken program is simply wrong.
 """
 
 from __future__ import annotations
@@ -19,18 +19,12 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError, MissingExtra
-from ponder.tasks.code import assemble, code_spec, extract_code
+from ponder.core.errors import ConfigError, MissingExtra
+from ponder.core.execution import ProgramRun, default_sandbox, run_blocking, run_program
+from ponder.core.sandbox import Sandbox
+from ponder.core.types import Message, Problem
+from ponder.tasks.code import assemble, code_spec, extract_code, hidden_cases
 from ponder.tasks.jsonl import read_jsonl
-from ponder.types import Message, Problem
-from ponder.verifiers.code_exec import (
-    ProgramRun,
-    default_sandbox,
-    hidden_cases,
-    run_blocking,
-    run_program,
-)
-from ponder.verifiers.sandbox import Sandbox
 
 __all__ = ["HumanEvalTask", "humaneval_data_file"]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ponder.errors import ConfigError
-from ponder.types import Problem
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
 
 __all__ = [
     "DataIdentity",

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.types import Grade, Message, Problem
+from ponder.grading.answers import canonical_answer, extract_answer, grade_answer
 from ponder.tasks.identity import (
     DataIdentity,
     file_sha256,
@@ -24,8 +26,6 @@ from ponder.tasks.identity import (
     records_sha256,
     resolve_split,
 )
-from ponder.types import Grade, Message, Problem
-from ponder.verifiers.grading import canonical_answer, extract_answer, grade_answer
 
 __all__ = [
     "JsonlTask",

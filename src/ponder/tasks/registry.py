@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.task import Task
 from ponder.tasks.aime import AIME24Task
-from ponder.tasks.base import Task
 from ponder.tasks.demo import DemoTask
 from ponder.tasks.freeform import freeform_task
 from ponder.tasks.gsm8k import GSM8KTask

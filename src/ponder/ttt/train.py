@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.tasks.arc import FewShotTask, Pair
 from ponder.ttt.data import Example, Segment, render, training_examples
 from ponder.ttt.model import LoadedModel, require_hf

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ponder.errors import CapabilityMissing
-from ponder.types import Completion, Problem, Score, TokenLogprob
+from ponder.core.errors import CapabilityMissing
+from ponder.core.types import Completion, Problem, Score, TokenLogprob
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
 
 
 def mean_logprob_confidence(tokens: Sequence[TokenLogprob]) -> float:

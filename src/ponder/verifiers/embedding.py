@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ponder.errors import ConfigError, MissingExtra
+from ponder.core.errors import ConfigError, MissingExtra
 
 __all__ = ["DEFAULT_EMBED_MODEL", "SentenceEmbedder", "TextEmbedder", "load_sentence_embedder"]
 

@@ -27,21 +27,19 @@ answers 0.4-0.78 ("Paris" / "London" 0.58, "42" / "43" 0.77): the default thresh
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from ponder.errors import ConfigError
-from ponder.types import Completion, GenRequest, Message, Problem, Usage
-from ponder.verifiers.judge import p_yes
+from ponder.core.errors import ConfigError
+from ponder.core.types import Message, Problem, Usage
+from ponder.grading.freeform import ask_yes_no, normalize_answer
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
     from ponder.verifiers.embedding import TextEmbedder
 
 __all__ = [
@@ -51,41 +49,11 @@ __all__ = [
     "EmbeddingClusterer",
     "JudgeClusterer",
     "TextClusterer",
-    "Verdict",
-    "ask_yes_no",
     "make_clusterer",
-    "normalize_answer",
-    "read_verdict",
 ]
 
 ClusterMethod = Literal["text", "embed", "judge"]
 CLUSTER_METHODS: tuple[ClusterMethod, ...] = ("text", "embed", "judge")
-
-_ARTICLES_RE = re.compile(r"\b(?:a|an|the)\b")
-_DIGIT_GROUP_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_DECIMAL_POINT = "\x00"  # stands in for a decimal point while punctuation is removed
-_DECIMAL_RE = re.compile(r"(?<=\d)\.(?=\d)")
-_SPLITTERS_RE = re.compile(r"[-‐‑‒–—―/_]")
-_SPACE_RE = re.compile(r"\s+")
-
-
-def normalize_answer(text: str) -> str:
-    """``text`` as answers are compared: lower case, accents and punctuation removed
-    (a decimal point between digits and digit-group commas are kept apart: ``3.5`` stays
-    ``3.5``, ``1,000`` becomes ``1000``), dashes and slashes read as spaces, the
-    articles a/an/the dropped, spacing collapsed. ``"The  Eiffel-Tower."`` ->
-    ``"eiffel tower"``. An answer that is nothing but an article (a multiple-choice
-    ``"A"``) keeps it."""
-    s = unicodedata.normalize("NFKD", text.casefold())
-    s = "".join(ch for ch in s if not unicodedata.combining(ch))
-    s = _DIGIT_GROUP_RE.sub("", s)
-    s = _DECIMAL_RE.sub(_DECIMAL_POINT, s)
-    s = _SPLITTERS_RE.sub(" ", s)
-    s = "".join(ch for ch in s if not unicodedata.category(ch).startswith(("P", "S")))
-    s = s.replace(_DECIMAL_POINT, ".")
-    words = _SPACE_RE.sub(" ", s).strip()
-    without_articles = _SPACE_RE.sub(" ", _ARTICLES_RE.sub(" ", words)).strip()
-    return without_articles or words
 
 
 @dataclass(frozen=True)
@@ -240,60 +208,6 @@ class EmbeddingClusterer:
         # each text group's similarity to its closest cluster representative when it came
         meta["similarity"] = best_sims
         return Clustering(merged, reps, meta)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A yes/no reply: ``yes`` None when it was neither; ``p_yes`` from the first
-    token's alternatives when the engine gave logprobs and they spelled yes or no."""
-
-    yes: bool | None
-    p_yes: float | None
-    reply: str
-
-
-_YES = {"yes", "y", "true", "same"}
-_NO = {"no", "n", "false", "different"}
-
-
-def read_verdict(completion: Completion) -> Verdict:
-    """The verdict in a one-word reply: from logprobs when informative, else the text."""
-    reply = completion.text.strip()
-    if completion.logprobs:
-        first = completion.logprobs[0]
-        words = {t.strip().lower() for t, _ in ((first.token, 0.0), *first.top)}
-        if words & {"yes", "no"}:
-            p = p_yes(first)
-            return Verdict(p > 0.5, p, reply)
-    word = re.sub(r"[^a-z]", "", reply.split()[0].lower()) if reply.split() else ""
-    if word in _YES:
-        return Verdict(True, None, reply)
-    if word in _NO:
-        return Verdict(False, None, reply)
-    return Verdict(None, None, reply)
-
-
-async def ask_yes_no(
-    ctx: Context, prompts: Sequence[Sequence[Message]], *, label: str
-) -> list[Verdict]:
-    """Ask the engine each prompt at temperature 0 for a one-word answer, in one batch
-    recorded as a ``score`` event; logprobs are used when the engine has them."""
-    if not prompts:
-        return []
-    caps = ctx.engine.capabilities
-    top = min(10, caps.top_logprobs) if caps.logprobs else 0
-    requests = [
-        GenRequest(
-            messages=tuple(p),
-            max_tokens=1 if caps.logprobs else 4,
-            temperature=0.0,
-            logprobs=caps.logprobs,
-            top_logprobs=top,
-        )
-        for p in prompts
-    ]
-    outs = await ctx.generate(requests, kind="score", label=label)
-    return [read_verdict(out[0]) for out in outs]
 
 
 SAME_ANSWER_SYSTEM = (

@@ -44,13 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ponder.errors import ConfigError, MissingExtra
-from ponder.types import Problem, Usage
+from ponder.core.errors import ConfigError, MissingExtra
+from ponder.core.types import Problem, Usage
 from ponder.verifiers.process import Path, ProcessVerifier
 from ponder.verifiers.steps import Aggregation, Segmentation, join_steps
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
 
 STYLES = ("qwen", "shepherd")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -16,18 +16,18 @@ prefixes (llama.cpp, vLLM, SGLang) prefills little more than the new step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ponder.errors import CapabilityMissing, ConfigError
-from ponder.types import Completion, GenRequest, Message, Problem, Score, TokenLogprob
+from ponder.core.errors import CapabilityMissing, ConfigError
+from ponder.core.types import Completion, GenRequest, Message, Problem, Score
+from ponder.grading.freeform import p_yes
 from ponder.verifiers.process import Path, ProcessVerifier, new_prefixes, per_item
 from ponder.verifiers.steps import Aggregation, Segmentation
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
 
 JUDGE_SYSTEM = (
     "You check solutions to problems. Reply with one word: Yes if the solution and its "
@@ -44,19 +44,6 @@ def judge_messages(question: str, solution: str) -> tuple[Message, ...]:
             "Is this solution correct? Answer Yes or No.",
         ),
     )
-
-
-def p_yes(first: TokenLogprob) -> float:
-    """P(yes) normalised over yes and no, from one token's alternatives."""
-    mass = {"yes": 0.0, "no": 0.0}
-    seen: set[str] = set()
-    for tok, lp in ((first.token, first.logprob), *first.top):
-        word = tok.strip().lower()
-        if word in mass and tok not in seen:
-            seen.add(tok)
-            mass[word] += math.exp(lp)
-    total = mass["yes"] + mass["no"]
-    return 0.5 if total == 0 else mass["yes"] / total
 
 
 def _verdicts(outs: Sequence[Sequence[Completion]], who: str) -> list[float]:

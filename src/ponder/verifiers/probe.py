@@ -6,7 +6,7 @@ the last token of a prefix. A probe is a linear read-out of that state,
 
     P(correct | question, steps 1..k) = sigmoid(w . (x - mean) / std + b),
 
-fitted by ``ponder verifier train`` (:mod:`ponder.verifiers.probe_train`) on rollouts
+fitted by ``ponder verifier train`` (:mod:`ponder.analysis.probe_train`) on rollouts
 labelled by the task's grader. It costs one prompt prefill per step and no generated
 token, and an engine that keeps the KV cache of a prefix it has just written pays
 little more than the new step's tokens.
@@ -49,17 +49,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ponder.budget import EventKind, Ledger
-from ponder.engines.base import Embedder, Engine, prompt_token_bound
-from ponder.errors import CapabilityMissing, ConfigError, EngineError
-from ponder.tasks.base import Task
-from ponder.types import GenRequest, Problem, Usage
+from ponder.core.budget import EventKind, Ledger
+from ponder.core.engine import Embedder, Engine, prompt_token_bound
+from ponder.core.errors import CapabilityMissing, ConfigError, EngineError
+from ponder.core.task import Task
+from ponder.core.types import GenRequest, Problem, Usage
 from ponder.verifiers.process import Path as StepPath
 from ponder.verifiers.process import ProcessVerifier, new_prefixes, per_item
 from ponder.verifiers.steps import Aggregation, Segmentation, check_segmentation, join_steps
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
 
 __all__ = [
     "PROBE_FORMAT",

@@ -6,7 +6,7 @@ comes after it, so it is cached per (question, prefix): in a search, where beams
 their early steps, a step is scored once however many beams pass through it, and a
 finished solution costs only the steps no partial solution has shown before.
 
-A process verifier is also an outcome :class:`~ponder.verifiers.base.Scorer`: a whole
+A process verifier is also an outcome :class:`~ponder.core.context.Scorer`: a whole
 completion is cut into steps (``segmentation``), every step is scored, and the step
 scores are folded into one value (``aggregation``); ``Score.steps`` keeps them all.
 Subclasses implement :meth:`ProcessVerifier._score_from`.
@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ponder.types import Completion, Problem, Score
+from ponder.core.types import Completion, Problem, Score
 from ponder.verifiers.steps import (
     Aggregation,
     Segmentation,
@@ -29,7 +29,7 @@ from ponder.verifiers.steps import (
 )
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
 
 Path = tuple[str, ...]
 

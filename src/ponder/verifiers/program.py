@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-from ponder.types import Usage
-from ponder.verifiers.sandbox import ExecResult, Sandbox
+from ponder.core.sandbox import ExecResult, Sandbox
+from ponder.core.types import Usage
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.core.context import Context
 
 __all__ = [
     "FLOAT_DIGITS",

@@ -21,8 +21,8 @@ Process verifiers take ``agg=last|min|prod|mean`` (how step scores become one sc
 
 from __future__ import annotations
 
-from ponder.errors import ConfigError
-from ponder.verifiers.base import Scorer
+from ponder.core.context import Scorer
+from ponder.core.errors import ConfigError
 from ponder.verifiers.confidence import ConfidenceScorer
 from ponder.verifiers.judge import JudgeScorer
 from ponder.verifiers.process import ProcessVerifier

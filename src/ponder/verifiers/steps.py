@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal, get_args
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 
 Segmentation = Literal["blank", "numbered", "lines"]
 Aggregation = Literal["last", "min", "prod", "mean"]

@@ -1,0 +1,7 @@
+"""``python -m ponder.cli``: the ``ponder`` command."""
+
+import sys
+
+from ponder.cli.commands import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""``ponder serve``: the OpenAI-compatible server (``ponder.serve``) on an engine."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ponder.core.errors import ConfigError, MissingExtra
+
+__all__ = ["add_serve_parser", "run_serve", "served_name"]
+
+EPILOG = """choosing the strategy per request:
+  model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
+  extra_body             {"ponder": {"strategy": "majority", "n": 8, "budget": 4000,
+                          "candidates": true}}
+  otherwise              --strategy and -o KEY=VALUE below
+The reply's usage counts every token the strategy spent; its `ponder` field has the
+votes, ponder's own token accounting and, on request, the candidates. A failed,
+timed-out or over-budget request's error has what it spent in `ponder.usage`, and
+GET /v1/ponder/usage returns the running total of the key it is called with
+(kept in memory: a restart resets it).
+
+example:
+  ponder serve --model qwen2.5-coder-1.5b --port 8000 --strategy majority -o n=4
+  curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+      -d '{"model": "majority-8/qwen2.5-coder-1.5b",
+           "messages": [{"role": "user", "content": "What is 17*23?"}]}'
+"""
+
+
+def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="an OpenAI-compatible server that applies a strategy per request",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--served-model-name", help="the model name clients use (default: --model's name)"
+    )
+    p.add_argument("--strategy", default="single", help="default strategy (single)")
+    p.add_argument(
+        "-o", dest="option", action="append", default=[], metavar="KEY=VALUE",
+        help="a field of the default strategy, as in `ponder eval -o`; repeatable",
+    )  # fmt: skip
+    p.add_argument("--max-n", type=int, default=32, help="most samples a request may ask (32)")
+    p.add_argument("--max-budget", type=int, help="largest token budget a request may ask")
+    p.add_argument("--max-tokens", type=int, default=2048, help="most tokens per sample (2048)")
+    p.add_argument(
+        "--default-max-tokens", type=int, default=512, help="tokens per sample when unset (512)"
+    )
+    p.add_argument("--concurrency", type=int, default=4, help="requests run at once (4)")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait (16)")
+    p.add_argument("--timeout", type=float, help="seconds a request may take (default: none)")
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="on shutdown, seconds in-flight requests may take to finish before they are "
+        "cancelled (default 30)",
+    )
+    p.add_argument(
+        "--api-key", dest="serve_keys", action="append", default=[],
+        help="a key clients must send as a bearer token; repeatable",
+    )  # fmt: skip
+    p.add_argument("--api-key-file", help="a file of client keys, one per line")
+    add_engine_args(p, key_flag="--upstream-api-key")
+
+
+def served_name(model: str) -> str:
+    """The name clients use for ``--model``: a .gguf file's name without the suffix,
+    anything else (a bundled name, an upstream model) as given."""
+    return Path(model).name[: -len(".gguf")] if model.endswith(".gguf") else model
+
+
+def _keys(args: argparse.Namespace) -> frozenset[str]:
+    keys = {k.strip() for k in args.serve_keys if k.strip()}
+    if args.api_key_file:
+        path = Path(args.api_key_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise ConfigError(f"cannot read --api-key-file {path}: {e}") from e
+        keys |= {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+        if not keys:
+            raise ConfigError(f"--api-key-file {path} holds no keys")
+    return frozenset(keys)
+
+
+def run_serve(args: argparse.Namespace, make_engine: Callable[[argparse.Namespace], Any]) -> int:
+    """Check the settings, then load the engine (``make_engine(args)``) and serve."""
+    from ponder.cli.commands import parse_options
+    from ponder.serve import Limits, ServeSettings, create_app, select
+    from ponder.serve.selection import ALIASES
+
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise MissingExtra("uvicorn", "serve") from e
+    name = args.served_model_name or served_name(args.model)
+    limits = Limits(max_n=args.max_n, max_budget=args.max_budget, max_tokens=args.max_tokens)
+    strategy = ALIASES.get(args.strategy, args.strategy)
+    options = parse_options(strategy, args.option)
+    select(name, {}, limits=limits, default=(strategy, options))  # refuse a bad default now
+    settings = ServeSettings(
+        model=name,
+        default_strategy=strategy,
+        default_options=options,
+        limits=limits,
+        default_max_tokens=args.default_max_tokens,
+        concurrency=args.concurrency,
+        queue=args.queue,
+        api_keys=_keys(args),
+        request_timeout=args.timeout,
+    )
+    app = create_app(make_engine(args), settings)
+    print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)
+    # on SIGINT/SIGTERM uvicorn stops accepting, lets in-flight requests finish for
+    # --graceful-timeout seconds, cancels the rest, then the app closes the engine
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=args.graceful_timeout,
+    )
+    return 0

