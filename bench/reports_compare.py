@@ -10,12 +10,16 @@ import sys
 from pathlib import Path
 
 # what differs between two rebuilds without being a figure: the two roots' paths,
-# wall-clock stamps and the package version
+# wall-clock stamps, an eval's own seconds at the end of its summary line, and the hash
+# of a policy file (it holds its creation time)
 VOLATILE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)?")
+EVAL_SECONDS = re.compile(r"(tokens/problem), [\d.]+s$", re.M)
+VOLATILE_KEYS = {"version", "ponder_version", "created", "written_at", "policy_sha256"}
 
 
 def _normalise(text: str, root: Path) -> str:
-    return VOLATILE.sub("<time>", text.replace(str(root), "<root>"))
+    text = VOLATILE.sub("<time>", text.replace(str(root), "<root>"))
+    return EVAL_SECONDS.sub(r"\1, <seconds>", text)
 
 
 def _files(root: Path) -> dict[str, Path]:
@@ -29,11 +33,7 @@ def _files(root: Path) -> dict[str, Path]:
 
 def _strip_json(value: object) -> object:
     if isinstance(value, dict):
-        return {
-            k: _strip_json(v)
-            for k, v in value.items()
-            if k not in {"version", "created", "written_at"}
-        }
+        return {k: _strip_json(v) for k, v in value.items() if k not in VOLATILE_KEYS}
     if isinstance(value, list):
         return [_strip_json(v) for v in value]
     return value
