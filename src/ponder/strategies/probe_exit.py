@@ -27,7 +27,8 @@ from typing import Any
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Problem, Result, Usage
-from ponder.strategies.base import check_sampling, make_result, register, stopped_by_budget
+from ponder.strategies.base import make_result, register, stopped_by_budget
+from ponder.strategies.sampling import check_sampling
 
 __all__ = ["PROBE_CUE", "ProbeExit"]
 

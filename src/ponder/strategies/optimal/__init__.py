@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ponder.core.context import Context, Scorer
 from ponder.core.errors import BudgetExceeded, ConfigError
@@ -49,16 +49,13 @@ from ponder.strategies.base import (
     make_result,
     make_strategy,
     register,
-    sample,
     stopped_by_budget,
 )
+from ponder.strategies.optimal.policy import Cell, Policy, load_policy
+from ponder.strategies.optimal.signals import signal_value
+from ponder.strategies.sampling import sample
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.verifiers.registry import make_scorer
-
-if TYPE_CHECKING:
-    from ponder.strategies.optimal.policy import Cell, Policy
-
-# ponder.runs is imported when a policy is first read, so `import ponder` stays light.
 
 
 @register("optimal")
@@ -84,8 +81,6 @@ class ComputeOptimal:
                 "optimal needs a positive token budget per problem: --budget TOKENS or "
                 f"-o budget=TOKENS, got {self.budget!r}"
             )
-        from ponder.strategies.optimal.policy import load_policy
-
         policy = load_policy(self.policy)
         policy.column(self.budget)
         for cell in policy.cells:
@@ -93,9 +88,6 @@ class ComputeOptimal:
                 make_strategy(cell.config.strategy, cell.config.options)
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        from ponder.strategies.optimal.policy import load_policy
-        from ponder.strategies.optimal.signals import signal_value
-
         t0 = time.perf_counter()
         policy = load_policy(self.policy)
         pilot = policy.pilot
