@@ -91,12 +91,7 @@ class ComputeOptimal:
         t0 = time.perf_counter()
         policy = load_policy(self.policy)
         pilot = policy.pilot
-        # the pilot's scorer is needed when the signal is a score or a cell that reuses
-        # the pilot ranks by scores; only then do the samples need their logprobs
-        scores_needed = pilot.signal == "score" or any(
-            c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
-        )
-        scorer = make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+        scorer = _pilot_scorer(policy)
         logprobs = scorer is not None and scorer.needs_logprobs
         drawn = await sample(
             problem, ctx, pilot.samples, pilot.temperature, pilot.top_p,
@@ -129,25 +124,7 @@ class ComputeOptimal:
             meta["decided_by"] = used
             meta.update(stopped)
             return make_result("optimal", ctx, t0, answer, cands, votes, meta)
-        inner = make_strategy(cell.config.strategy, cell.config.options)
-        try:
-            result = await inner(problem, ctx)
-        except BudgetExceeded as e:
-            meta.update(stopped_by_budget(e))
-            return _pilot_majority(ctx, t0, drawn, scores, meta)
-        meta["inner"] = dict(result.meta)
-        if result.meta.get("stopped"):
-            meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
-        pilot_cands = make_candidates(ctx, drawn, scores or None)
-        return make_result(
-            "optimal",
-            ctx,
-            t0,
-            result.answer,
-            [*pilot_cands, *result.candidates],
-            result.votes,
-            meta,
-        )
+        return await _run_inner(problem, ctx, t0, cell, drawn, scores, meta)
 
     async def _reuse(
         self,
@@ -199,6 +176,49 @@ class ComputeOptimal:
         else:
             answer, votes = weighted_vote(answers, scores[:n])
         return answer, cands, votes, n, stopped
+
+
+def _pilot_scorer(policy: Policy) -> Scorer | None:
+    """The pilot's scorer where it is needed: when the signal is a score or a cell that
+    reuses the pilot ranks by scores (only then do the samples need their logprobs)."""
+    pilot = policy.pilot
+    scores_needed = pilot.signal == "score" or any(
+        c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
+    )
+    return make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+
+
+async def _run_inner(
+    problem: Problem,
+    ctx: Context,
+    t0: float,
+    cell: Cell,
+    drawn: list[Completion],
+    scores: list[float],
+    meta: dict[str, Any],
+) -> Result:
+    """The cell's configuration run as its own strategy after the pilot; its candidates
+    follow the pilot's, its meta is ``meta["inner"]``. When it cannot start within the
+    budget, the pilot's majority answers."""
+    inner = make_strategy(cell.config.strategy, cell.config.options)
+    try:
+        result = await inner(problem, ctx)
+    except BudgetExceeded as e:
+        meta.update(stopped_by_budget(e))
+        return _pilot_majority(ctx, t0, drawn, scores, meta)
+    meta["inner"] = dict(result.meta)
+    if result.meta.get("stopped"):
+        meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
+    pilot_cands = make_candidates(ctx, drawn, scores or None)
+    return make_result(
+        "optimal",
+        ctx,
+        t0,
+        result.answer,
+        [*pilot_cands, *result.candidates],
+        result.votes,
+        meta,
+    )
 
 
 def _pilot_majority(
