@@ -17,7 +17,7 @@ from ponder.engines.openai import OpenAIEngine
 from ponder.engines.scripted import ScriptedEngine
 from ponder.runs.replay import ReplayEngine, SampleBank
 from ponder.strategies import Context, make_strategy
-from ponder.strategies.adaptive import beta_stop_probability, dirichlet_stop_probability
+from ponder.strategies.stopping import beta_stop_probability, dirichlet_stop_probability
 
 
 def ctx_for(engine, **kw):

@@ -13,7 +13,7 @@ from ponder.core.execution import CaseResult
 from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
 from ponder.strategies import make_strategy
-from ponder.strategies.code import INPUTS_PROMPT, behaviour_groups
+from ponder.strategies.behaviour_majority import INPUTS_PROMPT, behaviour_groups
 from ponder.tasks.humaneval import HumanEvalTask
 
 SANDBOX = tight_sandbox()

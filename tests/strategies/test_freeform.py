@@ -13,7 +13,7 @@ from ponder.core.errors import ConfigError
 from ponder.core.types import GenRequest, Problem
 from ponder.engines.scripted import ScriptedEngine
 from ponder.strategies import Context, make_strategy
-from ponder.strategies.freeform import parse_choice
+from ponder.strategies.universal_self_consistency import parse_choice
 from ponder.tasks.freeform import FreeformTask
 from ponder.verifiers.embedding import Embedded
 

@@ -8,7 +8,8 @@ from ponder.core.errors import ConfigError
 from ponder.core.types import Completion, Usage
 from ponder.engines.scripted import ScriptedEngine
 from ponder.strategies import Context, make_strategy
-from ponder.strategies.search import BeamSearch, Tree
+from ponder.strategies.beam_search import BeamSearch
+from ponder.strategies.search import Tree
 from ponder.verifiers import registry
 from ponder.verifiers.process import ProcessVerifier
 

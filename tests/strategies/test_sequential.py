@@ -11,7 +11,7 @@ from ponder.core.errors import ConfigError
 from ponder.core.types import Completion, GenRequest, Message, Problem, Usage
 from ponder.engines.scripted import ScriptedEngine
 from ponder.strategies import BudgetForcing, Context, Revise, make_strategy, strategy_names
-from ponder.strategies.sequential import REVISION_REQUEST
+from ponder.strategies.revise import REVISION_REQUEST
 
 
 class BoxedTask:

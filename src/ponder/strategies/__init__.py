@@ -1,16 +1,12 @@
-"""Strategies: how test-time compute is spent on one problem."""
+"""Strategies: how test-time compute is spent on one problem.
+
+One strategy per module, registered where it is defined (``@register("name")``); the
+registry imports the package's modules itself when first asked (``base``). This module
+only re-exports the public classes and functions.
+"""
 
 from ponder.core.context import Context
-from ponder.strategies import adaptive as _adaptive  # noqa: F401  (registers strategies)
-from ponder.strategies import code as _code  # noqa: F401  (registers strategies)
-from ponder.strategies import freeform as _freeform  # noqa: F401  (registers strategies)
-from ponder.strategies import optimal as _optimal  # noqa: F401  (registers strategies)
-from ponder.strategies import pal as _pal  # noqa: F401  (registers strategies)
-from ponder.strategies import parallel as _parallel  # noqa: F401  (registers strategies)
-from ponder.strategies import probe_exit as _probe_exit  # noqa: F401  (registers strategies)
-from ponder.strategies import search as _search  # noqa: F401  (registers strategies)
-from ponder.strategies import sequential as _sequential  # noqa: F401  (registers strategies)
-from ponder.strategies.adaptive import AdaptiveConsistency, DeepConf, EarlyStoppingSelfConsistency
+from ponder.strategies.adaptive_consistency import AdaptiveConsistency
 from ponder.strategies.base import (
     Strategy,
     make_strategy,
@@ -19,20 +15,25 @@ from ponder.strategies.base import (
     strategy_class,
     strategy_names,
 )
-from ponder.strategies.code import BehaviourMajority
-from ponder.strategies.freeform import SemanticMajority, UniversalSelfConsistency
+from ponder.strategies.beam_search import BeamSearch
+from ponder.strategies.behaviour_majority import BehaviourMajority
+from ponder.strategies.best_of_n import BestOfN
+from ponder.strategies.budget_forcing import BudgetForcing
+from ponder.strategies.deepconf import DeepConf
+from ponder.strategies.dvts import DiverseVerifierTreeSearch
+from ponder.strategies.esc import EarlyStoppingSelfConsistency
+from ponder.strategies.lookahead import LookaheadSearch
+from ponder.strategies.majority import Majority
+from ponder.strategies.mcts import MonteCarloTreeSearch
 from ponder.strategies.optimal import ComputeOptimal
 from ponder.strategies.pal import ProgramAided
-from ponder.strategies.parallel import BestOfN, Majority, Single, WeightedMajority
 from ponder.strategies.probe_exit import ProbeExit
-from ponder.strategies.search import (
-    BeamSearch,
-    DiverseVerifierTreeSearch,
-    LookaheadSearch,
-    MonteCarloTreeSearch,
-)
-from ponder.strategies.sequential import BudgetForcing, Revise
+from ponder.strategies.revise import Revise
+from ponder.strategies.semantic_majority import SemanticMajority
+from ponder.strategies.single import Single
+from ponder.strategies.universal_self_consistency import UniversalSelfConsistency
 from ponder.strategies.voting import best_of, majority_vote, weighted_vote
+from ponder.strategies.weighted_majority import WeightedMajority
 
 __all__ = [
     "AdaptiveConsistency",

@@ -3,15 +3,22 @@
 A strategy is a frozen dataclass whose fields are its whole configuration, called as
 ``await strategy(problem, ctx)``. It reaches compute only through the ``Context``, so
 every token it spends is checked against the budget and written to the ledger.
+
+Each strategy lives in a module of its own in this package and registers itself there
+with ``@register("name")``. The registry finds them by importing every module of the
+package the first time it is asked (``strategy_names``, ``strategy_class``,
+``make_strategy``), so adding a strategy is adding its module: there is no list to edit.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
@@ -21,9 +28,6 @@ from ponder.core.types import (
     Problem,
     Result,
 )
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
@@ -38,39 +42,6 @@ def stopped_by_budget(error: BudgetExceeded) -> dict[str, str]:
     from yet lets the error propagate (the eval runner then records the problem with
     no answer and the same keys)."""
     return {"stopped": "budget", "stop_reason": f"budget: {error}"}
-
-
-def check_sampling(temperature: float, top_p: float) -> None:
-    """``ConfigError`` for a sampling temperature below 0 or a top_p outside (0, 1]."""
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
-
-
-async def sample(
-    problem: Problem,
-    ctx: Context,
-    n: int,
-    temperature: float,
-    top_p: float,
-    *,
-    logprobs: bool = False,
-    label: str = "",
-) -> list[Completion]:
-    """``n`` plain samples of the task's prompt in one request (no stop strings, no
-    continuation: what a replay engine can serve), with logprobs and the top 5
-    alternatives when asked."""
-    request = ctx.request(
-        problem,
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        logprobs=logprobs,
-        top_logprobs=5 if logprobs else 0,
-    )
-    (completions,) = await ctx.generate([request], label=label)
-    return completions
 
 
 def make_candidates(
@@ -128,7 +99,11 @@ class Strategy(Protocol):
 
 S = TypeVar("S", bound=type)
 
+PACKAGE = "ponder.strategies"
+"""The package whose modules the registry imports to find the strategies."""
+
 _REGISTRY: dict[str, type] = {}
+_discovered = False
 
 
 def register(name: str) -> Callable[[S], S]:
@@ -144,7 +119,22 @@ def register(name: str) -> Callable[[S], S]:
     return deco
 
 
+def _discover() -> None:
+    """Import every module of ``PACKAGE``, subpackages included, once: importing a
+    strategy's module registers it. Each module is imported here as the walk yields it,
+    so one that fails to import raises before the walk goes on."""
+    global _discovered
+    if _discovered:
+        return
+    package = importlib.import_module(PACKAGE)
+    for module in pkgutil.walk_packages(package.__path__, prefix=f"{PACKAGE}."):
+        importlib.import_module(module.name)
+    # only once every import succeeded: a failed discovery is tried again, not half-kept
+    _discovered = True
+
+
 def strategy_names() -> list[str]:
+    _discover()
     return sorted(_REGISTRY)
 
 
@@ -158,6 +148,7 @@ def sample_count_field(name: str) -> str | None:
 
 
 def strategy_class(name: str) -> type:
+    _discover()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(strategy_names())}")
     return _REGISTRY[name]

@@ -22,14 +22,8 @@ from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.sandbox import ISOLATIONS, Isolation, Limits, Sandbox, isolation_mode
 from ponder.core.types import Candidate, Message, Problem, Result
-from ponder.strategies.base import (
-    check_sampling,
-    make_candidates,
-    make_result,
-    register,
-    sample,
-    stopped_by_budget,
-)
+from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
+from ponder.strategies.sampling import check_sampling, sample
 from ponder.strategies.voting import majority_vote
 from ponder.verifiers.program import ProgramOutcome, execute_program, program_in
 

@@ -26,8 +26,9 @@ from typing import Any
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
-from ponder.core.types import Candidate, Problem, Result, Usage
-from ponder.strategies.base import check_sampling, make_result, register, stopped_by_budget
+from ponder.core.types import Candidate, Completion, Problem, Result, Usage
+from ponder.strategies.base import make_result, register, stopped_by_budget
+from ponder.strategies.sampling import check_sampling
 
 __all__ = ["PROBE_CUE", "ProbeExit"]
 
@@ -88,18 +89,38 @@ class ProbeExit:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        chain = ""
-        chain_tokens = 0
-        chain_usage = probe_usage = Usage()
-        probes: list[dict[str, Any]] = []
+        chain = _Chain()
+        await self._write(problem, ctx, chain)
+        if chain.stop_reason == "agreed":
+            answer = chain.probes[-1]["answer"]
+            text = chain.text + chain.last_probe
+            finish = "probe"
+        else:
+            answer = ctx.extract(chain.text)
+            text = chain.text
+            finish = chain.finish
+        usage = chain.usage + chain.probe_usage
+        cand = Candidate(text, answer, usage, finish_reason=finish)
+        meta: dict[str, Any] = {
+            "stop_reason": chain.stop_reason,
+            "chunks": chain.chunks,
+            "chain_tokens": chain.tokens,
+            "probes": chain.probes,
+            "probe_usage": chain.probe_usage.to_dict(),
+            "chain_usage": chain.usage.to_dict(),
+            # without it every chunk and probe prefills the whole chain again
+            "prefix_reuse": ctx.engine.capabilities.prefix_reuse,
+            **chain.stopped,
+        }
+        votes = {answer: 1.0} if answer is not None else {}
+        return make_result("probe_exit", ctx, t0, answer, [cand], votes, meta)
+
+    async def _write(self, problem: Problem, ctx: Context, chain: _Chain) -> None:
+        """Write the chain chunk by chunk, probing after each one the token limit ended,
+        until it finishes, reaches ``max_tokens``, its probes agree or a budget stops it."""
         first_seed: int | None = None
-        stop_reason = "length"
-        finish: str = "length"
-        chunks = 0
-        last_probe = ""
-        stopped: dict[str, str] = {}
         for j in itertools.count():
-            room = ctx.max_tokens - chain_tokens
+            room = ctx.max_tokens - chain.tokens
             if room <= 0:
                 break
             request = ctx.request(
@@ -107,7 +128,7 @@ class ProbeExit:
                 temperature=self.temperature,
                 top_p=self.top_p,
                 max_tokens=min(self.chunk, room),
-                continuation=chain,
+                continuation=chain.text,
             )
             if j == 0:
                 first_seed = request.seed
@@ -116,53 +137,27 @@ class ProbeExit:
             try:
                 ((c,),) = await ctx.generate([request], label="chain")
             except BudgetExceeded as e:
-                if not chunks:
+                if not chain.chunks:
                     raise
-                stopped = stopped_by_budget(e)
+                chain.stopped = stopped_by_budget(e)
                 break
-            chunks += 1
-            chain += c.text
-            chain_tokens += c.usage.completion_tokens
-            chain_usage = chain_usage + c.usage
-            finish = c.finish_reason
+            chain.add(c)
             if c.finish_reason != "length" or c.usage.completion_tokens == 0:
-                stop_reason = "finished"
+                chain.stop_reason = "finished"
                 break
-            if chain_tokens >= ctx.max_tokens:
+            if chain.tokens >= ctx.max_tokens:
                 break
             try:
-                answer, written, usage = await self._probe(problem, ctx, chain)
+                answer, written, usage = await self._probe(problem, ctx, chain.text)
             except BudgetExceeded as e:
-                stopped = stopped_by_budget(e)
+                chain.stopped = stopped_by_budget(e)
                 break
-            probe_usage = probe_usage + usage
-            probes.append({"tokens": chain_tokens, "answer": answer})
-            last_probe = written
-            if self._agreed(probes):
-                stop_reason = "agreed"
+            chain.probe_usage = chain.probe_usage + usage
+            chain.probes.append({"tokens": chain.tokens, "answer": answer})
+            chain.last_probe = written
+            if self._agreed(chain.probes):
+                chain.stop_reason = "agreed"
                 break
-
-        if stop_reason == "agreed":
-            answer = probes[-1]["answer"]
-            text = chain + last_probe
-            finish = "probe"
-        else:
-            answer = ctx.extract(chain)
-            text = chain
-        cand = Candidate(text, answer, chain_usage + probe_usage, finish_reason=finish)
-        meta: dict[str, Any] = {
-            "stop_reason": stop_reason,
-            "chunks": chunks,
-            "chain_tokens": chain_tokens,
-            "probes": probes,
-            "probe_usage": probe_usage.to_dict(),
-            "chain_usage": chain_usage.to_dict(),
-            # without it every chunk and probe prefills the whole chain again
-            "prefix_reuse": ctx.engine.capabilities.prefix_reuse,
-            **stopped,
-        }
-        votes = {answer: 1.0} if answer is not None else {}
-        return make_result("probe_exit", ctx, t0, answer, [cand], votes, meta)
 
     async def _probe(
         self, problem: Problem, ctx: Context, chain: str
@@ -184,3 +179,28 @@ class ProbeExit:
     def _agreed(self, probes: list[dict[str, Any]]) -> bool:
         last = [p["answer"] for p in probes[-self.agree :]]
         return len(last) == self.agree and last[0] is not None and len(set(last)) == 1
+
+
+@dataclass
+class _Chain:
+    """A ``probe_exit`` chain as it is written: its text, generated tokens and usage,
+    the chunks so far and the last one's finish reason, the probes and their usage,
+    the last probe as written, why it stopped, and the budget's keys when one did."""
+
+    text: str = ""
+    tokens: int = 0
+    usage: Usage = dataclasses.field(default_factory=Usage)
+    chunks: int = 0
+    finish: str = "length"
+    probes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    probe_usage: Usage = dataclasses.field(default_factory=Usage)
+    last_probe: str = ""
+    stop_reason: str = "length"
+    stopped: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def add(self, chunk: Completion) -> None:
+        self.chunks += 1
+        self.text += chunk.text
+        self.tokens += chunk.usage.completion_tokens
+        self.usage = self.usage + chunk.usage
+        self.finish = chunk.finish_reason

@@ -1,4 +1,6 @@
-"""Verifier-guided search over solution steps (Snell et al. 2024, section 5).
+"""Verifier-guided search over solution steps (Snell et al. 2024, section 5): the tree
+of steps and what every step-level search shares (``StepSearch``: how a step is
+sampled, scored and how the search ends).
 
 The model writes a solution one step at a time (a step ends at ``delimiter``, a blank
 line by default); a process verifier scores partial solutions and the search decides
@@ -15,9 +17,10 @@ which to extend:
 - ``mcts``: Monte Carlo tree search with UCT, a node's value being its verifier score
   (no random rollouts), ``width`` children per expansion.
 
-Each returns its finished solutions as candidates and the final answer by ``select``:
-``best`` (the highest aggregated verifier score) or ``weighted`` (answers vote with
-their scores, Snell et al.'s choice), plus the whole tree in ``Result.meta["tree"]``.
+Each is a module of its own, named for it. Each returns its finished solutions as
+candidates and the final answer by ``select``: ``best`` (the highest aggregated
+verifier score) or ``weighted`` (answers vote with their scores, Snell et al.'s
+choice), plus the whole tree in ``Result.meta["tree"]``.
 
 Under a token budget, an expansion or a scoring that would not fit ends the search:
 the solutions finished so far are its candidates, or, when none has finished, the
@@ -34,8 +37,6 @@ what was reused, and every verifier token is on it as ``score``.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -43,7 +44,7 @@ from typing import Any, ClassVar, Literal
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Completion, Problem, Result, Usage
-from ponder.strategies.base import make_result, register, stopped_by_budget
+from ponder.strategies.base import make_result, stopped_by_budget
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.verifiers.process import ProcessVerifier
 from ponder.verifiers.registry import make_process_verifier
@@ -133,7 +134,7 @@ class Tree:
 
 
 @dataclass(frozen=True)
-class _StepSearch:
+class StepSearch:
     """What every step-level search shares: how a step is sampled and judged."""
 
     name: ClassVar[str] = ""
@@ -281,223 +282,3 @@ class _StepSearch:
                 "tree": tree.to_dict(),
             },
         )
-
-
-@register("beam_search")
-@dataclass(frozen=True)
-class BeamSearch(_StepSearch):
-    """N beams (``n``); keep the best n/width each step and extend each width ways."""
-
-    n: int = 8
-    width: int = 2
-    lookahead: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 1 or self.width < 1 or self.width > self.n:
-            raise ConfigError(f"need 1 <= width <= n, got n={self.n}, width={self.width}")
-        if self.lookahead < 0:
-            raise ConfigError(f"lookahead must be >= 0, got {self.lookahead}")
-
-    async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        verifier = self._verifier()
-        tree = Tree()
-        finished: list[Node] = []
-        frontier: list[tuple[Node, int]] = [(tree.root, self.n)]
-        rounds = 0
-        meta: dict[str, Any] = {}
-        while frontier:
-            rounds += 1
-            try:
-                grown = await self._expand(problem, ctx, tree, frontier)
-            except BudgetExceeded as e:
-                if rounds == 1:
-                    raise
-                meta = stopped_by_budget(e)
-                self._cut_short(ctx, tree, finished, [p for p, _ in frontier])
-                break
-            children = [c for group in grown for c in group]
-            finished += [c for c in children if c.finished]
-            active = [c for c in children if not c.finished]
-            if len(finished) >= self.n or not active:
-                break
-            try:
-                scores = await self._rank(problem, ctx, verifier, tree, active)
-            except BudgetExceeded as e:
-                meta = stopped_by_budget(e)
-                self._cut_short(ctx, tree, finished, active)
-                break
-            keep = max(1, min(len(active), math.ceil((self.n - len(finished)) / self.width)))
-            order = sorted(range(len(active)), key=lambda i: -scores[i])[:keep]
-            frontier = [(active[i], self.width) for i in order]
-        meta["rounds"] = rounds
-        return await self._finish(problem, ctx, verifier, tree, finished, t0, meta)
-
-    async def _rank(
-        self,
-        problem: Problem,
-        ctx: Context,
-        verifier: ProcessVerifier,
-        tree: Tree,
-        active: list[Node],
-    ) -> list[float]:
-        if self.lookahead == 0:
-            return await self._score(problem, ctx, verifier, tree, active)
-        # greedy rollouts; their steps stay in the tree, marked, but are never extended
-        ends = list(active)
-        for _ in range(self.lookahead):
-            open_ = [i for i, e in enumerate(ends) if not e.finished]
-            if not open_:
-                break
-            grown = await self._expand(
-                problem, ctx, tree, [(ends[i], 1) for i in open_], temperature=0.0
-            )
-            for i, group in zip(open_, grown, strict=True):
-                group[0].rollout = True
-                ends[i] = group[0]
-        scores = await self._score(problem, ctx, verifier, tree, ends)
-        for node, s in zip(active, scores, strict=True):
-            node.score = s
-        return scores
-
-
-@register("lookahead")
-@dataclass(frozen=True)
-class LookaheadSearch(BeamSearch):
-    """Beam search scoring each step after a greedy rollout ``lookahead`` steps on."""
-
-    lookahead: int = 2
-
-
-@register("dvts")
-@dataclass(frozen=True)
-class DiverseVerifierTreeSearch(_StepSearch):
-    """n/width independent subtrees, each extended greedily by the verifier."""
-
-    n: int = 8
-    width: int = 4
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 1 or self.width < 1 or self.width > self.n:
-            raise ConfigError(f"need 1 <= width <= n, got n={self.n}, width={self.width}")
-
-    async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        verifier = self._verifier()
-        tree = Tree()
-        subtrees = max(1, self.n // self.width)
-        (first,) = await self._expand(problem, ctx, tree, [(tree.root, subtrees * self.width)])
-        groups = [first[i * self.width : (i + 1) * self.width] for i in range(subtrees)]
-        finished: list[Node] = []
-        rounds = 1
-        meta: dict[str, Any] = {}
-        while groups:
-            flat = [c for g in groups for c in g]
-            try:
-                values = await self._score(problem, ctx, verifier, tree, flat)
-            except BudgetExceeded as e:
-                # unranked: the round's own ends count, or else its open steps
-                meta = stopped_by_budget(e)
-                finished += [c for c in flat if c.finished]
-                self._cut_short(ctx, tree, finished, flat)
-                break
-            scores = dict(zip((c.id for c in flat), values, strict=True))
-            leaders = [max(g, key=lambda c: scores[c.id]) for g in groups if g]
-            finished += [c for c in leaders if c.finished]
-            growing = [c for c in leaders if not c.finished]
-            if not growing:
-                break
-            rounds += 1
-            try:
-                groups = await self._expand(problem, ctx, tree, [(c, self.width) for c in growing])
-            except BudgetExceeded as e:
-                meta = stopped_by_budget(e)
-                self._cut_short(ctx, tree, finished, growing)
-                break
-        meta.update(rounds=rounds, subtrees=subtrees)
-        return await self._finish(problem, ctx, verifier, tree, finished, t0, meta)
-
-
-@register("mcts")
-@dataclass(frozen=True)
-class MonteCarloTreeSearch(_StepSearch):
-    """UCT over steps: ``iterations`` expansions of ``width`` children, each valued by
-    the verifier; ``exploration`` is UCT's constant."""
-
-    iterations: int = 12
-    width: int = 3
-    exploration: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.iterations < 1 or self.width < 1:
-            raise ConfigError("iterations and width must be >= 1")
-
-    async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        verifier = self._verifier()
-        tree = Tree()
-        finished: list[Node] = []
-        expansions = 0
-        meta: dict[str, Any] = {}
-        for _ in range(self.iterations):
-            node = tree.root
-            while node.children and not node.finished:
-                node = self._uct_child(tree, node)
-            if node.finished:  # a known end: count the visit with its value
-                self._backup(tree, node, node.score or 0.0)
-                continue
-            try:
-                (children,) = await self._expand(problem, ctx, tree, [(node, self.width)])
-            except BudgetExceeded as e:
-                if not tree.root.children:
-                    raise
-                meta = stopped_by_budget(e)
-                break
-            expansions += 1
-            try:
-                values = await self._score(problem, ctx, verifier, tree, children)
-            except BudgetExceeded as e:
-                meta = stopped_by_budget(e)
-                finished += [c for c in children if c.finished]
-                break
-            for child, value in zip(children, values, strict=True):
-                self._backup(tree, child, value)
-                if child.finished:
-                    finished.append(child)
-        if not finished:
-            # no solution ended: finish the most visited path greedily, while the budget lasts
-            node = tree.root
-            while node.children:
-                node = max((tree.nodes[i] for i in node.children), key=lambda n: n.visits)
-            try:
-                while not node.finished:
-                    (grown,) = await self._expand(problem, ctx, tree, [(node, 1)], temperature=0.0)
-                    node = grown[0]
-                finished.append(node)
-            except BudgetExceeded as e:
-                meta = meta or stopped_by_budget(e)
-                self._cut_short(ctx, tree, finished, [node])
-        meta["expansions"] = expansions
-        return await self._finish(problem, ctx, verifier, tree, finished, t0, meta)
-
-    def _uct_child(self, tree: Tree, node: Node) -> Node:
-        children = [tree.nodes[i] for i in node.children]
-        log_n = math.log(max(1, node.visits))
-
-        def uct(c: Node) -> float:
-            if c.visits == 0:
-                return math.inf
-            return c.value_sum / c.visits + self.exploration * math.sqrt(log_n / c.visits)
-
-        return max(children, key=uct)
-
-    @staticmethod
-    def _backup(tree: Tree, node: Node, value: float) -> None:
-        current: Node | None = node
-        while current is not None:
-            current.visits += 1
-            current.value_sum += value
-            current = tree.nodes[current.parent] if current.parent is not None else None

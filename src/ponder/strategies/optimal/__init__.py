@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ponder.core.context import Context, Scorer
 from ponder.core.errors import BudgetExceeded, ConfigError
@@ -49,16 +49,13 @@ from ponder.strategies.base import (
     make_result,
     make_strategy,
     register,
-    sample,
     stopped_by_budget,
 )
+from ponder.strategies.optimal.policy import Cell, Policy, load_policy
+from ponder.strategies.optimal.signals import signal_value
+from ponder.strategies.sampling import sample
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
 from ponder.verifiers.registry import make_scorer
-
-if TYPE_CHECKING:
-    from ponder.strategies.optimal.policy import Cell, Policy
-
-# ponder.runs is imported when a policy is first read, so `import ponder` stays light.
 
 
 @register("optimal")
@@ -84,8 +81,6 @@ class ComputeOptimal:
                 "optimal needs a positive token budget per problem: --budget TOKENS or "
                 f"-o budget=TOKENS, got {self.budget!r}"
             )
-        from ponder.strategies.optimal.policy import load_policy
-
         policy = load_policy(self.policy)
         policy.column(self.budget)
         for cell in policy.cells:
@@ -93,18 +88,10 @@ class ComputeOptimal:
                 make_strategy(cell.config.strategy, cell.config.options)
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        from ponder.strategies.optimal.policy import load_policy
-        from ponder.strategies.optimal.signals import signal_value
-
         t0 = time.perf_counter()
         policy = load_policy(self.policy)
         pilot = policy.pilot
-        # the pilot's scorer is needed when the signal is a score or a cell that reuses
-        # the pilot ranks by scores; only then do the samples need their logprobs
-        scores_needed = pilot.signal == "score" or any(
-            c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
-        )
-        scorer = make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+        scorer = _pilot_scorer(policy)
         logprobs = scorer is not None and scorer.needs_logprobs
         drawn = await sample(
             problem, ctx, pilot.samples, pilot.temperature, pilot.top_p,
@@ -137,25 +124,7 @@ class ComputeOptimal:
             meta["decided_by"] = used
             meta.update(stopped)
             return make_result("optimal", ctx, t0, answer, cands, votes, meta)
-        inner = make_strategy(cell.config.strategy, cell.config.options)
-        try:
-            result = await inner(problem, ctx)
-        except BudgetExceeded as e:
-            meta.update(stopped_by_budget(e))
-            return _pilot_majority(ctx, t0, drawn, scores, meta)
-        meta["inner"] = dict(result.meta)
-        if result.meta.get("stopped"):
-            meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
-        pilot_cands = make_candidates(ctx, drawn, scores or None)
-        return make_result(
-            "optimal",
-            ctx,
-            t0,
-            result.answer,
-            [*pilot_cands, *result.candidates],
-            result.votes,
-            meta,
-        )
+        return await _run_inner(problem, ctx, t0, cell, drawn, scores, meta)
 
     async def _reuse(
         self,
@@ -207,6 +176,49 @@ class ComputeOptimal:
         else:
             answer, votes = weighted_vote(answers, scores[:n])
         return answer, cands, votes, n, stopped
+
+
+def _pilot_scorer(policy: Policy) -> Scorer | None:
+    """The pilot's scorer where it is needed: when the signal is a score or a cell that
+    reuses the pilot ranks by scores (only then do the samples need their logprobs)."""
+    pilot = policy.pilot
+    scores_needed = pilot.signal == "score" or any(
+        c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
+    )
+    return make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+
+
+async def _run_inner(
+    problem: Problem,
+    ctx: Context,
+    t0: float,
+    cell: Cell,
+    drawn: list[Completion],
+    scores: list[float],
+    meta: dict[str, Any],
+) -> Result:
+    """The cell's configuration run as its own strategy after the pilot; its candidates
+    follow the pilot's, its meta is ``meta["inner"]``. When it cannot start within the
+    budget, the pilot's majority answers."""
+    inner = make_strategy(cell.config.strategy, cell.config.options)
+    try:
+        result = await inner(problem, ctx)
+    except BudgetExceeded as e:
+        meta.update(stopped_by_budget(e))
+        return _pilot_majority(ctx, t0, drawn, scores, meta)
+    meta["inner"] = dict(result.meta)
+    if result.meta.get("stopped"):
+        meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
+    pilot_cands = make_candidates(ctx, drawn, scores or None)
+    return make_result(
+        "optimal",
+        ctx,
+        t0,
+        result.answer,
+        [*pilot_cands, *result.candidates],
+        result.votes,
+        meta,
+    )
 
 
 def _pilot_majority(

@@ -67,6 +67,7 @@ from typing import Any, Literal, cast
 
 from ponder._version import __version__
 from ponder.core.errors import ConfigError
+from ponder.strategies.base import strategy_class
 from ponder.strategies.optimal.signals import SIGNALS, Bins, Signal
 from ponder.strategies.voting import SAMPLING_RULES, Method
 
@@ -113,8 +114,6 @@ class Configuration:
         if self.rule is not None:
             scorer = self.options.get("scorer")
             return f"{self.strategy} n={self.n}" + (f" {scorer}" if scorer else "")
-        from ponder.strategies.base import strategy_class
-
         try:
             defaults = {
                 f.name: f.default for f in dataclasses.fields(strategy_class(self.strategy))

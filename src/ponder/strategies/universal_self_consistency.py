@@ -1,20 +1,13 @@
-"""Choosing among free-form answers, where no two are spelled alike.
+"""``universal_self_consistency``: USC (Chen et al. 2023, "Universal Self-Consistency
+for Large Language Model Generation").
 
-- ``semantic_majority``: self-consistency over meanings. n samples; their answers are
-  clustered (``ponder.verifiers.equivalence``: by normalised text, sentence embeddings
-  or the model judging equivalence) and the largest cluster wins, answered by its
-  representative (its first member). Ties follow the rule in
-  ``ponder.strategies.voting``: the cluster whose k-th member came first.
-- ``universal_self_consistency``: USC (Chen et al. 2023, "Universal Self-Consistency
-  for Large Language Model Generation"). n samples; then one greedy generation is
-  shown every candidate, numbered, and asked which is most consistent with the
-  majority of them; its answer is the answer. A reply with no usable number falls
-  back to the largest cluster of normalised answers, and ``meta["selection"]`` says so
-  and why.
+n samples; then one greedy generation is shown every candidate, numbered, and asked
+which is most consistent with the majority of them; its answer is the answer. A reply
+with no usable number falls back to the largest cluster of normalised answers, and
+``meta["selection"]`` says so and why.
 
-Under a token budget, clustering or a selection that would not fit falls back to the
-clusters of normalised answers, and ``meta`` has ``stopped="budget"`` and the
-``stop_reason``.
+Under a token budget, a selection that would not fit falls back to the clusters of
+normalised answers, and ``meta`` has ``stopped="budget"`` and the ``stop_reason``.
 """
 
 from __future__ import annotations
@@ -27,96 +20,15 @@ from typing import Any
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
-from ponder.core.types import Candidate, GenRequest, Message, Problem, Result
-from ponder.strategies.base import (
-    check_sampling,
-    make_candidates,
-    make_result,
-    register,
-    sample,
-    stopped_by_budget,
-)
-from ponder.strategies.voting import majority_vote
+from ponder.core.types import GenRequest, Message, Problem, Result
+from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
+from ponder.strategies.clusters import cluster_vote, clusters_meta
+from ponder.strategies.sampling import check_sampling, sample
 from ponder.verifiers.equivalence import (
-    CLUSTER_METHODS,
-    AnswerClusterer,
-    Clustering,
     TextClusterer,
-    make_clusterer,
 )
 
-__all__ = ["SemanticMajority", "UniversalSelfConsistency", "parse_choice"]
-
-
-def _cluster_vote(
-    cands: Sequence[Candidate], clustering: Clustering
-) -> tuple[str | None, dict[str, float], int | None]:
-    """The winning cluster's representative answer, the votes per cluster (keyed by
-    representative answer) and the winner's representative index."""
-    reps = clustering.representatives
-    labels = [None if k is None else str(cands[reps[k]].answer) for k in clustering.labels]
-    answer, votes = majority_vote(labels)
-    if answer is None:
-        return None, votes, None
-    winner = next(r for r in reps if cands[r].answer == answer)
-    return answer, votes, winner
-
-
-def _clusters_meta(cands: Sequence[Candidate], clustering: Clustering) -> list[dict[str, Any]]:
-    return [
-        {"answer": cands[r].answer, "members": clustering.members(k)}
-        for k, r in enumerate(clustering.representatives)
-    ]
-
-
-@register("semantic_majority")
-@dataclass(frozen=True)
-class SemanticMajority:
-    """Self-consistency over meanings: n samples, answers clustered, the largest wins.
-
-    ``cluster``: ``text`` (normalised text), ``embed`` (sentence embeddings with cosine
-    at least ``threshold``, model ``embed_model``; ``pip install 'ponder[embed]'``) or
-    ``judge`` (the model asked whether two answers are the same). ``votes`` counts each
-    cluster's members under its representative answer; ``meta["clusters"]`` lists the
-    members of each.
-    """
-
-    n: int = 8
-    temperature: float = 0.7
-    top_p: float = 0.95
-    cluster: str = "text"
-    threshold: float = 0.8
-    embed_model: str = "all-MiniLM-L6-v2"
-
-    def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ConfigError(f"semantic_majority: n must be >= 1, got {self.n}")
-        if self.cluster not in CLUSTER_METHODS:
-            raise ConfigError(
-                f"semantic_majority: cluster must be one of {', '.join(CLUSTER_METHODS)}, "
-                f"got {self.cluster!r}"
-            )
-        check_sampling(self.temperature, self.top_p)
-        self.clusterer()  # a missing model or package is an error now, not per problem
-
-    def clusterer(self) -> AnswerClusterer:
-        return make_clusterer(self.cluster, threshold=self.threshold, embed_model=self.embed_model)
-
-    async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        comps = await sample(problem, ctx, self.n, self.temperature, self.top_p)
-        cands = make_candidates(ctx, comps)
-        answers = [c.answer for c in cands]
-        stopped: dict[str, str] = {}
-        try:
-            clustering = await self.clusterer().cluster(problem, answers, ctx)
-        except BudgetExceeded as e:
-            stopped = {**stopped_by_budget(e), "fallback": "text clusters"}
-            clustering = await TextClusterer().cluster(problem, answers, ctx)
-        answer, votes, _ = _cluster_vote(cands, clustering)
-        meta = {**clustering.meta, "clusters": _clusters_meta(cands, clustering), **stopped}
-        return make_result("semantic_majority", ctx, t0, answer, cands, votes, meta)
-
+__all__ = ["UniversalSelfConsistency", "parse_choice"]
 
 USC_INSTRUCTION = (
     "Read the responses above. Which response agrees best with what most of the "
@@ -221,7 +133,7 @@ class UniversalSelfConsistency:
         comps = await sample(problem, ctx, self.n, self.temperature, self.top_p)
         cands = make_candidates(ctx, comps)
         text_clusters = await TextClusterer().cluster(problem, [c.answer for c in cands], ctx)
-        _, votes, fallback_index = _cluster_vote(cands, text_clusters)
+        _, votes, fallback_index = cluster_vote(cands, text_clusters)
         shown = [i for i, c in enumerate(cands) if c.answer is not None]
         selection: dict[str, Any] = {"shown": shown}
         stopped: dict[str, str] = {}
@@ -262,7 +174,7 @@ class UniversalSelfConsistency:
         answer = None if chosen is None else cands[chosen].answer
         meta = {
             "selection": selection,
-            "clusters": _clusters_meta(cands, text_clusters),
+            "clusters": clusters_meta(cands, text_clusters),
             **stopped,
         }
         return make_result("universal_self_consistency", ctx, t0, answer, cands, votes, meta)

@@ -36,14 +36,8 @@ from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.execution import CaseResult, ProgramRun
 from ponder.core.types import Message, Problem, Result
-from ponder.strategies.base import (
-    check_sampling,
-    make_candidates,
-    make_result,
-    register,
-    sample,
-    stopped_by_budget,
-)
+from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
+from ponder.strategies.sampling import check_sampling, sample
 from ponder.strategies.voting import majority_vote
 from ponder.tasks.code import CodeSpec, assemble, code_spec
 from ponder.tasks.visible_tests import CallTest, as_cases, literal_calls, visible_tests
