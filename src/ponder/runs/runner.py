@@ -294,9 +294,10 @@ async def evaluate(
     strategy's policy file hash joins ``config_extra`` (see ``ponder.runs.settings``).
     ``budget`` limits each problem's tokens, prompt and completion (see the module
     docstring); None leaves them unlimited. ``store`` may be a path (opened and closed
-    here). With an ``executor`` the problems
-    run on its workers (each with its own engine; pass ``engine=None``), ``executor.slots``
-    at a time, and it is started and closed here; the records are the same. Raises
+    here). With an ``executor`` the problems run on its workers (each with its own
+    engine; pass ``engine=None``), ``executor.slots`` at a time, and it is started and
+    closed here; the records are the same. Without one they run on ``engine`` in this
+    process (``LocalExecutor``), ``concurrency`` at a time. Raises
     ``ConfigError`` when the store holds a run with another configuration or ``problems``
     repeat an id, and the first ``EngineError`` when the first ``concurrency + 1``
     problems all fail with one.
