@@ -37,6 +37,7 @@ from ponder.engines.models import model_path
 from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
 from ponder.engines.scripted import ScriptedEngine
+from ponder.runs.job import SolveJob
 from ponder.runs.ray_executor import RayExecutor
 from ponder.runs.runner import evaluate
 from ponder.runs.store import RunStore
@@ -88,7 +89,7 @@ async def _timed_run(args: argparse.Namespace, out: Path, ray: bool) -> tuple[fl
         executor = RayExecutor(scripted, actors=args.actors, per_actor=args.per_actor,
                                num_cpus=0.5)  # fmt: skip
         t0 = time.perf_counter()
-        await executor.start(task=task, strategy=strategy, max_tokens=16, seed=0)
+        await executor.start(SolveJob(task=task, strategy=strategy, max_tokens=16, seed=0))
         startup = time.perf_counter() - t0  # evaluate's own start() finds it running
     t0 = time.perf_counter()
     await evaluate(

@@ -12,6 +12,7 @@ per actor (``num_cpus``, ``num_gpus``, ``memory`` in bytes), so Ray places actor
 they fit. An actor whose process dies is restarted (up to ``max_restarts`` times) and
 the problems it held are sent again (``max_task_retries``); past that the run stops
 with the error, keeping every finished record, and the next run does only the rest.
+The actors are an ``ActorPool`` (``ponder.runs.ray_pool``), as the TTT executor's are.
 
 ``address`` joins a running cluster (``"auto"``, or ``"ray://host:10001"``); with none,
 a local Ray starts in this process and stops when the run ends.
@@ -26,41 +27,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.engine import Engine, model_sha256
-from ponder.core.errors import ConfigError, MissingExtra
-from ponder.core.task import Task
+from ponder.core.errors import ConfigError
 from ponder.core.types import Problem
+from ponder.runs.job import SolveJob
+from ponder.runs.ray_pool import ActorPool, import_ray
+from ponder.runs.solve import solve_problem
 from ponder.runs.store import Record
-from ponder.strategies.base import Strategy
 
 __all__ = ["RayExecutor"]
 
 
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as e:
-        raise MissingExtra("ray", "ray") from e
-    return ray
-
-
 class _Solver:
-    """The actor: one engine, the task and the strategy, solving problems on request."""
+    """The actor: one engine and the run's job, solving problems on request."""
 
-    def __init__(
-        self,
-        make_engine: Callable[[], Engine],
-        task: Task,
-        strategy: Strategy,
-        max_tokens: int,
-        seed: int,
-        budget: int | None = None,
-    ) -> None:
+    def __init__(self, make_engine: Callable[[], Engine], job: SolveJob) -> None:
         self.engine = make_engine()
-        self.task = task
-        self.strategy = strategy
-        self.max_tokens = max_tokens
-        self.seed = seed
-        self.budget = budget
+        self.job = job
 
     async def engine_name(self) -> str:
         return self.engine.name
@@ -69,18 +51,7 @@ class _Solver:
         return model_sha256(self.engine)
 
     async def solve(self, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
-        from ponder.runs.runner import _solve
-
-        return await _solve(
-            idx,
-            problem,
-            task=self.task,
-            strategy=self.strategy,
-            engine=self.engine,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-            budget=self.budget,
-        )
+        return await solve_problem(self.job, self.engine, idx, problem)
 
     async def pid(self) -> int:
         return os.getpid()
@@ -103,8 +74,7 @@ class RayExecutor:
     max_restarts: int = 2
     max_task_retries: int = 2
     runtime_env: dict[str, Any] | None = None
-    _handles: list[Any] = field(default_factory=list, init=False, repr=False)
-    _started_ray: bool = field(default=False, init=False, repr=False)
+    _pool: ActorPool = field(init=False, repr=False)
     _name: str = field(default="", init=False, repr=False)
     model_sha256: str | None = field(default=None, init=False)
 
@@ -115,54 +85,40 @@ class RayExecutor:
             )
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ConfigError("num_cpus and num_gpus must be >= 0")
+        self._pool = ActorPool(
+            actors=self.actors,
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+            memory=self.memory,
+            address=self.address,
+            max_restarts=self.max_restarts,
+            max_task_retries=self.max_task_retries,
+            max_concurrency=self.per_actor,
+            runtime_env=self.runtime_env,
+        )
 
     @property
     def slots(self) -> int:
         """Problems in flight at once."""
         return self.actors * self.per_actor
 
-    async def start(
-        self,
-        *,
-        task: Task,
-        strategy: Strategy,
-        max_tokens: int,
-        seed: int,
-        budget: int | None = None,
-    ) -> str:
+    @property
+    def _handles(self) -> list[Any]:
+        """The running actors (empty before ``start`` and after ``close``)."""
+        return self._pool.handles
+
+    async def start(self, job: SolveJob) -> str:
         """Start Ray (or join ``address``) and the actors; returns the engine's name.
 
         Calling it again before ``close`` keeps the running actors (a caller may start
         the executor ahead of ``evaluate``, to time or check the start-up apart)."""
         if self._handles:
             return self._name
-        ray = _import_ray()
-        if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env=self.runtime_env,
-            )
-            self._started_ray = True
-        options: dict[str, Any] = {
-            "num_cpus": self.num_cpus,
-            "num_gpus": self.num_gpus,
-            "max_restarts": self.max_restarts,
-            "max_task_retries": self.max_task_retries,
-            "max_concurrency": self.per_actor,
-        }
-        if self.memory is not None:
-            options["memory"] = self.memory
-        actor_class = ray.remote(_Solver).options(**options)
-        self._handles = [
-            actor_class.remote(self.make_engine, task, strategy, max_tokens, seed, budget)
-            for _ in range(self.actors)
-        ]
-        names = await asyncio.gather(*(h.engine_name.remote() for h in self._handles))
+        handles = self._pool.start(_Solver, self.make_engine, job)
+        names = await asyncio.gather(*(h.engine_name.remote() for h in handles))
         self._name = str(names[0])
         # the weights' hash, for the run's configuration (None for a server's model)
-        self.model_sha256 = await self._handles[0].engine_sha256.remote()
+        self.model_sha256 = await handles[0].engine_sha256.remote()
         return self._name
 
     async def solve(
@@ -181,21 +137,17 @@ class RayExecutor:
 
         An actor that died is only stopped; an engine that fails to close raises its
         error once every actor is stopped."""
-        ray = _import_ray()
+        import_ray()
         from ray.exceptions import RayActorError
 
-        handles, self._handles = self._handles, []
         first: BaseException | None = None
-        for h in handles:
+        for h in self._handles:
             try:
                 await h.close.remote()
             except RayActorError:
                 pass  # the actor is gone, and its engine with it: nothing to close
             except Exception as e:
                 first = first or e
-            ray.kill(h)
-        if self._started_ray and ray.is_initialized():
-            ray.shutdown()
-            self._started_ray = False
+        self._pool.stop()
         if first is not None:
             raise first

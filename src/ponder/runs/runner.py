@@ -39,68 +39,44 @@ import contextlib
 import dataclasses
 import datetime
 import enum
+import functools
 import math
 import sys
 import time
-import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, TypeVar
 
 from tqdm import tqdm
 
 from ponder._version import __version__
-from ponder.core.budget import Ledger
-from ponder.core.context import Context
-from ponder.core.engine import ChecksProblems, Engine, PerProblemEngine, model_sha256
-from ponder.core.errors import BudgetExceeded, ConfigError, EngineError
-from ponder.core.sandbox import Sandbox
-from ponder.core.task import ModelGradedTask, StatusGradedTask, Task
-from ponder.core.types import Grade, Problem, Result
+from ponder.core.engine import ChecksProblems, Engine, model_sha256
+from ponder.core.errors import ConfigError, EngineError
+from ponder.core.task import Task
+from ponder.core.types import Problem
+from ponder.runs.executor import Executor, LocalExecutor
+from ponder.runs.job import SolveJob, problem_seed, strategy_name
+from ponder.runs.replay import SampleBank
+from ponder.runs.settings import build_strategy, config_extra_for, engine_bank
 from ponder.runs.store import Record, RunStore
 from ponder.runs.summary import wilson_interval
-from ponder.strategies.base import Strategy, make_result, stopped_by_budget
+from ponder.strategies.base import Strategy
 from ponder.tasks.identity import data_identity, problem_fingerprint
 
+__all__ = [
+    "EvalSummary",
+    "Executor",
+    "evaluate",
+    "problem_seed",
+    "run_config",
+    "run_eval",
+    "strategy_name",
+    "strategy_options",
+]
 
-class Executor(Protocol):
-    """Where problems run when not in this process: ``RayExecutor`` is one.
-
-    ``start`` readies the workers for this task and strategy and returns the name of
-    the engine they use; ``solve`` runs one problem on the worker of ``slot``
-    (``0 <= slot < slots``) and returns its record and the exception it failed with, as
-    the local path does; ``close`` stops the workers.
-    """
-
-    @property
-    def slots(self) -> int: ...
-
-    async def start(
-        self,
-        *,
-        task: Task,
-        strategy: Strategy,
-        max_tokens: int,
-        seed: int,
-        budget: int | None = None,
-    ) -> str: ...
-
-    async def solve(
-        self, slot: int, idx: int, problem: Problem
-    ) -> tuple[Record, BaseException | None]: ...
-
-    async def close(self) -> None: ...
-
-
-def problem_seed(seed: int, problem_id: str) -> int:
-    """The sampling seed of one problem: stable across runs, processes and orderings."""
-    return (seed + zlib.crc32(problem_id.encode("utf-8"))) % 2**31
-
-
-def strategy_name(strategy: Strategy) -> str:
-    name = getattr(strategy, "name", None)
-    return name if isinstance(name, str) else type(strategy).__name__
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _jsonable(value: Any) -> Any:
@@ -271,152 +247,32 @@ class _LeadingEngineFailures:
         return len(self.held) >= self.threshold
 
 
-def _answers(result: Result) -> list[str]:
-    """The distinct answers a record grades: every candidate's and the final one."""
-    answers = {c.answer for c in result.candidates if c.answer is not None}
-    if result.answer is not None:
-        answers.add(result.answer)
-    return sorted(answers)
+def _check_problems(problems: Sequence[Problem], concurrency: int) -> None:
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    seen: set[str] = set()
+    for p in problems:
+        if p.id in seen:
+            raise ConfigError(f"problem id {p.id!r} appears twice; ids must be unique")
+        seen.add(p.id)
 
 
-def _grade_one(task: Task, answer: str | None, problem: Problem) -> Grade:
-    if isinstance(task, StatusGradedTask):
-        return task.grade_status(answer, problem)
-    if task.is_correct(answer, problem):
-        return Grade("correct")
-    return Grade("wrong", "no answer" if answer is None else "")
-
-
-def _grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
-    """``meta["grading_status"]``: the final answer's grade, and the grades that failed
-    (error or timeout) of every answer graded, which the curves count as wrong."""
-    status: dict[str, Any] = final.to_dict()
-    failed = {a: g.to_dict() for a, g in grades.items() if g.failed}
-    if failed:
-        status["answers"] = failed
-    return status
-
-
-def _grade(
-    task: Task, problem: Problem, result: Result
-) -> tuple[bool, dict[str, bool], dict[str, Any]]:
-    grades = {a: _grade_one(task, a, problem) for a in _answers(result)}
-    final = grades[result.answer] if result.answer is not None else _grade_one(task, None, problem)
-    return final.correct, {a: g.correct for a, g in grades.items()}, _grading_status(final, grades)
-
-
-async def _grade_with_model(
-    task: ModelGradedTask, problem: Problem, result: Result, engine: Engine
-) -> tuple[bool, dict[str, bool], dict[str, Any]]:
-    """Grades from a model-graded task, and what grading cost, on a ledger of its own
-    (the strategy's usage and budget do not include it)."""
-    answers = _answers(result)
-    ledger = Ledger()
-    t0 = time.perf_counter()
-    grading = await task.grade_answers(answers, problem, engine, ledger)
-    seconds = time.perf_counter() - t0
-    missing = [a for a in answers if a not in grading.correct]
-    if missing:
-        raise RuntimeError(f"task {task.name} did not grade the answers {missing!r}")
-    graded = {a: bool(grading.correct[a]) for a in answers}
-    correct = result.answer is not None and graded[result.answer]
-    account = {
-        "grader": task.grader,
-        "usage": ledger.total().to_dict(),
-        "seconds": round(seconds, 4),
-        "answers": dict(grading.details),
-    }
-    return correct, graded, account
-
-
-async def _within_budget(
-    strategy: Strategy, problem: Problem, ctx: Context, budget: int | None
-) -> Result:
-    """The strategy's result under a budget of ``budget`` total tokens (None: none); when
-    the budget refuses even its first call, a result with no answer that says so."""
-    t0 = time.perf_counter()
-    with ctx.ledger.budget(total_tokens=budget):
-        try:
-            return await strategy(problem, ctx)
-        except BudgetExceeded as e:
-            name = strategy_name(strategy)
-            return make_result(name, ctx, t0, None, (), {}, stopped_by_budget(e))
-
-
-async def _solve(
-    idx: int,
-    problem: Problem,
-    *,
-    task: Task,
-    strategy: Strategy,
-    engine: Engine,
-    max_tokens: int,
-    seed: int,
-    budget: int | None = None,
-) -> tuple[Record, BaseException | None]:
-    if isinstance(engine, PerProblemEngine):
-        engine = engine.for_problem(problem)
-    ctx = Context(
-        engine=engine,
-        task=task,
-        ledger=Ledger(),
-        max_tokens=max_tokens,
-        seed=problem_seed(seed, problem.id),
-    )
-    t0 = time.perf_counter()
-    try:
-        result = await _within_budget(strategy, problem, ctx, budget)
-        seconds = time.perf_counter() - t0
-        meta = dict(result.meta)
-        if isinstance(task, ModelGradedTask):
-            correct, graded, meta["grading"] = await _grade_with_model(
-                task, problem, result, engine
-            )
-            meta["grading_status"] = Grade("correct" if correct else "wrong").to_dict()
-        else:
-            correct, graded, meta["grading_status"] = await asyncio.to_thread(
-                _grade, task, problem, result
-            )
-            sandbox = getattr(task, "sandbox", None)
-            if isinstance(sandbox, Sandbox) and graded:
-                # the answers were graded by running them: say in which isolation mode
-                meta["grading_isolation"] = sandbox.mode
-    except Exception as e:
-        # the problem failed, the run goes on; BaseException (cancellation) propagates
-        record = Record(
-            problem_id=problem.id,
-            idx=idx,
-            question=problem.question,
-            reference=problem.answer,
-            answer=None,
-            correct=False,
-            usage=ctx.ledger.total(),
-            seconds=time.perf_counter() - t0,
-            error=f"{type(e).__name__}: {e}",
-        )
-        return record, e
-    record = Record(
-        problem_id=problem.id,
-        idx=idx,
-        question=problem.question,
-        reference=problem.answer,
-        answer=result.answer,
-        correct=correct,
-        votes=dict(result.votes),
-        candidates=tuple(result.candidates),
-        answer_correct=graded,
-        usage=result.usage,
-        seconds=seconds,
-        meta=meta,
-    )
-    return record, None
+def _local_executor(
+    engine: Engine | None, problems: Sequence[Problem], concurrency: int
+) -> LocalExecutor:
+    if engine is None:
+        raise ConfigError("evaluate needs an engine, or an executor whose workers hold one")
+    if isinstance(engine, ChecksProblems):
+        # a replay bank serves only the problems it recorded, drawn from the same prompt
+        engine.check_problems(problems)
+    return LocalExecutor(engine, concurrency)
 
 
 async def evaluate(
     *,
     task: Task,
     problems: Sequence[Problem],
-    strategy: Strategy,
+    strategy: Strategy | str,
     engine: Engine | None,
     store: RunStore | str | Path,
     concurrency: int = 4,
@@ -426,158 +282,124 @@ async def evaluate(
     config_extra: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
     budget: int | None = None,
+    strategy_options: Mapping[str, Any] | None = None,
+    replay_bank: SampleBank | None = None,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
+    ``strategy`` is a strategy, or the name of a registered one built here with
+    ``strategy_options`` as ``ponder eval`` builds it: with a replay bank (the engine's,
+    when it is a ``ReplayEngine``, or ``replay_bank``, for an executor's remote replay
+    engines) its temperature and top-p default to the bank's. The compute-optimal
+    strategy's policy file hash joins ``config_extra`` (see ``ponder.runs.settings``).
     ``budget`` limits each problem's tokens, prompt and completion (see the module
     docstring); None leaves them unlimited. ``store`` may be a path (opened and closed
-    here). With an ``executor`` the problems
-    run on its workers (each with its own engine; pass ``engine=None``), ``executor.slots``
-    at a time, and it is started and closed here; the records are the same. Raises
+    here). With an ``executor`` the problems run on its workers (each with its own
+    engine; pass ``engine=None``), ``executor.slots`` at a time, and it is started and
+    closed here; the records are the same. Without one they run on ``engine`` in this
+    process (``LocalExecutor``), ``concurrency`` at a time. Raises
     ``ConfigError`` when the store holds a run with another configuration or ``problems``
     repeat an id, and the first ``EngineError`` when the first ``concurrency + 1``
     problems all fail with one.
     """
-    if concurrency < 1:
-        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
-    seen: set[str] = set()
-    for p in problems:
-        if p.id in seen:
-            raise ConfigError(f"problem id {p.id!r} appears twice; ids must be unique")
-        seen.add(p.id)
-
-    if not isinstance(store, RunStore):
-        with RunStore(store) as opened:
-            return await evaluate(
-                task=task,
-                problems=problems,
-                strategy=strategy,
-                engine=engine,
-                store=opened,
-                concurrency=concurrency,
-                max_tokens=max_tokens,
-                seed=seed,
-                progress=progress,
-                config_extra=config_extra,
-                executor=executor,
-                budget=budget,
-            )
-    if budget is not None and budget < 1:
-        raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
-
-    if executor is not None:
-        name = await executor.start(
-            task=task, strategy=strategy, max_tokens=max_tokens, seed=seed, budget=budget
-        )
+    _check_problems(problems, concurrency)
+    if isinstance(strategy, str):
+        bank = replay_bank if replay_bank is not None else engine_bank(engine)
+        strategy = build_strategy(strategy, strategy_options, bank)
+    elif strategy_options is not None:
+        raise ConfigError("strategy_options go with a strategy's name, not a built strategy")
+    with contextlib.ExitStack() as stack:
+        if not isinstance(store, RunStore):
+            store = stack.enter_context(RunStore(store))
+        if budget is not None and budget < 1:
+            raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
+        job = SolveJob(task, strategy, max_tokens, seed, budget)
+        if executor is None:
+            executor = _local_executor(engine, problems, concurrency)
+        extra = config_extra_for(strategy, config_extra)
+        name = await executor.start(job)
         try:
-            return await _evaluate(
-                task, problems, strategy, name, store, executor.slots, max_tokens, seed,
-                progress, config_extra, executor.solve, budget,
-                getattr(executor, "model_sha256", None),
-            )  # fmt: skip
+            return await _evaluate(job, problems, store, executor, name, progress, extra)
         finally:
             await executor.close()
-    if engine is None:
-        raise ConfigError("evaluate needs an engine, or an executor whose workers hold one")
-    if isinstance(engine, ChecksProblems):
-        # a replay bank serves only the problems it recorded, drawn from the same prompt
-        engine.check_problems(problems)
-    local = engine
-
-    async def solve(slot: int, idx: int, problem: Problem) -> tuple[Record, BaseException | None]:
-        return await _solve(
-            idx, problem, task=task, strategy=strategy, engine=local,
-            max_tokens=max_tokens, seed=seed, budget=budget,
-        )  # fmt: skip
-
-    return await _evaluate(
-        task, problems, strategy, engine, store, concurrency, max_tokens, seed,
-        progress, config_extra, solve, budget,
-    )  # fmt: skip
 
 
-async def _evaluate(
-    task: Task,
-    problems: Sequence[Problem],
-    strategy: Strategy,
-    engine: Engine | str,
-    store: RunStore,
-    concurrency: int,
-    max_tokens: int,
-    seed: int,
-    progress: bool,
-    config_extra: Mapping[str, Any] | None,
-    solve: Callable[[int, int, Problem], Awaitable[tuple[Record, BaseException | None]]],
-    budget: int | None,
-    model_sha: str | None = None,
-) -> EvalSummary:
-    t_start = time.perf_counter()
-    store.init_or_check(
-        run_config(
-            task=task,
-            strategy=strategy,
-            engine=engine,
-            max_tokens=max_tokens,
-            seed=seed,
-            extra=config_extra,
-            budget=budget,
-            model_sha=model_sha,
-        )
-    )
-    store.add_problem_fingerprints({p.id: problem_fingerprint(task, p) for p in problems})
-    wanted = {p.id for p in problems}
-    finished = {r.problem_id: r for r in store.records(include_errors=False)}
-    finished = {k: r for k, r in finished.items() if k in wanted}
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in finished]
+class _Tally:
+    """What this call has written to the store, shown on the progress bar."""
 
-    tally = {"correct": sum(r.correct for r in finished.values()), "graded": len(finished)}
-    counts = {"done": 0, "errors": 0}
-    leading = _LeadingEngineFailures(concurrency + 1)
-    queue: Iterator[tuple[int, Problem]] = iter(todo)
+    def __init__(self, store: RunStore, finished: dict[str, Record], bar: tqdm[Any]) -> None:
+        self.store = store
+        self.finished = finished
+        self.bar = bar
+        self.correct = sum(r.correct for r in finished.values())
+        self.done = 0
+        self.errors = 0
 
-    bar = tqdm(
-        total=len(problems),
-        initial=len(finished),
-        disable=not progress,
-        desc=f"{strategy_name(strategy)} on {task.name}",
-        unit="problem",
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-
-    def write(record: Record) -> None:
-        store.put(record)
+    def write(self, record: Record) -> None:
+        self.store.put(record)
         if record.ok:
-            counts["done"] += 1
-            tally["graded"] += 1
-            tally["correct"] += int(record.correct)
-            finished[record.problem_id] = record
+            self.done += 1
+            self.correct += int(record.correct)
+            self.finished[record.problem_id] = record
         else:
-            counts["errors"] += 1
-        bar.update(1)
-        if tally["graded"]:
-            bar.set_postfix(
-                acc=f"{tally['correct'] / tally['graded']:.3f}", errors=counts["errors"]
-            )
+            self.errors += 1
+        self.bar.update(1)
+        if self.finished:
+            self.bar.set_postfix(acc=f"{self.correct / len(self.finished):.3f}", errors=self.errors)
+
+
+def _start_run(
+    job: SolveJob,
+    problems: Sequence[Problem],
+    store: RunStore,
+    executor: Executor,
+    engine_name: str,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Record]:
+    """Record (or check) the run's configuration and problems; returns the given
+    problems the store has already finished."""
+    config = run_config(
+        task=job.task,
+        strategy=job.strategy,
+        engine=engine_name,
+        max_tokens=job.max_tokens,
+        seed=job.seed,
+        extra=extra,
+        budget=job.budget,
+        model_sha=getattr(executor, "model_sha256", None),
+    )
+    store.init_or_check(config)
+    store.add_problem_fingerprints({p.id: problem_fingerprint(job.task, p) for p in problems})
+    wanted = {p.id for p in problems}
+    return {r.problem_id: r for r in store.records(include_errors=False) if r.problem_id in wanted}
+
+
+async def _solve_all(
+    todo: Sequence[tuple[int, Problem]], executor: Executor, tally: _Tally
+) -> None:
+    """Solve ``todo`` on ``executor.slots`` workers, writing each record as it comes;
+    raises the first EngineError when the first ``slots + 1`` attempts all fail with one."""
+    leading = _LeadingEngineFailures(executor.slots + 1)
+    queue: Iterator[tuple[int, Problem]] = iter(todo)
 
     async def worker(slot: int) -> None:
         for idx, problem in queue:
-            record, error = await solve(slot, idx, problem)
+            record, error = await executor.solve(slot, idx, problem)
             if isinstance(error, EngineError) and not leading.decided:
                 if leading.engine_failure(error, record):
                     assert leading.first is not None
                     leading.first.add_note(
                         f"ponder eval: the first {leading.threshold} problems attempted all "
                         "failed with engine errors, so the run stopped without recording "
-                        f"them in {store.path}"
+                        f"them in {tally.store.path}"
                     )
                     raise leading.first
                 continue
             for held in leading.success():
-                write(held)
-            write(record)
+                tally.write(held)
+            tally.write(record)
 
-    workers = [asyncio.create_task(worker(i)) for i in range(min(concurrency, len(todo)))]
+    workers = [asyncio.create_task(worker(i)) for i in range(min(executor.slots, len(todo)))]
     try:
         await asyncio.gather(*workers)
     except BaseException:
@@ -586,23 +408,25 @@ async def _evaluate(
         with contextlib.suppress(BaseException):
             await asyncio.gather(*workers, return_exceptions=True)
         raise
-    finally:
-        bar.close()
     # fewer attempts than the threshold, all engine failures: keep them as error records
     for held in leading.success():
-        store.put(held)
-        counts["errors"] += 1
+        tally.store.put(held)
+        tally.errors += 1
 
-    graded = list(finished.values())
+
+def _summary(
+    problems: Sequence[Problem], skipped: int, tally: _Tally, seconds: float
+) -> EvalSummary:
+    graded = list(tally.finished.values())
     n = len(graded)
     correct = sum(r.correct for r in graded)
     low, high = wilson_interval(correct, n)
-    attempted = n + counts["errors"]
+    attempted = n + tally.errors
     return EvalSummary(
         total=len(problems),
-        done_now=counts["done"],
-        skipped=len(problems) - len(todo),
-        errors=counts["errors"],
+        done_now=tally.done,
+        skipped=skipped,
+        errors=tally.errors,
         graded=n,
         correct=correct,
         accuracy=correct / n if n else math.nan,
@@ -612,42 +436,57 @@ async def _evaluate(
         mean_completion_tokens=(
             sum(r.usage.completion_tokens for r in graded) / n if n else math.nan
         ),
-        seconds=time.perf_counter() - t_start,
-        path=str(store.path),
+        seconds=seconds,
+        path=str(tally.store.path),
         grading_errors=sum(r.grade.failed for r in graded),
         accuracy_errors_as_wrong=correct / attempted if attempted else math.nan,
     )
 
 
-def run_eval(
-    *,
-    task: Task,
+async def _evaluate(
+    job: SolveJob,
     problems: Sequence[Problem],
-    strategy: Strategy,
-    engine: Engine | None,
-    store: RunStore | str | Path,
-    concurrency: int = 4,
-    max_tokens: int = 512,
-    seed: int = 0,
-    progress: bool = True,
-    config_extra: Mapping[str, Any] | None = None,
-    executor: Executor | None = None,
-    budget: int | None = None,
+    store: RunStore,
+    executor: Executor,
+    engine_name: str,
+    progress: bool,
+    extra: Mapping[str, Any] | None,
 ) -> EvalSummary:
-    """Synchronous ``evaluate`` (runs its own event loop; not for use inside one)."""
-    return asyncio.run(
-        evaluate(
-            task=task,
-            problems=problems,
-            strategy=strategy,
-            engine=engine,
-            store=store,
-            concurrency=concurrency,
-            max_tokens=max_tokens,
-            seed=seed,
-            progress=progress,
-            config_extra=config_extra,
-            executor=executor,
-            budget=budget,
-        )
+    """The run on a started executor: the store's checks, the problems it has not
+    finished, and the summary."""
+    t_start = time.perf_counter()
+    finished = _start_run(job, problems, store, executor, engine_name, extra)
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in finished]
+    bar = tqdm(
+        total=len(problems),
+        initial=len(finished),
+        disable=not progress,
+        desc=f"{strategy_name(job.strategy)} on {job.task.name}",
+        unit="problem",
+        file=sys.stderr,
+        dynamic_ncols=True,
     )
+    tally = _Tally(store, finished, bar)
+    try:
+        await _solve_all(todo, executor, tally)
+    finally:
+        bar.close()
+    return _summary(problems, len(problems) - len(todo), tally, time.perf_counter() - t_start)
+
+
+def _blocking(
+    coroutine_function: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, _T]:
+    """A function that runs ``coroutine_function`` on an event loop of its own."""
+
+    @functools.wraps(coroutine_function)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return asyncio.run(coroutine_function(*args, **kwargs))
+
+    return run
+
+
+run_eval = _blocking(evaluate)
+run_eval.__name__ = run_eval.__qualname__ = "run_eval"
+run_eval.__doc__ = """Synchronous ``evaluate``, with its keyword arguments (runs its own
+event loop; not for use inside one)."""

@@ -2,34 +2,38 @@
 
 ``RayTTTExecutor`` plugs into ``run_ttt(..., executor=...)``. Each actor loads the model
 once (``load`` is a picklable callable: a top-level function or a ``functools.partial``
-of one), then trains, answers and scores one task at a time; the driver keeps the run
-store and writes each task's records as they come back, so the store is the one a
-local run writes and resumes the same way. Resources are declared per actor
-(``num_cpus``, also the torch threads of the actor; ``num_gpus``; ``memory`` in bytes).
-A task that raises becomes error records, as locally. An actor whose process dies is
-restarted and its task sent again (``max_restarts``, ``max_task_retries``); past that the
-run stops with the error and the next run does only the missing tasks. Adapters are
-saved by the actors under the run's adapter folder: on a cluster, give a folder every
-node can reach.
+of one), then trains, answers and scores one task at a time (``ttt.solve.solve_task``,
+as a local run does); the driver keeps the run store and writes each task's records as
+they come back, so the store is the one a local run writes and resumes the same way.
+Resources are declared per actor (``num_cpus``, also the torch threads of the actor;
+``num_gpus``; ``memory`` in bytes). A task that raises becomes error records, as
+locally. An actor whose process dies is restarted and its task sent again
+(``max_restarts``, ``max_task_retries``); past that the run stops with the error and
+the next run does only the missing tasks. Adapters are saved by the actors under the
+run's adapter folder: on a cluster, give a folder every node can reach. The actors are
+an ``ActorPool`` (``ponder.runs.ray_pool``), as the eval executor's are.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.errors import ConfigError
-from ponder.runs.ray_executor import _import_ray
+from ponder.runs.ray_pool import ActorPool, import_ray
 from ponder.runs.store import Record
 from ponder.tasks.arc import FewShotTask
 from ponder.ttt.model import LoadedModel
+from ponder.ttt.solve import TTTJob, solve_task
 
 __all__ = ["RayTTTExecutor"]
 
 
 class _Worker:
+    """The actor: one loaded model, solving one task at a time."""
+
     def __init__(self, load: Callable[[], LoadedModel], threads: int | None) -> None:
         if threads:
             import torch
@@ -43,10 +47,8 @@ class _Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def solve(self, task: FewShotTask, idx: int, options: dict[str, Any]) -> list[Record]:
-        from ponder.ttt.run import _solve
-
-        return _solve(self.lm, task, idx, on_step=None, **options)
+    def solve(self, task: FewShotTask, idx: int, job: TTTJob) -> list[Record]:
+        return solve_task(self.lm, task, idx, job)
 
 
 @dataclass
@@ -61,49 +63,46 @@ class RayTTTExecutor:
     address: str | None = None
     max_restarts: int = 2
     max_task_retries: int = 2
+    pids: list[int] = field(default_factory=list, init=False)  # the actors', once started
+    _pool: ActorPool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.actors < 1:
             raise ConfigError(f"actors must be >= 1, got {self.actors}")
-        self._handles: list[Any] = []
-        self._started_ray = False
-        self.pids: list[int] = []  # the actors' process ids, once started
+        self._pool = ActorPool(
+            actors=self.actors,
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+            memory=self.memory,
+            address=self.address,
+            max_restarts=self.max_restarts,
+            max_task_retries=self.max_task_retries,
+        )
 
     def start(self) -> None:
-        ray = _import_ray()
-        if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-            self._started_ray = True
-        options: dict[str, Any] = {
-            "num_cpus": self.num_cpus,
-            "num_gpus": self.num_gpus,
-            "max_restarts": self.max_restarts,
-            "max_task_retries": self.max_task_retries,
-        }
-        if self.memory is not None:
-            options["memory"] = self.memory
+        """Start Ray (or join ``address``) and the actors; each has loaded its model
+        once this returns."""
+        ray = import_ray()
         threads = int(self.num_cpus) if self.num_cpus >= 1 else None
-        worker = ray.remote(_Worker).options(**options)
-        self._handles = [worker.remote(self.load, threads) for _ in range(self.actors)]
-        # each actor has loaded its model once this returns
-        self.pids = [int(p) for p in ray.get([h.pid.remote() for h in self._handles])]
+        handles = self._pool.start(_Worker, self.load, threads)
+        self.pids = [int(p) for p in ray.get([h.pid.remote() for h in handles])]
 
     def map(
-        self, todo: Sequence[tuple[int, FewShotTask]], options: dict[str, Any]
+        self, todo: Sequence[tuple[int, FewShotTask]], job: TTTJob
     ) -> Iterator[tuple[int, FewShotTask, list[Record] | Exception]]:
         """Yield each task's records (or the exception it raised) as it finishes, with
         one task at a time per actor. An actor that died past its restarts raises."""
-        ray = _import_ray()
+        ray = import_ray()
         from ray.exceptions import RayActorError, RayTaskError
 
         queue = list(todo)
         running: dict[Any, tuple[int, FewShotTask, Any]] = {}
-        free = list(self._handles)
+        free = list(self._pool.handles)
         while queue or running:
             while queue and free:
                 handle = free.pop()
                 idx, task = queue.pop(0)
-                running[handle.solve.remote(task, idx, options)] = (idx, task, handle)
+                running[handle.solve.remote(task, idx, job)] = (idx, task, handle)
             ready, _ = ray.wait(list(running), num_returns=1)
             idx, task, handle = running.pop(ready[0])
             free.append(handle)
@@ -116,10 +115,5 @@ class RayTTTExecutor:
                 yield idx, task, cause if isinstance(cause, Exception) else e
 
     def close(self) -> None:
-        ray = _import_ray()
-        for h in self._handles:
-            ray.kill(h)
-        self._handles = []
-        if self._started_ray and ray.is_initialized():
-            ray.shutdown()
-            self._started_ray = False
+        """Stop the actors, and Ray if ``start`` started it."""
+        self._pool.stop()

@@ -1,0 +1,175 @@
+"""One problem of a run: the strategy on a context of its own, then the grading, as one
+record. The grading rules are in the ``ponder.runs.runner`` module docstring.
+
+``solve_problem`` is what every executor runs per problem, in this process or on a
+worker, so a record is the same wherever its problem ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ponder.core.budget import Ledger
+from ponder.core.context import Context
+from ponder.core.engine import Engine, PerProblemEngine
+from ponder.core.errors import BudgetExceeded
+from ponder.core.sandbox import Sandbox
+from ponder.core.task import ModelGradedTask, StatusGradedTask, Task
+from ponder.core.types import Grade, Problem, Result
+from ponder.runs.job import SolveJob, strategy_name
+from ponder.runs.store import Record
+from ponder.strategies.base import Strategy, make_result, stopped_by_budget
+
+__all__ = ["solve_problem"]
+
+
+def _answers(result: Result) -> list[str]:
+    """The distinct answers a record grades: every candidate's and the final one."""
+    answers = {c.answer for c in result.candidates if c.answer is not None}
+    if result.answer is not None:
+        answers.add(result.answer)
+    return sorted(answers)
+
+
+def _grade_one(task: Task, answer: str | None, problem: Problem) -> Grade:
+    if isinstance(task, StatusGradedTask):
+        return task.grade_status(answer, problem)
+    if task.is_correct(answer, problem):
+        return Grade("correct")
+    return Grade("wrong", "no answer" if answer is None else "")
+
+
+def _grading_status(final: Grade, grades: Mapping[str, Grade]) -> dict[str, Any]:
+    """``meta["grading_status"]``: the final answer's grade, and the grades that failed
+    (error or timeout) of every answer graded, which the curves count as wrong."""
+    status: dict[str, Any] = final.to_dict()
+    failed = {a: g.to_dict() for a, g in grades.items() if g.failed}
+    if failed:
+        status["answers"] = failed
+    return status
+
+
+def _grade(
+    task: Task, problem: Problem, result: Result
+) -> tuple[bool, dict[str, bool], dict[str, Any]]:
+    grades = {a: _grade_one(task, a, problem) for a in _answers(result)}
+    final = grades[result.answer] if result.answer is not None else _grade_one(task, None, problem)
+    return final.correct, {a: g.correct for a, g in grades.items()}, _grading_status(final, grades)
+
+
+async def _grade_with_model(
+    task: ModelGradedTask, problem: Problem, result: Result, engine: Engine
+) -> tuple[bool, dict[str, bool], dict[str, Any]]:
+    """Grades from a model-graded task, and what grading cost, on a ledger of its own
+    (the strategy's usage and budget do not include it)."""
+    answers = _answers(result)
+    ledger = Ledger()
+    t0 = time.perf_counter()
+    grading = await task.grade_answers(answers, problem, engine, ledger)
+    seconds = time.perf_counter() - t0
+    missing = [a for a in answers if a not in grading.correct]
+    if missing:
+        raise RuntimeError(f"task {task.name} did not grade the answers {missing!r}")
+    graded = {a: bool(grading.correct[a]) for a in answers}
+    correct = result.answer is not None and graded[result.answer]
+    account = {
+        "grader": task.grader,
+        "usage": ledger.total().to_dict(),
+        "seconds": round(seconds, 4),
+        "answers": dict(grading.details),
+    }
+    return correct, graded, account
+
+
+async def _within_budget(
+    strategy: Strategy, problem: Problem, ctx: Context, budget: int | None
+) -> Result:
+    """The strategy's result under a budget of ``budget`` total tokens (None: none); when
+    the budget refuses even its first call, a result with no answer that says so."""
+    t0 = time.perf_counter()
+    with ctx.ledger.budget(total_tokens=budget):
+        try:
+            return await strategy(problem, ctx)
+        except BudgetExceeded as e:
+            name = strategy_name(strategy)
+            return make_result(name, ctx, t0, None, (), {}, stopped_by_budget(e))
+
+
+async def _graded_meta(
+    task: Task, problem: Problem, result: Result, engine: Engine
+) -> tuple[bool, dict[str, bool], dict[str, Any]]:
+    """Whether the final answer is correct, each answer's grade, and the result's meta
+    with what grading adds to it."""
+    meta = dict(result.meta)
+    if isinstance(task, ModelGradedTask):
+        correct, graded, meta["grading"] = await _grade_with_model(task, problem, result, engine)
+        meta["grading_status"] = Grade("correct" if correct else "wrong").to_dict()
+        return correct, graded, meta
+    correct, graded, meta["grading_status"] = await asyncio.to_thread(_grade, task, problem, result)
+    sandbox = getattr(task, "sandbox", None)
+    if isinstance(sandbox, Sandbox) and graded:
+        # the answers were graded by running them: say in which isolation mode
+        meta["grading_isolation"] = sandbox.mode
+    return correct, graded, meta
+
+
+def _failed_record(
+    idx: int, problem: Problem, ctx: Context, seconds: float, error: Exception
+) -> Record:
+    return Record(
+        problem_id=problem.id,
+        idx=idx,
+        question=problem.question,
+        reference=problem.answer,
+        answer=None,
+        correct=False,
+        usage=ctx.ledger.total(),
+        seconds=seconds,
+        error=f"{type(error).__name__}: {error}",
+    )
+
+
+async def solve_problem(
+    job: SolveJob, engine: Engine, idx: int, problem: Problem
+) -> tuple[Record, BaseException | None]:
+    """Solve and grade ``problem`` (the ``idx``-th of the run) on ``engine``.
+
+    Returns its record and None, or, when the strategy or the grading raised an
+    ``Exception``, an error record and that exception (the caller decides whether the
+    run goes on). Cancellation and other ``BaseException`` propagate.
+    """
+    if isinstance(engine, PerProblemEngine):
+        engine = engine.for_problem(problem)
+    ctx = Context(
+        engine=engine,
+        task=job.task,
+        ledger=Ledger(),
+        max_tokens=job.max_tokens,
+        seed=job.seed_for(problem.id),
+    )
+    t0 = time.perf_counter()
+    try:
+        result = await _within_budget(job.strategy, problem, ctx, job.budget)
+        seconds = time.perf_counter() - t0
+        correct, graded, meta = await _graded_meta(job.task, problem, result, engine)
+    except Exception as e:
+        # the problem failed, the run goes on; BaseException (cancellation) propagates
+        return _failed_record(idx, problem, ctx, time.perf_counter() - t0, e), e
+    record = Record(
+        problem_id=problem.id,
+        idx=idx,
+        question=problem.question,
+        reference=problem.answer,
+        answer=result.answer,
+        correct=correct,
+        votes=dict(result.votes),
+        candidates=tuple(result.candidates),
+        answer_correct=graded,
+        usage=result.usage,
+        seconds=seconds,
+        meta=meta,
+    )
+    return record, None
