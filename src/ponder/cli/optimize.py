@@ -10,19 +10,17 @@ from ponder.core.errors import ConfigError
 __all__ = ["COMMANDS", "add_parser", "cmd_optimize"]
 
 
-def add_parser(subparsers: Any) -> None:
-    opt = subparsers.add_parser(
-        "optimize",
-        help="fit a compute-optimal policy (difficulty bin x budget -> configuration)",
-        description="Fit a compute-optimal policy from calibration runs on the same problems\n"
-        "(Snell et al. 2024): per predicted difficulty bin and token budget, the\n"
-        "configuration with the best accuracy that fits. Sampling runs (majority,\n"
-        "best_of_n, weighted_majority) give every n up to theirs; other runs one\n"
-        "configuration each. The first --pilot samples of a sampling run predict the bin.\n"
-        "Prints the policy against the best uniform configuration on held-out problems.\n"
-        "Run it with: ponder eval --strategy optimal:POLICY.json --budget TOKENS.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""example:
+DESCRIPTION = (
+    "Fit a compute-optimal policy from calibration runs on the same problems\n"
+    "(Snell et al. 2024): per predicted difficulty bin and token budget, the\n"
+    "configuration with the best accuracy that fits. Sampling runs (majority,\n"
+    "best_of_n, weighted_majority) give every n up to theirs; other runs one\n"
+    "configuration each. The first --pilot samples of a sampling run predict the bin.\n"
+    "Prints the policy against the best uniform configuration on held-out problems.\n"
+    "Run it with: ponder eval --strategy optimal:POLICY.json --budget TOKENS."
+)
+
+EPILOG = """example:
   ponder eval --task gsm8k --data train.jsonl --limit 200 --strategy majority --n 16 \\
       --out runs/cal-maj16.db
   ponder eval --task gsm8k --data train.jsonl --limit 200 --strategy beam_search --n 4 \\
@@ -31,7 +29,16 @@ def add_parser(subparsers: Any) -> None:
       --budgets 300,600,1200 --pilot 4
   ponder eval --task gsm8k --data test.jsonl --limit 100 \\
       --strategy optimal:runs/policy.json --budget 600 --out runs/optimal-600.db
-""",
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    opt = subparsers.add_parser(
+        "optimize",
+        help="fit a compute-optimal policy (difficulty bin x budget -> configuration)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
     )
     opt.add_argument("stores", nargs="+", metavar="STORE.db", help="calibration eval stores")
     opt.add_argument("--out", required=True, metavar="POLICY.json", help="policy file to write")

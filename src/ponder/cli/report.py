@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ponder.analysis.report import RunReport
 
 __all__ = ["COMMANDS", "add_parser", "cmd_report"]
 
@@ -52,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ponder.analysis.report import isolation_text, write_report
+    from ponder.analysis.report import write_report
 
     tokenizer = None
     if args.tokenizer is not None:
@@ -77,31 +80,38 @@ def cmd_report(args: argparse.Namespace) -> int:
         if tokenizer is not None:
             asyncio.run(tokenizer.aclose())
     for run in paths.runs:
-        if run.errors or run.grading_errors:
-            print(f"{run.label}: {run.failures_text()}")
-        o, p = run.overthinking, run.paired
-        if run.isolation:
-            print(f"code isolation: {run.label}: {isolation_text(run.isolation)}")
-        if o is not None and o.tokens:
-            print(
-                f"overthinking: {run.label}: {o.after_settled} of {o.tokens} generated tokens "
-                f"({100 * o.share(o.after_settled):.1f}%) after the answer settled, "
-                f"{o.after_first} ({100 * o.share(o.after_first):.1f}%) after it first "
-                f"appeared; answer found in {o.found} of {o.candidates} candidates "
-                f"(tokens after counted by {o.token_count})"
-            )
-        if p is not None and p.problems:
-            lo, hi = p.accuracy_diff_ci
-            slo, shi = p.tokens_saved_ci
-            print(
-                f"against {p.baseline}: {run.label}: accuracy {p.accuracy_diff:+.3f} "
-                f"(95% CI {lo:+.3f} to {hi:+.3f}) on {p.problems} problems; "
-                f"{p.tokens:.1f} tokens/problem against {p.baseline_tokens:.1f}, saved "
-                f"{p.tokens_saved:.1f} (95% CI {slo:.1f} to {shi:.1f}, "
-                f"{100 * p.saved_share:.1f}%); generated tokens saved {p.generated_saved:.1f}"
-            )
+        _print_run_notes(run)
     print(f"wrote {paths.html}\nwrote {paths.png}")
     return 0
+
+
+def _print_run_notes(run: RunReport) -> None:
+    """A run's failures, code isolation, overthinking and comparison with the baseline."""
+    from ponder.analysis.report import isolation_text
+
+    if run.errors or run.grading_errors:
+        print(f"{run.label}: {run.failures_text()}")
+    o, p = run.overthinking, run.paired
+    if run.isolation:
+        print(f"code isolation: {run.label}: {isolation_text(run.isolation)}")
+    if o is not None and o.tokens:
+        print(
+            f"overthinking: {run.label}: {o.after_settled} of {o.tokens} generated tokens "
+            f"({100 * o.share(o.after_settled):.1f}%) after the answer settled, "
+            f"{o.after_first} ({100 * o.share(o.after_first):.1f}%) after it first "
+            f"appeared; answer found in {o.found} of {o.candidates} candidates "
+            f"(tokens after counted by {o.token_count})"
+        )
+    if p is not None and p.problems:
+        lo, hi = p.accuracy_diff_ci
+        slo, shi = p.tokens_saved_ci
+        print(
+            f"against {p.baseline}: {run.label}: accuracy {p.accuracy_diff:+.3f} "
+            f"(95% CI {lo:+.3f} to {hi:+.3f}) on {p.problems} problems; "
+            f"{p.tokens:.1f} tokens/problem against {p.baseline_tokens:.1f}, saved "
+            f"{p.tokens_saved:.1f} (95% CI {slo:.1f} to {shi:.1f}, "
+            f"{100 * p.saved_share:.1f}%); generated tokens saved {p.generated_saved:.1f}"
+        )
 
 
 COMMANDS = {"report": cmd_report}

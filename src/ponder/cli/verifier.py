@@ -18,7 +18,7 @@ from ponder.cli.args import add_engine_args, add_jsonl_args, jsonl_fields
 from ponder.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ponder.analysis.probe_train import Rollout
+    from ponder.analysis.probe_train import LabelSpec, Rollout, TrainReport
     from ponder.core.task import Task
     from ponder.core.types import Problem, Usage
 
@@ -99,8 +99,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _add_train_parser(vsub: Any) -> None:
-    from ponder.verifiers.steps import AGGREGATIONS, SEGMENTATIONS
-
     train = vsub.add_parser(
         "train",
         help="fit a probe verifier on the model's hidden states of stored rollouts",
@@ -110,7 +108,17 @@ def _add_train_parser(vsub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_rollout_args(train)
-    g = train.add_argument_group("probe")
+    _add_probe_args(train.add_argument_group("probe"))
+    _add_engine(
+        train,
+        "bundled model name or .gguf path whose hidden states the probe reads (default: "
+        "the model that wrote the stores' rollouts); it needs embeddings, so no server",
+    )
+
+
+def _add_probe_args(g: argparse._ArgumentGroup) -> None:
+    from ponder.verifiers.steps import AGGREGATIONS, SEGMENTATIONS
+
     g.add_argument("--out", required=True, help="the probe file to write (.npz)")
     g.add_argument(
         "--labels", default="outcome", help="step labels: outcome or mc:K (default: outcome)"
@@ -167,11 +175,6 @@ def _add_train_parser(vsub: Any) -> None:
     )
     g.add_argument("--json", action="store_true", help="print the report as JSON")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_engine(
-        train,
-        "bundled model name or .gguf path whose hidden states the probe reads (default: "
-        "the model that wrote the stores' rollouts); it needs embeddings, so no server",
-    )
 
 
 def _add_eval_parser(vsub: Any) -> None:
@@ -283,17 +286,10 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ponder.analysis.probe_train import TrainReport, parse_labels, train_probe
+    from ponder.analysis.probe_train import parse_labels, train_probe
 
     labels = parse_labels(args.labels)
-    l2: float | str = args.l2
-    if l2 != "auto":
-        try:
-            l2 = float(args.l2)
-        except ValueError:
-            raise ConfigError(f"--l2 takes a positive number or auto, got {args.l2!r}") from None
-        if not l2 > 0:
-            raise ConfigError(f"--l2 must be positive, got {args.l2}")
+    l2 = _l2(args.l2)
     out = Path(args.out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; name the probe file")
@@ -330,7 +326,32 @@ def _train(args: argparse.Namespace) -> int:
     path = report.probe.save(out)
     if args.json:
         print(json.dumps({"probe": str(path), **report.to_dict()}, indent=2))
-        return 0
+    else:
+        _print_train_report(args, report, rollouts, labels, engine.name, path)
+    return 0
+
+
+def _l2(text: str) -> float | str:
+    """``--l2``: "auto", or a positive number."""
+    if text == "auto":
+        return text
+    try:
+        l2 = float(text)
+    except ValueError:
+        raise ConfigError(f"--l2 takes a positive number or auto, got {text!r}") from None
+    if not l2 > 0:
+        raise ConfigError(f"--l2 must be positive, got {text}")
+    return l2
+
+
+def _print_train_report(
+    args: argparse.Namespace,
+    report: TrainReport,
+    rollouts: Sequence[Rollout],
+    labels: LabelSpec,
+    model: str,
+    path: Path,
+) -> None:
     n_problems = len({r.problem.id for r in rollouts})
     correct = sum(r.correct for r in rollouts)
     for note in report.notes:
@@ -351,7 +372,7 @@ def _train(args: argparse.Namespace) -> int:
         f"({_pct(report.heldout_positive, report.heldout_examples)} labelled right)"
     )
     print(f"labels ({labels}): {_cost(report.label_usage, report.label_seconds)}")
-    print(f"features ({engine.name}): {_cost(report.feature_usage, report.feature_seconds)}")
+    print(f"features ({model}): {_cost(report.feature_usage, report.feature_seconds)}")
     how = "chosen by cross-validation" if args.l2 == "auto" else "given"
     print(f"l2: {report.l2:g} ({how}); fit in {report.fit_seconds:.1f} s")
     print(
@@ -359,7 +380,6 @@ def _train(args: argparse.Namespace) -> int:
         f"outcome {_auc(report.heldout_outcome_auc)} (aggregation {args.aggregation})"
     )
     print(f"wrote {path}")
-    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
