@@ -81,6 +81,7 @@ def add_parser(subparsers: Any) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from ponder.runs.runner import evaluate
     from ponder.runs.store import RunStore
     from ponder.strategies import make_strategy, strategy_class
     from ponder.tasks import make_task
@@ -120,8 +121,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         extra["policy_sha256"] = hashlib.sha256(policy_file.read_bytes()).hexdigest()
 
     async def go() -> Any:
-        from ponder.runs.runner import evaluate
-
         try:
             return await evaluate(
                 task=task,
