@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ponder.cli.commands import main
+from ponder.cli import main
 
 
 def test_help_lists_commands(capsys):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import ponder.cli.commands as cli
+import ponder.cli as cli
+import ponder.cli.args as cli_args
 from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
 from ponder.runs.store import RunStore
@@ -16,7 +17,7 @@ DATA = Path(__file__).parent / "data" / "freeform_qa.jsonl"
 
 
 def scripted(monkeypatch: pytest.MonkeyPatch, engine: ScriptedEngine) -> ScriptedEngine:
-    monkeypatch.setattr(cli, "_engine", lambda args: engine)
+    monkeypatch.setattr(cli_args, "engine", lambda args: engine)
     return engine
 
 

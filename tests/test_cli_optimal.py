@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from tests.eval._stores import config, point, sampled, write
 
-from ponder.cli.commands import _strategy_options, build_parser, main
+from ponder.cli import build_parser, main
+from ponder.cli.args import strategy_options as _strategy_options
 from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
 from ponder.runs.runner import run_eval
@@ -55,9 +56,9 @@ def test_bad_strategy_values_are_usage_errors(value: str, message: str, capsys) 
 def test_a_budget_for_another_strategy_limits_each_problem(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ponder.cli.commands as cli
+    import ponder.cli.args as cli
 
-    monkeypatch.setattr(cli, "_engine", lambda args: ScriptedEngine(["so \\boxed{4}"]))
+    monkeypatch.setattr(cli, "engine", lambda args: ScriptedEngine(["so \\boxed{4}"]))
     out = tmp_path / "x.db"
     common = ["eval", "--task", "demo", "--limit", "2", "--no-progress", "--out", str(out)]
     # adaptive_consistency draws 2 samples at a time: the budget fits the first two batches
@@ -203,10 +204,10 @@ def test_report_adds_bins_and_efficiency(tmp_path: Path, capsys) -> None:
 def test_run_with_a_budget_says_when_it_stopped_early(
     capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ponder.cli.commands as cli
+    import ponder.cli.args as cli
 
     engine = ScriptedEngine(lambda _request, index: f"so \\boxed{{{index % 3}}}")
-    monkeypatch.setattr(cli, "_engine", lambda args: engine)
+    monkeypatch.setattr(cli, "engine", lambda args: engine)
     argv = ["run", "What is 2+2?", "--strategy", "esc", "-o", "window=2", "--max-tokens", "8"]
     assert main([*argv, "--budget", "120"]) == 0
     out = capsys.readouterr().out

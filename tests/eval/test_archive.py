@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tests.eval._stores import config, sampled
 
-from ponder.cli.commands import main
+from ponder.cli import main
 from ponder.core.errors import ConfigError
 from ponder.runs.archive import export_store, import_store
 from ponder.runs.store import Record, RunStore

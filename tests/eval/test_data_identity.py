@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ponder.cli.commands import main
+from ponder.cli import main
 from ponder.core.errors import ConfigError
 from ponder.core.types import GenRequest
 from ponder.engines.models import file_sha256

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.eval._toys import QUESTION, ToyTask
 
 from ponder.analysis.calibration import load_calibration
-from ponder.cli.commands import main
+from ponder.cli import main
 from ponder.core.types import GenRequest
 from ponder.engines.scripted import Responder, ScriptedEngine
 from ponder.runs.replay import ReplayEngine, SampleBank

@@ -195,7 +195,7 @@ def test_common_with_no_shared_problem_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_cli_passes_common_and_reports_its_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ponder.cli.commands import main
+    from ponder.cli import main
 
     voted = make_store(tmp_path / "maj.db", config("majority", n=4), MAJORITY[:3])
     single = make_store(tmp_path / "one.db", config("single"), [["A"], ["B"], ["A"], ["A"]])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tests.integration.conftest import _free_port, _require_server_packages, running_server
 
-from ponder.cli.commands import main
+from ponder.cli import main
 from ponder.engines.openai import OpenAIEngine
 from ponder.engines.pool import EnginePool
 from ponder.runs.runner import evaluate

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from _boxed import PROBLEM, BoxedTask
 
-from ponder.cli.commands import _strategy_options, build_parser
+from ponder.cli import build_parser
+from ponder.cli.args import strategy_options as _strategy_options
 from ponder.core.budget import Ledger
 from ponder.core.errors import CapabilityMissing, ConfigError
 from ponder.core.types import Candidate, ConfidenceStop, GenRequest, Message, Usage

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.cli.commands import main
+from ponder.cli import main
 from ponder.core.errors import ConfigError
 from ponder.core.types import Problem
 from ponder.tasks import Math500Task

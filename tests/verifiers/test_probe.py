@@ -553,7 +553,7 @@ async def test_evaluate_verifier_refuses_logprob_scorers_and_empty_selections(tm
 
 
 def parser() -> argparse.ArgumentParser:
-    from ponder.cli.verifier import add_verifier_parser
+    from ponder.cli.verifier import add_parser as add_verifier_parser
 
     p = argparse.ArgumentParser(prog="ponder")
     add_verifier_parser(p.add_subparsers(dest="command", required=True))
@@ -561,7 +561,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def test_cli_train_then_eval_on_the_held_out_problems(tmp_path, monkeypatch, capsys):
-    import ponder.cli.commands
+    import ponder.cli.args
     import ponder.tasks.registry as registry
     from ponder.cli.verifier import run_verifier
 
@@ -569,7 +569,7 @@ def test_cli_train_then_eval_on_the_held_out_problems(tmp_path, monkeypatch, cap
         assert args.model == "scripted"  # defaults to the model that wrote the store
         return ScriptedEngine(judge_says, name="scripted", embedder=separable)
 
-    monkeypatch.setattr(ponder.cli.commands, "_engine", fake_engine)
+    monkeypatch.setattr(ponder.cli.args, "engine", fake_engine)
     monkeypatch.setitem(registry._FACTORIES, "toy", (lambda data, **kw: ToyTask(), ToyTask))
     store = write_store(tmp_path / "run.db")
     out = tmp_path / "probe.npz"
@@ -700,12 +700,12 @@ async def test_cross_fitting_options_are_checked(tmp_path):
 
 
 def test_cli_train_cross_fits_with_folds(tmp_path, monkeypatch, capsys):
-    import ponder.cli.commands
+    import ponder.cli.args
     import ponder.tasks.registry as registry
     from ponder.cli.verifier import run_verifier
 
     monkeypatch.setattr(
-        ponder.cli.commands, "_engine", lambda args: ScriptedEngine(judge_says, embedder=separable)
+        ponder.cli.args, "engine", lambda args: ScriptedEngine(judge_says, embedder=separable)
     )
     monkeypatch.setitem(registry._FACTORIES, "toy", (lambda data, **kw: ToyTask(), ToyTask))
     store = write_store(tmp_path / "run.db")

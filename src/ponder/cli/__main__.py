@@ -2,6 +2,6 @@
 
 import sys
 
-from ponder.cli.commands import main
+from ponder.cli import main
 
 sys.exit(main())

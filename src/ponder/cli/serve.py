@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ponder.cli import args as cli_args
+from ponder.cli.args import add_engine_args, add_exec_arg, parse_options
 from ponder.core.errors import ConfigError, MissingExtra
 
-__all__ = ["add_serve_parser", "run_serve", "served_name"]
+__all__ = ["COMMANDS", "add_parser", "run_serve", "served_name"]
 
 EPILOG = """choosing the strategy per request:
   model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
@@ -30,8 +31,8 @@ example:
 """
 
 
-def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
-    p = sub.add_parser(
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
         "serve",
         help="an OpenAI-compatible server that applies a strategy per request",
         epilog=EPILOG,
@@ -69,6 +70,7 @@ def add_serve_parser(sub: Any, add_engine_args: Callable[..., None]) -> None:
     )  # fmt: skip
     p.add_argument("--api-key-file", help="a file of client keys, one per line")
     add_engine_args(p, key_flag="--upstream-api-key")
+    add_exec_arg(p)
 
 
 def served_name(model: str) -> str:
@@ -91,9 +93,8 @@ def _keys(args: argparse.Namespace) -> frozenset[str]:
     return frozenset(keys)
 
 
-def run_serve(args: argparse.Namespace, make_engine: Callable[[argparse.Namespace], Any]) -> int:
-    """Check the settings, then load the engine (``make_engine(args)``) and serve."""
-    from ponder.cli.commands import parse_options
+def run_serve(args: argparse.Namespace) -> int:
+    """Check the settings, then load the engine and serve."""
     from ponder.serve import Limits, ServeSettings, create_app, select
     from ponder.serve.selection import ALIASES
 
@@ -117,7 +118,7 @@ def run_serve(args: argparse.Namespace, make_engine: Callable[[argparse.Namespac
         api_keys=_keys(args),
         request_timeout=args.timeout,
     )
-    app = create_app(make_engine(args), settings)
+    app = create_app(cli_args.engine(args), settings)
     print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)
     # on SIGINT/SIGTERM uvicorn stops accepting, lets in-flight requests finish for
     # --graceful-timeout seconds, cancels the rest, then the app closes the engine
@@ -129,3 +130,6 @@ def run_serve(args: argparse.Namespace, make_engine: Callable[[argparse.Namespac
         timeout_graceful_shutdown=args.graceful_timeout,
     )
     return 0
+
+
+COMMANDS = {"serve": run_serve}

