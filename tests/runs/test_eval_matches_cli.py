@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ponder.cli.commands import main
+from ponder.cli import main
 from ponder.core.types import GenRequest
 from ponder.engines.scripted import ScriptedEngine
 from ponder.runs.replay import ReplayEngine, SampleBank
@@ -86,10 +86,7 @@ def _python_eval(bank: Path, out: Path, strategy: Any, **options: Any) -> None:
     asyncio.run(
         evaluate(
             task=DEMO, problems=PROBLEMS, strategy=strategy, engine=ReplayEngine(samples, DEMO),
-            store=out, max_tokens=samples.max_tokens, progress=False,
-            # what the CLI still records by itself: the bank it replays
-            config_extra={"replay": samples.describe() | {"extend": False}},
-            **options,
+            store=out, progress=False, **options,
         )
     )  # fmt: skip
 

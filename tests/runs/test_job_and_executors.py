@@ -29,7 +29,10 @@ from ponder.tasks import make_task
 
 DEMO = make_task("demo")
 PROBLEMS = DEMO.load(3)
-BANK = SampleBank(samples={}, temperature=0.6, top_p=0.9, max_tokens=32, model="m")
+# a bank that records the three problems (no samples: the executor here draws nothing)
+BANK = SampleBank.of(
+    DEMO, [(p, ()) for p in PROBLEMS], temperature=0.6, top_p=0.9, max_tokens=32, model="m"
+)
 
 
 def _answer(request: GenRequest, _index: int) -> str:
@@ -119,6 +122,29 @@ def test_evaluate_hands_an_executor_one_job_and_names_the_run_by_its_engine(
     assert "model_sha256" not in config  # the executor does not say
 
 
+def test_evaluate_checks_a_remote_replay_bank_before_the_run(tmp_path: Path) -> None:
+    """The executor's replay engines are remote: ``evaluate`` checks their bank against
+    the problems itself (as ``ponder eval --executor ray --replay`` did), before any
+    problem runs, and records the bank in the run's configuration."""
+    other = SampleBank(samples={}, temperature=0.6, top_p=0.9, max_tokens=32, model="m")
+    executor = _Recording()
+    with pytest.raises(ConfigError, match="no samples for 3 of the 3 problems"):
+        run_eval(
+            task=DEMO, problems=PROBLEMS, strategy="majority", engine=None,
+            store=tmp_path / "run.db", progress=False, executor=executor, replay_bank=other,
+        )  # fmt: skip
+    assert executor.jobs == []
+    run_eval(
+        task=DEMO, problems=PROBLEMS, strategy="majority", engine=None,
+        store=tmp_path / "ok.db", progress=False, executor=_Recording(), replay_bank=BANK,
+    )  # fmt: skip
+    with RunStore(tmp_path / "ok.db", create=False) as store:
+        config = store.config()
+    assert config is not None
+    assert config["max_tokens"] == 32  # the bank's, as none was given
+    assert config["extra"]["replay"] == BANK.describe() | {"extend": False}
+
+
 def test_run_eval_takes_evaluates_keywords() -> None:
     assert inspect.signature(run_eval).parameters == inspect.signature(evaluate).parameters
     assert run_eval.__name__ == "run_eval"
@@ -160,7 +186,7 @@ def test_the_optimal_strategy_adds_its_policy_files_hash(tmp_path: Path) -> None
 
 def _policy(tmp_path: Path) -> Path:
     """A policy from ``ponder optimize`` on a small scripted bank."""
-    from ponder.cli.commands import main
+    from ponder.cli import main
 
     bank = tmp_path / "bank.db"
     run_eval(

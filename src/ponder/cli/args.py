@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-DEFAULT_MAX_TOKENS = 512
+from ponder.runs.settings import DEFAULT_MAX_TOKENS
 
 
 def add_engine_args(p: argparse.ArgumentParser, *, key_flag: str = "--api-key") -> None:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from ponder.cli import args as cli_args
 from ponder.cli.args import (
-    DEFAULT_MAX_TOKENS,
     add_engine_args,
     add_exec_arg,
     add_executor_args,
@@ -79,16 +78,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ponder.runs.runner import evaluate
+    from ponder.runs.settings import prepare_task
     from ponder.runs.store import RunStore
-    from ponder.strategies import make_strategy, strategy_class
     from ponder.tasks import make_task
 
     task = make_task(args.task, data=args.data, **jsonl_fields(args.task, args))
     problems = _problems(task, args)
-    options = strategy_options(args)
+    prepare_task(task)  # evaluate does it too; here it stops before the model loads
     bank = None
     if args.replay_extend and not args.replay:
         raise ConfigError("--replay-extend extends a bank: pass it with --replay BANK.db")
@@ -96,45 +93,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from ponder.runs.replay import SampleBank
 
         bank = SampleBank.from_store(args.replay)
-        # moves to ponder.runs (issue 26)
-        # a replayed sample is one drawn as the bank's were (by strategies that sample
-        # at a temperature of their own; optimal's pilot follows its policy)
-        fields_ = {f.name for f in dataclasses.fields(strategy_class(args.strategy))}
-        for key, value in (("temperature", bank.temperature), ("top_p", bank.top_p)):
-            if key in fields_ and options.get(key) is None:
-                options[key] = value
-        if args.max_tokens is None:
-            args.max_tokens = bank.max_tokens
-    if args.max_tokens is None:
-        args.max_tokens = DEFAULT_MAX_TOKENS
-    strategy = make_strategy(args.strategy, options)
-    _choose_sandbox(task)
     store = RunStore(Path(args.out))
     executor, engine = _executor_or_engine(args, task, bank)
-    extra = _config_extra(args, task, problems, bank, remote=executor is not None)
-    # moves to ponder.runs (issue 26)
-    if args.strategy == "optimal":
-        import hashlib
-
-        # the policy's content, so resuming with a changed policy file is refused
-        policy_file = Path(options["policy"])
-        extra["policy_sha256"] = hashlib.sha256(policy_file.read_bytes()).hexdigest()
 
     async def go() -> Any:
         try:
             return await evaluate(
                 task=task,
                 problems=problems,
-                strategy=strategy,
+                strategy=args.strategy,
+                strategy_options=strategy_options(args),
                 engine=engine,
                 store=store,
                 concurrency=args.concurrency,
                 max_tokens=args.max_tokens,
                 seed=args.seed,
                 progress=not args.no_progress,
-                config_extra=extra or None,
                 executor=executor,
                 budget=token_budget(args),
+                replay_bank=bank if executor is not None else None,
+                replay_extend=args.replay_extend,
             )
         finally:
             if engine is not None:
@@ -153,15 +131,6 @@ def _problems(task: Task, args: argparse.Namespace) -> list[Problem]:
     if where or args.limit_each is not None:
         return select_problems(task.load(None), where, limit_each=args.limit_each, limit=args.limit)
     return task.load(args.limit)
-
-
-def _choose_sandbox(task: Any) -> None:
-    from ponder.tasks.humaneval import HumanEvalTask
-
-    if isinstance(task, HumanEvalTask):
-        # its sandbox is chosen now: a refusal stops the run before any problem, instead
-        # of failing every problem's grading
-        _ = task.sandbox
 
 
 def _executor_or_engine(args: argparse.Namespace, task: Any, bank: Any) -> tuple[Any, Any]:
@@ -200,27 +169,6 @@ def eval_engine(args: argparse.Namespace, task: Any, bank: Any) -> Any:
 
         engine = ReplayEngine(bank, task, inner=engine, extend=args.replay_extend)
     return engine
-
-
-def _config_extra(
-    args: argparse.Namespace, task: Any, problems: Sequence[Any], bank: Any, *, remote: bool
-) -> dict[str, Any]:
-    """What the run's configuration records beyond the runner's own: the replay bank and
-    how free-form answers are read and graded."""
-    extra: dict[str, Any] = {}
-    if bank is not None:
-        if remote:
-            from ponder.runs.replay import ReplayEngine
-
-            # evaluate checks a local replay engine; the actors' engines are remote
-            ReplayEngine(bank, task).check_problems(problems)
-        extra["replay"] = bank.describe() | {"extend": args.replay_extend}
-    from ponder.tasks import FreeformTask
-
-    if isinstance(task, FreeformTask):
-        # free-form answers: how they are read and graded is part of the run
-        extra["answers"] = {"type": "free", "from": task.answer_from, "grader": task.grader}
-    return extra
 
 
 def _print_costs(

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from ponder.cli import args as cli_args
 from ponder.cli.args import (
-    DEFAULT_MAX_TOKENS,
     add_answer_type_arg,
     add_engine_args,
     add_exec_arg,
@@ -17,6 +16,7 @@ from ponder.cli.args import (
     strategy_options,
     token_budget,
 )
+from ponder.runs.settings import DEFAULT_MAX_TOKENS
 
 if TYPE_CHECKING:
     from ponder.core.types import Result

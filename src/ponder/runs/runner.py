@@ -57,8 +57,14 @@ from ponder.core.task import Task
 from ponder.core.types import Problem
 from ponder.runs.executor import Executor, LocalExecutor
 from ponder.runs.job import SolveJob, problem_seed, strategy_name
-from ponder.runs.replay import SampleBank
-from ponder.runs.settings import build_strategy, config_extra_for, engine_bank
+from ponder.runs.replay import ReplayEngine, SampleBank
+from ponder.runs.settings import (
+    DEFAULT_MAX_TOKENS,
+    build_strategy,
+    config_extra_for,
+    engine_bank,
+    prepare_task,
+)
 from ponder.runs.store import Record, RunStore
 from ponder.runs.summary import wilson_interval
 from ponder.strategies.base import Strategy
@@ -276,7 +282,7 @@ async def evaluate(
     engine: Engine | None,
     store: RunStore | str | Path,
     concurrency: int = 4,
-    max_tokens: int = 512,
+    max_tokens: int | None = None,
     seed: int = 0,
     progress: bool = True,
     config_extra: Mapping[str, Any] | None = None,
@@ -284,14 +290,18 @@ async def evaluate(
     budget: int | None = None,
     strategy_options: Mapping[str, Any] | None = None,
     replay_bank: SampleBank | None = None,
+    replay_extend: bool = False,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
     ``strategy`` is a strategy, or the name of a registered one built here with
     ``strategy_options`` as ``ponder eval`` builds it: with a replay bank (the engine's,
     when it is a ``ReplayEngine``, or ``replay_bank``, for an executor's remote replay
-    engines) its temperature and top-p default to the bank's. The compute-optimal
-    strategy's policy file hash joins ``config_extra`` (see ``ponder.runs.settings``).
+    engines, with ``replay_extend`` as they were built) its temperature and top-p
+    default to the bank's. ``max_tokens`` per sample defaults to the bank's, else 512.
+    The run's configuration records, beside ``config_extra``, the bank, a free-form
+    task's answer settings and the compute-optimal strategy's policy file hash (see
+    ``ponder.runs.settings``); a remote replay is checked against ``problems`` here.
     ``budget`` limits each problem's tokens, prompt and completion (see the module
     docstring); None leaves them unlimited. ``store`` may be a path (opened and closed
     here). With an ``executor`` the problems run on its workers (each with its own
@@ -303,11 +313,19 @@ async def evaluate(
     problems all fail with one.
     """
     _check_problems(problems, concurrency)
+    bank = replay_bank if replay_bank is not None else engine_bank(engine)
     if isinstance(strategy, str):
-        bank = replay_bank if replay_bank is not None else engine_bank(engine)
         strategy = build_strategy(strategy, strategy_options, bank)
     elif strategy_options is not None:
         raise ConfigError("strategy_options go with a strategy's name, not a built strategy")
+    if max_tokens is None:
+        max_tokens = bank.max_tokens if bank is not None else DEFAULT_MAX_TOKENS
+    prepare_task(task)
+    if isinstance(engine, ReplayEngine):
+        replay_extend = engine.extend
+    elif replay_bank is not None:
+        # the executor's engines are remote: their bank is checked here, before the run
+        ReplayEngine(replay_bank, task).check_problems(problems)
     with contextlib.ExitStack() as stack:
         if not isinstance(store, RunStore):
             store = stack.enter_context(RunStore(store))
@@ -316,7 +334,7 @@ async def evaluate(
         job = SolveJob(task, strategy, max_tokens, seed, budget)
         if executor is None:
             executor = _local_executor(engine, problems, concurrency)
-        extra = config_extra_for(strategy, config_extra)
+        extra = config_extra_for(strategy, config_extra, task=task, bank=bank, extend=replay_extend)
         name = await executor.start(job)
         try:
             return await _evaluate(job, problems, store, executor, name, progress, extra)
