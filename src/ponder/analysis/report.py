@@ -24,7 +24,8 @@ both finished (accuracy difference and tokens saved, paired bootstrap intervals;
 
 The numbers are computed in ``ponder.analysis.summary``, the page is written by
 ``ponder.analysis.page`` and the figure drawn by ``ponder.analysis.plot``;
-``write_report`` ties them together. The summary's names are importable from here too.
+``write_report`` ties them together (``RunReport``, ``summarize_run``, ``run_label``,
+``task_rows`` and ``isolation_text`` are importable from here too).
 """
 
 from __future__ import annotations
@@ -36,18 +37,11 @@ from pathlib import Path
 
 from ponder.analysis.page import report_page
 from ponder.analysis.plot import plot_runs
+
+# the names callers have imported from here since before the split
 from ponder.analysis.summary import (
-    MATH_TASKS,
-    DifficultyBins,
-    Execution,
-    ReportData,
     RunReport,
-    common_problems,
-    execution_stats,
-    isolation_counts,
     isolation_text,
-    oracle_bins,
-    pick_reference,
     run_label,
     summarize_run,
     summarize_runs,
@@ -56,21 +50,11 @@ from ponder.analysis.summary import (
 from ponder.strategies.optimal.signals import DEFAULT_BINS
 
 __all__ = [
-    "MATH_TASKS",
-    "DifficultyBins",
-    "Execution",
-    "ReportData",
     "ReportPaths",
     "RunReport",
-    "common_problems",
-    "execution_stats",
-    "isolation_counts",
     "isolation_text",
-    "oracle_bins",
-    "pick_reference",
     "run_label",
     "summarize_run",
-    "summarize_runs",
     "task_rows",
     "write_report",
 ]
