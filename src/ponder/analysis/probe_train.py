@@ -622,6 +622,17 @@ def _check_training(
         )
 
 
+def _writer_notes(rollouts: Sequence[Rollout], model: str) -> list[str]:
+    """A note when other models than ``model``, which gives the features, wrote rollouts."""
+    writers = sorted({r.model for r in rollouts if r.model and r.model != model})
+    if not writers:
+        return []
+    return [
+        f"rollouts were written by {', '.join(writers)} but features come from "
+        f"{model}: the probe reads {model}'s view of another model's text"
+    ]
+
+
 def _require_both_outcomes(rollouts: Sequence[Rollout], held_out: Collection[str]) -> None:
     """Raise ``ConfigError`` unless the training rollouts hold right and wrong ones."""
     train_correct = {r.correct for r in rollouts if r.problem.id not in held_out}
@@ -724,11 +735,12 @@ class _Featurizer:
 
 @dataclass(frozen=True)
 class _Fitted:
-    """The probe's fit on the training examples (``train``), the fold models when
-    cross-fitting and the out-of-fold scores they give (unset without folds), and which
-    examples are held out."""
+    """The probe's fit on the training examples (``train``), the examples' labels
+    (``y``), the fold models when cross-fitting and the out-of-fold scores they give
+    (unset without folds), and which examples are held out."""
 
     fit: _Fit
+    y: FloatArray
     fold_models: list[FoldModel]
     scores: FloatArray
     train: npt.NDArray[np.bool_]
@@ -737,9 +749,8 @@ class _Fitted:
 
 def _fit_examples(
     features: FloatArray,
-    y: FloatArray,
-    groups: Sequence[str],
-    weight: FloatArray,
+    examples: Sequence[StepExample],
+    rollouts: Sequence[Rollout],
     *,
     held_out: Collection[str],
     folds: int,
@@ -747,7 +758,14 @@ def _fit_examples(
     seed: int,
 ) -> _Fitted:
     """Fit on the training examples, and with ``folds`` one model per fold on the
-    others, each scoring its fold."""
+    others, each scoring its fold. Each rollout weighs one in all, however many of its
+    prefixes are examples; folds and L2 search group the examples by problem."""
+    y = np.array([e.label for e in examples])
+    groups = [rollouts[e.rollout].problem.id for e in examples]
+    per_rollout: dict[int, int] = {}
+    for e in examples:
+        per_rollout[e.rollout] = per_rollout.get(e.rollout, 0) + 1
+    weight = np.array([1.0 / per_rollout[e.rollout] for e in examples])
     if folds:
         # cross-fitting: every problem is "held out" from the fold model that scores it
         is_held = np.ones(len(groups), dtype=bool)
@@ -769,7 +787,7 @@ def _fit_examples(
             model = FoldModel(part.coef, part.bias, part.mean, part.std, left_out)
             fold_models.append(model)
             scores[~out] = model.probability(features[~out])
-    return _Fitted(fit, fold_models, scores, tr, is_held)
+    return _Fitted(fit, y, fold_models, scores, tr, is_held)
 
 
 def _heldout_outcomes(
@@ -827,13 +845,7 @@ async def train_probe(
     seg = check_segmentation(segmentation)
     agg = check_aggregation(aggregation)
     _check_training(rollouts, engine, batch_size=batch_size, heldout=heldout, folds=folds)
-    notes: list[str] = []
-    writers = sorted({r.model for r in rollouts if r.model and r.model != engine.name})
-    if writers:
-        notes.append(
-            f"rollouts were written by {', '.join(writers)} but features come from "
-            f"{engine.name}: the probe reads {engine.name}'s view of another model's text"
-        )
+    notes = _writer_notes(rollouts, engine.name)
     train_ids, held_ids = split_by_problem((r.problem.id for r in rollouts), heldout, seed)
     held_set = set(held_ids)
     _require_both_outcomes(rollouts, held_set)
@@ -855,16 +867,10 @@ async def train_probe(
     examples, features = await featurizer.examples(rollouts, progress)
 
     t_fit = time.perf_counter()
-    y = np.array([e.label for e in examples])
-    groups = [rollouts[e.rollout].problem.id for e in examples]
-    per_rollout: dict[int, int] = {}
-    for e in examples:
-        per_rollout[e.rollout] = per_rollout.get(e.rollout, 0) + 1
-    weight = np.array([1.0 / per_rollout[e.rollout] for e in examples])
     fitted = _fit_examples(
-        features, y, groups, weight, held_out=held_set, folds=folds, l2=l2, seed=seed
+        features, examples, rollouts, held_out=held_set, folds=folds, l2=l2, seed=seed
     )
-    fit, tr, is_held = fitted.fit, fitted.train, fitted.held
+    fit, y, tr, is_held = fitted.fit, fitted.y, fitted.train, fitted.held
     fit_seconds = time.perf_counter() - t_fit
 
     probe = ProbeVerifier(
