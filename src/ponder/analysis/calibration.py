@@ -54,7 +54,7 @@ generated, plus the scoring tokens spread evenly over a run's samples, S(i) each
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,57 @@ def load_calibration(
         raise ConfigError(f"unknown difficulty signal {signal!r}; choose from {', '.join(SIGNALS)}")
     if pilot < 1:
         raise ConfigError(f"the pilot needs at least one sample, got {pilot}")
+    runs = _read_stores(paths, pilot_from, oracle)
+    pilot_run = _pick_pilot(runs, None if pilot_from is None else _canonical(pilot_from), signal)
+    if pilot_run.samples < pilot:
+        raise ConfigError(
+            f"the pilot store {pilot_run.path} has {pilot_run.samples} samples per problem, "
+            f"fewer than the pilot's {pilot}"
+        )
+    runs = [pilot_run, *(r for r in runs if r is not pilot_run)]
+    oracle_run = _pick_oracle(runs, None if oracle is None else _canonical(oracle))
+    ids = tuple(sorted(r.problem_id for r in pilot_run.records))
+
+    base = _outcomes(pilot_run, "majority", ids)
+    share = base.scoring if signal == "score" else np.zeros(len(ids))
+    pilot_cost = base.prompt[:, pilot - 1] + base.completion[:, pilot - 1] + pilot * share
+    signals = pilot_signals(pilot_run.records, signal, pilot)
+    table = _ConfigTable()
+    for run in runs:
+        table.add_run(
+            run, ids, pilot_cost, pilot=pilot if run is pilot_run else None, signal=signal
+        )
+    _check_buildable(table.configs)
+    return Calibration(
+        task=str(pilot_run.config.get("task")),
+        model=str(pilot_run.config.get("model")),
+        stores=_stores(runs, pilot_run, oracle_run),
+        pilot=Pilot(
+            samples=pilot,
+            temperature=float(pilot_run.options.get("temperature", 0.0)),
+            top_p=float(pilot_run.options.get("top_p", 1.0)),
+            signal=signal,
+            scorer=pilot_run.scorer,
+            store=pilot_run.path,
+        ),
+        oracle=oracle_run.path,
+        problem_ids=ids,
+        configs=tuple(table.configs),
+        correct=np.stack(table.correct),
+        policy_tokens=np.stack(table.policy),
+        own_tokens=np.stack(table.own),
+        signal=np.asarray([signals[p] for p in ids], dtype=np.float64),
+        pilot_tokens=pilot_cost,
+        records={r.path: r.records for r in runs},
+    )
+
+
+def _read_stores(
+    paths: Sequence[str | Path], pilot_from: str | Path | None, oracle: str | Path | None
+) -> list[_Run]:
+    """The runs of the calibration stores, then of ``pilot_from`` and ``oracle`` when
+    they are not among them; each store once, all on the same problems, none of them an
+    ``optimal`` run."""
     names = [str(p) for p in paths]
     if not names:
         raise ConfigError("optimize needs at least one calibration store")
@@ -297,93 +348,81 @@ def load_calibration(
     for run in runs:
         if run.strategy == "optimal":
             raise ConfigError(f"{run.path} holds an 'optimal' run, which cannot calibrate a policy")
-    pilot_run = _pick_pilot(runs, None if pilot_from is None else _canonical(pilot_from), signal)
-    if pilot_run.samples < pilot:
-        raise ConfigError(
-            f"the pilot store {pilot_run.path} has {pilot_run.samples} samples per problem, "
-            f"fewer than the pilot's {pilot}"
-        )
-    runs = [pilot_run, *(r for r in runs if r is not pilot_run)]
-    oracle_run = _pick_oracle(runs, None if oracle is None else _canonical(oracle))
-    ids = tuple(sorted(r.problem_id for r in pilot_run.records))
+    return runs
 
-    base = _outcomes(pilot_run, "majority", ids)
-    share = base.scoring if signal == "score" else np.zeros(len(ids))
-    pilot_cost = base.prompt[:, pilot - 1] + base.completion[:, pilot - 1] + pilot * share
-    signals = pilot_signals(pilot_run.records, signal, pilot)
 
-    configs: list[Configuration] = []
-    seen: set[str] = set()
-    correct: list[BoolArray] = []
-    policy: list[FloatArray] = []
-    own: list[FloatArray] = []
+@dataclass
+class _ConfigTable:
+    """The configurations a calibration can choose from, each once (the first store
+    that gives it wins), with per problem its correctness, the tokens a policy pays for
+    it (pilot included) and its own tokens."""
 
-    def add(config: Configuration, ok: BoolArray, e: FloatArray, t: FloatArray) -> None:
-        if config.key in seen:
+    configs: list[Configuration] = field(default_factory=list)
+    correct: list[BoolArray] = field(default_factory=list)
+    policy: list[FloatArray] = field(default_factory=list)
+    own: list[FloatArray] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def add(self, config: Configuration, ok: BoolArray, e: FloatArray, t: FloatArray) -> None:
+        if config.key in self.seen:
             return
-        seen.add(config.key)
-        configs.append(config)
-        correct.append(ok)
-        policy.append(e)
-        own.append(t)
+        self.seen.add(config.key)
+        self.configs.append(config)
+        self.correct.append(ok)
+        self.policy.append(e)
+        self.own.append(t)
 
-    for run in runs:
-        reuses = run is pilot_run
+    def add_run(
+        self,
+        run: _Run,
+        ids: Sequence[str],
+        pilot_cost: FloatArray,
+        *,
+        pilot: int | None,
+        signal: Signal,
+    ) -> None:
+        """The configurations ``run`` gives: itself, or for a sampling run every rule
+        at every n. ``pilot`` (its samples) when ``run`` is the pilot's, whose samples
+        a configuration reuses."""
         if not run.sampling:
             by_id = {r.problem_id: r for r in run.records}
             ok = np.asarray([by_id[p].correct for p in ids], dtype=np.bool_)
             t = np.asarray([by_id[p].usage.total_tokens for p in ids], dtype=np.float64)
-            add(Configuration(run.strategy, run.options, run.path), ok, pilot_cost + t, t)
-            continue
+            self.add(Configuration(run.strategy, run.options, run.path), ok, pilot_cost + t, t)
+            return
+        reuses = pilot is not None
         for rule in _rules(run):
             out = _outcomes(run, rule, ids)
             scored = rule != "majority"
             for n in range(1, out.samples + 1):
                 t = out.tokens(n, scored=scored)
-                if reuses:
+                if pilot is not None:
                     e = pilot_cost + _reuse_extra(out, n, pilot, scored, signal == "score")
                 else:
                     e = pilot_cost + t
                 config = Configuration(
                     _STRATEGY_OF_RULE[rule], _sampling_options(run, rule, n), run.path, reuses
                 )
-                add(config, out.correct[:, n - 1], e, t)
+                self.add(config, out.correct[:, n - 1], e, t)
 
-    _check_buildable(configs)
+
+def _stores(
+    runs: Sequence[_Run], pilot_run: _Run, oracle_run: _Run
+) -> tuple[CalibrationStore, ...]:
+    """What each store held, and its roles (pilot, oracle)."""
     roles = {pilot_run.path: ["pilot"]}
     roles.setdefault(oracle_run.path, []).append("oracle")
-    return Calibration(
-        task=str(pilot_run.config.get("task")),
-        model=str(pilot_run.config.get("model")),
-        stores=tuple(
-            CalibrationStore(
-                path=r.path,
-                strategy=r.strategy,
-                options=r.options,
-                problems=len(r.records),
-                samples=r.samples if r.sampling else None,
-                scored=r.scored,
-                roles=tuple(roles.get(r.path, ())),
-            )
-            for r in runs
-        ),
-        pilot=Pilot(
-            samples=pilot,
-            temperature=float(pilot_run.options.get("temperature", 0.0)),
-            top_p=float(pilot_run.options.get("top_p", 1.0)),
-            signal=signal,
-            scorer=pilot_run.scorer,
-            store=pilot_run.path,
-        ),
-        oracle=oracle_run.path,
-        problem_ids=ids,
-        configs=tuple(configs),
-        correct=np.stack(correct),
-        policy_tokens=np.stack(policy),
-        own_tokens=np.stack(own),
-        signal=np.asarray([signals[p] for p in ids], dtype=np.float64),
-        pilot_tokens=pilot_cost,
-        records={r.path: r.records for r in runs},
+    return tuple(
+        CalibrationStore(
+            path=r.path,
+            strategy=r.strategy,
+            options=r.options,
+            problems=len(r.records),
+            samples=r.samples if r.sampling else None,
+            scored=r.scored,
+            roles=tuple(roles.get(r.path, ())),
+        )
+        for r in runs
     )
 
 

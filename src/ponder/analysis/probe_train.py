@@ -47,7 +47,7 @@ import math
 import sys
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -600,6 +600,215 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     )
 
 
+def _check_training(
+    rollouts: Sequence[Rollout], engine: Engine, *, batch_size: int, heldout: float, folds: int
+) -> None:
+    """Raise ``ConfigError`` for settings or rollouts ``train_probe`` cannot train on."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if not rollouts:
+        raise ConfigError("no rollouts to train on: the stores hold no graded candidates")
+    require_embedder(engine, "training a probe")
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"folds must be 0 (no cross-fitting) or at least 2, got {folds}")
+    if folds and heldout > 0:
+        raise ConfigError(
+            "cross-fitting (folds) scores every problem out of fold; set heldout to 0"
+        )
+    n_problems = len({r.problem.id for r in rollouts})
+    if folds > n_problems:
+        raise ConfigError(
+            f"{folds} folds need at least {folds} problems; the rollouts have {n_problems}"
+        )
+
+
+def _writer_notes(rollouts: Sequence[Rollout], model: str) -> list[str]:
+    """A note when other models than ``model``, which gives the features, wrote rollouts."""
+    writers = sorted({r.model for r in rollouts if r.model and r.model != model})
+    if not writers:
+        return []
+    return [
+        f"rollouts were written by {', '.join(writers)} but features come from "
+        f"{model}: the probe reads {model}'s view of another model's text"
+    ]
+
+
+def _require_both_outcomes(rollouts: Sequence[Rollout], held_out: Collection[str]) -> None:
+    """Raise ``ConfigError`` unless the training rollouts hold right and wrong ones."""
+    train_correct = {r.correct for r in rollouts if r.problem.id not in held_out}
+    if len(train_correct) < 2:
+        which = "correct" if True in train_correct else "wrong"
+        raise ConfigError(
+            f"every training rollout is {which}; a probe needs both right and wrong "
+            "solutions (add stores, problems, or samples per problem)"
+        )
+
+
+@dataclass(frozen=True)
+class _Featurizer:
+    """How ``train_probe`` turns rollouts into labelled step examples and features:
+    each rollout's prefixes (at most ``max_prefixes`` of its steps), labelled by its
+    outcome or by ``mc:K`` continuations, embedded ``batch_size`` at a time; the
+    labels' and the features' costs go to their ledgers."""
+
+    task: Task
+    engine: Engine
+    spec: LabelSpec
+    segmentation: Segmentation
+    max_prefixes: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+    batch_size: int
+    label_ledger: Ledger
+    feature_ledger: Ledger
+
+    async def examples(
+        self, rollouts: Sequence[Rollout], progress: bool
+    ) -> tuple[list[StepExample], FloatArray]:
+        """Every rollout's step examples, problem by problem, and their features."""
+        by_problem: dict[str, list[int]] = {}
+        for i, r in enumerate(rollouts):
+            by_problem.setdefault(r.problem.id, []).append(i)
+        examples: list[StepExample] = []
+        blocks: list[npt.NDArray[np.float32]] = []
+        bar = _progress(len(by_problem), f"probe features ({self.spec})", progress)
+        try:
+            for indices in by_problem.values():
+                requests = await self._problem_examples(rollouts, indices, examples)
+                for at in range(0, len(requests), self.batch_size):
+                    chunk = requests[at : at + self.batch_size]
+                    blocks.append(
+                        await embed_requests(
+                            self.engine,
+                            chunk,
+                            self.feature_ledger,
+                            kind="train",
+                            label="probe-features",
+                        )
+                    )
+                bar.update(1)
+        finally:
+            bar.close()
+        dims = {b.shape[1] for b in blocks}
+        if len(dims) != 1:
+            raise ConfigError(
+                f"engine {self.engine.name} returned embeddings of sizes {sorted(dims)}"
+            )
+        return examples, np.concatenate(blocks).astype(np.float64)
+
+    async def _problem_examples(
+        self, rollouts: Sequence[Rollout], indices: Sequence[int], examples: list[StepExample]
+    ) -> list[GenRequest]:
+        """Label one problem's rollouts (``indices``), add their examples to
+        ``examples``; the prefix requests to embed, one per example."""
+        seg = self.segmentation
+        group = [rollouts[i] for i in indices]
+        steps = [split_steps(r.text, seg) or [""] for r in group]
+        lengths = [prefix_lengths(len(s), self.max_prefixes) for s in steps]
+        if self.spec.kind == "mc":
+            step_labels = await mc_step_labels(
+                self.engine,
+                self.task,
+                group,
+                lengths,
+                k=self.spec.k,
+                segmentation=seg,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+                ledger=self.label_ledger,
+            )
+        else:
+            step_labels = [
+                [1.0 if r.correct else 0.0] * len(ls) for r, ls in zip(group, lengths, strict=True)
+            ]
+        requests: list[GenRequest] = []
+        for i, r, s, ls, ys in zip(indices, group, steps, lengths, step_labels, strict=True):
+            for j, label in zip(ls, ys, strict=True):
+                examples.append(StepExample(i, j, j == len(s), label))
+                requests.append(prefix_request(self.task, r.problem, s[:j], seg))
+        return requests
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The probe's fit on the training examples (``train``), the examples' labels
+    (``y``), the fold models when cross-fitting and the out-of-fold scores they give
+    (unset without folds), and which examples are held out."""
+
+    fit: _Fit
+    y: FloatArray
+    fold_models: list[FoldModel]
+    scores: FloatArray
+    train: npt.NDArray[np.bool_]
+    held: npt.NDArray[np.bool_]
+
+
+def _fit_examples(
+    features: FloatArray,
+    examples: Sequence[StepExample],
+    rollouts: Sequence[Rollout],
+    *,
+    held_out: Collection[str],
+    folds: int,
+    l2: float | Literal["auto"],
+    seed: int,
+) -> _Fitted:
+    """Fit on the training examples, and with ``folds`` one model per fold on the
+    others, each scoring its fold. Each rollout weighs one in all, however many of its
+    prefixes are examples; folds and L2 search group the examples by problem."""
+    y = np.array([e.label for e in examples])
+    groups = [rollouts[e.rollout].problem.id for e in examples]
+    per_rollout: dict[int, int] = {}
+    for e in examples:
+        per_rollout[e.rollout] = per_rollout.get(e.rollout, 0) + 1
+    weight = np.array([1.0 / per_rollout[e.rollout] for e in examples])
+    if folds:
+        # cross-fitting: every problem is "held out" from the fold model that scores it
+        is_held = np.ones(len(groups), dtype=bool)
+        tr = is_held
+    else:
+        is_held = np.array([g in held_out for g in groups])
+        tr = ~is_held
+    groups_tr = [g for g, t in zip(groups, tr, strict=True) if t]
+    fit = _fit(features[tr], y[tr], weight[tr], groups_tr, l2, seed)
+    fold_models: list[FoldModel] = []
+    scores = np.empty(len(groups))
+    if folds:
+        fold_of = _group_folds(groups, folds, seed)
+        for f in range(folds):
+            out = fold_of != f
+            kept = [g for g, o in zip(groups, out, strict=True) if o]
+            part = _fit(features[out], y[out], weight[out], kept, l2, seed)
+            left_out = frozenset(g for g, o in zip(groups, out, strict=True) if not o)
+            model = FoldModel(part.coef, part.bias, part.mean, part.std, left_out)
+            fold_models.append(model)
+            scores[~out] = model.probability(features[~out])
+    return _Fitted(fit, y, fold_models, scores, tr, is_held)
+
+
+def _heldout_outcomes(
+    examples: Sequence[StepExample],
+    scores: FloatArray,
+    is_held: npt.NDArray[np.bool_],
+    rollouts: Sequence[Rollout],
+    aggregation: Aggregation,
+) -> tuple[list[int], float, list[bool]]:
+    """The held-out rollouts, the AUC of their aggregated step scores against their
+    outcomes, and those outcomes."""
+    held_rollouts = sorted({e.rollout for e, h in zip(examples, is_held, strict=True) if h})
+    per_step: dict[int, list[float]] = {i: [] for i in held_rollouts}
+    for e, s_ in zip(examples, scores, strict=True):
+        if e.rollout in per_step:
+            per_step[e.rollout].append(float(s_))
+    outcome_scores = [aggregate(per_step[i], aggregation) for i in held_rollouts]
+    outcome_labels = [rollouts[i].correct for i in held_rollouts]
+    return held_rollouts, roc_auc(outcome_scores, outcome_labels), outcome_labels
+
+
 async def train_probe(
     rollouts: Sequence[Rollout],
     *,
@@ -635,144 +844,48 @@ async def train_probe(
     spec = parse_labels(labels) if isinstance(labels, str) else labels
     seg = check_segmentation(segmentation)
     agg = check_aggregation(aggregation)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if not rollouts:
-        raise ConfigError("no rollouts to train on: the stores hold no graded candidates")
-    require_embedder(engine, "training a probe")
-    if folds == 1 or folds < 0:
-        raise ConfigError(f"folds must be 0 (no cross-fitting) or at least 2, got {folds}")
-    if folds and heldout > 0:
-        raise ConfigError(
-            "cross-fitting (folds) scores every problem out of fold; set heldout to 0"
-        )
-    n_problems = len({r.problem.id for r in rollouts})
-    if folds > n_problems:
-        raise ConfigError(
-            f"{folds} folds need at least {folds} problems; the rollouts have {n_problems}"
-        )
-    notes: list[str] = []
-    writers = sorted({r.model for r in rollouts if r.model and r.model != engine.name})
-    if writers:
-        notes.append(
-            f"rollouts were written by {', '.join(writers)} but features come from "
-            f"{engine.name}: the probe reads {engine.name}'s view of another model's text"
-        )
-
+    _check_training(rollouts, engine, batch_size=batch_size, heldout=heldout, folds=folds)
+    notes = _writer_notes(rollouts, engine.name)
     train_ids, held_ids = split_by_problem((r.problem.id for r in rollouts), heldout, seed)
     held_set = set(held_ids)
-    train_correct = {r.correct for r in rollouts if r.problem.id not in held_set}
-    if len(train_correct) < 2:
-        which = "correct" if True in train_correct else "wrong"
-        raise ConfigError(
-            f"every training rollout is {which}; a probe needs both right and wrong "
-            "solutions (add stores, problems, or samples per problem)"
-        )
+    _require_both_outcomes(rollouts, held_set)
 
-    by_problem: dict[str, list[int]] = {}
-    for i, r in enumerate(rollouts):
-        by_problem.setdefault(r.problem.id, []).append(i)
-
-    label_ledger, feature_ledger = Ledger(), Ledger()
-    examples: list[StepExample] = []
-    blocks: list[npt.NDArray[np.float32]] = []
-    bar = _progress(len(by_problem), f"probe features ({spec})", progress)
-    try:
-        for indices in by_problem.values():
-            group = [rollouts[i] for i in indices]
-            steps = [split_steps(r.text, seg) or [""] for r in group]
-            lengths = [prefix_lengths(len(s), max_prefixes) for s in steps]
-            if spec.kind == "mc":
-                step_labels = await mc_step_labels(
-                    engine,
-                    task,
-                    group,
-                    lengths,
-                    k=spec.k,
-                    segmentation=seg,
-                    temperature=mc_temperature,
-                    top_p=mc_top_p,
-                    max_tokens=max_tokens,
-                    seed=seed,
-                    ledger=label_ledger,
-                )
-            else:
-                step_labels = [
-                    [1.0 if r.correct else 0.0] * len(ls)
-                    for r, ls in zip(group, lengths, strict=True)
-                ]
-            requests: list[GenRequest] = []
-            for i, r, s, ls, ys in zip(indices, group, steps, lengths, step_labels, strict=True):
-                for j, label in zip(ls, ys, strict=True):
-                    examples.append(StepExample(i, j, j == len(s), label))
-                    requests.append(prefix_request(task, r.problem, s[:j], seg))
-            for at in range(0, len(requests), batch_size):
-                chunk = requests[at : at + batch_size]
-                blocks.append(
-                    await embed_requests(
-                        engine, chunk, feature_ledger, kind="train", label="probe-features"
-                    )
-                )
-            bar.update(1)
-    finally:
-        bar.close()
-    dims = {b.shape[1] for b in blocks}
-    if len(dims) != 1:
-        raise ConfigError(f"engine {engine.name} returned embeddings of sizes {sorted(dims)}")
-    features = np.concatenate(blocks).astype(np.float64)
+    featurizer = _Featurizer(
+        task=task,
+        engine=engine,
+        spec=spec,
+        segmentation=seg,
+        max_prefixes=max_prefixes,
+        temperature=mc_temperature,
+        top_p=mc_top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        label_ledger=Ledger(),
+        feature_ledger=Ledger(),
+    )
+    examples, features = await featurizer.examples(rollouts, progress)
 
     t_fit = time.perf_counter()
-    y = np.array([e.label for e in examples])
-    groups = [rollouts[e.rollout].problem.id for e in examples]
-    per_rollout: dict[int, int] = {}
-    for e in examples:
-        per_rollout[e.rollout] = per_rollout.get(e.rollout, 0) + 1
-    weight = np.array([1.0 / per_rollout[e.rollout] for e in examples])
-    if folds:
-        # cross-fitting: every problem is "held out" from the fold model that scores it
-        is_held = np.ones(len(examples), dtype=bool)
-        tr = is_held
-    else:
-        is_held = np.array([g in held_set for g in groups])
-        tr = ~is_held
-    groups_tr = [g for g, t in zip(groups, tr, strict=True) if t]
-    fit = _fit(features[tr], y[tr], weight[tr], groups_tr, l2, seed)
-    chosen, losses = fit.l2, fit.losses
-    fold_models: list[FoldModel] = []
-    scores = np.empty(len(examples))
-    if folds:
-        fold_of = _group_folds(groups, folds, seed)
-        for f in range(folds):
-            out = fold_of != f
-            kept = [g for g, o in zip(groups, out, strict=True) if o]
-            part = _fit(features[out], y[out], weight[out], kept, l2, seed)
-            left_out = frozenset(g for g, o in zip(groups, out, strict=True) if not o)
-            model = FoldModel(part.coef, part.bias, part.mean, part.std, left_out)
-            fold_models.append(model)
-            scores[~out] = model.probability(features[~out])
+    fitted = _fit_examples(
+        features, examples, rollouts, held_out=held_set, folds=folds, l2=l2, seed=seed
+    )
+    fit, y, tr, is_held = fitted.fit, fitted.y, fitted.train, fitted.held
     fit_seconds = time.perf_counter() - t_fit
 
     probe = ProbeVerifier(
         fit.coef, fit.bias, fit.mean, fit.std, model=engine.name, segmentation=seg,
-        aggregation=agg, folds=fold_models,
+        aggregation=agg, folds=fitted.fold_models,
     )  # fmt: skip
     in_sample = probe.probability(features)
-    if not folds:
-        scores = in_sample
-    y_tr = y[tr]
-    train_auc = roc_auc(in_sample[tr], y_tr >= 0.5)
-    held_step_auc = roc_auc(scores[is_held], y[is_held] >= 0.5)
-    held_rollouts = sorted({e.rollout for e, h in zip(examples, is_held, strict=True) if h})
-    per_step: dict[int, list[float]] = {i: [] for i in held_rollouts}
-    for e, s_ in zip(examples, scores, strict=True):
-        if e.rollout in per_step:
-            per_step[e.rollout].append(float(s_))
-    outcome_scores = [aggregate(per_step[i], agg) for i in held_rollouts]
-    outcome_labels = [rollouts[i].correct for i in held_rollouts]
-    held_outcome_auc = roc_auc(outcome_scores, outcome_labels)
+    scores = fitted.scores if folds else in_sample
+    held_rollouts, held_outcome_auc, outcome_labels = _heldout_outcomes(
+        examples, scores, is_held, rollouts, agg
+    )
 
     if folds:
         held_ids = sorted({r.problem.id for r in rollouts})
+    y_tr = y[tr]
     report = TrainReport(
         probe=probe,
         train_problems=len(train_ids),
@@ -784,17 +897,41 @@ async def train_probe(
         train_positive=int((y_tr >= 0.5).sum()),
         heldout_positive=int((y[is_held] >= 0.5).sum()),
         heldout_rollouts_correct=sum(outcome_labels),
-        l2=chosen,
-        train_auc=train_auc,
-        heldout_step_auc=held_step_auc,
+        l2=fit.l2,
+        train_auc=roc_auc(in_sample[tr], y_tr >= 0.5),
+        heldout_step_auc=roc_auc(scores[is_held], y[is_held] >= 0.5),
         heldout_outcome_auc=held_outcome_auc,
-        label_usage=label_ledger.total(),
-        label_seconds=label_ledger.seconds(),
-        feature_usage=feature_ledger.total(),
-        feature_seconds=feature_ledger.seconds(),
+        label_usage=featurizer.label_ledger.total(),
+        label_seconds=featurizer.label_ledger.seconds(),
+        feature_usage=featurizer.feature_ledger.total(),
+        feature_seconds=featurizer.feature_ledger.seconds(),
         fit_seconds=fit_seconds,
         notes=tuple(notes),
     )
+    settings = {
+        "task": task.name,
+        "labels": str(spec),
+        "max_prefixes": max_prefixes,
+        "seed": seed,
+        "heldout_fraction": heldout,
+        "cross_fit_folds": folds,
+    }
+    _record_training(probe, report, held_ids, fit.losses, meta, settings, rollouts)
+    return report
+
+
+def _record_training(
+    probe: ProbeVerifier,
+    report: TrainReport,
+    held_ids: Sequence[str],
+    losses: Mapping[float, float],
+    meta: Mapping[str, Any] | None,
+    settings: Mapping[str, Any],
+    rollouts: Sequence[Rollout],
+) -> None:
+    """Write into the probe's meta how it was trained: the caller's ``meta``, when and
+    by which ponder, the training ``settings``, the L2 search, the models that wrote
+    the rollouts, and the report's numbers with the held-out problem ids."""
     summary = report.to_dict()
     summary["heldout"]["problem_ids"] = held_ids
     probe.meta.update(
@@ -802,18 +939,12 @@ async def train_probe(
             **dict(meta or {}),
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "ponder_version": __version__,
-            "task": task.name,
-            "labels": str(spec),
-            "max_prefixes": max_prefixes,
-            "seed": seed,
-            "heldout_fraction": heldout,
-            "cross_fit_folds": folds,
+            **settings,
             "l2_selection": {f"{c:g}": _nan_to_none(v) for c, v in losses.items()},
             "rollout_models": sorted({r.model for r in rollouts if r.model}),
             **summary,
         }
     )
-    return report
 
 
 # -- evaluation --------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,61 @@ def _default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def _load_model(lib: Any, path: Path, extra_buffers: bool | None) -> Any:
+    """The GGUF model at ``path``, loaded (``extra_buffers`` as ``LlamaCppEngine`` says)."""
+    model_params = lib.llama_model_default_params()
+    model_params.use_extra_bufts = (
+        default_extra_buffers(lib) if extra_buffers is None else extra_buffers
+    )
+    model = lib.llama_model_load_from_file(str(path).encode("utf-8"), model_params)
+    if not model:
+        raise EngineError(
+            f"llama.cpp could not load {path}: the file is corrupt, not GGUF, "
+            "or of an architecture this llama.cpp build does not know"
+        )
+    return model
+
+
+def _new_context(
+    lib: Any,
+    model: Any,
+    path: Path,
+    *,
+    n_ctx: int,
+    n_parallel: int,
+    n_batch: int,
+    threads: int,
+    flash_attn: bool,
+) -> Any:
+    """A llama.cpp context for ``model`` with ``n_parallel`` streams of ``n_ctx`` cells;
+    the caller frees the model when this raises."""
+    if lib.llama_model_is_recurrent(model) or lib.llama_model_is_hybrid(model):
+        raise EngineError(
+            f"{path.name} is a recurrent model; LlamaCppEngine shares prompts "
+            "between sequences, which needs a transformer KV cache"
+        )
+    params = lib.llama_context_default_params()
+    # llama.cpp pads a stream to 256 cells; padding first keeps n_ctx divisible
+    params.n_ctx = -(-n_ctx // 256) * 256 * n_parallel
+    params.n_batch = n_batch
+    params.n_ubatch = n_batch
+    params.n_seq_max = n_parallel
+    params.kv_unified = False  # a stream per slot: batched == alone, bit for bit
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    params.flash_attn_type = (
+        lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    params.no_perf = True
+    ctx = lib.llama_init_from_model(model, params)
+    if not ctx:
+        raise EngineError(
+            f"llama.cpp could not create a context for {path.name} "
+            f"(n_ctx={n_ctx}, n_parallel={n_parallel}); try a smaller n_ctx"
+        )
+    return ctx
+
+
 class LlamaCppEngine:
     """A GGUF model decoded in-process with continuous batching.
 
@@ -172,45 +227,19 @@ class LlamaCppEngine:
         _quiet_llama_logs(verbose)
         lib.llama_backend_init()
 
-        model_params = lib.llama_model_default_params()
-        model_params.use_extra_bufts = (
-            default_extra_buffers(lib) if extra_buffers is None else extra_buffers
-        )
-        model = lib.llama_model_load_from_file(str(path).encode("utf-8"), model_params)
-        if not model:
-            raise EngineError(
-                f"llama.cpp could not load {path}: the file is corrupt, not GGUF, "
-                "or of an architecture this llama.cpp build does not know"
-            )
+        model = _load_model(lib, path, extra_buffers)
+        n_batch = max(n_batch, n_parallel)
         try:
-            if lib.llama_model_is_recurrent(model) or lib.llama_model_is_hybrid(model):
-                raise EngineError(
-                    f"{path.name} is a recurrent model; LlamaCppEngine shares prompts "
-                    "between sequences, which needs a transformer KV cache"
-                )
-            n_batch = max(n_batch, n_parallel)
-            threads = n_threads or _default_threads()
-            params = lib.llama_context_default_params()
-            # llama.cpp pads a stream to 256 cells; padding first keeps n_ctx divisible
-            params.n_ctx = -(-n_ctx // 256) * 256 * n_parallel
-            params.n_batch = n_batch
-            params.n_ubatch = n_batch
-            params.n_seq_max = n_parallel
-            params.kv_unified = False  # a stream per slot: batched == alone, bit for bit
-            params.n_threads = threads
-            params.n_threads_batch = threads
-            params.flash_attn_type = (
-                lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
-                if flash_attn
-                else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            ctx = _new_context(
+                lib,
+                model,
+                path,
+                n_ctx=n_ctx,
+                n_parallel=n_parallel,
+                n_batch=n_batch,
+                threads=n_threads or _default_threads(),
+                flash_attn=flash_attn,
             )
-            params.no_perf = True
-            ctx = lib.llama_init_from_model(model, params)
-            if not ctx:
-                raise EngineError(
-                    f"llama.cpp could not create a context for {path.name} "
-                    f"(n_ctx={n_ctx}, n_parallel={n_parallel}); try a smaller n_ctx"
-                )
         except BaseException:
             lib.llama_model_free(model)
             raise
@@ -277,23 +306,46 @@ class LlamaCppEngine:
         return self._loop.stats()
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        return await self._run(requests, self._generation_job)
+
+    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
+        """The final hidden state at the last token of each request's prompt (chat
+        rendered, ``continuation`` appended); sampling fields are ignored."""
+        answers = await self._run(requests, self._embedding_job)
+        return [answer[0] for answer in answers]
+
+    def _generation_job(
+        self, req: GenRequest, prompt: list[int], on_done: Callable[[Outcome], None]
+    ) -> Job:
+        max_new = min(req.max_tokens, self._n_ctx - len(prompt))
+        return Job(request=req, prompt=prompt, max_new=max_new, seeds=_seeds(req), on_done=on_done)
+
+    def _embedding_job(
+        self, req: GenRequest, prompt: list[int], on_done: Callable[[Outcome], None]
+    ) -> Job:
+        return Job(
+            request=req, prompt=prompt, max_new=1, seeds=[0] * req.n, on_done=on_done, embed=True
+        )
+
+    async def _run(
+        self,
+        requests: Sequence[GenRequest],
+        make_job: Callable[[GenRequest, list[int], Callable[[Outcome], None]], Job],
+    ) -> list[Any]:
+        """Submit one job per request to the decode loop and wait for every answer, in
+        request order. ``make_job`` builds a request's job from it, its prompt tokens
+        and the callback that answers it. Every prompt is prepared before any job is
+        submitted, so a bad request fails before work starts; when the caller stops
+        waiting, the jobs are cancelled so that their slots are freed."""
         if self._closed:
             raise EngineError(f"{self._name}: the engine is closed")
         prepared = [self._prepare(req) for req in requests]  # fail before any work starts
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[list[Completion]]] = []
+        futures: list[asyncio.Future[Any]] = []
         jobs: list[Job] = []
         for req, prompt in prepared:
-            future: asyncio.Future[list[Completion]] = loop.create_future()
-            jobs.append(
-                Job(
-                    request=req,
-                    prompt=prompt,
-                    max_new=min(req.max_tokens, self._n_ctx - len(prompt)),
-                    seeds=_seeds(req),
-                    on_done=_settle_from_thread(loop, future),
-                )
-            )
+            future: asyncio.Future[Any] = loop.create_future()
+            jobs.append(make_job(req, prompt, _settle_from_thread(loop, future)))
             futures.append(future)
         for job in jobs:
             self._loop.submit(job)
@@ -305,40 +357,6 @@ class LlamaCppEngine:
             for future in futures:
                 future.cancel()
             raise
-
-    async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
-        """The final hidden state at the last token of each request's prompt (chat
-        rendered, ``continuation`` appended); sampling fields are ignored."""
-        if self._closed:
-            raise EngineError(f"{self._name}: the engine is closed")
-        prepared = [self._prepare(req) for req in requests]
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = []
-        jobs: list[Job] = []
-        for req, prompt in prepared:
-            future: asyncio.Future[Any] = loop.create_future()
-            jobs.append(
-                Job(
-                    request=req,
-                    prompt=prompt,
-                    max_new=1,
-                    seeds=[0] * req.n,
-                    on_done=_settle_from_thread(loop, future),
-                    embed=True,
-                )
-            )
-            futures.append(future)
-        for job in jobs:
-            self._loop.submit(job)
-        try:
-            answers = await asyncio.gather(*futures)
-        except BaseException:
-            for job in jobs:
-                job.cancelled = True
-            for future in futures:
-                future.cancel()
-            raise
-        return [answer[0] for answer in answers]
 
     def tokenize(self, request: GenRequest) -> list[int]:
         """The prompt tokens ``request`` is prefilled with (chat template applied)."""

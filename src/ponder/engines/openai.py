@@ -55,6 +55,7 @@ synchronous wrapper calling ``asyncio.run`` repeatedly) it opens a fresh connect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import math
@@ -62,7 +63,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -252,18 +253,9 @@ class OpenAIEngine:
         ``timeout`` seconds (one attempt, no retries): a cheap liveness check."""
         client, _ = self._bind()
         url = self._base_url + "/models"
-        try:
+        with _transport_errors(self._model, url, f"{url} did not answer within {timeout:g} s"):
             async with asyncio.timeout(timeout):
                 response = await client.get(url)
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise EngineTimeout(
-                f"{self._model}: {url} did not answer within {timeout:g} s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise EngineError(
-                f"{self._model}: could not reach {url}: {type(exc).__name__}: {exc}",
-                retryable=True,
-            ) from exc
         if not 200 <= response.status_code < 300:
             raise _status_error(self._model, url, response)
 
@@ -466,19 +458,11 @@ class OpenAIEngine:
 
     async def _send(self, url: str, body: Mapping[str, Any]) -> httpx.Response:
         client, semaphore = self._bind()
+        timed_out = f"no answer from {url} within {self._timeout:g} s"
         async with semaphore:
-            try:
+            with _transport_errors(self._model, url, timed_out):
                 async with asyncio.timeout(self._timeout):
                     return await client.post(url, json=body)
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                raise EngineTimeout(
-                    f"{self._model}: no answer from {url} within {self._timeout:g} s"
-                ) from exc
-            except httpx.TransportError as exc:
-                raise EngineError(
-                    f"{self._model}: could not reach {url}: {type(exc).__name__}: {exc}",
-                    retryable=True,
-                ) from exc
 
     def _decode(self, url: str, response: httpx.Response) -> dict[str, Any]:
         try:
@@ -656,6 +640,22 @@ def _retry_after(value: str | None) -> float | None:
 def _snippet(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "..."
+
+
+@contextlib.contextmanager
+def _transport_errors(model: str, url: str, timed_out: str) -> Iterator[None]:
+    """Raise what goes wrong reaching ``url`` as the engine's errors: a timeout (httpx's
+    or ``asyncio.timeout``'s) as ``EngineTimeout`` saying ``timed_out``, and a
+    connection failure as a retryable ``EngineError``."""
+    try:
+        yield
+    except (httpx.TimeoutException, TimeoutError) as exc:
+        raise EngineTimeout(f"{model}: {timed_out}") from exc
+    except httpx.TransportError as exc:
+        raise EngineError(
+            f"{model}: could not reach {url}: {type(exc).__name__}: {exc}",
+            retryable=True,
+        ) from exc
 
 
 def _status_error(model: str, url: str, response: httpx.Response) -> EngineError:

@@ -30,8 +30,7 @@ from ponder.core.errors import ConfigError
 from ponder.core.task import Grading
 from ponder.core.types import Message, Problem
 from ponder.grading.freeform import ask_yes_no, normalize_answer
-from ponder.tasks.identity import DataIdentity, id_prefix
-from ponder.tasks.jsonl import find_data_file, load_file, require_field
+from ponder.tasks.jsonl import FileTask
 
 if TYPE_CHECKING:
     from ponder.core.budget import Ledger
@@ -108,7 +107,7 @@ def _references(value: Any, where: str) -> tuple[str, ...]:
     return tuple(refs)
 
 
-class FreeformTask:
+class FreeformTask(FileTask):
     """A JSONL file of questions with free-form reference answers, graded by exact match
     after normalisation. Without a path it has no problems: its prompt and extraction
     still serve single questions (``ponder run --answer-type free``)."""
@@ -129,54 +128,15 @@ class FreeformTask:
             raise ConfigError(
                 f"answer_from must be one of {', '.join(ANSWER_FROM)}, got {answer_from!r}"
             )
-        self._name = name
-        self.path = None if path is None else find_data_file(path, split or "test")
-        self.split = split
-        self._identity: DataIdentity | None = None
-        self.question_field = question_field
-        self.answer_field = answer_field
-        self.id_field = id_field
+        super().__init__(path, question_field, answer_field, id_field, name, split)
         self.answer_from = answer_from
-        self._problems: list[Problem] | None = None
         self._accepted: dict[str, tuple[str, ...]] = {}
 
-    @property
-    def name(self) -> str:
-        return self._name
-
     def _load_all(self) -> list[Problem]:
-        if self.path is None:
-            raise ConfigError(f"task {self.name!r} was made without a data file")
-        problems: list[Problem] = []
-        used = {self.question_field, self.answer_field, self.id_field, "solution"}
-        loaded = load_file(self.path, self.split)
-        self.split, self._identity = loaded.split, loaded.identity(self.name)
-        prefix = id_prefix(self.name, self.split)
-        for index, (where, record) in enumerate(loaded.records):
-            question = require_field(record, self.question_field, where)
-            refs = _references(require_field(record, self.answer_field, where), where)
-            if self.id_field is None:
-                pid = f"{prefix}-{index:04d}"
-            else:
-                pid = str(require_field(record, self.id_field, where))
-            meta = {k: v for k, v in record.items() if k not in used}
-            problems.append(Problem(pid, str(question), refs[0], meta))
-            self._accepted[pid] = refs
-        return problems
-
-    def data_identity(self) -> DataIdentity:
-        """The task, split and content hash of the data file."""
-        self.load(None)
-        assert self._identity is not None  # set by loading
-        return self._identity
-
-    def load(self, limit: int | None = None) -> list[Problem]:
-        """The first ``limit`` problems in file order (all of them for None)."""
-        if limit is not None and limit < 0:
-            raise ConfigError(f"limit must be >= 0, got {limit}")
-        if self._problems is None:
-            self._problems = self._load_all()
-        return list(self._problems if limit is None else self._problems[:limit])
+        loaded = self._file_problems(_references)
+        for problem, refs in loaded:
+            self._accepted[problem.id] = refs
+        return [problem for problem, _ in loaded]
 
     def accepted_answers(self, problem: Problem) -> tuple[str, ...]:
         """Every reference answer that counts as correct for ``problem``."""

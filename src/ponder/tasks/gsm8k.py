@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 from ponder.core.errors import ConfigError
 from ponder.core.types import Problem
 from ponder.grading.answers import canonical_answer
-from ponder.tasks.jsonl import MathTask, load_records, require_field
+from ponder.tasks.hub import HubTask
+from ponder.tasks.jsonl import LoadedData, require_field
 
 __all__ = ["GSM8KTask", "gsm8k_reference"]
 
@@ -21,7 +23,7 @@ def gsm8k_reference(solution: str, where: str = "GSM8K record") -> str:
     return answer
 
 
-class GSM8KTask(MathTask):
+class GSM8KTask(HubTask):
     """GSM8K from a JSONL file (fields ``question``, ``answer``) or the hub (openai/gsm8k).
 
     Problem ids are ``gsm8k-<split>-0000`` by position, the split taken from the data
@@ -31,34 +33,23 @@ class GSM8KTask(MathTask):
     ``####`` in the solution.
     """
 
-    def __init__(self, data: str | Path | None = None, split: str | None = None) -> None:
-        super().__init__("gsm8k", split)
-        self.data = data
+    task_name = "gsm8k"
+    hub_path = "openai/gsm8k"
+    hub_config = "main"
+    fields = ("question", "answer")
 
-    def _load_all(self) -> list[Problem]:
-        loaded = load_records(
-            self.data,
-            self.split,
-            task=self.name,
-            hub_path="openai/gsm8k",
-            hub_config="main",
-            fields=("question", "answer"),
-        )
+    def _check(self, loaded: LoadedData) -> None:
         if loaded.split is None:
             raise ConfigError(
                 f"{loaded.source}: cannot tell whether this is GSM8K's train or test data "
                 "(neither its name nor a 'split' field says); pass --split train or --split test"
             )
-        records = self._read(loaded)
-        problems: list[Problem] = []
-        for index, (where, record) in enumerate(records):
-            question = str(require_field(record, "question", where))
-            solution = str(require_field(record, "answer", where))
-            problems.append(
-                Problem(
-                    id=f"gsm8k-{self.split}-{index:04d}",
-                    question=question,
-                    answer=gsm8k_reference(solution, where),
-                )
-            )
-        return problems
+
+    def _problem(self, index: int, where: str, record: Mapping[str, Any]) -> Problem:
+        question = str(require_field(record, "question", where))
+        solution = str(require_field(record, "answer", where))
+        return Problem(
+            id=f"gsm8k-{self.split}-{index:04d}",
+            question=question,
+            answer=gsm8k_reference(solution, where),
+        )

@@ -1,8 +1,11 @@
 """Tasks backed by JSONL files: the shared loader, the math prompt, and ``JsonlTask``.
 
-A JSONL file holds one JSON object per line. ``JsonlTask`` maps any such file onto
-problems through field names; the benchmark tasks (GSM8K, MATH-500, AIME) build on
-``MathTask`` below with their own field mapping and a Hugging Face hub fallback.
+A JSONL file holds one JSON object per line. ``RecordTask`` keeps the problems a task
+reads once and what they were read from; ``field_problems`` maps records onto problems
+through field names, for ``JsonlTask`` here and the free-form tasks
+(``ponder.tasks.freeform``). The benchmark tasks (GSM8K, MATH-500, AIME) build on
+``MathTask`` below through ``ponder.tasks.hub``, with their own field mapping and a
+Hugging Face hub fallback.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,10 +31,13 @@ from ponder.tasks.identity import (
 )
 
 __all__ = [
+    "FileTask",
     "JsonlTask",
     "LoadedData",
     "MathTask",
+    "RecordTask",
     "answer_string",
+    "field_problems",
     "find_data_file",
     "load_file",
     "load_records",
@@ -180,12 +186,12 @@ def require_field(record: Record, field: str, where: str) -> Any:
     return record[field]
 
 
-class MathTask(ABC):
-    """Base of tasks whose answers are graded as math: the prompt, extraction, grading.
+class RecordTask(ABC):
+    """Base of tasks that read their problems once and keep them, with what they were
+    read from.
 
     Subclasses provide ``_load_all``, reading their data through ``_read`` (which keeps
-    what was read: ``data_identity``, and ``split`` as resolved); problems are loaded
-    once and kept.
+    what was read: ``data_identity``, and ``split`` as resolved).
     """
 
     def __init__(self, name: str, split: str | None = None) -> None:
@@ -222,6 +228,81 @@ class MathTask(ABC):
             self._problems = self._load_all()
         return list(self._problems if limit is None else self._problems[:limit])
 
+
+def field_problems(
+    records: Iterable[tuple[str, Record]],
+    *,
+    prefix: str,
+    question_field: str,
+    answer_field: str,
+    id_field: str | None,
+    references: Callable[[Any, str], tuple[str, ...]],
+) -> list[tuple[Problem, tuple[str, ...]]]:
+    """Problems from records through field names, each with its accepted answers.
+
+    ``references(value, where)`` turns a record's answer field into the answers that
+    count as correct (at least one); the first is the problem's reference answer.
+    ``id_field`` None numbers the problems ``<prefix>-0000``, ... in record order. Other
+    fields travel in ``Problem.meta``, except ``solution``, which would give the answer
+    away to a strategy. A missing field raises ``ConfigError`` (``require_field``).
+    """
+    used = {question_field, answer_field, id_field, "solution"}
+    problems: list[tuple[Problem, tuple[str, ...]]] = []
+    for index, (where, record) in enumerate(records):
+        question = require_field(record, question_field, where)
+        refs = references(require_field(record, answer_field, where), where)
+        if id_field is None:
+            pid = f"{prefix}-{index:04d}"
+        else:
+            pid = str(require_field(record, id_field, where))
+        meta = {k: v for k, v in record.items() if k not in used}
+        problems.append((Problem(pid, str(question), refs[0], meta), refs))
+    return problems
+
+
+class FileTask(RecordTask):
+    """A ``RecordTask`` reading one JSONL file (``find_data_file``) through field
+    names (``field_problems``); without a path it has no problems."""
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        question_field: str,
+        answer_field: str,
+        id_field: str | None,
+        name: str,
+        split: str | None,
+    ) -> None:
+        super().__init__(name, split)
+        self.path = None if path is None else find_data_file(path, split or "test")
+        self.question_field = question_field
+        self.answer_field = answer_field
+        self.id_field = id_field
+
+    def _file_problems(
+        self, references: Callable[[Any, str], tuple[str, ...]]
+    ) -> list[tuple[Problem, tuple[str, ...]]]:
+        """The file's problems with their accepted answers (see ``field_problems``)."""
+        if self.path is None:
+            raise ConfigError(f"task {self.name!r} was made without a data file")
+        records = self._read(load_file(self.path, self.split))
+        return field_problems(
+            records,
+            prefix=id_prefix(self.name, self.split),
+            question_field=self.question_field,
+            answer_field=self.answer_field,
+            id_field=self.id_field,
+            references=references,
+        )
+
+
+class MathTask(RecordTask):
+    """Base of tasks whose answers are graded as math: the prompt, extraction, grading.
+
+    Subclasses provide ``_load_all`` as ``RecordTask`` says; problems are loaded once
+    and kept.
+    """
+
     def messages(self, problem: Problem) -> tuple[Message, ...]:
         return (
             Message("system", SYSTEM_PROMPT),
@@ -254,7 +335,7 @@ def answer_string(answer: Any) -> str:
     return text
 
 
-class JsonlTask(MathTask):
+class JsonlTask(FileTask, MathTask):
     """Any JSONL file of questions and reference answers, graded as math.
 
     ``id_field`` None numbers the problems ``<name>-<split>-0000``, ... when the data
@@ -273,27 +354,11 @@ class JsonlTask(MathTask):
         name: str = "jsonl",
         split: str | None = None,
     ) -> None:
-        super().__init__(name, split)
-        self.path = find_data_file(path, split or "test")
-        self.question_field = question_field
-        self.answer_field = answer_field
-        self.id_field = id_field
+        super().__init__(path, question_field, answer_field, id_field, name, split)
 
     def _load_all(self) -> list[Problem]:
-        problems: list[Problem] = []
-        used = {self.question_field, self.answer_field, self.id_field, "solution"}
-        records = self._read(load_file(self.path, self.split))
-        prefix = id_prefix(self.name, self.split)
-        for index, (where, record) in enumerate(records):
-            question = require_field(record, self.question_field, where)
-            answer = require_field(record, self.answer_field, where)
-            if self.id_field is None:
-                pid = f"{prefix}-{index:04d}"
-            else:
-                pid = str(require_field(record, self.id_field, where))
-            meta = {k: v for k, v in record.items() if k not in used}
-            problems.append(Problem(pid, str(question), answer_string(answer), meta))
-        return problems
+        loaded = self._file_problems(lambda answer, _where: (answer_string(answer),))
+        return [problem for problem, _ in loaded]
 
     def __repr__(self) -> str:
         return f"JsonlTask({str(self.path)!r}, name={self.name!r})"
