@@ -30,7 +30,7 @@ from ponder.core.engine import Engine, model_sha256
 from ponder.core.errors import ConfigError
 from ponder.core.types import Problem
 from ponder.runs.job import SolveJob
-from ponder.runs.ray_pool import ActorPool, import_ray
+from ponder.runs.ray_pool import ActorPool, ActorResources, import_ray
 from ponder.runs.solve import solve_problem
 from ponder.runs.store import Record
 
@@ -61,18 +61,12 @@ class _Solver:
 
 
 @dataclass
-class RayExecutor:
-    """Run ``evaluate``'s problems on Ray actors; see the module doc."""
+class RayExecutor(ActorResources):
+    """Run ``evaluate``'s problems on Ray actors; see the module doc. The actors'
+    resources are ``ActorResources``' keyword fields."""
 
     make_engine: Callable[[], Engine]
-    actors: int = 1
     per_actor: int = 4
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    memory: int | None = None
-    address: str | None = None
-    max_restarts: int = 2
-    max_task_retries: int = 2
     runtime_env: dict[str, Any] | None = None
     _pool: ActorPool = field(init=False, repr=False)
     _name: str = field(default="", init=False, repr=False)
@@ -85,17 +79,7 @@ class RayExecutor:
             )
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ConfigError("num_cpus and num_gpus must be >= 0")
-        self._pool = ActorPool(
-            actors=self.actors,
-            num_cpus=self.num_cpus,
-            num_gpus=self.num_gpus,
-            memory=self.memory,
-            address=self.address,
-            max_restarts=self.max_restarts,
-            max_task_retries=self.max_task_retries,
-            max_concurrency=self.per_actor,
-            runtime_env=self.runtime_env,
-        )
+        self._pool = self.pool(max_concurrency=self.per_actor, runtime_env=self.runtime_env)
 
     @property
     def slots(self) -> int:

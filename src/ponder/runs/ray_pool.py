@@ -11,12 +11,12 @@ actors solve problems on an engine, the TTT executor's train and answer few-shot
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ponder.core.errors import MissingExtra
 
-__all__ = ["ActorPool", "import_ray"]
+__all__ = ["ActorPool", "ActorResources", "import_ray"]
 
 
 def import_ray() -> Any:
@@ -28,14 +28,12 @@ def import_ray() -> Any:
     return ray
 
 
-@dataclass
-class ActorPool:
-    """``actors`` Ray actors of one class, with the resources each declares.
-
-    ``max_concurrency`` is how many calls one actor runs at once (None: Ray's default
-    for the class); ``runtime_env`` is passed to the Ray this pool starts. ``handles``
-    are the running actors, once ``start`` returns.
-    """
+@dataclass(kw_only=True)
+class ActorResources:
+    """How many actors, what each declares to Ray (``num_cpus``, ``num_gpus``, ``memory``
+    in bytes), how a dead one is restarted and its calls sent again, and the Ray to join
+    (``address``; None starts a local one). The eval and TTT executors take these as
+    keyword fields and build their ``ActorPool`` from them (``pool``)."""
 
     actors: int = 1
     num_cpus: float = 1.0
@@ -44,6 +42,24 @@ class ActorPool:
     address: str | None = None
     max_restarts: int = 2
     max_task_retries: int = 2
+
+    def pool(
+        self, *, max_concurrency: int | None = None, runtime_env: dict[str, Any] | None = None
+    ) -> ActorPool:
+        """A pool of actors with these resources."""
+        mine = {f.name: getattr(self, f.name) for f in fields(ActorResources)}
+        return ActorPool(**mine, max_concurrency=max_concurrency, runtime_env=runtime_env)
+
+
+@dataclass(kw_only=True)
+class ActorPool(ActorResources):
+    """``actors`` Ray actors of one class, with the resources each declares.
+
+    ``max_concurrency`` is how many calls one actor runs at once (None: Ray's default
+    for the class); ``runtime_env`` is passed to the Ray this pool starts. ``handles``
+    are the running actors, once ``start`` returns.
+    """
+
     max_concurrency: int | None = None
     runtime_env: dict[str, Any] | None = None
     handles: list[Any] = field(default_factory=list, init=False, repr=False)

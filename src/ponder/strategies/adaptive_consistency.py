@@ -13,16 +13,15 @@ the answer, and ``meta`` has ``stopped="budget"`` and the budget's ``stop_reason
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ponder.core.context import Context
 from ponder.core.errors import ConfigError
 from ponder.core.types import Candidate, Problem, Result
 from ponder.strategies.base import register
-from ponder.strategies.sampling import check_sampling, sample_until
+from ponder.strategies.sampling import check_sampling, vote_until
 from ponder.strategies.stopping import RULE_TEXT, RULES, rule_statistic
 from ponder.strategies.voting import majority_vote
 
@@ -47,6 +46,8 @@ class AdaptiveConsistency:
     (ties as in ``ponder.strategies.voting``). ``meta["history"]`` has, per batch, the
     samples drawn so far, the counts and p.
     """
+
+    name: ClassVar[str]  # set by register
 
     max_n: int = 16
     batch: int = 2
@@ -93,17 +94,5 @@ class AdaptiveConsistency:
         return entry, None
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        drawn = await sample_until(
-            problem,
-            ctx,
-            self._check,
-            max_n=self.max_n,
-            batch=self.batch,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            label="adaptive_consistency",
-        )
-        return drawn.majority_result(
-            "adaptive_consistency", ctx, t0, {"rule": self.rule, "threshold": self.threshold}
-        )
+        settings = {"rule": self.rule, "threshold": self.threshold}
+        return await vote_until(self, problem, ctx, self._check, self.batch, settings)

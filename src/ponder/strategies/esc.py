@@ -12,16 +12,15 @@ the vote so far is the answer, and ``meta`` has ``stopped="budget"`` and the bud
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ponder.core.context import Context
 from ponder.core.errors import ConfigError
 from ponder.core.types import Candidate, Problem, Result
 from ponder.strategies.base import register
-from ponder.strategies.sampling import check_sampling, sample_until
+from ponder.strategies.sampling import check_sampling, vote_until
 
 
 @register("esc")
@@ -36,6 +35,8 @@ class EarlyStoppingSelfConsistency:
     samples drawn. ``meta["history"]`` has, per window, its answers and whether they
     agreed.
     """
+
+    name: ClassVar[str]  # set by register
 
     max_n: int = 16
     window: int = 4
@@ -59,15 +60,5 @@ class EarlyStoppingSelfConsistency:
         return entry, f"window agreed on {answers[0]!r}" if agreed else None
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        drawn = await sample_until(
-            problem,
-            ctx,
-            self._check,
-            max_n=self.max_n,
-            batch=self.window,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            label="esc",
-        )
-        return drawn.majority_result("esc", ctx, t0, {"window": self.window})
+        settings = {"window": self.window}
+        return await vote_until(self, problem, ctx, self._check, self.window, settings)

@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
@@ -174,3 +174,44 @@ async def sample_until(
             out.stop_reason = reason
             break
     return out
+
+
+class SamplesUntilStopped(Protocol):
+    """What ``vote_until`` reads of a strategy that samples until its rule stops it
+    (``name`` is set by ``register``)."""
+
+    name: ClassVar[str]
+
+    @property
+    def max_n(self) -> int: ...
+
+    @property
+    def temperature(self) -> float: ...
+
+    @property
+    def top_p(self) -> float: ...
+
+
+async def vote_until(
+    strategy: SamplesUntilStopped,
+    problem: Problem,
+    ctx: Context,
+    check: BatchCheck,
+    batch: int,
+    settings: Mapping[str, Any],
+) -> Result:
+    """The whole run of a strategy that samples until ``check`` stops it:
+    ``sample_until`` with the strategy's cap and sampling, then the plurality of every
+    sample (``Sampled.majority_result``) with its ``settings`` in ``meta``."""
+    t0 = time.perf_counter()
+    drawn = await sample_until(
+        problem,
+        ctx,
+        check,
+        max_n=strategy.max_n,
+        batch=batch,
+        temperature=strategy.temperature,
+        top_p=strategy.top_p,
+        label=strategy.name,
+    )
+    return drawn.majority_result(strategy.name, ctx, t0, settings)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.errors import ConfigError
-from ponder.runs.ray_pool import ActorPool, import_ray
+from ponder.runs.ray_pool import ActorPool, ActorResources, import_ray
 from ponder.runs.store import Record
 from ponder.tasks.arc import FewShotTask
 from ponder.ttt.model import LoadedModel
@@ -52,32 +52,18 @@ class _Worker:
 
 
 @dataclass
-class RayTTTExecutor:
-    """Run ``run_ttt``'s tasks on Ray actors; see the module doc."""
+class RayTTTExecutor(ActorResources):
+    """Run ``run_ttt``'s tasks on Ray actors; see the module doc. The actors' resources
+    are ``ActorResources``' keyword fields."""
 
     load: Callable[[], LoadedModel]
-    actors: int = 1
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    memory: int | None = None
-    address: str | None = None
-    max_restarts: int = 2
-    max_task_retries: int = 2
     pids: list[int] = field(default_factory=list, init=False)  # the actors', once started
     _pool: ActorPool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.actors < 1:
             raise ConfigError(f"actors must be >= 1, got {self.actors}")
-        self._pool = ActorPool(
-            actors=self.actors,
-            num_cpus=self.num_cpus,
-            num_gpus=self.num_gpus,
-            memory=self.memory,
-            address=self.address,
-            max_restarts=self.max_restarts,
-            max_task_retries=self.max_task_retries,
-        )
+        self._pool = self.pool()
 
     def start(self) -> None:
         """Start Ray (or join ``address``) and the actors; each has loaded its model
