@@ -182,10 +182,11 @@ def _print_costs(
     """After the summary: the judge's grading cost, the pool's members, the replay's
     share of samples served."""
     from ponder.engines.pool import EnginePool
+    from ponder.runs.summary import grading_cost
     from ponder.tasks import ModelGradedTask
 
     if isinstance(task, ModelGradedTask):
-        print(_grading_line(store, problems))
+        print(grading_cost(store, problems).line())
     if isinstance(engine, EnginePool):
         for m in engine.stats():
             state = "up" if m.healthy else f"down ({m.last_error})"
@@ -198,25 +199,6 @@ def _print_costs(
             + f"; {st.generated_requests} requests generated anew "
             f"({st.generated_usage.total_tokens} tokens)"
         )
-
-
-def _grading_line(store: Any, problems: Sequence[Any]) -> str:
-    """What the judge spent grading these problems' records, from the store."""
-    from ponder.core.types import Usage
-
-    wanted = {p.id for p in problems}
-    usage, seconds, graded = Usage(), 0.0, 0
-    for r in store.records(include_errors=False):
-        grading = r.meta.get("grading")
-        if r.problem_id in wanted and isinstance(grading, dict):
-            usage = usage + Usage.from_dict(grading.get("usage", {}))
-            seconds += float(grading.get("seconds", 0.0))
-            graded += 1
-    return (
-        f"grading: the judge spent {usage.total_tokens} tokens ({usage.completion_tokens} "
-        f"generated) in {usage.calls} call(s), {seconds:.1f} s, on {graded} problems; "
-        "not in the strategy's tokens above"
-    )
 
 
 COMMANDS = {"eval": cmd_eval}
