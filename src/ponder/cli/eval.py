@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ponder.cli import args as cli_args
 from ponder.cli.args import (
@@ -20,10 +20,6 @@ from ponder.cli.args import (
     token_budget,
 )
 from ponder.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ponder.core.task import Task
-    from ponder.core.types import Problem
 
 __all__ = ["COMMANDS", "add_parser", "cmd_eval", "eval_engine"]
 
@@ -82,9 +78,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ponder.runs.settings import prepare_task
     from ponder.runs.store import RunStore
     from ponder.tasks import make_task
+    from ponder.tasks.select import pick_problems
 
     task = make_task(args.task, data=args.data, **jsonl_fields(args.task, args))
-    problems = _problems(task, args)
+    problems = pick_problems(
+        task, limit=args.limit, where=args.where or (), limit_each=args.limit_each
+    )
     prepare_task(task)  # evaluate does it too; here it stops before the model loads
     bank = None
     if args.replay_extend and not args.replay:
@@ -121,16 +120,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(asyncio.run(go()))
     _print_costs(args, task, store, problems, engine, bank)
     return 0
-
-
-def _problems(task: Task, args: argparse.Namespace) -> list[Problem]:
-    """The problems ``--limit``, ``--where`` and ``--limit-each`` pick from the task."""
-    from ponder.tasks.select import parse_where, select_problems
-
-    where = parse_where(args.where or ())
-    if where or args.limit_each is not None:
-        return select_problems(task.load(None), where, limit_each=args.limit_each, limit=args.limit)
-    return task.load(args.limit)
 
 
 def _executor_or_engine(args: argparse.Namespace, task: Any, bank: Any) -> tuple[Any, Any]:
