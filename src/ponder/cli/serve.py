@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.cli import args as cli_args
-from ponder.cli.args import add_engine_args, add_exec_arg, parse_options
+from ponder.cli.args import add_engine_args, add_exec_arg
 from ponder.core.errors import ConfigError, MissingExtra
 
 __all__ = ["COMMANDS", "add_parser", "run_serve", "served_name"]
@@ -97,6 +97,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """Check the settings, then load the engine and serve."""
     from ponder.serve import Limits, ServeSettings, create_app, select
     from ponder.serve.selection import ALIASES
+    from ponder.strategies.options import parse_options
 
     try:
         import uvicorn
