@@ -68,7 +68,7 @@ def test_replay_extend_without_a_bank_is_a_clear_error(capsys, tmp_path):
 
 
 def test_served_model_names_keep_dots():
-    from ponder.cli.serve import served_name
+    from ponder.serve.app import served_name
 
     assert served_name("qwen2.5-coder-1.5b") == "qwen2.5-coder-1.5b"
     assert served_name("/models/qwen2.5-coder-1.5b.gguf") == "qwen2.5-coder-1.5b"

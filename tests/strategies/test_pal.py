@@ -216,7 +216,7 @@ def test_bad_options_are_config_errors(options: dict, message: str) -> None:
 
 
 def test_cli_reads_an_optional_temperature_as_a_number() -> None:
-    from ponder.cli.args import parse_options
+    from ponder.strategies.options import parse_options
 
     assert parse_options("pal", ["temperature=0.5", "shots=1"]) == {"temperature": 0.5, "shots": 1}
     assert ProgramAided(n=4).sampling_temperature == 0.7

@@ -10,7 +10,7 @@ from ponder.cli import main
 from ponder.core.errors import ConfigError
 from ponder.core.types import Problem
 from ponder.tasks import Math500Task
-from ponder.tasks.select import parse_where, select_problems
+from ponder.tasks.select import parse_where, pick_problems, select_problems
 
 
 def problems() -> list[Problem]:
@@ -68,6 +68,32 @@ def test_clear_errors() -> None:
         select_problems(ps, {}, limit_each=2)
     with pytest.raises(ConfigError, match=">= 1"):
         select_problems(ps, parse_where(["level=1"]), limit_each=0)
+
+
+class _Listed:
+    """A task's ``load``, recording the limit each call asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[int | None] = []
+
+    def load(self, limit: int | None = None) -> list[Problem]:
+        self.asked.append(limit)
+        return problems()[:limit]
+
+
+def test_pick_problems_loads_only_the_limit_without_conditions() -> None:
+    task = _Listed()
+    assert ids(pick_problems(task, limit=3)) == ["p0", "p1", "p2"]  # type: ignore[arg-type]
+    assert task.asked == [3]
+
+
+def test_pick_problems_selects_from_all_problems_with_conditions() -> None:
+    task = _Listed()
+    chosen = pick_problems(task, limit=3, where=["level=1,5"], limit_each=2)  # type: ignore[arg-type]
+    assert ids(chosen) == ["p0", "p1", "p2"]
+    assert task.asked == [None]
+    with pytest.raises(ConfigError, match="add --where"):
+        pick_problems(task, limit_each=2)  # type: ignore[arg-type]
 
 
 def test_math500_by_level_on_the_real_data(shared_data: Path) -> None:

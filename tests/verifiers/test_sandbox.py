@@ -242,3 +242,13 @@ async def test_the_result_channel_is_a_pipe_of_its_own(any_mode: Sandbox) -> Non
     assert (result.status, result.channel, result.stdout) == ("ok", "verdict", "out\n"), result
     plain = await any_mode.run("import sys; print(sys.argv[1:])")
     assert plain.stdout == "[]\n" and plain.channel == ""
+
+
+def test_allow_unisolated_opts_the_environment_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_UNISOLATED_ENV, raising=False)
+    assert not sandbox_module.unisolated_allowed()
+    # monkeypatch restores the variable afterwards, however allow_unisolated set it
+    monkeypatch.setenv(ALLOW_UNISOLATED_ENV, "0")
+    sandbox_module.allow_unisolated()
+    assert os.environ[ALLOW_UNISOLATED_ENV] == "1"
+    assert sandbox_module.unisolated_allowed()

@@ -9,7 +9,6 @@ command, so building the parser loads none of it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -98,11 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "allow_unisolated_exec", False):
-        from ponder.core.sandbox import ALLOW_UNISOLATED_ENV
+        from ponder.core.sandbox import allow_unisolated
 
-        # the environment carries the opt-in to every sandbox this run makes (and to
-        # the Ray workers it starts here)
-        os.environ[ALLOW_UNISOLATED_ENV] = "1"
+        allow_unisolated()
     try:
         return COMMANDS[args.command](args)
     except PonderError as e:

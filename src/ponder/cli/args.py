@@ -123,10 +123,6 @@ def jsonl_fields(task: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# strategies that take an argument after a colon, and the option it sets
-STRATEGY_ARGUMENTS = {"optimal": "policy"}
-
-
 class StrategyAction(argparse.Action):
     """``--strategy NAME`` or ``--strategy NAME:ARG`` (``optimal:POLICY.json``): sets
     ``strategy`` to the name and ``strategy_arg`` to the argument (None without one)."""
@@ -139,6 +135,7 @@ class StrategyAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         from ponder.strategies import strategy_names
+        from ponder.strategies.options import STRATEGY_ARGUMENTS
 
         name, sep, arg = str(values).partition(":")
         if name not in strategy_names():
@@ -238,9 +235,9 @@ def add_exec_arg(p: argparse.ArgumentParser) -> None:
 
 def strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     """The strategy's options from its flags and ``-o`` items (None: the strategy's default)."""
-    from ponder.strategies import sample_count_field
+    from ponder.strategies.options import build_options
 
-    options: dict[str, Any] = {
+    common: dict[str, Any] = {
         "n": args.n,
         "temperature": args.temperature,
         "top_p": args.top_p,
@@ -251,14 +248,7 @@ def strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         # optimal plans a mean over problems; for the rest it is a limit (token_budget)
         "budget": args.budget if args.strategy == "optimal" else None,
     }
-    if args.strategy_arg is not None:
-        options[STRATEGY_ARGUMENTS[args.strategy]] = args.strategy_arg
-    count = sample_count_field(args.strategy)
-    if count == "max_n":
-        # adaptive strategies draw at most max_n samples: that is what --n bounds
-        options["max_n"] = options.pop("n")
-    options.update(parse_options(args.strategy, args.option))
-    return options
+    return build_options(args.strategy, common, argument=args.strategy_arg, items=args.option)
 
 
 def token_budget(args: argparse.Namespace) -> int | None:
@@ -271,42 +261,6 @@ def token_budget(args: argparse.Namespace) -> int | None:
     if args.budget < 1 or not float(args.budget).is_integer():
         raise ConfigError(f"--budget must be a whole number of tokens >= 1, got {args.budget:g}")
     return int(args.budget)
-
-
-def parse_options(strategy: str, items: Sequence[str]) -> dict[str, Any]:
-    """``-o KEY=VALUE`` items as the strategy's fields, each value read as its field's
-    type (bool, int, float; text otherwise)."""
-    from dataclasses import fields
-
-    from ponder.core.errors import ConfigError
-    from ponder.strategies import strategy_class
-
-    known = {f.name: f for f in fields(strategy_class(strategy))}
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in known:
-            raise ConfigError(f"-o {item!r}: strategy {strategy!r} has fields {', '.join(known)}")
-        default = known[key].default
-        value: Any = raw
-        try:
-            if isinstance(default, bool):
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(raw)
-                value = raw.lower() in ("true", "1", "yes")
-            elif isinstance(default, int):
-                value = int(raw)
-            elif isinstance(default, float):
-                value = float(raw)
-            elif default is None and "float" in str(known[key].type):
-                value = float(raw)  # an optional number: ``temperature: float | None``
-            elif default is None and raw.lstrip("-").isdigit():
-                value = int(raw)
-        except ValueError:
-            raise ConfigError(f"-o {item!r}: {key} takes a {type(default).__name__}") from None
-        options[key] = value
-    return options
 
 
 def engine(args: argparse.Namespace) -> Any:

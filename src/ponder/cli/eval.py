@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ponder.cli import args as cli_args
 from ponder.cli.args import (
@@ -20,10 +20,6 @@ from ponder.cli.args import (
     token_budget,
 )
 from ponder.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ponder.core.task import Task
-    from ponder.core.types import Problem
 
 __all__ = ["COMMANDS", "add_parser", "cmd_eval", "eval_engine"]
 
@@ -82,9 +78,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ponder.runs.settings import prepare_task
     from ponder.runs.store import RunStore
     from ponder.tasks import make_task
+    from ponder.tasks.select import pick_problems
 
     task = make_task(args.task, data=args.data, **jsonl_fields(args.task, args))
-    problems = _problems(task, args)
+    problems = pick_problems(
+        task, limit=args.limit, where=args.where or (), limit_each=args.limit_each
+    )
     prepare_task(task)  # evaluate does it too; here it stops before the model loads
     bank = None
     if args.replay_extend and not args.replay:
@@ -121,16 +120,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(asyncio.run(go()))
     _print_costs(args, task, store, problems, engine, bank)
     return 0
-
-
-def _problems(task: Task, args: argparse.Namespace) -> list[Problem]:
-    """The problems ``--limit``, ``--where`` and ``--limit-each`` pick from the task."""
-    from ponder.tasks.select import parse_where, select_problems
-
-    where = parse_where(args.where or ())
-    if where or args.limit_each is not None:
-        return select_problems(task.load(None), where, limit_each=args.limit_each, limit=args.limit)
-    return task.load(args.limit)
 
 
 def _executor_or_engine(args: argparse.Namespace, task: Any, bank: Any) -> tuple[Any, Any]:
@@ -182,10 +171,11 @@ def _print_costs(
     """After the summary: the judge's grading cost, the pool's members, the replay's
     share of samples served."""
     from ponder.engines.pool import EnginePool
+    from ponder.runs.summary import grading_cost
     from ponder.tasks import ModelGradedTask
 
     if isinstance(task, ModelGradedTask):
-        print(_grading_line(store, problems))
+        print(grading_cost(store, problems).line())
     if isinstance(engine, EnginePool):
         for m in engine.stats():
             state = "up" if m.healthy else f"down ({m.last_error})"
@@ -198,25 +188,6 @@ def _print_costs(
             + f"; {st.generated_requests} requests generated anew "
             f"({st.generated_usage.total_tokens} tokens)"
         )
-
-
-def _grading_line(store: Any, problems: Sequence[Any]) -> str:
-    """What the judge spent grading these problems' records, from the store."""
-    from ponder.core.types import Usage
-
-    wanted = {p.id for p in problems}
-    usage, seconds, graded = Usage(), 0.0, 0
-    for r in store.records(include_errors=False):
-        grading = r.meta.get("grading")
-        if r.problem_id in wanted and isinstance(grading, dict):
-            usage = usage + Usage.from_dict(grading.get("usage", {}))
-            seconds += float(grading.get("seconds", 0.0))
-            graded += 1
-    return (
-        f"grading: the judge spent {usage.total_tokens} tokens ({usage.completion_tokens} "
-        f"generated) in {usage.calls} call(s), {seconds:.1f} s, on {graded} problems; "
-        "not in the strategy's tokens above"
-    )
 
 
 COMMANDS = {"eval": cmd_eval}

@@ -59,11 +59,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     tokenizer = None
     if args.tokenizer is not None:
-        from ponder.engines.llamacpp import LlamaCppEngine
-        from ponder.engines.models import resolve
+        from ponder.engines.registry import tokenizer_engine
 
-        # only the vocabulary is used: one small sequence's context is enough
-        tokenizer = LlamaCppEngine(str(resolve(args.tokenizer)), n_parallel=1, n_ctx=256)
+        tokenizer = tokenizer_engine(args.tokenizer)
     try:
         paths = write_report(
             [Path(r) for r in args.runs],

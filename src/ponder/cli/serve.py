@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ponder.cli import args as cli_args
-from ponder.cli.args import add_engine_args, add_exec_arg, parse_options
-from ponder.core.errors import ConfigError, MissingExtra
+from ponder.cli.args import add_engine_args, add_exec_arg
+from ponder.core.errors import MissingExtra
 
-__all__ = ["COMMANDS", "add_parser", "run_serve", "served_name"]
+__all__ = ["COMMANDS", "add_parser", "run_serve"]
 
 EPILOG = """choosing the strategy per request:
   model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
@@ -73,30 +72,13 @@ def add_parser(subparsers: Any) -> None:
     add_exec_arg(p)
 
 
-def served_name(model: str) -> str:
-    """The name clients use for ``--model``: a .gguf file's name without the suffix,
-    anything else (a bundled name, an upstream model) as given."""
-    return Path(model).name[: -len(".gguf")] if model.endswith(".gguf") else model
-
-
-def _keys(args: argparse.Namespace) -> frozenset[str]:
-    keys = {k.strip() for k in args.serve_keys if k.strip()}
-    if args.api_key_file:
-        path = Path(args.api_key_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            raise ConfigError(f"cannot read --api-key-file {path}: {e}") from e
-        keys |= {line.strip() for line in lines if line.strip() and not line.startswith("#")}
-        if not keys:
-            raise ConfigError(f"--api-key-file {path} holds no keys")
-    return frozenset(keys)
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """Check the settings, then load the engine and serve."""
     from ponder.serve import Limits, ServeSettings, create_app, select
+    from ponder.serve.accounts import read_api_keys
+    from ponder.serve.app import served_name
     from ponder.serve.selection import ALIASES
+    from ponder.strategies.options import parse_options
 
     try:
         import uvicorn
@@ -115,7 +97,7 @@ def run_serve(args: argparse.Namespace) -> int:
         default_max_tokens=args.default_max_tokens,
         concurrency=args.concurrency,
         queue=args.queue,
-        api_keys=_keys(args),
+        api_keys=read_api_keys(args.serve_keys, args.api_key_file),
         request_timeout=args.timeout,
     )
     app = create_app(cli_args.engine(args), settings)

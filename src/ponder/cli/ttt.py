@@ -141,12 +141,10 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _setup(args: argparse.Namespace, *, load: bool = True) -> tuple[list[Any], Any]:
-    from ponder.tasks.arc import load_fewshot
     from ponder.ttt.model import load_model, require_hf
+    from ponder.ttt.run import load_tasks
 
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError("--limit must be at least 1")
-    tasks = load_fewshot(args.tasks, limit=args.limit, order=args.order)
+    tasks = load_tasks(args.tasks, limit=args.limit, order=args.order)
     require_hf("torch", "transformers", "peft")
     if not load:
         return tasks, None
@@ -176,13 +174,13 @@ def _ray_ttt_executor(args: argparse.Namespace) -> Any:
 
 def run_ttt_command(args: argparse.Namespace) -> int:
     from ponder.runs.store import RunStore
-    from ponder.ttt.run import run_config, run_ttt
+    from ponder.ttt.run import adapters_folder, run_config, run_ttt
 
     cfg = _config(args)
     out = Path(args.out)
     adapters = args.adapters
-    if adapters is None and not args.no_train:
-        adapters = str(out.with_suffix(".adapters") if out.suffix else out.parent / "adapters")
+    if adapters is None:
+        adapters = adapters_folder(out, train=not args.no_train)
     ray = args.executor == "ray"
     tasks, lm = _setup(args, load=not ray)
     config = run_config(

@@ -18,9 +18,10 @@ from ponder.cli.args import add_engine_args, add_jsonl_args, jsonl_fields
 from ponder.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ponder.analysis.probe_stores import EvalStores
     from ponder.analysis.probe_train import LabelSpec, Rollout, TrainReport
     from ponder.core.task import Task
-    from ponder.core.types import Problem, Usage
+    from ponder.core.types import Usage
 
 __all__ = ["COMMANDS", "add_parser", "run_verifier"]
 
@@ -226,45 +227,21 @@ def _add_eval_parser(vsub: Any) -> None:
 # -- shared ------------------------------------------------------------------------------
 
 
-def _stored_configs(stores: Sequence[str]) -> list[dict[str, Any]]:
-    from ponder.runs.store import RunStore
-
-    configs = []
-    for path in stores:
-        with RunStore(path, create=False) as store:
-            configs.append(store.config() or {})
-    return configs
-
-
-def _task_and_rollouts(args: argparse.Namespace) -> tuple[Task, list[Rollout], list[str]]:
-    """The task (named, or the stores' own), the graded rollouts, and the models that
-    wrote them."""
-    from ponder.analysis.probe_train import collect_rollouts
+def _task_and_rollouts(args: argparse.Namespace) -> tuple[Task, list[Rollout], EvalStores]:
+    """The task (named, or the stores' own), the graded rollouts, and the stores."""
+    from ponder.analysis.probe_stores import EvalStores
     from ponder.tasks import make_task
 
-    configs = _stored_configs(args.stores)
-    name = args.task
-    if name is None:
-        names = {str(c["task"]) for c in configs if c.get("task")}
-        if len(names) != 1:
-            found = ", ".join(sorted(names)) or "none recorded"
-            raise ConfigError(f"pass --task: the stores' tasks are {found}")
-        name = names.pop()
+    stores = EvalStores.read(args.stores)
+    name = stores.task_name() if args.task is None else args.task
     task = make_task(name, data=args.data, **jsonl_fields(name, args))
-    problems: dict[str, Problem] | None = None
-    if args.data is not None:
-        problems = {p.id: p for p in task.load()}
-    rollouts = collect_rollouts(args.stores, task, problems=problems, limit=args.limit)
-    models = [str(c["model"]) for c in configs if c.get("model")]
-    return task, rollouts, models
+    rollouts = stores.rollouts(task, from_data=args.data is not None, limit=args.limit)
+    return task, rollouts, stores
 
 
-def _default_model(args: argparse.Namespace, models: Sequence[str]) -> None:
-    if args.model is not None:
-        return
-    if not models:
-        raise ConfigError("pass --model: the stores do not record which model wrote them")
-    args.model = models[0]
+def _default_model(args: argparse.Namespace, stores: EvalStores) -> None:
+    if args.model is None:
+        args.model = stores.writer_model()
 
 
 def _cost(usage: Usage, seconds: float) -> str:
@@ -293,10 +270,10 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; name the probe file")
-    task, rollouts, models = _task_and_rollouts(args)
+    task, rollouts, stores = _task_and_rollouts(args)
     if not rollouts:
         raise ConfigError("the stores hold no graded candidates to train on")
-    _default_model(args, models)
+    _default_model(args, stores)
     engine = cli_args.engine(args)
 
     async def go() -> TrainReport:
@@ -383,28 +360,18 @@ def _print_train_report(
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from ponder.analysis.probe_stores import heldout_missing, load_heldout_probe
     from ponder.analysis.probe_train import VerifierEval, evaluate_verifier
-    from ponder.verifiers.probe import ProbeVerifier
 
     ids: tuple[str, ...] | None = None
     segmentation = args.segmentation
     if args.heldout_of is not None:
-        holder = ProbeVerifier.load(args.heldout_of)
+        holder = load_heldout_probe(args.heldout_of)
         ids = holder.heldout_ids
-        if not ids:
-            raise ConfigError(f"{args.heldout_of} held out no problems (trained with --heldout 0)")
         segmentation = segmentation or holder.segmentation
-    task, rollouts, models = _task_and_rollouts(args)
-    missing = 0
-    if ids is not None:
-        present = {r.problem.id for r in rollouts}
-        missing = sum(1 for i in ids if i not in present)
-        if missing == len(ids):
-            raise ConfigError(
-                f"none of the {len(ids)} problems {args.heldout_of} held out are in these "
-                "stores; pass the stores the probe was trained on"
-            )
-    _default_model(args, models)
+    task, rollouts, stores = _task_and_rollouts(args)
+    missing = 0 if ids is None else heldout_missing(ids, rollouts, args.heldout_of)
+    _default_model(args, stores)
     engine = cli_args.engine(args)
 
     async def go() -> VerifierEval:

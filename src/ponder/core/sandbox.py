@@ -80,6 +80,7 @@ __all__ = [
     "Limits",
     "Mode",
     "Sandbox",
+    "allow_unisolated",
     "isolation_mode",
     "unisolated_allowed",
 ]
@@ -151,6 +152,13 @@ def unisolated_allowed() -> bool:
     """Whether the environment opts in to unisolated execution (``ALLOW_UNISOLATED_ENV``
     set to 1, true or yes)."""
     return os.environ.get(ALLOW_UNISOLATED_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def allow_unisolated() -> None:
+    """Opt this process in to unisolated execution (``--allow-unisolated-exec``): it
+    sets ``ALLOW_UNISOLATED_ENV`` in the environment, which carries the opt-in to every
+    sandbox the process makes and to the processes it starts (Ray workers among them)."""
+    os.environ[ALLOW_UNISOLATED_ENV] = "1"
 
 
 def isolation_mode(

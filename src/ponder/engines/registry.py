@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.core.engine import Engine
 from ponder.engines.models import CATALOGUE, resolve
+
+if TYPE_CHECKING:
+    from ponder.engines.llamacpp import LlamaCppEngine
 
 
 def uses_server(model: str, base_url: str | None) -> bool:
@@ -62,3 +65,12 @@ def make_engine(
         k: v for k, v in opts.items() if k in ("n_parallel", "n_ctx", "n_threads", "prefix_reuse")
     }
     return LlamaCppEngine(str(path), **local_opts)
+
+
+def tokenizer_engine(model: str) -> LlamaCppEngine:
+    """An embedded engine of ``model`` (a bundled name or a .gguf file) loaded for its
+    vocabulary alone (``count_tokens``): one sequence of a 256-token context, as no text
+    is generated. Close it with ``aclose``."""
+    from ponder.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(str(resolve(model)), n_parallel=1, n_ctx=256)

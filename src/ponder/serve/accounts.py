@@ -9,22 +9,43 @@ A key's account is read at ``GET /v1/ponder/usage`` with that key as the bearer 
 no route lists or reveals another key's account. Without configured keys the account is
 the bearer token the client sends, or ``anonymous`` when it sends none. Accounts are
 held in memory under the key's SHA-256 digest (the key itself is not kept), so a
-restart starts every account at zero.
+restart starts every account at zero. ``read_api_keys`` gathers the configured keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ponder.core.errors import ConfigError
 from ponder.core.types import Usage
 
-__all__ = ["ANONYMOUS", "Account", "Accounts"]
+__all__ = ["ANONYMOUS", "Account", "Accounts", "read_api_keys"]
 
 ANONYMOUS = "anonymous"
 """The account of requests that present no key (only possible without configured keys)."""
+
+
+def read_api_keys(keys: Iterable[str], key_file: str | Path | None = None) -> frozenset[str]:
+    """The keys clients must send: ``keys`` (``--api-key``) and the lines of ``key_file``
+    (``--api-key-file``: one key a line; blank lines and ``#`` comments skipped), each
+    stripped. A key file that cannot be read, or that leaves no key at all, is a
+    ``ConfigError``."""
+    found = {k.strip() for k in keys if k.strip()}
+    if key_file:
+        path = Path(key_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise ConfigError(f"cannot read --api-key-file {path}: {e}") from e
+        found |= {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+        if not found:
+            raise ConfigError(f"--api-key-file {path} holds no keys")
+    return frozenset(found)
 
 
 @dataclass(frozen=True)

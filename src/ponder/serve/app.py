@@ -37,6 +37,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ponder.core.budget import Ledger
@@ -56,11 +57,18 @@ from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
 from ponder.strategies import Context
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["ServeSettings", "create_app", "served_name"]
 
 log = logging.getLogger(__name__)
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+def served_name(model: str) -> str:
+    """The name clients use for a model the server runs (``ponder serve --model``'s,
+    unless ``--served-model-name`` gives one): a .gguf file's name without the suffix,
+    anything else (a bundled name, an upstream model) as given."""
+    return Path(model).name[: -len(".gguf")] if model.endswith(".gguf") else model
 
 
 @dataclass(frozen=True)

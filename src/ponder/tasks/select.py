@@ -4,18 +4,23 @@ A condition ``KEY=V1,V2`` keeps the problems whose ``Problem.meta[KEY]``, writte
 string, is one of the values; several conditions must all hold. ``limit_each`` then keeps
 the first N problems (in the task's order) of each combination of the conditions' keys,
 so ``level=1,3,5`` with ``limit_each=10`` is ten problems of each of the three levels.
-The order of the problems that remain is the task's order.
+The order of the problems that remain is the task's order. ``pick_problems`` applies
+``ponder eval``'s ``--limit``, ``--where`` and ``--limit-each`` to a task.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ponder.core.errors import ConfigError
 from ponder.core.types import Problem
 
-__all__ = ["parse_where", "select_problems"]
+if TYPE_CHECKING:
+    from ponder.core.task import Task
+
+__all__ = ["parse_where", "pick_problems", "select_problems"]
 
 
 def parse_where(conditions: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -70,3 +75,19 @@ def select_problems(
         asked = "; ".join(f"{k}={','.join(sorted(where[k]))}" for k in keys)
         raise ConfigError(f"no problem matches --where {asked}")
     return kept if limit is None else kept[:limit]
+
+
+def pick_problems(
+    task: Task,
+    *,
+    limit: int | None = None,
+    where: Iterable[str] = (),
+    limit_each: int | None = None,
+) -> list[Problem]:
+    """The task's problems that ``limit``, the ``KEY=V1,V2`` conditions of ``where``
+    and ``limit_each`` pick. Without conditions or ``limit_each`` the task loads only
+    its first ``limit`` problems; with them it loads all of them to choose from."""
+    conditions = parse_where(where)
+    if conditions or limit_each is not None:
+        return select_problems(task.load(None), conditions, limit_each=limit_each, limit=limit)
+    return task.load(limit)

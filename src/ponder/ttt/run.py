@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ponder._version import __version__
 from ponder.core.errors import ConfigError
 from ponder.runs.store import Record, RunStore
 from ponder.runs.summary import wilson_interval
-from ponder.tasks.arc import FewShotTask
+from ponder.tasks.arc import FewShotTask, load_fewshot
 from ponder.ttt.model import LoadedModel
 from ponder.ttt.solve import TTTJob, solve_task, test_ids
 from ponder.ttt.train import TTTConfig
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from ponder.ttt.distributed import RayTTTExecutor
 
-__all__ = ["TTTSummary", "run_ttt", "test_ids"]
+__all__ = ["TTTSummary", "adapters_folder", "load_tasks", "run_ttt", "test_ids"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,26 @@ class TTTSummary:
             f"inputs of {self.tasks} tasks, {self.done_now} tasks run now, {self.skipped} "
             f"resumed, {self.errors} errors, {self.seconds:.1f}s"
         )
+
+
+def load_tasks(
+    source: str, *, limit: int | None = None, order: Literal["file", "cells"] = "file"
+) -> list[FewShotTask]:
+    """The tasks ``ponder ttt --tasks SOURCE`` runs: ``load_fewshot``'s, after checking
+    that a ``limit`` keeps at least one."""
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    return load_fewshot(source, limit=limit, order=order)
+
+
+def adapters_folder(out: str | Path, *, train: bool = True) -> Path | None:
+    """Where ``ponder ttt`` keeps a run's adapters when not told: beside the store
+    ``out``, its suffix replaced by ``.adapters`` (``adapters`` in its folder when it has
+    none), so a resumed run reuses them. None when nothing trains."""
+    if not train:
+        return None
+    out = Path(out)
+    return out.with_suffix(".adapters") if out.suffix else out.parent / "adapters"
 
 
 def run_config(
