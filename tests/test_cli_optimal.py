@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tests.eval._stores import config, point, sampled, write
+from tests._stores import config, point, sampled, write
 
 from ponder.cli import build_parser, main
 from ponder.cli.args import strategy_options as _strategy_options

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.eval._toys import ToyTask
+from tests.runs._toys import ToyTask
 
 from ponder.core.engine import (
     MESSAGE_ALLOWANCE_TOKENS,

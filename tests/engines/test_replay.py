@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from tests.eval._toys import ToyTask, toy_responder
+from tests.runs._toys import ToyTask, toy_responder
 
 from ponder.core.errors import CapabilityMissing, ConfigError
 from ponder.core.types import Candidate, GenRequest, Problem

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.eval._stores import config, point, sampled, write
+from tests._stores import config, point, sampled, write
 
 from ponder.analysis.calibration import load_calibration
 from ponder.analysis.optimize import (

@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from tests.eval._toys import QUESTION, ToyTask
+from tests.runs._toys import QUESTION, ToyTask
 
 from ponder.analysis.calibration import load_calibration
 from ponder.cli import main

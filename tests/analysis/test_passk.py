@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _stores import config, sampled, write
+from tests._stores import config, sampled, write
 
 from ponder.analysis.passk import default_ks, pass_at_k, pass_at_k_table
 from ponder.analysis.report import summarize_run, write_report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from tests.eval._stores import point, sampled
+from tests._stores import point, sampled
 
 from ponder.analysis.difficulty import (
     assess_prediction,

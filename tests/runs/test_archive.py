@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.eval._stores import config, sampled
+from tests._stores import config, sampled
 
 from ponder.cli import main
 from ponder.core.errors import ConfigError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.eval.test_report import MAJORITY, config, make_store
+from tests.analysis.test_report import MAJORITY, config, make_store
 
 from ponder.analysis.page import html_table
 from ponder.analysis.summary import ReportData, summarize_run, summarize_runs

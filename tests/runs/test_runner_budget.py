@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.eval._toys import ToyTask, toy_responder
+from tests.runs._toys import ToyTask, toy_responder
 
 from ponder.core.errors import ConfigError
 from ponder.engines.scripted import ScriptedEngine
