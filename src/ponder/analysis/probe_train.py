@@ -28,9 +28,10 @@ The pipeline behind ``ponder verifier train``:
    held-out AUC measures the probe on questions it never saw. The split is a seeded
    permutation of the sorted problem ids, so it is the same on every machine.
 5. Fit: features standardised with the training mean and spread, then L2-regularised
-   logistic regression by Newton's method (deterministic; each rollout weighs the
-   same however many prefixes it has). ``l2="auto"`` picks the strength by 3-fold
-   cross-validation over training problems (out-of-fold log loss).
+   logistic regression, scikit-learn's with its Newton solver (deterministic; each
+   rollout weighs the same however many prefixes it has). ``l2="auto"`` picks the
+   strength by 3-fold cross-validation over training problems (scikit-learn's
+   ``GroupKFold``, shuffled by the seed; out-of-fold log loss).
 6. Held-out AUC, at the step level (every held-out prefix against its label) and at
    the outcome level (the probe's aggregated score of each held-out rollout against
    its correctness: the number to compare with other verifiers).
@@ -54,6 +55,9 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
 
 from ponder._version import __version__
 from ponder.core.budget import Ledger
@@ -321,24 +325,20 @@ async def mc_step_labels(
 
 
 def roc_auc(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
-    """Area under the ROC curve by the Mann-Whitney U statistic: the probability that a
-    random positive scores above a random negative, ties counting one half. NaN when
-    either class is empty. ``labels`` are truthy for positives."""
+    """Area under the ROC curve (:func:`sklearn.metrics.roc_auc_score`): the probability
+    that a random positive scores above a random negative, ties counting one half (the
+    Mann-Whitney U statistic). NaN when either class is empty, where scikit-learn would
+    warn instead. ``labels`` are truthy for positives."""
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     if s.shape != y.shape:
         raise ValueError(f"{s.size} scores for {y.size} labels")
     n_pos = int(y.sum())
-    n_neg = int(y.size - n_pos)
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == y.size:
         return math.nan
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)  # 1-based rank of the last member of each tie group
-    mid_rank = upper - (counts - 1) / 2.0
-    rank_sum = float(mid_rank[inverse][y].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    return float(roc_auc_score(y, s))
 
 
 def _weights(n: int, sample_weight: npt.ArrayLike | None) -> FloatArray:
@@ -352,8 +352,46 @@ def _weights(n: int, sample_weight: npt.ArrayLike | None) -> FloatArray:
 
 
 def _log_loss(z: FloatArray, y: FloatArray, w: FloatArray) -> float:
-    # log(1 + e^z) - y z, written to stay finite for large |z|
+    # log(1 + e^z) - y z from the logits, finite for large |z| and exact for soft labels
     return float(np.sum(w * (np.logaddexp(0.0, z) - y * z)))
+
+
+# the log-odds of the bias when one class is missing: the base rate clipped to [eps, 1-eps]
+_ONE_CLASS_EPS = 1e-9
+
+
+def _hard_labels(
+    x: FloatArray, y: FloatArray, w: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Rows, 0/1 labels and weights with the same weighted log loss as soft labels
+    ``y``: a row with 0 < y < 1 becomes a positive of weight ``w y`` and a negative of
+    weight ``w (1 - y)``. Rows of zero weight are dropped; they change nothing."""
+    soft = (y > 0) & (y < 1)
+    if soft.any():
+        x = np.vstack([x, x[soft]])
+        w = np.concatenate([np.where(soft, w * y, w), w[soft] * (1.0 - y[soft])])
+        y = np.concatenate([np.where(soft, 1.0, y), np.zeros(int(soft.sum()))])
+    kept = w > 0
+    return x[kept], y[kept], w[kept]
+
+
+def _span(x: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+    """``(z, basis)`` with ``x = z @ basis.T`` when there are more features than rows
+    (``basis`` orthonormal columns spanning the rows), else ``(x, None)``."""
+    n, d = x.shape
+    if d <= n:
+        return x, None
+    u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    keep = sv > sv[0] * 1e-10 if sv.size and sv[0] > 0 else np.zeros(sv.size, bool)
+    return u[:, keep] * sv[keep], vt[keep].T
+
+
+def _logistic(l2: float, max_iter: int, tol: float) -> LogisticRegression:
+    # C = 1 / l2 with weights summing to one: scikit-learn minimises
+    # C * sum(w_i * loss_i) + |coef|^2 / 2, which divided by C is ponder's objective
+    return LogisticRegression(
+        C=1.0 / l2, solver="newton-cholesky", max_iter=max_iter, tol=tol, warm_start=True
+    )
 
 
 def fit_logistic(
@@ -367,9 +405,16 @@ def fit_logistic(
     tol: float = 1e-9,
 ) -> tuple[FloatArray, float]:
     """``(weights, bias)`` minimising the weighted mean log loss plus
-    ``l2 / 2 * |weights|^2`` (the bias is not penalised), by Newton's method with
-    backtracking. ``y`` holds labels in [0, 1]. ``start`` (a nearby solution, such as
-    the fit at the previous strength of a path) saves iterations, not accuracy.
+    ``l2 / 2 * |weights|^2`` (the bias is not penalised): scikit-learn's
+    :class:`~sklearn.linear_model.LogisticRegression` (solver ``newton-cholesky``,
+    Newton's method: deterministic) with ``C = 1 / l2`` on the weights normalised to sum
+    to one, since scikit-learn minimises ``C * sum(w_i * loss_i) + |weights|^2 / 2``;
+    ``tol`` bounds the largest entry of that objective's gradient divided by ``C``, so of
+    ponder's. ``y`` holds labels in [0, 1]; soft ones are fitted exactly, as a positive
+    and a negative row weighted ``y`` and ``1 - y``. When one class is missing no
+    weights can be learnt: the weights are zero and the bias is the log-odds of the base
+    rate clipped to ``[1e-9, 1 - 1e-9]``. ``start`` (a nearby solution, such as the fit
+    at the previous strength of a path) saves iterations, not accuracy.
 
     With more features than examples the weights lie in the span of the examples (the
     loss gradient is a combination of rows and so is the optimum), so the fit runs in
@@ -381,55 +426,25 @@ def fit_logistic(
         raise ValueError(f"features {xa.shape} and labels {ya.shape} do not match")
     if l2 <= 0:
         raise ConfigError(f"l2 must be > 0, got {l2}")
-    n, d = xa.shape
-    w = _weights(n, sample_weight)
-    basis: FloatArray | None = None
-    if d > n:
-        u, sv, vt = np.linalg.svd(xa, full_matrices=False)
-        keep = sv > sv[0] * 1e-10 if sv.size and sv[0] > 0 else np.zeros(sv.size, bool)
-        z = u[:, keep] * sv[keep]
-        basis = vt[keep].T
-    else:
-        z = xa
-    r = z.shape[1]
-    a = np.hstack([z, np.ones((n, 1))])
-    penalty = np.full(r + 1, l2)
-    penalty[-1] = 1e-10  # keeps the bias finite when one class is missing
-    theta = np.zeros(r + 1)
+    d = xa.shape[1]
+    w = _weights(ya.size, sample_weight)
+    xh, yh, wh = _hard_labels(xa, ya, w)
+    if np.unique(yh).size < 2:
+        rate = min(max(float(wh @ yh), _ONE_CLASS_EPS), 1.0 - _ONE_CLASS_EPS)
+        return np.zeros(d), math.log(rate / (1.0 - rate))
+    z, basis = _span(xh)
+    model = _logistic(l2, max_iter, tol)
     if start is not None:
         coef0 = np.asarray(start[0], dtype=np.float64).ravel()
         if coef0.size != d:
             raise ValueError(f"start weights have {coef0.size} entries for {d} features")
-        # the optimum lies in the span used here; the projection of a start does too
-        theta[:-1] = basis.T @ coef0 if basis is not None else coef0
-        theta[-1] = float(start[1])
-
-    def objective(t: FloatArray) -> float:
-        return _log_loss(a @ t, ya, w) + 0.5 * float(np.sum(penalty * t * t))
-
-    current = objective(theta)
-    for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a @ theta, -700.0, 700.0)))
-        grad = a.T @ (w * (p - ya)) + penalty * theta
-        if float(np.max(np.abs(grad))) < tol:
-            break
-        hess = (a * (w * p * (1.0 - p))[:, None]).T @ a + np.diag(penalty)
-        step = np.linalg.solve(hess, grad)
-        rate = 1.0
-        while True:
-            trial = theta - rate * step
-            value = objective(trial)
-            if value <= current - 1e-4 * rate * float(grad @ step) or rate < 1e-10:
-                break
-            rate /= 2.0
-        if value > current:  # no descent left: at the optimum up to rounding
-            break
-        theta, previous, current = trial, current, value
-        if previous - current < tol * max(1.0, abs(current)):
-            break
-    beta = theta[:-1]
+        # warm_start reads these; the optimum lies in the span used, so does the projection
+        model.coef_ = (basis.T @ coef0 if basis is not None else coef0)[None, :]
+        model.intercept_ = np.array([float(start[1])])
+    model.fit(z, yh, sample_weight=wh)
+    beta = model.coef_[0]
     weights: FloatArray = basis @ beta if basis is not None else beta
-    return weights, float(theta[-1])
+    return weights, float(model.intercept_[0])
 
 
 def _standardise(x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -468,10 +483,14 @@ def _fit(
 
 
 def _group_folds(groups: Sequence[str], folds: int, seed: int) -> npt.NDArray[np.int64]:
-    ids = sorted(set(groups))
-    order = np.random.default_rng(seed).permutation(len(ids))
-    fold_of = {ids[i]: pos % folds for pos, i in enumerate(order)}
-    return np.array([fold_of[g] for g in groups], dtype=np.int64)
+    """Each example's fold (0 to ``folds - 1``) by :class:`~sklearn.model_selection.
+    GroupKFold`, shuffled with ``seed``: the distinct groups, permuted, are cut into
+    ``folds`` runs of near-equal count, so a group is never in two folds."""
+    fold_of = np.empty(len(groups), dtype=np.int64)
+    split = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for f, (_, test) in enumerate(split.split(np.zeros((len(groups), 1)), groups=groups)):
+        fold_of[test] = f
+    return fold_of
 
 
 def select_l2(
@@ -489,8 +508,9 @@ def select_l2(
     the stronger penalty. Returns the choice and every strength's loss (NaN when fewer
     than two groups make cross-validation impossible; the grid's middle is chosen).
 
-    Each fold fits the grid from the strongest penalty down, each fit starting from the
-    previous one, which is close: a path costs a few Newton steps per strength."""
+    The folds are :func:`_group_folds` (``GroupKFold`` shuffled by ``seed``). Each fold
+    fits the grid from the strongest penalty down, each fit starting from the previous
+    one, which is close: a path costs a few Newton steps per strength."""
     xa = np.asarray(x, dtype=np.float64)
     ya = np.asarray(y, dtype=np.float64).ravel()
     w = _weights(ya.size, sample_weight)
