@@ -37,9 +37,10 @@ def add_parser(subparsers: Any) -> None:
     feat.add_argument(
         "--batch",
         type=int,
-        default=16,
-        help="samples prefilled together, in one decode call (the engine's --n-parallel; "
-        "default 16)",
+        default=4,
+        help="samples prefilled together, in shared decode calls (the embedded engine's "
+        "--n-parallel; default 4); on a CPU the pass is compute-bound and gains little "
+        "from more (bench/bank_features.py)",
     )
     feat.add_argument("--limit", type=int, help="the bank's first K problems only")
     feat.add_argument("--no-progress", action="store_true", help="no progress bar")
