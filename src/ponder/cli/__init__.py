@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from ponder.cli import (
     archive,
+    bank,
     migrate,
     models,
     optimize,
@@ -64,6 +65,7 @@ SUBCOMMANDS = (
     report,
     optimize,
     archive,
+    bank,
     migrate,
     models,
     strategies,

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ponder.core.types import Completion, GenRequest, Problem, Usage
+from ponder.core.types import Completion, GenRequest, Problem, TokenLogprob, Usage
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,34 @@ class Embedder(Protocol):
     """
 
     async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]: ...
+
+
+@dataclass(frozen=True)
+class ContinuationLogprobs:
+    """The logprob of each token of a given continuation after a prompt, with its top
+    alternatives, found by prefill (nothing generated), and what it cost.
+
+    ``usage.prompt_tokens`` counts the tokens this continuation had computed (the
+    shared prompt on the first of a request's continuations, then its own tokens);
+    ``cached_tokens`` the prompt tokens it found already computed.
+    """
+
+    logprobs: tuple[TokenLogprob, ...]
+    usage: Usage
+
+
+@runtime_checkable
+class LogprobScorer(Protocol):
+    """An engine that scores given continuations of a prompt by prefill alone.
+
+    ``continuation_logprobs(request, texts)`` renders ``request``'s prompt as
+    ``generate`` would (chat template, ``continuation`` appended), computes it once,
+    and answers, per text in order, the logprobs of the text's tokens after it, with
+    ``request.top_logprobs`` alternatives each. Sampling fields and ``n`` are ignored.
+    How a text is cut into tokens is the engine's to document: the tokens generation
+    produced for that text, as far as retokenising the text gives them back.
+    """
+
+    async def continuation_logprobs(
+        self, request: GenRequest, texts: Sequence[str]
+    ) -> list[ContinuationLogprobs]: ...

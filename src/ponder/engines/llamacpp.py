@@ -11,7 +11,8 @@ what is new; ``Usage`` counts the rest as ``cached_tokens``. That is how a searc
 forks a partial solution: a request whose ``continuation`` extends what a slot just
 generated prefills only the new tokens, and its ``n`` children share them by a KV
 copy (``prefix_reuse=False`` switches the first part off, for measuring it).
-``embed`` returns the hidden state at a prompt's last token through the same slots.
+``embed`` returns the hidden state at a prompt's last token through the same slots,
+and ``continuation_logprobs`` the logprobs of given continuations by prefill alone.
 A request's ``confidence_stop`` ends a sequence mid-generation when its sliding-window
 token confidence drops (DeepConf's online mode), freeing its slot for the next one.
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -46,7 +48,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ponder.core.engine import Capabilities, Embedding
+from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding
 from ponder.core.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
 from ponder.core.types import Completion, GenRequest
 from ponder.engines._llama_batch import DecodeLoop, EngineStats, Job, Outcome
@@ -196,6 +198,9 @@ class LlamaCppEngine:
     (siblings of one request still share it), for measuring what reuse saves.
     ``extra_buffers`` lets llama.cpp repack weights for its faster kernels (None: yes,
     but for a build whose AMX kernels crash on this CPU; see ``default_extra_buffers``).
+    ``score_chunk`` caps the continuation tokens of one sequence that
+    ``continuation_logprobs`` prefills per call (default ``n_batch``); 1 reproduces
+    generation's logprobs exactly, at decoding's speed (see ``_llama_batch``).
 
     One worker thread owns the llama.cpp context; ``generate`` may be called
     concurrently from one event loop or several. Call :meth:`aclose` when done.
@@ -213,6 +218,7 @@ class LlamaCppEngine:
         verbose: bool = False,
         prefix_reuse: bool = True,
         extra_buffers: bool | None = None,
+        score_chunk: int | None = None,
     ) -> None:
         if n_parallel < 1:
             raise ConfigError(f"n_parallel must be >= 1, got {n_parallel}")
@@ -220,6 +226,8 @@ class LlamaCppEngine:
             raise ConfigError(f"n_ctx must be >= 16, got {n_ctx}")
         if n_batch < 1:
             raise ConfigError(f"n_batch must be >= 1, got {n_batch}")
+        if score_chunk is not None and score_chunk < 1:
+            raise ConfigError(f"score_chunk must be >= 1, got {score_chunk}")
         lib = _import_llama_cpp()
         path = Path(model_path)
         if not path.is_file():
@@ -264,6 +272,7 @@ class LlamaCppEngine:
             n_batch=n_batch,
             n_embd=int(lib.llama_model_n_embd(model)),
             prefix_reuse=prefix_reuse,
+            score_chunk=score_chunk,
         )
 
     @property
@@ -313,6 +322,46 @@ class LlamaCppEngine:
         rendered, ``continuation`` appended); sampling fields are ignored."""
         answers = await self._run(requests, self._embedding_job)
         return [answer[0] for answer in answers]
+
+    async def continuation_logprobs(
+        self, request: GenRequest, texts: Sequence[str]
+    ) -> list[ContinuationLogprobs]:
+        """The logprob of every token of each text after ``request``'s prompt, with
+        ``request.top_logprobs`` alternatives, by prefill alone (a ``LogprobScorer``).
+
+        The prompt is tokenized as ``generate`` tokenizes it and computed once (or
+        found in a slot); the texts are scored together, several per decode call.
+        A text is tokenized on its own, without BOS and with special-token names
+        read as plain text, which gives back the tokens generation produced for it
+        whenever the tokenizer's own split of the text is what the model sampled (a
+        model may sample another split of the same text, which retokenising cannot
+        recover: such a text is scored as its canonical tokens). A sample cut at a stop
+        string or ended by an end-of-generation token holds neither, and neither is
+        scored. Sampling fields and ``n`` are ignored.
+        """
+        if not texts:
+            return []
+        req, prompt = self._prepare(dataclasses.replace(request, n=len(texts)))
+        tokens = [self._tokenize(t, add_special=False, parse_special=False) for t in texts]
+        longest = max(len(t) for t in tokens)
+        if len(prompt) + longest > self._n_ctx:
+            raise EngineError(
+                f"{self._name}: a {len(prompt)}-token prompt and a {longest}-token "
+                f"continuation do not fit a sequence's {self._n_ctx} tokens; raise n_ctx"
+            )
+
+        def job(req: GenRequest, prompt: list[int], on_done: Callable[[Outcome], None]) -> Job:
+            return Job(
+                request=req,
+                prompt=prompt,
+                max_new=0,
+                seeds=[0] * req.n,
+                on_done=on_done,
+                score=tokens,
+            )
+
+        answers: list[list[ContinuationLogprobs]] = await self._run([req], job)
+        return answers[0]
 
     def _generation_job(
         self, req: GenRequest, prompt: list[int], on_done: Callable[[Outcome], None]
@@ -456,16 +505,17 @@ class LlamaCppEngine:
             "utf-8", errors="replace"
         )
 
-    def _tokenize(self, text: str, *, add_special: bool) -> list[int]:
+    def _tokenize(self, text: str, *, add_special: bool, parse_special: bool = True) -> list[int]:
         lib = self._lib
         data = text.encode("utf-8")
         size = len(data) + 8  # a token covers at least one byte, plus BOS/EOS
         buf = (lib.llama_token * size)()
-        n = lib.llama_tokenize(self._vocab, data, len(data), buf, size, add_special, True)
+        args = (add_special, parse_special)
+        n = lib.llama_tokenize(self._vocab, data, len(data), buf, size, *args)
         if n < 0:
             size = -n
             buf = (lib.llama_token * size)()
-            n = lib.llama_tokenize(self._vocab, data, len(data), buf, size, add_special, True)
+            n = lib.llama_tokenize(self._vocab, data, len(data), buf, size, *args)
         if n < 0:
             raise EngineError(f"{self._name}: tokenization failed ({n})")
         return list(buf[:n])

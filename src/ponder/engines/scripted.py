@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ponder.core.engine import Capabilities, Embedding
+from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding
 from ponder.core.errors import CapabilityMissing
 from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
@@ -44,6 +44,8 @@ class ScriptedEngine:
     ``confidence_stop=False``.
     ``embedder`` (a function of the prompt text, ``continuation`` included, to a vector)
     gives the engine the ``embeddings`` capability; each embedded word is one prompt token.
+    ``continuation_logprobs`` scores given texts with the same ``logprob`` script and
+    alternatives, a word a token (a ``LogprobScorer``).
     """
 
     def __init__(
@@ -173,6 +175,25 @@ class ScriptedEngine:
             text = _prompt_text(req)
             vector = np.asarray(self._embedder(text), dtype=np.float32)
             out.append(Embedding(vector, Usage(prompt_tokens=len(text.split()), calls=1)))
+        return out
+
+    async def continuation_logprobs(
+        self, request: GenRequest, texts: Sequence[str]
+    ) -> list[ContinuationLogprobs]:
+        """The scripted logprobs of each text's words after ``request``'s prompt; the
+        prompt's words are charged to the first text and cached for the others."""
+        if not self._caps.logprobs:
+            raise CapabilityMissing(f"{self._name} does not return logprobs")
+        prompt_len = len(_prompt_text(request).split())
+        out = []
+        for i, text in enumerate(texts):
+            logprobs = self._logprobs(request, text)
+            usage = Usage(
+                prompt_tokens=(prompt_len if i == 0 else 0) + len(logprobs),
+                cached_tokens=0 if i == 0 else prompt_len,
+                calls=1 if i == 0 else 0,
+            )
+            out.append(ContinuationLogprobs(logprobs, usage))
         return out
 
     async def aclose(self) -> None:

@@ -1,10 +1,15 @@
 """A run store as JSON lines, and back: to share a bank of samples or keep it in git.
 
 The first line is a header ``{"format": ..., "config": {...}}``; every other line is
-one record with the store's columns. A name ending in ``.gz`` is gzip-compressed.
+one record with the store's columns, and, when the store has features of the
+record's samples (``RunStore.put_features``), a ``features`` key: per sample index (as
+text) its features by name. A record without it has none, as every archive written
+before features existed reads; a reader that does not know the key ignores it, so the
+header's format is unchanged. A name ending in ``.gz`` is gzip-compressed.
 Importing into an existing store checks the configuration as a resume does and adds
 only the records it lacks (an error record there is replaced by a finished one), so
-importing a newer export of a growing run into an older copy brings it up to date.
+importing a newer export of a growing run into an older copy brings it up to date;
+features are added for the samples that have none in the store.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,7 @@ from typing import IO, Any
 
 from ponder.core.errors import ConfigError
 from ponder.core.types import Candidate, Usage
-from ponder.runs.store import FORMAT, Record, RunStore
+from ponder.runs.store import FORMAT, Record, RunStore, SampleFeatures
 
 ARCHIVE_FORMAT = FORMAT + "-jsonl"
 
@@ -93,7 +98,8 @@ def export_store(store_path: str | Path, out: str | Path, *, include_errors: boo
             raise ConfigError(f"{store_path} holds no run yet (no configuration)")
         records = store.records(include_errors=include_errors)
         problems = store.problem_fingerprints()
-    write_archive(out, config, problems, records)
+        features = store.features()
+    write_archive(out, config, problems, records, features)
     return len(records)
 
 
@@ -102,9 +108,11 @@ def write_archive(
     config: dict[str, Any],
     problems: dict[str, dict[str, str]],
     records: list[Record],
+    features: Mapping[str, SampleFeatures] | None = None,
 ) -> None:
     """Write an archive of ``records`` under a header of the run's configuration and its
-    problems' fingerprints, beside ``out`` and renamed into place."""
+    problems' fingerprints, each record with its samples' ``features`` if it has any,
+    beside ``out`` and renamed into place."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part" + (".gz" if out.suffix == ".gz" else ""))
@@ -115,7 +123,10 @@ def write_archive(
         f.write(json.dumps(header, sort_keys=True))
         f.write("\n")
         for record in records:
-            f.write(json.dumps(_record_dict(record), sort_keys=True, default=str))
+            line = _record_dict(record)
+            if features and (own := features.get(record.problem_id)):
+                line["features"] = {str(i): dict(values) for i, values in own.items()}
+            f.write(json.dumps(line, sort_keys=True, default=str))
             f.write("\n")
     tmp.replace(out)
 
@@ -143,12 +154,22 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"cannot read {path}: {e}") from e
 
 
+def _features_from(d: dict[str, Any]) -> dict[int, dict[str, float]]:
+    raw = d.get("features") or {}
+    if not isinstance(raw, dict):
+        raise TypeError("features must be a mapping of sample index to features")
+    return {int(i): {str(k): float(v) for k, v in values.items()} for i, values in raw.items()}
+
+
+ArchiveLine = tuple[int, Record, dict[int, dict[str, float]]]
+
+
 def _open_archive(
     archive: str | Path,
-) -> tuple[dict[str, Any], dict[str, Any], Iterator[tuple[int, Record]]]:
+) -> tuple[dict[str, Any], dict[str, Any], Iterator[ArchiveLine]]:
     """An archive's configuration and problem fingerprints (its header), and its records
-    read lazily, each with its line number; a malformed header or record raises
-    ``ConfigError`` naming the file and line."""
+    read lazily, each with its line number and its samples' features; a malformed header
+    or record raises ``ConfigError`` naming the file and line."""
     path = Path(archive)
     if not path.is_file():
         raise ConfigError(f"no archive at {path}")
@@ -163,11 +184,11 @@ def _open_archive(
     if not isinstance(problems, dict):
         raise ConfigError(f"{path}: the header's problems are not a mapping")
 
-    def records() -> Iterator[tuple[int, Record]]:
+    def records() -> Iterator[ArchiveLine]:
         for number, d in lines:
             try:
-                yield number, _record_from(d)
-            except (KeyError, TypeError, ValueError) as e:
+                yield number, _record_from(d), _features_from(d)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
 
     return config, problems, records()
@@ -176,7 +197,7 @@ def _open_archive(
 def read_archive(archive: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[Record]]:
     """The configuration, problem fingerprints and records of an archive."""
     config, problems, records = _open_archive(archive)
-    return config, problems, [record for _, record in records]
+    return config, problems, [record for _, record, _ in records]
 
 
 def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
@@ -184,6 +205,7 @@ def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
 
     A new store takes the archive's configuration and its problems' fingerprints; an
     existing one must match both.
+    Features are added for the samples that have none in the store.
     A malformed line raises ``ConfigError`` naming it; records before it are kept.
     """
     config, problems, records = _open_archive(archive)
@@ -191,7 +213,11 @@ def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
     with RunStore(store_path) as store:
         store.init_or_check(config)
         store.add_problem_fingerprints(problems)
-        for _, record in records:
+        featured = store.featured_samples()
+        for _, record, features in records:
             read += 1
             added += int(store.put(record))
+            new = {i: v for i, v in features.items() if (record.problem_id, i) not in featured}
+            if new:
+                store.put_features(record.problem_id, new)
     return ImportSummary(read=read, added=added)

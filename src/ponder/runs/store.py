@@ -2,6 +2,10 @@
 
 The file holds two tables. ``meta`` is key/value text: the run configuration (JSON)
 and a format marker. ``records`` has one row per problem, keyed by the problem id.
+A third, ``features``, is made by the first ``put_features``: per sample (problem id
+and the sample's index among its record's candidates) a JSON object of named numbers
+computed from the sample afterwards (``ponder bank features``); stores without it read
+as having none.
 Each row is committed in its own transaction as soon as its problem finishes, in WAL
 mode, so killing the process loses at most the problems still in flight and can
 never leave half a row or two rows for one problem.
@@ -28,6 +32,18 @@ from ponder.core.types import GRADE_STATUSES, Candidate, Grade, Usage
 
 FORMAT = "ponder-run-store"
 SCHEMA_VERSION = 2
+
+_FEATURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS features (
+    problem_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (problem_id, sample_index)
+)
+"""
+
+SampleFeatures = Mapping[int, Mapping[str, float]]
+"""One problem's features: per sample index, the values by name."""
 
 # Keys of the stored configuration that describe the run but do not change its
 # results, so resuming under a different value is allowed.
@@ -460,6 +476,52 @@ class RunStore:
                 "SELECT COUNT(*) FROM records WHERE error IS NOT NULL"
             ).fetchone()
         return int(count)
+
+    # -- per-sample features -----------------------------------------------------------
+
+    def put_features(self, problem_id: str, features: SampleFeatures) -> None:
+        """Write the features of some samples of one problem in one transaction,
+        replacing what those samples had (NaN is kept, as JSON's ``NaN``)."""
+        with self._transaction() as conn:
+            conn.execute(_FEATURES_SCHEMA)
+            conn.executemany(
+                "INSERT OR REPLACE INTO features(problem_id, sample_index, data) VALUES (?, ?, ?)",
+                [
+                    (problem_id, int(index), json.dumps(dict(values), sort_keys=True))
+                    for index, values in features.items()
+                ],
+            )
+
+    def features(self, problem_id: str | None = None) -> dict[str, dict[int, dict[str, float]]]:
+        """The stored features per problem id (one problem's, or all), per sample index."""
+        where, params = ("", ()) if problem_id is None else (" WHERE problem_id=?", (problem_id,))
+        with self._lock:
+            if not self._has_features():
+                return {}
+            rows = self._conn.execute(
+                "SELECT problem_id, sample_index, data FROM features"
+                f"{where} ORDER BY problem_id, sample_index",
+                params,
+            ).fetchall()
+        out: dict[str, dict[int, dict[str, float]]] = {}
+        for pid, index, data in rows:
+            values = {str(k): float(v) for k, v in json.loads(data).items()}
+            out.setdefault(str(pid), {})[int(index)] = values
+        return out
+
+    def featured_samples(self) -> set[tuple[str, int]]:
+        """``(problem id, sample index)`` of every sample that has features."""
+        with self._lock:
+            if not self._has_features():
+                return set()
+            rows = self._conn.execute("SELECT problem_id, sample_index FROM features").fetchall()
+        return {(str(pid), int(index)) for pid, index in rows}
+
+    def _has_features(self) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='features'"
+        ).fetchone()
+        return row is not None
 
     # -- lifetime --------------------------------------------------------------------
 
