@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.analysis.features import FEATURE_NAMES, sample_features
+from ponder.verifiers.features import FEATURE_NAMES, sample_features
 from ponder.cli import main
 from ponder.core.types import GenRequest, Message
 from ponder.engines.scripted import ScriptedEngine

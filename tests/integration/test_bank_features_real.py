@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.analysis.features import FEATURE_NAMES
+from ponder.verifiers.features import FEATURE_NAMES
 from ponder.core.types import GenRequest, Message
 from ponder.engines.llamacpp import LlamaCppEngine
 from ponder.runs.store import RunStore

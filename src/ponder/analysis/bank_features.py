@@ -4,7 +4,7 @@ A bank (the run store of a ``majority`` or ``best_of_n`` run) holds sample texts
 sampled without logprobs, nothing to judge them by. This pass asks the bank's own model
 for the logprobs of each sample's tokens after the problem's prompt, by prefill (a
 ``LogprobScorer`` engine; nothing is generated), reduces them to the features of
-``ponder.analysis.features`` and writes them to the store's ``features`` table, one
+``ponder.verifiers.features`` and writes them to the store's ``features`` table, one
 problem at a time. A pass that is stopped loses at most the problems in flight; run
 again, it computes only the samples that have no features yet.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ponder.analysis.features import sample_features
+from ponder.verifiers.features import sample_features
 from ponder.core.engine import Engine, LogprobScorer
 from ponder.core.errors import CapabilityMissing, ConfigError
 from ponder.core.task import Task

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ponder.analysis.features import (
+from ponder.verifiers.features import (
     FEATURE_NAMES,
     group_confidences,
     sample_features,

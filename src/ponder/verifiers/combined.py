@@ -1,0 +1,140 @@
+"""A combined verifier: a logistic model over a sample's token-confidence features.
+
+Each signal of ``ponder.verifiers.features`` ranks samples on its own (mean logprob,
+DeepConf's group and tail confidences, self-certainty, length); this model weighs them
+together. It is fitted elsewhere (``ponder.analysis.selection.fit_combined``, with
+scikit-learn, on a bank's samples and their grades) and stored here as plain numbers, so
+scoring needs neither scikit-learn nor the bank:
+
+    z_j = (x_j - mean_j) / scale_j,   p = sigmoid(intercept + sum_j coef_j z_j)
+
+where ``x_j`` is feature ``features[j]`` after ``transform`` (``tokens`` enters as
+``log(1 + tokens)``, every other feature as is). ``p`` estimates the chance that the
+sample's answer is right. A feature that is NaN (a sample with no tokens) enters at its
+training mean (``z_j = 0``).
+
+The features must be computed as the model's were: from ``top_k`` alternatives per token
+and DeepConf's groups over ``window`` tokens (``sample_features``); ``from_dict``
+refuses a file that does not say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ponder.core.errors import ConfigError
+from ponder.verifiers.features import FEATURE_NAMES, WINDOW
+
+__all__ = ["FORMAT", "CombinedVerifier", "transform"]
+
+FORMAT = "ponder-combined-verifier-v1"
+
+
+def transform(name: str, value: float) -> float:
+    """A feature's value as the model reads it: ``log(1 + tokens)``, others as they are."""
+    return math.log1p(value) if name == "tokens" else value
+
+
+@dataclass(frozen=True)
+class CombinedVerifier:
+    """The fitted model; see the module docstring. ``trained_on`` says what it was fitted
+    on (banks, model, problems, samples), for the record."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    top_k: int = 20
+    window: int = WINDOW
+    trained_on: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.features if f not in FEATURE_NAMES]
+        if unknown:
+            raise ConfigError(
+                f"combined verifier: unknown features {unknown}; known: {', '.join(FEATURE_NAMES)}"
+            )
+        sizes = {len(self.features), len(self.mean), len(self.scale), len(self.coef)}
+        if len(sizes) != 1 or not self.features:
+            raise ConfigError(
+                "combined verifier: features, mean, scale and coef must be non-empty and "
+                "of one length"
+            )
+        if any(not s > 0 for s in self.scale):
+            raise ConfigError("combined verifier: every scale must be > 0")
+        if self.top_k < 1 or self.window < 1:
+            raise ConfigError("combined verifier: top_k and window must be >= 1")
+
+    def logit(self, values: Mapping[str, float]) -> float:
+        """The model's log-odds for one sample's features (by name)."""
+        missing = [f for f in self.features if f not in values]
+        if missing:
+            raise ConfigError(f"combined verifier: the sample lacks features {missing}")
+        total = self.intercept
+        for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.coef, strict=True):
+            x = transform(name, float(values[name]))
+            if not math.isnan(x):
+                total += w * (x - mu) / sd
+        return total
+
+    def probability(self, values: Mapping[str, float]) -> float:
+        """The chance, by the model, that the sample's answer is right."""
+        z = self.logit(values)
+        # the two forms keep exp() from overflowing at either end
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+    def probabilities(self, rows: Sequence[Mapping[str, float]]) -> list[float]:
+        return [self.probability(r) for r in rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "top_k": self.top_k,
+            "window": self.window,
+            "trained_on": dict(self.trained_on),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CombinedVerifier:
+        if d.get("format") != FORMAT:
+            raise ConfigError(
+                f"not a combined verifier (format {d.get('format')!r}, expected {FORMAT!r})"
+            )
+        try:
+            return cls(
+                features=tuple(str(f) for f in d["features"]),
+                mean=tuple(float(x) for x in d["mean"]),
+                scale=tuple(float(x) for x in d["scale"]),
+                coef=tuple(float(x) for x in d["coef"]),
+                intercept=float(d["intercept"]),
+                top_k=int(d["top_k"]),
+                window=int(d["window"]),
+                trained_on=dict(d.get("trained_on", {})),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"combined verifier: malformed file ({e})") from e
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> CombinedVerifier:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"combined verifier {p} does not exist")
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"combined verifier {p} is not JSON: {e}") from e
+        return cls.from_dict(data)
