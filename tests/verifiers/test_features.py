@@ -76,3 +76,20 @@ def test_an_empty_trace_has_no_confidences() -> None:
     f = sample_features([])
     assert f["tokens"] == 0
     assert all(math.isnan(f[name]) for name in FEATURE_NAMES if name != "tokens")
+
+
+def test_short_window_features_and_the_lowest_token_worked_by_hand() -> None:
+    # 40 tokens, confidence 4 each except a dip to 0 at positions 30..33
+    conf = [4.0] * 30 + [0.0] * 4 + [4.0] * 6
+    tokens = [_tok(-0.1 - i / 100, -c) for i, c in enumerate(conf)]
+    f = sample_features(tokens)
+    assert f["min_logprob"] == pytest.approx(-0.1 - 39 / 100)
+    # window 32 over 40 tokens: 9 groups; those starting at 2..8 hold the whole dip, 28
+    # fours and 4 zeros: 3.5; floor(0.1 * 9) = 0, so the bottom 10% is the lowest group
+    assert f["lowest_group_32"] == pytest.approx(3.5)
+    assert f["bottom10_group_32"] == pytest.approx(3.5)
+    assert f["tail_32"] == pytest.approx(sum(conf[-32:]) / 32)
+    # window 128 > 40 tokens: one group, the trace's mean, as DeepConf's default window
+    mean = sum(conf) / 40
+    for name in ("lowest_group_128", "bottom10_group_128", "tail_128", "lowest_group", "tail"):
+        assert f[name] == pytest.approx(mean)

@@ -109,7 +109,7 @@ def point(records: Sequence[Record]) -> CurvePoint:
 
 
 @dataclass(frozen=True)
-class _Samples:
+class SampleArrays:
     """Per-problem sample arrays, shape (problems, N)."""
 
     answer: IntArray  # answer id within its problem, -1 for None
@@ -120,7 +120,7 @@ class _Samples:
     scoring: FloatArray  # (problems,): scoring tokens per sample
 
 
-def _samples(records: Sequence[Record], method: Method) -> _Samples:
+def sample_arrays(records: Sequence[Record], method: Method) -> SampleArrays:
     ok = [r for r in records if r.ok]
     if not ok:
         raise ValueError("no finished records to compute a curve from")
@@ -158,10 +158,10 @@ def _samples(records: Sequence[Record], method: Method) -> _Samples:
                     f"problem {r.problem_id!r}: answer {c.answer!r} is not graded in answer_correct"
                 )
             answer_correct[i, k] = r.answer_correct[c.answer]
-    return _Samples(answer, weight, answer_correct, np.cumsum(prompt, axis=1), completion, scoring)
+    return SampleArrays(answer, weight, answer_correct, np.cumsum(prompt, axis=1), completion, scoring)
 
 
-def _correct_by_n(
+def correct_by_n(
     answer: IntArray, weight: FloatArray, answer_correct: BoolArray, method: Method
 ) -> BoolArray:
     """Correctness at every prefix length.
@@ -211,7 +211,7 @@ def _correct_by_n(
 
 
 def _replicate(
-    s: _Samples,
+    s: SampleArrays,
     method: Method,
     rows: IntArray,
     order: IntArray,
@@ -223,7 +223,7 @@ def _replicate(
     """
     answer = np.take_along_axis(s.answer[rows], order, axis=-1)
     weight = np.take_along_axis(s.weight[rows], order, axis=-1)
-    correct = _correct_by_n(answer, weight, s.answer_correct[rows], method)
+    correct = correct_by_n(answer, weight, s.answer_correct[rows], method)
     completion = np.cumsum(np.take_along_axis(s.completion[rows], order, axis=-1), axis=-1)
     scored = s.scoring[rows][..., None] * np.arange(1, completion.shape[-1] + 1)
     tokens = s.prompt_cum[rows] + completion + scored
@@ -231,7 +231,7 @@ def _replicate(
 
 
 def _run_replicates(
-    s: _Samples,
+    s: SampleArrays,
     method: Method,
     replicates: int,
     rng: np.random.Generator,
@@ -279,7 +279,7 @@ def scaling_curve(
         raise ValueError(f"bootstrap must be >= 0, got {bootstrap}")
     if max_n is not None and max_n < 1:
         raise ValueError(f"max_n must be >= 1, got {max_n}")
-    s = _samples(records, method)
+    s = sample_arrays(records, method)
     p, n_all = s.answer.shape
     top = n_all if max_n is None else min(max_n, n_all)
     rng = np.random.default_rng(seed)
@@ -351,8 +351,8 @@ def prefix_outcomes(records: Sequence[Record], method: Method = "majority") -> P
     smallest sample count) are those of the module docstring."""
     if method not in METHODS:
         raise ValueError(f"unknown curve method {method!r}; choose from {', '.join(METHODS)}")
-    s = _samples(records, method)
-    correct = _correct_by_n(s.answer[None], s.weight[None], s.answer_correct[None], method)[0]
+    s = sample_arrays(records, method)
+    correct = correct_by_n(s.answer[None], s.weight[None], s.answer_correct[None], method)[0]
     return PrefixOutcomes(
         problem_ids=tuple(r.problem_id for r in records if r.ok),
         correct=correct,

@@ -45,9 +45,98 @@ def add_parser(subparsers: Any) -> None:
     feat.add_argument("--limit", type=int, help="the bank's first K problems only")
     feat.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(feat)
+    _add_select_parser(actions)
+
+
+def _add_select_parser(actions: Any) -> None:
+    from ponder.analysis.selection import DEFAULT_RULES
+
+    sel = actions.add_parser(
+        "select",
+        help="replay selection rules (weighted votes, best-of-n and DeepConf filters by "
+        "each feature and by a combined verifier) on a bank with features, each against "
+        "majority at the same n, with paired bootstrap intervals",
+    )
+    sel.add_argument("bank", metavar="BANK.db", help="a bank whose samples have features")
+    sel.add_argument(
+        "--train",
+        nargs="+",
+        metavar="TRAIN.db",
+        default=[],
+        help="banks (of other problems) to fit the combined verifier on; without them "
+        "it is cross-fitted on BANK (5 folds by problem)",
+    )
+    sel.add_argument(
+        "--rules",
+        nargs="+",
+        default=list(DEFAULT_RULES),
+        metavar="RULE",
+        help="majority, weighted[S], best_of_n[S] or filter[S,Q] with S a feature or "
+        "'combined' and Q the share kept (default: a set of each)",
+    )
+    sel.add_argument(
+        "--n", nargs="+", type=int, default=[4, 8, 16], help="samples per problem (default 4 8 16)"
+    )
+    sel.add_argument(
+        "--orderings",
+        type=int,
+        default=200,
+        help="random orders of each problem's samples averaged over (default 200)",
+    )
+    sel.add_argument(
+        "--bootstrap", type=int, default=2000, help="paired bootstrap resamples (default 2000)"
+    )
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    sel.add_argument(
+        "--save-verifier",
+        metavar="PATH",
+        help="write the combined verifier fitted on --train (for --scorer combined:PATH)",
+    )
 
 
 def cmd_bank(args: argparse.Namespace) -> int:
+    if args.bank_command == "select":
+        return _cmd_select(args)
+    return _cmd_features(args)
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    import json
+
+    from ponder.analysis.selection import load_bank, markdown, parse_rule, select
+    from ponder.core.errors import ConfigError
+
+    if args.save_verifier and not args.train:
+        raise ConfigError("--save-verifier needs --train: a cross-fitted verifier is many models")
+    if args.orderings < 1 or args.bootstrap < 1:
+        raise ConfigError("--orderings and --bootstrap must be >= 1")
+    try:
+        rules = [parse_rule(r) for r in args.rules]
+        bank = load_bank(args.bank)
+        train = [load_bank(t) for t in args.train]
+        result = select(
+            bank,
+            rules,
+            args.n,
+            train=train,
+            orderings=args.orderings,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    print(markdown(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if args.save_verifier:
+        assert result.verifier is not None
+        result.verifier.save(args.save_verifier)
+        print(f"combined verifier written to {args.save_verifier}")
+    return 0
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ponder.analysis.bank_features import compute_bank_features

@@ -23,6 +23,11 @@ logprob of the top-k alternatives, ``TokenLogprob.confidence``) and ``n`` tokens
   ``-(1/k) sum_j log(k q_j) = logsumexp(l) - mean(l) - log k``. It is 0 for a flat
   top-k and grows as the top-k peaks; with ``k`` the whole vocabulary it is the paper's
   measure. A token without alternatives counts as 0 (its top-1 distribution is flat).
+- ``min_logprob``: the lowest chosen-token logprob (the single least likely step).
+- ``lowest_group_W``, ``bottom10_group_W``, ``tail_W`` for each ``W`` of
+  ``SHORT_WINDOWS``: the three DeepConf measures with a window and tail of ``W`` tokens.
+  DeepConf's 2048 is sized for traces of thousands of tokens; a trace of a few hundred is
+  one group at that window, where all three are its mean confidence.
 
 A sample with no tokens has ``tokens`` 0 and every other feature NaN.
 """
@@ -40,6 +45,7 @@ from ponder.core.types import TokenLogprob
 __all__ = [
     "BOTTOM_FRACTION",
     "FEATURE_NAMES",
+    "SHORT_WINDOWS",
     "TAIL",
     "WINDOW",
     "group_confidences",
@@ -56,6 +62,9 @@ TAIL = 2048
 BOTTOM_FRACTION = 0.1
 """The share of lowest group confidences ``bottom10_group`` averages."""
 
+SHORT_WINDOWS = (32, 128)
+"""The shorter windows (and tails) the ``_W`` features use, in tokens."""
+
 FEATURE_NAMES = (
     "tokens",
     "mean_logprob",
@@ -63,6 +72,8 @@ FEATURE_NAMES = (
     "bottom10_group",
     "tail",
     "self_certainty",
+    "min_logprob",
+    *(f"{m}_{w}" for w in SHORT_WINDOWS for m in ("lowest_group", "bottom10_group", "tail")),
 )
 
 
@@ -101,13 +112,27 @@ def sample_features(
     if n == 0:
         return {name: (0.0 if name == "tokens" else math.nan) for name in FEATURE_NAMES}
     conf = np.array([t.confidence for t in tokens], dtype=np.float64)
+    out = {
+        "tokens": float(n),
+        "mean_logprob": sum(t.logprob for t in tokens) / n,
+        **_deepconf(conf, window, tail, ""),
+        "self_certainty": self_certainty(tokens),
+        "min_logprob": min(t.logprob for t in tokens),
+    }
+    for w in SHORT_WINDOWS:
+        out.update(_deepconf(conf, w, w, f"_{w}"))
+    return {name: out[name] for name in FEATURE_NAMES}
+
+
+def _deepconf(
+    conf: npt.NDArray[np.float64], window: int, tail: int, suffix: str
+) -> dict[str, float]:
+    """The lowest and bottom-10% group confidences and the tail confidence, named with
+    ``suffix``."""
     groups = group_confidences(conf, window)
     bottom = max(1, math.floor(BOTTOM_FRACTION * groups.size))
     return {
-        "tokens": float(n),
-        "mean_logprob": sum(t.logprob for t in tokens) / n,
-        "lowest_group": float(groups.min()),
-        "bottom10_group": float(np.sort(groups)[:bottom].mean()),
-        "tail": float(conf[-min(tail, n) :].mean()),
-        "self_certainty": self_certainty(tokens),
+        f"lowest_group{suffix}": float(groups.min()),
+        f"bottom10_group{suffix}": float(np.sort(groups)[:bottom].mean()),
+        f"tail{suffix}": float(conf[-min(tail, conf.size) :].mean()),
     }

@@ -1,0 +1,550 @@
+"""Which selection pays: selection rules replayed on a bank against majority voting.
+
+A bank holds N samples per problem, each graded, and (``ponder bank features`` or
+``ponder eval --features``) each sample's token-confidence features. Every rule here
+picks an answer from n <= N of a problem's samples using those features alone, so all
+rules at the same n spend the same tokens as majority at n (the features come with the
+samples' own logprobs; ``FeatureCost`` says what a bank paid to add them afterwards).
+
+Signals (per sample; higher means "more likely right"):
+
+- each feature of ``ponder.verifiers.features``, oriented a priori: ``tokens`` enters as
+  minus its length (shorter traces are more often right), the others as they are;
+- ``combined``: the combined verifier's probability (``CombinedVerifier``), fitted with
+  scikit-learn on a *train* bank's samples, or, with no train bank, cross-fitted on the
+  bank itself (each problem scored by a model fitted on other problems' folds).
+
+Rules, at each n (the first n samples of an ordering of the problem's samples):
+
+- ``majority``: plurality vote (``curves.correct_by_n``);
+- ``weighted[s]``: votes weighted by signal ``s`` made positive (``vote_weight``);
+- ``best_of_n[s]``: the sample with the highest ``s``;
+- ``filter[s,q]``: DeepConf's offline filter (Fu et al. 2025): keep the ``ceil(q n)``
+  samples with the highest ``s``, then the ``s``-weighted vote among them (q = 0.1 is
+  the paper's DeepConf-low, q = 0.9 DeepConf-high).
+
+Accuracy at n is each problem's correctness averaged over ``orderings`` random orders of
+its samples (the same orders for every rule, so the comparison is paired), then over
+problems. Against majority at the same n, the difference's 95% interval is the 2.5 and
+97.5 percentiles of ``bootstrap`` resamples of the problems (paired: one resample moves
+both rules). Tokens at n: prefilled prompt plus generated tokens, as in
+``ponder.analysis.curves``; identical for every rule at one n.
+
+Each signal's AUC is reported two ways: pooled over all samples, and the mean over
+problems of the within-problem AUC (problems whose samples are all right or all wrong
+have none), which is what picking among one problem's samples needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+from ponder.analysis.curves import SampleArrays, correct_by_n, sample_arrays
+from ponder.runs.store import Record, RunStore
+from ponder.verifiers.combined import CombinedVerifier, transform
+from ponder.verifiers.features import FEATURE_NAMES, WINDOW
+
+__all__ = [
+    "DEFAULT_RULES",
+    "Bank",
+    "Comparison",
+    "Rule",
+    "Selection",
+    "SignalAUC",
+    "compare_rules",
+    "cross_fit_combined",
+    "fit_combined",
+    "load_bank",
+    "markdown",
+    "parse_rule",
+    "select",
+    "signal_aucs",
+    "vote_weight",
+]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+Kind = Literal["majority", "weighted", "best_of_n", "filter"]
+
+COMBINED = "combined"
+SIGNALS = (*FEATURE_NAMES, COMBINED)
+
+DEFAULT_RULES = (
+    "majority",
+    "weighted[combined]",
+    "best_of_n[combined]",
+    "filter[combined,0.5]",
+    "weighted[lowest_group]",
+    "weighted[self_certainty]",
+    "weighted[mean_logprob]",
+    "filter[lowest_group,0.1]",
+    "filter[lowest_group,0.9]",
+    "filter[bottom10_group,0.1]",
+    "filter[bottom10_group,0.9]",
+    "filter[tail,0.9]",
+    "filter[self_certainty,0.9]",
+    "best_of_n[lowest_group]",
+    "best_of_n[self_certainty]",
+    "best_of_n[mean_logprob]",
+    "best_of_n[tokens]",
+)
+"""The rules ``ponder bank select`` compares unless told others."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A selection rule; see the module docstring."""
+
+    kind: Kind
+    signal: str | None = None
+    keep: float | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind == "majority":
+            return "majority"
+        if self.kind == "filter":
+            return f"filter[{self.signal},{self.keep:g}]"
+        return f"{self.kind}[{self.signal}]"
+
+
+def parse_rule(spec: str) -> Rule:
+    """``majority``, ``weighted[S]``, ``best_of_n[S]`` or ``filter[S,Q]``, with S a
+    signal (``SIGNALS``) and Q in (0, 1]; ``ValueError`` otherwise."""
+    spec = spec.strip()
+    if spec == "majority":
+        return Rule("majority")
+    head, sep, rest = spec.partition("[")
+    if not sep or not rest.endswith("]") or head not in ("weighted", "best_of_n", "filter"):
+        raise ValueError(
+            f"bad rule {spec!r}: use majority, weighted[S], best_of_n[S] or filter[S,Q]"
+        )
+    args = [a.strip() for a in rest[:-1].split(",")]
+    signal = args[0]
+    if signal not in SIGNALS:
+        raise ValueError(f"rule {spec!r}: unknown signal {signal!r}; known: {', '.join(SIGNALS)}")
+    if head == "filter":
+        if len(args) != 2:
+            raise ValueError(f"rule {spec!r}: filter takes a signal and a share, filter[S,Q]")
+        try:
+            keep = float(args[1])
+        except ValueError:
+            raise ValueError(f"rule {spec!r}: the share {args[1]!r} is not a number") from None
+        if not 0 < keep <= 1:
+            raise ValueError(f"rule {spec!r}: the share must be in (0, 1], got {keep}")
+        return Rule("filter", signal, keep)
+    if len(args) != 1:
+        raise ValueError(f"rule {spec!r}: {head} takes one signal")
+    if head == "weighted" and signal == "tokens":
+        raise ValueError("weighted[tokens] is not a rule: a trace's length is no vote weight")
+    return Rule("weighted" if head == "weighted" else "best_of_n", signal)
+
+
+def vote_weight(signal: str, values: FloatArray) -> FloatArray:
+    """A signal as a positive vote weight: ``exp`` of the mean logprob (the geometric-mean
+    token probability), the others (confidences, self-certainty, probabilities; all
+    >= 0) as they are. NaN (a sample with no tokens) weighs 0."""
+    if signal == "tokens":
+        raise ValueError("tokens is no vote weight")
+    w = np.exp(values) if signal == "mean_logprob" else values.astype(np.float64, copy=True)
+    out: FloatArray = np.where(np.isnan(w), 0.0, np.maximum(w, 0.0))
+    return out
+
+
+def _oriented(signal: str, values: FloatArray) -> FloatArray:
+    """Higher means more likely right; NaN ranks last."""
+    v = -values if signal == "tokens" else values
+    out: FloatArray = np.where(np.isnan(v), -math.inf, v)
+    return out
+
+
+@dataclass(frozen=True)
+class Bank:
+    """A bank's samples as arrays: ``arrays`` (answers, grades, tokens; see
+    ``curves.sample_arrays``), the graded label of each sample (``right``: its answer is
+    graded correct), the problems' ids, and each feature's (problems, N) values."""
+
+    path: str
+    problem_ids: tuple[str, ...]
+    arrays: SampleArrays
+    right: BoolArray
+    features: Mapping[str, FloatArray]
+    config: Mapping[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        p, n = self.arrays.answer.shape
+        return int(p), int(n)
+
+    def matrix(self, names: Sequence[str] = FEATURE_NAMES) -> FloatArray:
+        """(problems * N, features) rows in problem-major order, as the model reads them
+        (``combined.transform``)."""
+        cols = []
+        for name in names:
+            values = self.features[name].reshape(-1)
+            cols.append(np.array([transform(name, float(v)) for v in values]))
+        return np.stack(cols, axis=1)
+
+    def groups(self) -> IntArray:
+        p, n = self.shape
+        return np.repeat(np.arange(p, dtype=np.int64), n)
+
+
+def load_bank(path: str | Path) -> Bank:
+    """Read a bank's finished records and its samples' features. ``ValueError`` when a
+    sample of the first N (the smallest sample count) has no features."""
+    with RunStore(path, create=False) as store:
+        records = store.records(include_errors=False)
+        stored = store.features()
+        config = store.config() or {}
+    ok: list[Record] = [r for r in records if r.ok]
+    arrays = sample_arrays(ok, "majority")
+    p, n = arrays.answer.shape
+    features = {name: np.full((p, n), np.nan) for name in FEATURE_NAMES}
+    missing = 0
+    for i, r in enumerate(ok):
+        have = stored.get(r.problem_id, {})
+        for j in range(n):
+            values = have.get(j)
+            if values is None:
+                missing += 1
+                continue
+            for name in FEATURE_NAMES:
+                features[name][i, j] = float(values.get(name, math.nan))
+    if missing:
+        raise ValueError(
+            f"{path}: {missing} of {p * n} samples have no features; run "
+            "`ponder bank features` on it first"
+        )
+    right = np.take_along_axis(arrays.answer_correct, np.maximum(arrays.answer, 0), axis=1)
+    right &= arrays.answer >= 0
+    return Bank(str(path), tuple(r.problem_id for r in ok), arrays, right, features, config)
+
+
+def fit_combined(
+    x: FloatArray, y: BoolArray, names: Sequence[str] = FEATURE_NAMES, *, c: float = 1.0
+) -> CombinedVerifier:
+    """The combined verifier fitted on rows ``x`` (already transformed, one column per
+    name) and labels ``y``: standardised features, L2 logistic regression (scikit-learn).
+    NaN cells are set to their column's mean before fitting, as scoring does."""
+    if len(np.unique(y)) < 2:
+        raise ValueError("the combined verifier needs right and wrong samples to fit on")
+    mean = np.nanmean(x, axis=0)
+    scale = np.nanstd(x, axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = np.where(np.isnan(x), 0.0, (x - mean) / scale)
+    model = LogisticRegression(C=c, solver="lbfgs", max_iter=1000).fit(z, y)
+    return CombinedVerifier(
+        features=tuple(names),
+        mean=tuple(float(m) for m in mean),
+        scale=tuple(float(s) for s in scale),
+        coef=tuple(float(w) for w in model.coef_[0]),
+        intercept=float(model.intercept_[0]),
+        window=WINDOW,
+    )
+
+
+def _predict(model: CombinedVerifier, x: FloatArray) -> FloatArray:
+    mean = np.array(model.mean)
+    scale = np.array(model.scale)
+    z = np.where(np.isnan(x), 0.0, (x - mean) / scale)
+    logit = model.intercept + z @ np.array(model.coef)
+    out: FloatArray = 1.0 / (1.0 + np.exp(-logit))
+    return out
+
+
+def combined_scores(model: CombinedVerifier, bank: Bank) -> FloatArray:
+    """The model's probability for each of ``bank``'s samples, (problems, N)."""
+    return _predict(model, bank.matrix(model.features)).reshape(bank.shape)
+
+
+def cross_fit_combined(bank: Bank, *, folds: int = 5, seed: int = 0) -> FloatArray:
+    """Out-of-fold probabilities, (problems, N): each problem is scored by a model fitted
+    on the other folds' problems (``GroupKFold``, shuffled by ``seed``)."""
+    x = bank.matrix()
+    y = bank.right.reshape(-1)
+    groups = bank.groups()
+    out = np.full(y.shape, np.nan)
+    if bank.shape[0] < 2:
+        raise ValueError("cross-fitting needs at least 2 problems")
+    splitter = GroupKFold(n_splits=min(folds, bank.shape[0]), shuffle=True, random_state=seed)
+    for train, test in splitter.split(x, y, groups):
+        out[test] = _predict(fit_combined(x[train], y[train]), x[test])
+    return out.reshape(bank.shape)
+
+
+@dataclass(frozen=True)
+class SignalAUC:
+    """One signal's AUC against the samples' grades; see the module docstring."""
+
+    signal: str
+    pooled: float
+    within: float
+    problems: int  # problems with both right and wrong samples (the within mean's base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "pooled_auc": self.pooled,
+            "within_problem_auc": self.within,
+            "problems": self.problems,
+        }
+
+
+def signal_aucs(bank: Bank, signals: Mapping[str, FloatArray]) -> list[SignalAUC]:
+    """Each signal's pooled and mean within-problem AUC on ``bank``."""
+    y = bank.right
+    mixed = [i for i in range(y.shape[0]) if 0 < y[i].sum() < y.shape[1]]
+    out = []
+    for name, values in signals.items():
+        v = _oriented(name, values)
+        flat = np.where(np.isinf(v), np.nan, v).reshape(-1)
+        keep = ~np.isnan(flat)
+        pooled = float(roc_auc_score(y.reshape(-1)[keep], flat[keep]))
+        within = [float(roc_auc_score(y[i], np.nan_to_num(v[i], neginf=-1e300))) for i in mixed]
+        out.append(
+            SignalAUC(name, pooled, float(np.mean(within)) if within else math.nan, len(mixed))
+        )
+    return out
+
+
+def _filtered_correct(
+    answer: IntArray,
+    rank_by: FloatArray,
+    weight: FloatArray,
+    answer_correct: BoolArray,
+    keep: float,
+) -> BoolArray:
+    """(R, P, N): with the first j + 1 samples, keep the ``ceil(keep (j + 1))`` ranked
+    highest by ``rank_by`` (ties: the earlier sample) and vote among them by ``weight``."""
+    r, p, n = answer.shape
+    out = np.zeros((r, p, n), dtype=np.bool_)
+    for j in range(n):
+        m = max(1, math.ceil(keep * (j + 1) - 1e-9))
+        # a stable sort of minus the signal ranks ties by position
+        order = np.argsort(-rank_by[..., : j + 1], axis=-1, kind="stable")
+        ranks = np.argsort(order, axis=-1, kind="stable")
+        kept = ranks < m
+        w = np.where(kept, np.maximum(weight[..., : j + 1], 1e-12), 0.0)
+        a = np.where(kept, answer[..., : j + 1], -1)
+        out[..., j] = correct_by_n(a, w, answer_correct, "weighted")[..., -1]
+    return out
+
+
+def _rule_correct(
+    rule: Rule,
+    answer: IntArray,
+    signals: Mapping[str, FloatArray],
+    answer_correct: BoolArray,
+) -> BoolArray:
+    """(R, P, N) correctness of ``rule`` for samples (and signals) already ordered."""
+    if rule.kind == "majority":
+        return correct_by_n(answer, np.ones(answer.shape), answer_correct, "majority")
+    assert rule.signal is not None
+    values = signals[rule.signal]
+    if rule.kind == "best_of_n":
+        return correct_by_n(answer, _oriented(rule.signal, values), answer_correct, "best_of_n")
+    weight = vote_weight(rule.signal, values)
+    if rule.kind == "weighted":
+        # a weight of 0 would let an unweighted answer tie; the floor keeps every vote
+        return correct_by_n(answer, np.maximum(weight, 1e-12), answer_correct, "weighted")
+    assert rule.keep is not None
+    return _filtered_correct(
+        answer, _oriented(rule.signal, values), weight, answer_correct, rule.keep
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A rule against majority at one n on one bank."""
+
+    rule: str
+    n: int
+    accuracy: float
+    majority: float
+    diff: float
+    diff_ci: tuple[float, float]
+    wins: float  # problems (expected over orderings) the rule gets and majority does not
+    losses: float
+    tokens: float
+    problems: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "majority": self.majority,
+            "diff": self.diff,
+            "diff_ci": list(self.diff_ci),
+            "wins": self.wins,
+            "losses": self.losses,
+            "tokens": self.tokens,
+            "problems": self.problems,
+        }
+
+
+def compare_rules(
+    bank: Bank,
+    signals: Mapping[str, FloatArray],
+    rules: Sequence[Rule],
+    ns: Sequence[int],
+    *,
+    orderings: int = 200,
+    bootstrap: int = 2000,
+    seed: int = 0,
+) -> list[Comparison]:
+    """Every rule against majority at every n; see the module docstring."""
+    p, n_all = bank.shape
+    bad = [n for n in ns if not 1 <= n <= n_all]
+    if bad:
+        raise ValueError(f"n must be in 1..{n_all} (the bank's samples), got {bad}")
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random((orderings, p, n_all)), axis=-1)
+    answer = np.take_along_axis(np.broadcast_to(bank.arrays.answer, order.shape), order, -1)
+    ordered = {
+        k: np.take_along_axis(np.broadcast_to(v, order.shape), order, -1)
+        for k, v in signals.items()
+    }
+    ac = np.broadcast_to(bank.arrays.answer_correct, (orderings, *bank.arrays.answer_correct.shape))
+    completion = np.cumsum(
+        np.take_along_axis(np.broadcast_to(bank.arrays.completion, order.shape), order, -1), -1
+    ).mean(axis=0)
+    tokens_by_n = (bank.arrays.prompt_cum + completion).mean(axis=0)
+    idx = [n - 1 for n in ns]
+    base = _rule_correct(Rule("majority"), answer, ordered, ac)[..., idx].mean(axis=0)  # (P, n)
+    picks = rng.integers(0, p, size=(bootstrap, p))
+    out = []
+    for rule in rules:
+        got = _rule_correct(rule, answer, ordered, ac)[..., idx].mean(axis=0)
+        diff = got - base
+        boot = diff[picks].mean(axis=1)  # (bootstrap, len(ns))
+        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        for k, n in enumerate(ns):
+            out.append(
+                Comparison(
+                    rule=rule.name,
+                    n=n,
+                    accuracy=float(got[:, k].mean()),
+                    majority=float(base[:, k].mean()),
+                    diff=float(diff[:, k].mean()),
+                    diff_ci=(float(low[k]), float(high[k])),
+                    wins=float(np.clip(diff[:, k], 0, None).sum()),
+                    losses=float(np.clip(-diff[:, k], 0, None).sum()),
+                    tokens=float(tokens_by_n[n - 1]),
+                    problems=p,
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What ``select`` found on one bank: where its combined verifier came from, each
+    signal's AUC and every rule against majority."""
+
+    bank: str
+    problems: int
+    samples: int
+    combined_from: str
+    aucs: list[SignalAUC]
+    comparisons: list[Comparison]
+    verifier: CombinedVerifier | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "problems": self.problems,
+            "samples_per_problem": self.samples,
+            "combined_from": self.combined_from,
+            "aucs": [a.to_dict() for a in self.aucs],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "verifier": None if self.verifier is None else self.verifier.to_dict(),
+        }
+
+
+def select(
+    bank: Bank,
+    rules: Sequence[Rule],
+    ns: Sequence[int],
+    *,
+    train: Sequence[Bank] = (),
+    orderings: int = 200,
+    bootstrap: int = 2000,
+    seed: int = 0,
+) -> Selection:
+    """Signals, AUCs and rule comparisons on ``bank``; the combined verifier is fitted on
+    the ``train`` banks when given, else cross-fitted on ``bank`` itself."""
+    signals: dict[str, FloatArray] = {name: bank.features[name] for name in FEATURE_NAMES}
+    verifier = None
+    if train:
+        x = np.concatenate([b.matrix() for b in train])
+        y = np.concatenate([b.right.reshape(-1) for b in train])
+        verifier = fit_combined(x, y)
+        verifier = dataclasses.replace(
+            verifier,
+            trained_on={
+                "banks": [b.path for b in train],
+                "model": train[0].config.get("model"),
+                "problems": sum(b.shape[0] for b in train),
+                "samples": int(y.size),
+            },
+        )
+        signals[COMBINED] = combined_scores(verifier, bank)
+        source = "fitted on " + ", ".join(b.path for b in train)
+    else:
+        signals[COMBINED] = cross_fit_combined(bank, seed=seed)
+        source = "cross-fitted on this bank (5 folds by problem)"
+    comparisons = compare_rules(
+        bank, signals, rules, ns, orderings=orderings, bootstrap=bootstrap, seed=seed
+    )
+    p, n = bank.shape
+    return Selection(bank.path, p, n, source, signal_aucs(bank, signals), comparisons, verifier)
+
+
+def markdown(result: Selection) -> str:
+    """The AUC table and, per n, every rule against majority, as Markdown."""
+    lines = [
+        f"bank {result.bank}: {result.problems} problems x {result.samples} samples; "
+        f"combined verifier {result.combined_from}",
+        "",
+        "| signal | AUC (pooled) | AUC (within problem) |",
+        "|---|---|---|",
+    ]
+    for a in result.aucs:
+        lines.append(f"| {a.signal} | {a.pooled:.3f} | {a.within:.3f} |")
+    mixed = result.aucs[0].problems if result.aucs else 0
+    lines += [
+        "",
+        f"(within-problem AUC: the mean over the {mixed} problems with both right "
+        "and wrong samples)",
+        "",
+    ]
+    for n in sorted({c.n for c in result.comparisons}):
+        rows = [c for c in result.comparisons if c.n == n]
+        lines += [
+            f"n = {n} ({rows[0].tokens:,.0f} tokens a problem for every rule)",
+            "",
+            "| rule | accuracy | vs majority | 95% paired interval | wins | losses |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in rows:
+            lines.append(
+                f"| {c.rule} | {c.accuracy:.3f} | {c.diff:+.3f} | "
+                f"[{c.diff_ci[0]:+.3f}, {c.diff_ci[1]:+.3f}] | {c.wins:.1f} | {c.losses:.1f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
