@@ -463,6 +463,8 @@ class Selection:
     aucs: list[SignalAUC]
     comparisons: list[Comparison]
     verifier: CombinedVerifier | None
+    chosen: str | None = None  # the rule the train banks chose (None without them)
+    train_comparisons: list[Comparison] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -473,6 +475,8 @@ class Selection:
             "aucs": [a.to_dict() for a in self.aucs],
             "comparisons": [c.to_dict() for c in self.comparisons],
             "verifier": None if self.verifier is None else self.verifier.to_dict(),
+            "chosen_on_train": self.chosen,
+            "train_comparisons": [c.to_dict() for c in self.train_comparisons],
         }
 
 
@@ -487,10 +491,18 @@ def select(
     seed: int = 0,
 ) -> Selection:
     """Signals, AUCs and rule comparisons on ``bank``; the combined verifier is fitted on
-    the ``train`` banks when given, else cross-fitted on ``bank`` itself."""
+    the ``train`` banks when given, else cross-fitted on ``bank`` itself.
+
+    With ``train``, the rules are first compared on each train bank (its combined
+    verifier cross-fitted there), and the rule other than majority with the highest
+    mean difference from majority over those banks and ``ns`` is ``chosen``: the one
+    rule whose figure on ``bank`` is a held-out result."""
     signals: dict[str, FloatArray] = {name: bank.features[name] for name in FEATURE_NAMES}
     verifier = None
+    chosen: str | None = None
+    train_rows: list[Comparison] = []
     if train:
+        chosen, train_rows = _choose_on(train, rules, ns, orderings, bootstrap, seed)
         x = np.concatenate([b.matrix() for b in train])
         y = np.concatenate([b.right.reshape(-1) for b in train])
         verifier = fit_combined(x, y)
@@ -512,7 +524,33 @@ def select(
         bank, signals, rules, ns, orderings=orderings, bootstrap=bootstrap, seed=seed
     )
     p, n = bank.shape
-    return Selection(bank.path, p, n, source, signal_aucs(bank, signals), comparisons, verifier)
+    aucs = signal_aucs(bank, signals)
+    return Selection(bank.path, p, n, source, aucs, comparisons, verifier, chosen, train_rows)
+
+
+def _choose_on(
+    train: Sequence[Bank],
+    rules: Sequence[Rule],
+    ns: Sequence[int],
+    orderings: int,
+    bootstrap: int,
+    seed: int,
+) -> tuple[str | None, list[Comparison]]:
+    rows: list[Comparison] = []
+    for b in train:
+        signals = {name: b.features[name] for name in FEATURE_NAMES}
+        signals[COMBINED] = cross_fit_combined(b, seed=seed)
+        rows += compare_rules(
+            b, signals, rules, ns, orderings=orderings, bootstrap=bootstrap, seed=seed
+        )
+    means: dict[str, list[float]] = {}
+    for c in rows:
+        if c.rule != "majority":
+            means.setdefault(c.rule, []).append(c.diff)
+    if not means:
+        return None, rows
+    # ties go to the rule listed first
+    return max(means, key=lambda r: float(np.mean(means[r]))), rows
 
 
 def markdown(result: Selection) -> str:
@@ -526,6 +564,13 @@ def markdown(result: Selection) -> str:
     ]
     for a in result.aucs:
         lines.append(f"| {a.signal} | {a.pooled:.3f} | {a.within:.3f} |")
+    if result.chosen is not None:
+        lines = [
+            *lines[:1],
+            f"rule chosen on the train banks (highest mean difference from majority "
+            f"there): {result.chosen}",
+            *lines[1:],
+        ]
     mixed = result.aucs[0].problems if result.aucs else 0
     lines += [
         "",
@@ -542,8 +587,9 @@ def markdown(result: Selection) -> str:
             "|---|---|---|---|---|---|",
         ]
         for c in rows:
+            mark = " (chosen on train)" if c.rule == result.chosen else ""
             lines.append(
-                f"| {c.rule} | {c.accuracy:.3f} | {c.diff:+.3f} | "
+                f"| {c.rule}{mark} | {c.accuracy:.3f} | {c.diff:+.3f} | "
                 f"[{c.diff_ci[0]:+.3f}, {c.diff_ci[1]:+.3f}] | {c.wins:.1f} | {c.losses:.1f} |"
             )
         lines.append("")
