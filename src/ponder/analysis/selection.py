@@ -62,9 +62,11 @@ __all__ = [
     "Rule",
     "Selection",
     "SignalAUC",
+    "bank_signals",
     "compare_rules",
     "cross_fit_combined",
     "fit_combined",
+    "fit_on_banks",
     "load_bank",
     "markdown",
     "parse_rule",
@@ -480,6 +482,37 @@ class Selection:
         }
 
 
+def fit_on_banks(train: Sequence[Bank]) -> CombinedVerifier:
+    """The combined verifier fitted on every sample of the ``train`` banks, recording
+    what it was fitted on."""
+    x = np.concatenate([b.matrix() for b in train])
+    y = np.concatenate([b.right.reshape(-1) for b in train])
+    return dataclasses.replace(
+        fit_combined(x, y),
+        trained_on={
+            "banks": [b.path for b in train],
+            "model": train[0].config.get("model"),
+            "problems": sum(b.shape[0] for b in train),
+            "samples": int(y.size),
+        },
+    )
+
+
+def bank_signals(
+    bank: Bank, train: Sequence[Bank] = (), *, seed: int = 0
+) -> tuple[dict[str, FloatArray], CombinedVerifier | None, str]:
+    """Every signal of ``bank``'s samples: its features, and ``combined`` from a verifier
+    fitted on ``train`` (returned), or cross-fitted on ``bank`` without one; and a line
+    saying which."""
+    signals: dict[str, FloatArray] = {name: bank.features[name] for name in FEATURE_NAMES}
+    if train:
+        verifier = fit_on_banks(train)
+        signals[COMBINED] = combined_scores(verifier, bank)
+        return signals, verifier, "fitted on " + ", ".join(b.path for b in train)
+    signals[COMBINED] = cross_fit_combined(bank, seed=seed)
+    return signals, None, "cross-fitted on this bank (5 folds by problem)"
+
+
 def select(
     bank: Bank,
     rules: Sequence[Rule],
@@ -497,29 +530,11 @@ def select(
     verifier cross-fitted there), and the rule other than majority with the highest
     mean difference from majority over those banks and ``ns`` is ``chosen``: the one
     rule whose figure on ``bank`` is a held-out result."""
-    signals: dict[str, FloatArray] = {name: bank.features[name] for name in FEATURE_NAMES}
-    verifier = None
     chosen: str | None = None
     train_rows: list[Comparison] = []
     if train:
         chosen, train_rows = _choose_on(train, rules, ns, orderings, bootstrap, seed)
-        x = np.concatenate([b.matrix() for b in train])
-        y = np.concatenate([b.right.reshape(-1) for b in train])
-        verifier = fit_combined(x, y)
-        verifier = dataclasses.replace(
-            verifier,
-            trained_on={
-                "banks": [b.path for b in train],
-                "model": train[0].config.get("model"),
-                "problems": sum(b.shape[0] for b in train),
-                "samples": int(y.size),
-            },
-        )
-        signals[COMBINED] = combined_scores(verifier, bank)
-        source = "fitted on " + ", ".join(b.path for b in train)
-    else:
-        signals[COMBINED] = cross_fit_combined(bank, seed=seed)
-        source = "cross-fitted on this bank (5 folds by problem)"
+    signals, verifier, source = bank_signals(bank, train, seed=seed)
     comparisons = compare_rules(
         bank, signals, rules, ns, orderings=orderings, bootstrap=bootstrap, seed=seed
     )
@@ -538,8 +553,7 @@ def _choose_on(
 ) -> tuple[str | None, list[Comparison]]:
     rows: list[Comparison] = []
     for b in train:
-        signals = {name: b.features[name] for name in FEATURE_NAMES}
-        signals[COMBINED] = cross_fit_combined(b, seed=seed)
+        signals, _, _ = bank_signals(b, seed=seed)
         rows += compare_rules(
             b, signals, rules, ns, orderings=orderings, bootstrap=bootstrap, seed=seed
         )

@@ -46,6 +46,56 @@ def add_parser(subparsers: Any) -> None:
     feat.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(feat)
     _add_select_parser(actions)
+    _add_stop_parser(actions)
+
+
+def _add_stop_parser(actions: Any) -> None:
+    stop = actions.add_parser(
+        "stop",
+        help="replay adaptive stopping by vote share (unweighted, or weighted by a "
+        "feature or the combined verifier): settings chosen on a train bank, then "
+        "measured on BANK against majority over all its samples",
+    )
+    stop.add_argument("bank", metavar="BANK.db", help="a bank whose samples have features")
+    stop.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        metavar="TRAIN.db",
+        help="banks of other problems: the rule is chosen on the first, the combined "
+        "verifier fitted on all",
+    )
+    stop.add_argument(
+        "--signals",
+        nargs="+",
+        default=["majority", "combined", "mean_logprob", "lowest_group_32", "self_certainty"],
+        help="vote weights to try ('majority': unweighted; default: majority combined "
+        "mean_logprob lowest_group_32 self_certainty)",
+    )
+    stop.add_argument(
+        "--taus",
+        nargs="+",
+        type=float,
+        default=[0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        help="vote shares to try (default 0.5 ... 1.0 by 0.1)",
+    )
+    stop.add_argument(
+        "--min-samples",
+        nargs="+",
+        type=int,
+        default=[1, 2, 3],
+        help="fewest samples before a stop (default 1 2 3)",
+    )
+    stop.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="accuracy below majority's the train choice may lose (default 0)",
+    )
+    stop.add_argument("--orderings", type=int, default=200)
+    stop.add_argument("--bootstrap", type=int, default=2000)
+    stop.add_argument("--seed", type=int, default=0)
+    stop.add_argument("--json", metavar="PATH", help="also write the result as JSON")
 
 
 def _add_select_parser(actions: Any) -> None:
@@ -98,6 +148,8 @@ def _add_select_parser(actions: Any) -> None:
 def cmd_bank(args: argparse.Namespace) -> int:
     if args.bank_command == "select":
         return _cmd_select(args)
+    if args.bank_command == "stop":
+        return _cmd_stop(args)
     return _cmd_features(args)
 
 
@@ -133,6 +185,34 @@ def _cmd_select(args: argparse.Namespace) -> int:
         assert result.verifier is not None
         result.verifier.save(args.save_verifier)
         print(f"combined verifier written to {args.save_verifier}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    import json
+
+    from ponder.analysis.stop_replay import stop_report
+    from ponder.core.errors import ConfigError
+
+    if args.orderings < 1 or args.bootstrap < 1:
+        raise ConfigError("--orderings and --bootstrap must be >= 1")
+    try:
+        text, data = stop_report(
+            args.bank,
+            args.train,
+            signals=args.signals,
+            taus=args.taus,
+            min_samples=args.min_samples,
+            tolerance=args.tolerance,
+            orderings=args.orderings,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
     return 0
 
 

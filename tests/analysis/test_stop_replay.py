@@ -1,0 +1,113 @@
+"""Adaptive stopping replayed on hand-made banks, worked out by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.analysis.test_selection import _bank
+
+from ponder.analysis.selection import load_bank
+from ponder.analysis.stop_replay import (
+    StopRule,
+    choose,
+    majority_at_n,
+    paired_against,
+    replay_stop,
+)
+from ponder.cli import main
+
+
+def test_unanimous_samples_stop_at_the_fewest_allowed(tmp_path: Path) -> None:
+    bank = load_bank(_bank(tmp_path / "b.db", [(["A"] * 4, [1.0] * 4)] * 3))
+    got = replay_stop(bank, StopRule("majority", 0.9, 2), {}, orderings=5)
+    assert got.samples == 2.0
+    assert got.accuracy == 1.0
+    # the prompt (10 tokens, charged on the first sample) and two samples of 5
+    assert got.tokens == 20.0
+    base = majority_at_n(bank, orderings=5)
+    assert (base.samples, base.tokens, base.accuracy) == (4.0, 30.0, 1.0)
+    assert majority_at_n(bank, 1, orderings=5).tokens == 15.0
+    with pytest.raises(ValueError, match="n must be in 1..4"):
+        majority_at_n(bank, 5)
+
+
+def test_a_split_vote_never_settles_and_draws_every_sample(tmp_path: Path) -> None:
+    # A, B, C, D: the leader's share is 1/k, under 0.6 from k = 2 on
+    bank = load_bank(_bank(tmp_path / "b.db", [(["A", "B", "C", "D"], [1.0] * 4)] * 2))
+    got = replay_stop(bank, StopRule("majority", 0.6, 2), {}, orderings=10)
+    assert got.samples == 4.0
+    # with a minimum of one sample, one vote is a share of 1: it stops at once
+    assert replay_stop(bank, StopRule("majority", 0.6, 1), {}, orderings=10).samples == 1.0
+
+
+def test_confidence_weights_settle_sooner_when_the_confident_sample_leads(
+    tmp_path: Path,
+) -> None:
+    # A is confident (9), B not (1): weighted, A's share after A, B is 0.9; unweighted 0.5
+    bank = load_bank(_bank(tmp_path / "b.db", [(["A", "B", "B", "A"], [9.0, 1.0, 1.0, 9.0])]))
+    signals = dict(bank.features)
+    weighted = replay_stop(bank, StopRule("tail", 0.85, 2), signals, orderings=400)
+    plain = replay_stop(bank, StopRule("majority", 0.85, 2), {}, orderings=400)
+    # weighted, any two samples settle it: A, B at 0.9 (right), A, A, and B, B (wrong; a
+    # sixth of the orders)
+    assert weighted.samples == 2.0
+    assert weighted.accuracy == pytest.approx(5 / 6, abs=0.05)
+    # unweighted, A, B is a 1-1 split that goes on (two thirds of the orders)
+    assert plain.samples > 2.5
+    with pytest.raises(ValueError):
+        StopRule("tail", 0.0)
+    with pytest.raises(ValueError):
+        StopRule("tail", 0.5, 0)
+
+
+def test_choose_takes_the_cheapest_rule_that_keeps_majoritys_accuracy(tmp_path: Path) -> None:
+    # p0: unanimous; p1: B, A, A, A - majority at 4 is right, a stop at 1 is wrong in a
+    # quarter of the orders
+    bank = load_bank(
+        _bank(tmp_path / "b.db", [(["A"] * 4, [1.0] * 4), (["B", "A", "A", "A"], [1.0] * 4)])
+    )
+    rules = [
+        StopRule("majority", 1.0, 1),
+        StopRule("majority", 1.0, 2),
+        StopRule("majority", 0.7, 3),
+    ]
+    got = choose(bank, rules, {}, orderings=400)
+    assert got.baseline.accuracy == 1.0
+    by = {r.rule: r for r in got.rows}
+    assert by["stop[majority,1,1]"].accuracy == pytest.approx(0.875, abs=0.05)
+    # at 1.0 after two: p1 stops at 2 only on A, A (half the orders) and is then right;
+    # otherwise a split goes on, and three of four settle it at 0.7
+    assert got.chosen in ("stop[majority,1,2]", "stop[majority,0.7,3]")
+    chosen = by[got.chosen]
+    assert chosen.accuracy == 1.0
+    assert chosen.tokens == min(r.tokens for r in got.rows if r.accuracy == 1.0)
+    pa = paired_against(chosen, got.baseline, bootstrap=200)
+    assert pa["diff"] == 0.0
+    assert pa["ratio"] > 1.0
+    none = choose(bank, [StopRule("majority", 1.0, 1)], {}, orderings=400)
+    assert none.chosen is None
+
+
+def test_cli_stop_chooses_on_train_and_reports_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problems = [(["A", "A", "B", "A"], [3.0, 3.0, 1.0, 3.0])] * 6
+    train = _bank(tmp_path / "train.db", problems)
+    test = _bank(tmp_path / "test.db", problems[:4])
+    out = tmp_path / "stop.json"
+    argv = ["bank", "stop", str(test), "--train", str(train), "--signals", "majority", "tail",
+            "--taus", "0.6", "1.0", "--min-samples", "2", "--orderings", "20",
+            "--bootstrap", "50", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "(chosen on train)" in text
+    data = json.loads(out.read_text())
+    assert data["chosen"] is not None
+    assert len(data["rules"]) == 4
+    assert np.isfinite([r["ratio"] for r in data["rules"]]).all()
+    bad = ["bank", "stop", str(test), "--train", str(train), "--signals", "nope"]
+    assert main(bad) == 2
+    assert "unknown signals" in capsys.readouterr().err
