@@ -30,7 +30,7 @@ def test_unanimous_samples_stop_at_the_fewest_allowed(tmp_path: Path) -> None:
     base = majority_at_n(bank, orderings=5)
     assert (base.samples, base.tokens, base.accuracy) == (4.0, 30.0, 1.0)
     assert majority_at_n(bank, 1, orderings=5).tokens == 15.0
-    with pytest.raises(ValueError, match="n must be in 1..4"):
+    with pytest.raises(ValueError, match=r"n must be in 1\.\.4"):
         majority_at_n(bank, 5)
 
 

@@ -158,7 +158,9 @@ def sample_arrays(records: Sequence[Record], method: Method) -> SampleArrays:
                     f"problem {r.problem_id!r}: answer {c.answer!r} is not graded in answer_correct"
                 )
             answer_correct[i, k] = r.answer_correct[c.answer]
-    return SampleArrays(answer, weight, answer_correct, np.cumsum(prompt, axis=1), completion, scoring)
+    return SampleArrays(
+        answer, weight, answer_correct, np.cumsum(prompt, axis=1), completion, scoring
+    )
 
 
 def correct_by_n(
