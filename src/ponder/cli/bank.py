@@ -47,6 +47,28 @@ def add_parser(subparsers: Any) -> None:
     add_engine_args(feat)
     _add_select_parser(actions)
     _add_stop_parser(actions)
+    _add_hybrid_parser(actions)
+
+
+def _add_hybrid_parser(actions: Any) -> None:
+    hyb = actions.add_parser(
+        "hybrid",
+        help="replay a vote over chain-of-thought and program (PAL) samples of the same "
+        "problems, each mix against CoT majority at matched tokens",
+    )
+    hyb.add_argument("cot", metavar="COT.db", help="a majority run's bank")
+    hyb.add_argument("pal", metavar="PAL.db", help="a pal run's bank of the same problems")
+    hyb.add_argument(
+        "--cells",
+        nargs="+",
+        default=["0,1", "0,4", "1,1", "2,2", "4,4", "2,4", "8,4"],
+        metavar="K,M",
+        help="K CoT and M PAL samples per vote (default 0,1 0,4 1,1 2,2 4,4 2,4 8,4)",
+    )
+    hyb.add_argument("--orderings", type=int, default=200)
+    hyb.add_argument("--bootstrap", type=int, default=2000)
+    hyb.add_argument("--seed", type=int, default=0)
+    hyb.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
 
 
 def _add_stop_parser(actions: Any) -> None:
@@ -150,6 +172,8 @@ def cmd_bank(args: argparse.Namespace) -> int:
         return _cmd_select(args)
     if args.bank_command == "stop":
         return _cmd_stop(args)
+    if args.bank_command == "hybrid":
+        return _cmd_hybrid(args)
     return _cmd_features(args)
 
 
@@ -213,6 +237,36 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def _cmd_hybrid(args: argparse.Namespace) -> int:
+    import json
+
+    from ponder.analysis.hybrid import hybrid_table, load_pair, markdown
+    from ponder.core.errors import ConfigError
+
+    if args.orderings < 1 or args.bootstrap < 1:
+        raise ConfigError("--orderings and --bootstrap must be >= 1")
+    try:
+        cells = [tuple(int(x) for x in c.split(",")) for c in args.cells]
+    except ValueError:
+        raise ConfigError(f"--cells takes K,M pairs of integers, got {args.cells}") from None
+    if any(len(c) != 2 for c in cells):
+        raise ConfigError(f"--cells takes K,M pairs of integers, got {args.cells}")
+    try:
+        rows = hybrid_table(
+            load_pair(args.cot, args.pal),
+            [(c[0], c[1]) for c in cells],
+            orderings=args.orderings,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    print(markdown(rows, args.cot, args.pal))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
     return 0
 
 
