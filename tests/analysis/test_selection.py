@@ -217,6 +217,17 @@ def test_cli_select_prints_tables_and_writes_json_and_the_verifier(
     data = json.loads(out.read_text())
     assert {c["n"] for c in data["comparisons"]} == {2, 4}
     assert CombinedVerifier.load(model).trained_on["problems"] == 6
+    png = tmp_path / "sel.png"
+    argv = ["bank", "select", str(test), "--train", str(train), "--rules", "majority",
+            "best_of_n[combined]", "--orderings", "5", "--bootstrap", "20", "--plot", str(png),
+            "--plot-rules", "majority", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = json.loads(out.read_text())["curves"]
+    # majority as asked, and the rule chosen on train; every n from 1 to 4
+    assert set(curves) == {"majority", "best_of_n[combined]"}
+    assert [c["n"] for c in curves["majority"]] == [1, 2, 3, 4]
+    capsys.readouterr()
     assert main(["bank", "select", str(test), "--save-verifier", str(model)]) == 2
     assert "needs --train" in capsys.readouterr().err
     assert main(["bank", "select", str(test), "--rules", "weighted[nope]"]) == 2

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ponder.analysis.efficiency import Reference
+from ponder.analysis.selection import Comparison
 from ponder.analysis.summary import RunReport
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["plot_runs"]
+__all__ = ["plot_runs", "plot_selection"]
 
 
 def plot_runs(runs: Sequence[RunReport], log_x: bool, reference: Reference | None = None) -> bytes:
@@ -95,3 +96,38 @@ def _log_tokens(ax: Axes, xs: Sequence[float]) -> None:
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_selection(curves: Mapping[str, Sequence[Comparison]], title: str) -> bytes:
+    """The PNG of selection rules' accuracy against tokens, one curve per rule over n,
+    each with its 95% bootstrap band (``ponder bank select --plot``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 5.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs: list[float] = []
+    for i, (rule, rows) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        x = [c.tokens for c in rows]
+        ax.plot(x, [c.accuracy for c in rows], marker="o", markersize=3, color=color, label=rule)
+        ax.fill_between(
+            x,
+            [c.accuracy_ci[0] for c in rows],
+            [c.accuracy_ci[1] for c in rows],
+            color=color,
+            alpha=0.12,
+        )
+        xs.extend(x)
+    if xs and min(xs) > 0:
+        _log_tokens(ax, xs)
+    ax.set_xlabel("mean tokens per problem (prefilled prompt + generated), n = 1, 2, ...")
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

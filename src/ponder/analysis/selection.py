@@ -376,6 +376,7 @@ class Comparison:
     rule: str
     n: int
     accuracy: float
+    accuracy_ci: tuple[float, float]  # the bootstrap over problems, orders averaged
     majority: float
     diff: float
     diff_ci: tuple[float, float]
@@ -389,6 +390,7 @@ class Comparison:
             "rule": self.rule,
             "n": self.n,
             "accuracy": self.accuracy,
+            "accuracy_ci": list(self.accuracy_ci),
             "majority": self.majority,
             "diff": self.diff,
             "diff_ci": list(self.diff_ci),
@@ -435,12 +437,14 @@ def compare_rules(
         diff = got - base
         boot = diff[picks].mean(axis=1)  # (bootstrap, len(ns))
         low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        acc_low, acc_high = np.percentile(got[picks].mean(axis=1), [2.5, 97.5], axis=0)
         for k, n in enumerate(ns):
             out.append(
                 Comparison(
                     rule=rule.name,
                     n=n,
                     accuracy=float(got[:, k].mean()),
+                    accuracy_ci=(float(acc_low[k]), float(acc_high[k])),
                     majority=float(base[:, k].mean()),
                     diff=float(diff[:, k].mean()),
                     diff_ci=(float(low[k]), float(high[k])),
@@ -467,6 +471,7 @@ class Selection:
     verifier: CombinedVerifier | None
     chosen: str | None = None  # the rule the train banks chose (None without them)
     train_comparisons: list[Comparison] = dataclasses.field(default_factory=list)
+    curves: dict[str, list[Comparison]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -479,6 +484,7 @@ class Selection:
             "verifier": None if self.verifier is None else self.verifier.to_dict(),
             "chosen_on_train": self.chosen,
             "train_comparisons": [c.to_dict() for c in self.train_comparisons],
+            "curves": {k: [c.to_dict() for c in v] for k, v in self.curves.items()},
         }
 
 
@@ -522,6 +528,7 @@ def select(
     orderings: int = 200,
     bootstrap: int = 2000,
     seed: int = 0,
+    curve_rules: Sequence[Rule] = (),
 ) -> Selection:
     """Signals, AUCs and rule comparisons on ``bank``; the combined verifier is fitted on
     the ``train`` banks when given, else cross-fitted on ``bank`` itself.
@@ -529,7 +536,8 @@ def select(
     With ``train``, the rules are first compared on each train bank (its combined
     verifier cross-fitted there), and the rule other than majority with the highest
     mean difference from majority over those banks and ``ns`` is ``chosen``: the one
-    rule whose figure on ``bank`` is a held-out result."""
+    rule whose figure on ``bank`` is a held-out result. ``curve_rules`` (and the chosen
+    rule) are also replayed at every n from 1 to the bank's N, for a figure."""
     chosen: str | None = None
     train_rows: list[Comparison] = []
     if train:
@@ -539,8 +547,21 @@ def select(
         bank, signals, rules, ns, orderings=orderings, bootstrap=bootstrap, seed=seed
     )
     p, n = bank.shape
+    wanted = list(curve_rules)
+    if chosen is not None and chosen not in {r.name for r in wanted}:
+        wanted.append(parse_rule(chosen))
+    curves: dict[str, list[Comparison]] = {}
+    if wanted:
+        every = compare_rules(
+            bank, signals, wanted, range(1, n + 1), orderings=orderings,
+            bootstrap=bootstrap, seed=seed,
+        )  # fmt: skip
+        for c in every:
+            curves.setdefault(c.rule, []).append(c)
     aucs = signal_aucs(bank, signals)
-    return Selection(bank.path, p, n, source, aucs, comparisons, verifier, chosen, train_rows)
+    return Selection(
+        bank.path, p, n, source, aucs, comparisons, verifier, chosen, train_rows, curves
+    )
 
 
 def _choose_on(

@@ -161,6 +161,19 @@ def _add_select_parser(actions: Any) -> None:
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     sel.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="draw accuracy against tokens at every n for --plot-rules and the rule "
+        "chosen on train",
+    )
+    sel.add_argument(
+        "--plot-rules",
+        nargs="+",
+        default=["majority", "weighted[combined]"],
+        metavar="RULE",
+        help="the rules --plot draws (default: majority weighted[combined])",
+    )
+    sel.add_argument(
         "--save-verifier",
         metavar="PATH",
         help="write the combined verifier fitted on --train (for --scorer combined:PATH)",
@@ -189,6 +202,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         raise ConfigError("--orderings and --bootstrap must be >= 1")
     try:
         rules = [parse_rule(r) for r in args.rules]
+        curve_rules = [parse_rule(r) for r in args.plot_rules] if args.plot else []
         bank = load_bank(args.bank)
         train = [load_bank(t) for t in args.train]
         result = select(
@@ -199,10 +213,17 @@ def _cmd_select(args: argparse.Namespace) -> int:
             orderings=args.orderings,
             bootstrap=args.bootstrap,
             seed=args.seed,
+            curve_rules=curve_rules,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from e
     print(markdown(result))
+    if args.plot:
+        from ponder.analysis.plot import plot_selection
+
+        title = f"Selection rules on {Path(args.bank).stem} ({result.problems} problems)"
+        Path(args.plot).write_bytes(plot_selection(result.curves, title))
+        print(f"figure written to {args.plot}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if args.save_verifier:
