@@ -147,7 +147,10 @@ def _add_select_parser(actions: Any) -> None:
         "'combined' and Q the share kept (default: a set of each)",
     )
     sel.add_argument(
-        "--n", nargs="+", type=int, default=[4, 8, 16], help="samples per problem (default 4 8 16)"
+        "--n",
+        nargs="+",
+        type=int,
+        help="samples per problem (default: those of 4 8 16 the bank has, else all of its)",
     )
     sel.add_argument(
         "--orderings",
@@ -205,10 +208,12 @@ def _cmd_select(args: argparse.Namespace) -> int:
         curve_rules = [parse_rule(r) for r in args.plot_rules] if args.plot else []
         bank = load_bank(args.bank)
         train = [load_bank(t) for t in args.train]
+        n_all = bank.shape[1]
+        ns = args.n or [n for n in (4, 8, 16) if n <= n_all] or [n_all]
         result = select(
             bank,
             rules,
-            args.n,
+            ns,
             train=train,
             orderings=args.orderings,
             bootstrap=args.bootstrap,
