@@ -111,3 +111,15 @@ def test_cli_stop_chooses_on_train_and_reports_test(
     bad = ["bank", "stop", str(test), "--train", str(train), "--signals", "nope"]
     assert main(bad) == 2
     assert "unknown signals" in capsys.readouterr().err
+
+
+def test_a_rule_gives_up_on_a_scattered_vote_from_four_samples(tmp_path: Path) -> None:
+    # six different answers: the leader's share is 1/k; under 0.3 from k = 4 on
+    bank = load_bank(_bank(tmp_path / "b.db", [(["A", "B", "C", "D", "E", "F"], [1.0] * 6)]))
+    never = replay_stop(bank, StopRule("majority", 0.9, 2), {}, orderings=20)
+    gives = replay_stop(bank, StopRule("majority", 0.9, 2, 0.3), {}, orderings=20)
+    assert never.samples == 6.0
+    assert gives.samples == 4.0
+    assert gives.rule == "stop[majority,0.9,2,give_up 0.3]"
+    with pytest.raises(ValueError, match="give_up"):
+        StopRule("majority", 0.5, 2, 0.5)

@@ -3,11 +3,14 @@
 A stopping rule draws a problem's samples one at a time and stops once the vote has
 settled: at the first ``k >= min_samples`` where the leading answer holds at least a
 share ``tau`` of the votes cast so far (votes weighted by a per-sample signal, or each
-worth one), or at the bank's ``N``. The answer is the (weighted) vote of the samples
-drawn. This is the consensus stop of DeepConf's online mode (Fu et al. 2025, which
-weighs votes by trace confidence and stops at a share of 0.95) without its early cut of
-single traces (the bank holds finished traces only), and, unweighted, a plain vote-share
-rule in the family of adaptive consistency (Aggarwal et al. 2023).
+worth one), or at the bank's ``N``. It may also give up: with ``give_up`` > 0, it stops
+at the first ``k >= GIVE_UP_AFTER`` where the leader holds less than ``give_up`` of the
+votes, a question on which the samples scatter and more of them rarely help. The
+answer is the (weighted) vote of the samples drawn. This is the consensus stop of
+DeepConf's online mode (Fu et al. 2025, which weighs votes by trace confidence and
+stops at a share of 0.95) without its early cut of single traces (the bank holds
+finished traces only), and, unweighted, a plain vote-share rule in the family of
+adaptive consistency (Aggarwal et al. 2023).
 
 As in ``ponder.analysis.selection``, each problem's outcome and cost are averaged over
 ``orderings`` random orders of its samples; cost is the prompt once plus the generated
@@ -45,25 +48,33 @@ FloatArray = npt.NDArray[np.float64]
 
 UNWEIGHTED = "majority"
 
+GIVE_UP_AFTER = 4
+"""The fewest samples before a rule may give up on a scattered vote."""
+
 
 @dataclass(frozen=True)
 class StopRule:
     """Stop at the first ``k >= min_samples`` whose leading answer holds ``tau`` of the
-    votes, weighted by ``signal`` (``"majority"``: unweighted)."""
+    votes, weighted by ``signal`` (``"majority"``: unweighted), or, from
+    ``GIVE_UP_AFTER`` samples on, holds less than ``give_up``."""
 
     signal: str
     tau: float
     min_samples: int = 2
+    give_up: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if self.min_samples < 1:
             raise ValueError(f"min_samples must be >= 1, got {self.min_samples}")
+        if not 0 <= self.give_up < self.tau:
+            raise ValueError(f"give_up must be in [0, tau), got {self.give_up}")
 
     @property
     def name(self) -> str:
-        return f"stop[{self.signal},{self.tau:g},{self.min_samples}]"
+        tail = f",give_up {self.give_up:g}" if self.give_up else ""
+        return f"stop[{self.signal},{self.tau:g},{self.min_samples}{tail}]"
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,8 @@ def replay_stop(
         share = np.where(cast > 0, totals.max(axis=-1) / cast, 0.0)
     k = np.arange(1, order.shape[-1] + 1)
     settled = (share >= rule.tau - 1e-12) & (k >= rule.min_samples)
+    if rule.give_up:
+        settled |= (share < rule.give_up) & (k >= GIVE_UP_AFTER)
     settled[..., -1] = True
     stop = np.argmax(settled, axis=-1)  # the first settled index, (R, P)
     return _outcome(bank, rule.name, order, answer, weight, stop, rule.signal == UNWEIGHTED)
@@ -224,6 +237,7 @@ def stop_report(
     signals: Sequence[str],
     taus: Sequence[float],
     min_samples: Sequence[int],
+    give_ups: Sequence[float] = (0.0,),
     tolerance: float = 0.0,
     orderings: int = 200,
     bootstrap: int = 2000,
@@ -238,7 +252,14 @@ def stop_report(
         raise ValueError(f"unknown signals {bad}; known: majority, {', '.join(SIGNALS)}")
     if "tokens" in signals:
         raise ValueError("tokens is no vote weight")
-    rules = [StopRule(s, t, m) for s in signals for t in taus for m in min_samples]
+    rules = [
+        StopRule(s, t, m, g)
+        for s in signals
+        for t in taus
+        for m in min_samples
+        for g in give_ups
+        if g < t
+    ]
     train = [load_bank(t) for t in train_paths]
     bank = load_bank(bank_path)
     train_signals, _, _ = bank_signals(train[0], seed=seed)

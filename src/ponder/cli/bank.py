@@ -109,6 +109,15 @@ def _add_stop_parser(actions: Any) -> None:
         help="fewest samples before a stop (default 1 2 3)",
     )
     stop.add_argument(
+        "--give-up",
+        nargs="+",
+        type=float,
+        default=[0.0],
+        metavar="SHARE",
+        help="also stop, from 4 samples on, when the leader holds less than SHARE of the "
+        "votes (0: never; default 0)",
+    )
+    stop.add_argument(
         "--tolerance",
         type=float,
         default=0.0,
@@ -253,6 +262,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
             signals=args.signals,
             taus=args.taus,
             min_samples=args.min_samples,
+            give_ups=args.give_up,
             tolerance=args.tolerance,
             orderings=args.orderings,
             bootstrap=args.bootstrap,
