@@ -14,6 +14,7 @@ from tests._stores import config, sampled
 
 from ponder.analysis.selection import (
     Rule,
+    agreement_share,
     compare_rules,
     cross_fit_combined,
     fit_combined,
@@ -152,6 +153,16 @@ def test_signal_aucs_pooled_and_within_problems(tmp_path: Path) -> None:
     # tokens = 100 - 10 conf and enter negated: the same ranking as the confidence
     assert aucs["tokens"].pooled == pytest.approx(aucs["tail"].pooled)
     assert aucs["tokens"].within == pytest.approx(0.75)
+
+
+def test_agreement_is_the_share_of_the_other_samples_with_the_same_answer(
+    tmp_path: Path,
+) -> None:
+    problems = [(["A", "A", "B", None, "A"], [1.0] * 5), (["B"] * 5, [2.0] * 5)]
+    bank = load_bank(_bank(tmp_path / "b.db", problems))
+    assert agreement_share(bank).tolist() == [[0.5, 0.5, 0.0, 0.0, 0.5], [1.0] * 5]
+    result = select(bank, [Rule("majority")], [5], orderings=2, bootstrap=10)
+    assert "agreement" in {a.signal for a in result.aucs}
 
 
 def test_the_fitted_verifier_is_scikit_learns_model_in_plain_numbers() -> None:

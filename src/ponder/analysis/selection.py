@@ -30,7 +30,9 @@ problems. Against majority at the same n, the difference's 95% interval is the 2
 both rules). Tokens at n: prefilled prompt plus generated tokens, as in
 ``ponder.analysis.curves``; identical for every rule at one n.
 
-Each signal's AUC is reported two ways: pooled over all samples, and the mean over
+Beside the signals, the AUC table lists ``agreement``: the share of the problem's other
+samples (all N) that give a sample's answer, what majority voting reads. Each signal's
+AUC is reported two ways: pooled over all samples, and the mean over
 problems of the within-problem AUC (problems whose samples are all right or all wrong
 have none), which is what picking among one problem's samples needs.
 """
@@ -62,6 +64,7 @@ __all__ = [
     "Rule",
     "Selection",
     "SignalAUC",
+    "agreement_share",
     "bank_signals",
     "compare_rules",
     "cross_fit_combined",
@@ -82,6 +85,7 @@ IntArray = npt.NDArray[np.int64]
 Kind = Literal["majority", "weighted", "best_of_n", "filter"]
 
 COMBINED = "combined"
+AGREEMENT = "agreement"
 SIGNALS = (*FEATURE_NAMES, COMBINED)
 
 DEFAULT_RULES = (
@@ -304,6 +308,17 @@ class SignalAUC:
             "within_problem_auc": self.within,
             "problems": self.problems,
         }
+
+
+def agreement_share(bank: Bank) -> FloatArray:
+    """(problems, N): the share of a problem's other samples that give each sample's
+    answer (0 for a sample without one): the signal majority voting reads."""
+    answer = bank.arrays.answer
+    n = answer.shape[1]
+    same = (answer[:, :, None] == answer[:, None, :]) & (answer[:, :, None] >= 0)
+    others = same.sum(axis=2) - (answer >= 0)
+    out: FloatArray = others / max(1, n - 1)
+    return out
 
 
 def signal_aucs(bank: Bank, signals: Mapping[str, FloatArray]) -> list[SignalAUC]:
@@ -558,7 +573,8 @@ def select(
         )  # fmt: skip
         for c in every:
             curves.setdefault(c.rule, []).append(c)
-    aucs = signal_aucs(bank, signals)
+    # agreement is read over all N samples, so it ranks but is no rule's signal at n < N
+    aucs = signal_aucs(bank, {**signals, AGREEMENT: agreement_share(bank)})
     return Selection(
         bank.path, p, n, source, aucs, comparisons, verifier, chosen, train_rows, curves
     )
