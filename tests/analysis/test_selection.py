@@ -158,9 +158,12 @@ def test_signal_aucs_pooled_and_within_problems(tmp_path: Path) -> None:
 def test_agreement_is_the_share_of_the_other_samples_with_the_same_answer(
     tmp_path: Path,
 ) -> None:
-    problems = [(["A", "A", "B", None, "A"], [1.0] * 5), (["B"] * 5, [2.0] * 5)]
+    problems = [(["A", "A", "B", None, "A"], [1.0] * 5), (["B"] * 4 + ["A"], [2.0] * 5)]
     bank = load_bank(_bank(tmp_path / "b.db", problems))
-    assert agreement_share(bank).tolist() == [[0.5, 0.5, 0.0, 0.0, 0.5], [1.0] * 5]
+    assert agreement_share(bank).tolist() == [
+        [0.5, 0.5, 0.0, 0.0, 0.5],
+        [0.75, 0.75, 0.75, 0.75, 0.0],
+    ]
     result = select(bank, [Rule("majority")], [5], orderings=2, bootstrap=10)
     assert "agreement" in {a.signal for a in result.aucs}
 
