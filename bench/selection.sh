@@ -4,8 +4,17 @@
 #              problems), majority at n=8, temperature 0.7: the bank the selection rules,
 #              the combined verifier and the search rows are measured on. The long pole:
 #              about 2-3 minutes a problem on 2 cores with qwen2.5-coder-1.5b.
-#   save       export the bank to bench/banks/ (JSON lines, gzip) to commit it; a new
-#              machine imports it first and the bank goes on where it stopped.
+#   gsm8k-features  token-confidence features (ponder bank features) for the committed
+#              GSM8K banks, majority n = 16 on the first 64 train and 100 test problems
+#              (bench/banks/gsm8k-{train,test}-maj16.jsonl.gz, imported to OUT first):
+#              about 80 and 130 minutes on 2 cores.
+#   gsm8k-select  ponder bank select: every selection rule against majority on the test
+#              bank, the combined verifier fitted on the train bank, the rule chosen there
+#   gsm8k-stop    ponder bank stop: stopping by vote share, chosen on train, on test
+#   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
+#              bank (bench/banks/gsm8k-50-pal4.jsonl.gz)
+#   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
+#              machine imports them first and each goes on where it stopped.
 # Resumable: rerun the same command after an interruption and it continues.
 # Usage: bash bench/selection.sh [EACH] [MODEL]        STEPS="math-bank save"
 # Settings: OUT (default runs/selection), MAX_TOKENS (512), DATA, KEEP, PONDER.
@@ -22,6 +31,11 @@ mkdir -p "$OUT"
 BANK_PREFIX=selection-
 source "$(dirname "$0")/_banks.sh"
 MATH=$OUT/math500-5x$EACH-maj8.db
+# the GSM8K banks keep the names they were committed under (no prefix)
+TEST=$OUT/gsm8k-test-maj16.db
+TRAIN=$OUT/gsm8k-train-maj16.db
+PAL=$OUT/gsm8k-50-pal4.db
+plain() { local BANK_PREFIX=; "$@"; }
 for step in $STEPS; do
     case $step in
     math-bank)
@@ -29,7 +43,24 @@ for step in $STEPS; do
         $PONDER eval --task math500 --data "$DATA" --where level=1,2,3,4,5 --limit-each "$EACH" \
             --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0 \
             --strategy majority --n 8 --temperature 0.7 --out "$MATH" ;;
-    save) save "$MATH" ;;
+    gsm8k-features)
+        plain restore "$TRAIN" "$TEST"
+        $PONDER bank features "$TRAIN" --model "$MODEL"
+        $PONDER bank features "$TEST" --model "$MODEL" ;;
+    gsm8k-select)
+        $PONDER bank select "$TEST" --train "$TRAIN" --json "$OUT/gsm8k-select.json" \
+            --plot "$OUT/gsm8k-select.png" --save-verifier "$OUT/combined-gsm8k.json" \
+            | tee "$OUT/gsm8k-select.md" ;;
+    gsm8k-stop)
+        $PONDER bank stop "$TEST" --train "$TRAIN" --give-up 0 0.3 0.4 \
+            --json "$OUT/gsm8k-stop.json" | tee "$OUT/gsm8k-stop.md" ;;
+    gsm8k-hybrid)
+        plain restore "$PAL"
+        $PONDER bank hybrid "$TEST" "$PAL" --json "$OUT/gsm8k-hybrid.json" \
+            | tee "$OUT/gsm8k-hybrid.md" ;;
+    save)
+        save "$MATH"
+        plain save "$TRAIN" "$TEST" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done
