@@ -295,6 +295,113 @@ def _wanted_bins(policy: Policy) -> int:
     return int(wanted) if isinstance(wanted, int) else policy.bins.count
 
 
+# -- on test problems --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnTestSplit:
+    """The policy on the problems of other stores (a test split): per budget against the
+    best uniform configuration chosen on the training problems, and against
+    ``reference``, the majority vote over the most samples the test stores hold.
+    ``reach`` is the cheapest budget whose accuracy is at least the reference's (None
+    when none is) and ``ratio`` the reference's tokens over the policy's there."""
+
+    problems: int
+    budgets: tuple[BudgetResult, ...]
+    reference: Configuration
+    reference_accuracy: float
+    reference_tokens: float
+    reach: BudgetResult | None
+
+    @property
+    def ratio(self) -> float:
+        if self.reach is None or self.reach.policy_tokens <= 0:
+            return math.nan
+        return self.reference_tokens / self.reach.policy_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "problems": self.problems,
+            "budgets": [b.to_dict() for b in self.budgets],
+            "reference": {
+                "config": self.reference.to_dict(),
+                "accuracy": self.reference_accuracy,
+                "tokens": self.reference_tokens,
+            },
+            "reach_budget": None if self.reach is None else self.reach.budget,
+            "tokens_ratio": nan_to_none(self.ratio),
+        }
+
+
+def evaluate_on_test(
+    policy: Policy, cal: Calibration, train: Sequence[str], test: Calibration
+) -> OnTestSplit:
+    """``policy`` (fitted on ``train`` problems of ``cal``) replayed on every problem of
+    ``test``, a calibration of the same configurations read from other stores with the
+    same pilot; ``ConfigError`` when a configuration the policy uses is missing there."""
+    index = {c.key: i for i, c in enumerate(test.configs)}
+    used = {c.config.key: c.config for c in policy.cells}
+    missing = [c.label for k, c in used.items() if k not in index]
+    if missing:
+        raise ConfigError(f"the test stores lack configurations the policy uses: {missing}")
+    if (test.pilot.samples, test.pilot.signal) != (policy.pilot.samples, policy.pilot.signal):
+        raise ConfigError("the test calibration must read the policy's pilot (samples, signal)")
+    rows = np.arange(len(test.problem_ids))
+    bins = [policy.bins.assign(float(test.signal[r])) for r in rows]
+    train_rows = cal.rows(train)
+    train_acc = cal.correct[:, train_rows].mean(axis=1)
+    train_tok = cal.own_tokens[:, train_rows].mean(axis=1)
+    results = []
+    for budget in policy.budgets:
+        picks = [index[policy.cell(b, budget).config.key] for b in bins]
+        acc = float(np.mean(test.correct[picks, rows]))
+        tok = float(np.mean(test.policy_tokens[picks, rows]))
+        i, fits = _choose(train_acc, train_tok, budget)
+        u, u_acc, u_tok = None, math.nan, math.nan
+        if fits and cal.configs[i].key in index:
+            u = cal.configs[i]
+            j = index[u.key]
+            u_acc = float(test.correct[j].mean())
+            u_tok = float(test.own_tokens[j].mean())
+        results.append(BudgetResult(budget, acc, tok, u, u_acc, u_tok))
+    majorities = [(c.n or 0, i) for i, c in enumerate(test.configs) if c.rule == "majority" and c.n]
+    if not majorities:
+        raise ConfigError("the test stores hold no majority configuration to compare with")
+    _, ref = max(majorities)
+    ref_acc = float(test.correct[ref].mean())
+    ref_tok = float(test.own_tokens[ref].mean())
+    reached = [b for b in results if b.policy_accuracy >= ref_acc - 1e-12]
+    reach = min(reached, key=lambda b: b.policy_tokens) if reached else None
+    return OnTestSplit(len(rows), tuple(results), test.configs[ref], ref_acc, ref_tok, reach)
+
+
+def on_test_text(ev: OnTestSplit) -> str:
+    """The test evaluation as lines for the terminal."""
+    lines = [
+        f"test problems ({ev.problems}): policy vs the best uniform configuration on "
+        f"train; reference {ev.reference.label}: {ev.reference_accuracy:.3f} at "
+        f"{ev.reference_tokens:.1f} tokens"
+    ]
+    for b in ev.budgets:
+        uniform = (
+            "nothing fits"
+            if b.uniform is None
+            else f"{b.uniform.label}: {b.uniform_accuracy:.3f} at {b.uniform_tokens:.1f}"
+        )
+        lines.append(
+            f"  budget {b.budget:g}: policy {b.policy_accuracy:.3f} at {b.policy_tokens:.1f} "
+            f"tokens; uniform {uniform}"
+        )
+    if ev.reach is None:
+        lines.append("no budget reaches the reference's accuracy on test")
+    else:
+        lines.append(
+            f"the reference's accuracy is reached at budget {ev.reach.budget:g}: "
+            f"{ev.reach.policy_tokens:.1f} tokens, {ev.ratio:.2f}x fewer"
+        )
+    return "\n".join(lines)
+
+
 # -- all together ------------------------------------------------------------------------
 
 
@@ -306,6 +413,7 @@ class Optimization:
     policy: Policy
     calibration: Calibration
     evaluation: Evaluation
+    test: OnTestSplit | None = None
 
 
 def optimize(
@@ -320,9 +428,12 @@ def optimize(
     heldout: float = DEFAULT_HELDOUT,
     seed: int = 0,
     allocation: Allocation = "bin",
+    test: Sequence[str | Path] = (),
 ) -> Optimization:
     """Read the calibration stores, split the problems, fit the policy on the training
-    part and evaluate it on the held-out part (module docstring)."""
+    part and evaluate it on the held-out part (module docstring); with ``test`` stores
+    (the same configurations on other problems, first the pilot's), also on all of
+    theirs (``evaluate_on_test``)."""
     cal = load_calibration(paths, pilot=pilot, signal=signal, pilot_from=pilot_from, oracle=oracle)
     train, held = split_by_problem(cal.problem_ids, heldout, seed)
     chosen = list(budgets) if budgets else default_budgets(cal, train)
@@ -340,7 +451,11 @@ def optimize(
     policy = fit_policy(cal, train, chosen, bins=bins, allocation=allocation, calibration_info=info)
     evaluation = evaluate_policy(policy, cal, train, held)
     policy = dataclasses.replace(policy, evaluation=evaluation.to_dict())
-    return Optimization(policy, cal, evaluation)
+    on_test = None
+    if test:
+        test_cal = load_calibration(test, pilot=pilot, signal=signal)
+        on_test = evaluate_on_test(policy, cal, train, test_cal)
+    return Optimization(policy, cal, evaluation, on_test)
 
 
 def summary_text(result: Optimization) -> str:

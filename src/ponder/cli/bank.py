@@ -48,6 +48,16 @@ def add_parser(subparsers: Any) -> None:
     _add_select_parser(actions)
     _add_stop_parser(actions)
     _add_hybrid_parser(actions)
+    score = actions.add_parser(
+        "score",
+        help="write a bank with features as the weighted_majority run that scores its "
+        "samples with a combined verifier (--scorer combined:PATH), for ponder optimize",
+    )
+    score.add_argument("bank", metavar="BANK.db", help="a sampling run's bank with features")
+    score.add_argument(
+        "--verifier", required=True, metavar="PATH", help="a combined verifier (JSON)"
+    )
+    score.add_argument("--out", required=True, metavar="SCORED.db", help="the new store")
 
 
 def _add_hybrid_parser(actions: Any) -> None:
@@ -199,6 +209,12 @@ def cmd_bank(args: argparse.Namespace) -> int:
         return _cmd_stop(args)
     if args.bank_command == "hybrid":
         return _cmd_hybrid(args)
+    if args.bank_command == "score":
+        from ponder.analysis.scored_bank import score_bank
+
+        written = score_bank(args.bank, args.verifier, args.out)
+        print(f"{written} records scored by {args.verifier} written to {args.out}")
+        return 0
     return _cmd_features(args)
 
 

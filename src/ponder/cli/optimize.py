@@ -75,6 +75,15 @@ def add_parser(subparsers: Any) -> None:
     )
     opt.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
     opt.add_argument(
+        "--test",
+        nargs="+",
+        default=[],
+        metavar="STORE.db",
+        help="stores of the same configurations on other problems (a test split; the "
+        "pilot's first): the policy is also measured on all of them, against the "
+        "best uniform configuration on train and majority over the most samples",
+    )
+    opt.add_argument(
         "--allocate",
         choices=["bin", "mean"],
         default="bin",
@@ -97,7 +106,7 @@ def _budgets(text: str | None) -> list[float] | None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from ponder.analysis.optimize import optimize, summary_text
+    from ponder.analysis.optimize import on_test_text, optimize, summary_text
 
     result = optimize(
         args.stores,
@@ -110,9 +119,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         heldout=args.heldout,
         seed=args.seed,
         allocation=args.allocate,
+        test=args.test,
     )
     path = result.policy.save(args.out)
     print(summary_text(result))
+    if result.test is not None:
+        print(on_test_text(result.test))
     print(f"wrote {path}")
     return 0
 

@@ -1,0 +1,89 @@
+"""A bank scored by the combined verifier: the same samples, as a weighted run's store.
+
+A majority bank whose samples have features (``ponder bank features``) holds all that a
+``weighted_majority`` run with ``--scorer combined:PATH`` would have recorded except the
+scores: that run draws the same samples (the scorer reads their own logprobs, so it
+spends no token) and scores each with the verifier. ``score_bank`` writes that run's
+store: the configuration with strategy ``weighted_majority`` and the scorer's spec, each
+candidate's ``score`` the verifier's probability from the stored features, and each
+record's answer, votes and grade those of the weighted vote over all its samples (every
+distinct answer is already graded in the bank). Nothing else changes: problems, their
+fingerprints, tokens and features are copied.
+
+Such a store calibrates ``ponder optimize`` with the scored rules (best-of-n and weighted
+votes at every n, ``--signal score`` for a pilot read by the verifier), and a policy
+fitted on a scored train bank can be measured on a scored test bank
+(``ponder optimize --test``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from ponder.core.errors import ConfigError
+from ponder.runs.store import Record, RunStore
+from ponder.strategies.voting import weighted_vote
+from ponder.verifiers.combined import CombinedVerifier
+
+__all__ = ["score_bank"]
+
+SAMPLING = ("majority", "weighted_majority", "best_of_n")
+
+
+def _rescored(record: Record, probs: list[float]) -> Record:
+    cands = tuple(
+        dataclasses.replace(c, score=p) for c, p in zip(record.candidates, probs, strict=True)
+    )
+    answer, votes = weighted_vote([c.answer for c in cands], probs)
+    correct = bool(record.answer_correct.get(answer, False)) if answer is not None else False
+    return dataclasses.replace(
+        record, candidates=cands, answer=answer, votes=votes, correct=correct
+    )
+
+
+def score_bank(bank: str | Path, verifier_path: str | Path, out: str | Path) -> int:
+    """Write ``bank`` scored by the combined verifier at ``verifier_path`` to the new
+    store ``out``; returns the records written. ``ConfigError`` for a bank that is not a
+    sampling run, a sample without features, or an ``out`` that exists."""
+    verifier = CombinedVerifier.load(verifier_path)
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; score_bank writes a new store")
+    with RunStore(bank, create=False) as store:
+        config = store.config()
+        records = store.records(include_errors=False)
+        features = store.features()
+        problems = store.problem_fingerprints()
+    if config is None:
+        raise ConfigError(f"{bank} holds no run (no configuration)")
+    strategy = dict(config.get("strategy", {}))
+    if strategy.get("name") not in SAMPLING:
+        raise ConfigError(
+            f"{bank} is a {strategy.get('name')!r} run; only sampling runs "
+            f"({', '.join(SAMPLING)}) can be scored"
+        )
+    options = {**strategy.get("options", {}), "scorer": f"combined:{verifier_path}"}
+    new_config = {**config, "strategy": {"name": "weighted_majority", "options": options}}
+    scored = []
+    for record in records:
+        own = features.get(record.problem_id, {})
+        missing = [i for i in range(len(record.candidates)) if i not in own]
+        if missing:
+            raise ConfigError(
+                f"{bank}: problem {record.problem_id!r} has samples without features "
+                f"({missing}); run `ponder bank features` on it first"
+            )
+        probs = [verifier.probability(own[i]) for i in range(len(record.candidates))]
+        if any(math.isnan(p) for p in probs):
+            raise ConfigError(f"{bank}: problem {record.problem_id!r} scored NaN")
+        scored.append(_rescored(record, probs))
+    with RunStore(out) as new:
+        new.init_or_check(new_config)
+        new.add_problem_fingerprints(problems)
+        for record in scored:
+            new.put(record)
+            if record.problem_id in features:
+                new.put_features(record.problem_id, features[record.problem_id])
+    return len(scored)
