@@ -11,6 +11,10 @@
 #   gsm8k-select  ponder bank select: every selection rule against majority on the test
 #              bank, the combined verifier fitted on the train bank, the rule chosen there
 #   gsm8k-stop    ponder bank stop: stopping by vote share, chosen on train, on test
+#   gsm8k-policy  ponder optimize on the train bank, measured on the test bank
+#              (--test): with the agreement pilot of the unscored banks, and with the
+#              combined verifier's scores (train cross-fitted, test by the verifier
+#              fitted on train; ponder bank score) and their score pilot
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz)
 #   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
@@ -54,6 +58,19 @@ for step in $STEPS; do
     gsm8k-stop)
         $PONDER bank stop "$TEST" --train "$TRAIN" --give-up 0 0.3 0.4 \
             --json "$OUT/gsm8k-stop.json" | tee "$OUT/gsm8k-stop.md" ;;
+    gsm8k-policy)
+        budgets=700,1000,1400,1800,2200,2600,3000,3600,4200,5200
+        policy=(--pilot 2 --bins 3 --allocate mean --heldout 0 --budgets "$budgets")
+        $PONDER optimize "$TRAIN" "${policy[@]}" --test "$TEST" \
+            --out "$OUT/policy-agreement.json" | tee "$OUT/gsm8k-policy-agreement.txt"
+        rm -f "$OUT/train-scored.db" "$OUT/test-scored.db"
+        $PONDER bank score "$TRAIN" --verifier "$OUT/combined-gsm8k.json" --cross-fit \
+            --out "$OUT/train-scored.db"
+        $PONDER bank score "$TEST" --verifier "$OUT/combined-gsm8k.json" \
+            --out "$OUT/test-scored.db"
+        $PONDER optimize "$OUT/train-scored.db" "${policy[@]}" --signal score \
+            --test "$OUT/test-scored.db" --out "$OUT/policy-score.json" \
+            | tee "$OUT/gsm8k-policy-score.txt" ;;
     gsm8k-hybrid)
         plain restore "$PAL"
         $PONDER bank hybrid "$TEST" "$PAL" --json "$OUT/gsm8k-hybrid.json" \

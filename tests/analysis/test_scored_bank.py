@@ -78,6 +78,28 @@ def test_a_scored_bank_is_the_weighted_run_of_the_same_samples(tmp_path: Path) -
         score_bank(bank, verifier, tmp_path / "scored.db")
 
 
+def test_cross_fitted_scores_come_from_models_of_the_other_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bank = _bank(tmp_path / "bank.db", TRAIN)
+    verifier = _verifier(tmp_path / "v.json")
+    argv = ["bank", "score", str(bank), "--verifier", str(verifier), "--out",
+            str(tmp_path / "cv.db"), "--cross-fit"]  # fmt: skip
+    assert main(argv) == 0
+    assert "6 records scored" in capsys.readouterr().out
+    with RunStore(tmp_path / "cv.db", create=False) as store:
+        cfg = store.config()
+        records = {r.problem_id: r for r in store.records()}
+    assert cfg is not None and cfg["scored"]["scores"].startswith("cross-fitted")
+    # fitted on confident-right / unconfident-wrong samples, every fold ranks A first
+    for r in records.values():
+        right = [c.score for c in r.candidates if c.answer == "A"]
+        wrong = [c.score for c in r.candidates if c.answer != "A"]
+        assert all(a > b for a in right for b in wrong)  # type: ignore[operator]
+    # and the scores are the fold models', not the file's 0.881 / 0.119
+    assert records["t0"].candidates[0].score != pytest.approx(1 / (1 + math.exp(-2.0)))
+
+
 def test_score_refuses_samples_without_features_and_other_strategies(tmp_path: Path) -> None:
     verifier = _verifier(tmp_path / "v.json")
     bare = write(tmp_path / "bare.db", config("majority", n=2), [sampled("p", ["A", "B"])])

@@ -10,6 +10,11 @@ record's answer, votes and grade those of the weighted vote over all its samples
 distinct answer is already graded in the bank). Nothing else changes: problems, their
 fingerprints, tokens and features are copied.
 
+With ``cross_fit``, each sample's score comes instead from a verifier of the same form
+fitted on the bank's other problems (5 folds by problem, ``selection.cross_fit_combined``),
+so that a train bank's scores are out of fold, as a new problem's would be; the
+configuration records this under ``scored``.
+
 Such a store calibrates ``ponder optimize`` with the scored rules (best-of-n and weighted
 votes at every n, ``--signal score`` for a pilot read by the verifier), and a policy
 fitted on a scored train bank can be measured on a scored test bank
@@ -43,10 +48,13 @@ def _rescored(record: Record, probs: list[float]) -> Record:
     )
 
 
-def score_bank(bank: str | Path, verifier_path: str | Path, out: str | Path) -> int:
-    """Write ``bank`` scored by the combined verifier at ``verifier_path`` to the new
-    store ``out``; returns the records written. ``ConfigError`` for a bank that is not a
-    sampling run, a sample without features, or an ``out`` that exists."""
+def score_bank(
+    bank: str | Path, verifier_path: str | Path, out: str | Path, *, cross_fit: bool = False
+) -> int:
+    """Write ``bank`` scored by the combined verifier at ``verifier_path`` (or, with
+    ``cross_fit``, by out-of-fold verifiers) to the new store ``out``; returns the records
+    written. ``ConfigError`` for a bank that is not a sampling run, a sample without
+    features, or an ``out`` that exists."""
     verifier = CombinedVerifier.load(verifier_path)
     out = Path(out)
     if out.exists():
@@ -65,7 +73,16 @@ def score_bank(bank: str | Path, verifier_path: str | Path, out: str | Path) -> 
             f"({', '.join(SAMPLING)}) can be scored"
         )
     options = {**strategy.get("options", {}), "scorer": f"combined:{verifier_path}"}
-    new_config = {**config, "strategy": {"name": "weighted_majority", "options": options}}
+    new_config = {
+        **config,
+        "strategy": {"name": "weighted_majority", "options": options},
+        "scored": {
+            "from": str(bank),
+            "verifier": str(verifier_path),
+            "scores": "cross-fitted, 5 folds by problem" if cross_fit else "the verifier's",
+        },
+    }
+    folds = _cross_fitted(bank) if cross_fit else {}
     scored = []
     for record in records:
         own = features.get(record.problem_id, {})
@@ -75,7 +92,15 @@ def score_bank(bank: str | Path, verifier_path: str | Path, out: str | Path) -> 
                 f"{bank}: problem {record.problem_id!r} has samples without features "
                 f"({missing}); run `ponder bank features` on it first"
             )
-        probs = [verifier.probability(own[i]) for i in range(len(record.candidates))]
+        if cross_fit:
+            probs = folds.get(record.problem_id, [])
+            if len(probs) != len(record.candidates):
+                raise ConfigError(
+                    f"{bank}: problem {record.problem_id!r} has {len(record.candidates)} "
+                    "samples, not the bank's common count; it cannot be cross-fitted"
+                )
+        else:
+            probs = [verifier.probability(own[i]) for i in range(len(record.candidates))]
         if any(math.isnan(p) for p in probs):
             raise ConfigError(f"{bank}: problem {record.problem_id!r} scored NaN")
         scored.append(_rescored(record, probs))
@@ -87,3 +112,14 @@ def score_bank(bank: str | Path, verifier_path: str | Path, out: str | Path) -> 
             if record.problem_id in features:
                 new.put_features(record.problem_id, features[record.problem_id])
     return len(scored)
+
+
+def _cross_fitted(bank: str | Path) -> dict[str, list[float]]:
+    from ponder.analysis.selection import cross_fit_combined, load_bank
+
+    try:
+        loaded = load_bank(bank)
+        scores = cross_fit_combined(loaded)
+    except ValueError as e:
+        raise ConfigError(f"{bank}: {e}") from e
+    return {pid: [float(x) for x in scores[i]] for i, pid in enumerate(loaded.problem_ids)}

@@ -58,6 +58,12 @@ def add_parser(subparsers: Any) -> None:
         "--verifier", required=True, metavar="PATH", help="a combined verifier (JSON)"
     )
     score.add_argument("--out", required=True, metavar="SCORED.db", help="the new store")
+    score.add_argument(
+        "--cross-fit",
+        action="store_true",
+        help="score each problem by a verifier fitted on the bank's other problems (5 "
+        "folds), for a bank the verifier was fitted on",
+    )
 
 
 def _add_hybrid_parser(actions: Any) -> None:
@@ -212,7 +218,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
     if args.bank_command == "score":
         from ponder.analysis.scored_bank import score_bank
 
-        written = score_bank(args.bank, args.verifier, args.out)
+        written = score_bank(args.bank, args.verifier, args.out, cross_fit=args.cross_fit)
         print(f"{written} records scored by {args.verifier} written to {args.out}")
         return 0
     return _cmd_features(args)
