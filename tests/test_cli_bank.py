@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ponder.verifiers.features import FEATURE_NAMES, sample_features
 from ponder.cli import main
 from ponder.core.types import GenRequest, Message
 from ponder.engines.scripted import ScriptedEngine
 from ponder.runs.store import RunStore
+from ponder.verifiers.features import FEATURE_NAMES, sample_features
 
 TEXTS = ["so the answer is \\boxed{4}", "hmm \\boxed{5}", "it is \\boxed{4}"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ponder.verifiers.features import FEATURE_NAMES
 from ponder.core.types import GenRequest, Message
 from ponder.engines.llamacpp import LlamaCppEngine
 from ponder.runs.store import RunStore
+from ponder.verifiers.features import FEATURE_NAMES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

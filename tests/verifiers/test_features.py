@@ -6,13 +6,13 @@ import math
 
 import pytest
 
+from ponder.core.types import TokenLogprob
 from ponder.verifiers.features import (
     FEATURE_NAMES,
     group_confidences,
     sample_features,
     self_certainty,
 )
-from ponder.core.types import TokenLogprob
 
 
 def _tok(logprob: float, *top: float) -> TokenLogprob:
