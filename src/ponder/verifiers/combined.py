@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.core.errors import ConfigError
-from ponder.verifiers.features import FEATURE_NAMES, WINDOW
+from ponder.verifiers.features import DEFAULT_TOP_K, FEATURE_NAMES, WINDOW
 
 __all__ = ["FORMAT", "CombinedVerifier", "transform"]
 
@@ -50,7 +50,7 @@ class CombinedVerifier:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
-    top_k: int = 20
+    top_k: int = DEFAULT_TOP_K
     window: int = WINDOW
     trained_on: Mapping[str, Any] = field(default_factory=dict)
 
