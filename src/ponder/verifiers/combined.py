@@ -16,6 +16,10 @@ training mean (``z_j = 0``).
 The features must be computed as the model's were: from ``top_k`` alternatives per token
 and DeepConf's groups over ``window`` tokens (``sample_features``); ``from_dict``
 refuses a file that does not say so.
+
+``CombinedScorer`` is the model as a scorer (``--scorer combined:PATH``): it asks for
+samples with ``top_k`` alternatives per token (``sample_top_logprobs``), computes each
+completion's features from its logprobs and scores it by the model's probability.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ponder.core.errors import ConfigError
-from ponder.verifiers.features import DEFAULT_TOP_K, FEATURE_NAMES, WINDOW
+from ponder.core.context import Context
+from ponder.core.errors import CapabilityMissing, ConfigError
+from ponder.core.types import Completion, Problem, Score
+from ponder.verifiers.features import DEFAULT_TOP_K, FEATURE_NAMES, WINDOW, sample_features
 
-__all__ = ["FORMAT", "CombinedVerifier", "transform"]
+__all__ = ["FORMAT", "CombinedScorer", "CombinedVerifier", "transform"]
 
 FORMAT = "ponder-combined-verifier-v1"
 
@@ -138,3 +144,43 @@ class CombinedVerifier:
         except json.JSONDecodeError as e:
             raise ConfigError(f"combined verifier {p} is not JSON: {e}") from e
         return cls.from_dict(data)
+
+
+@dataclass(frozen=True)
+class CombinedScorer:
+    """A ``CombinedVerifier`` as a scorer: each completion scored by the model's
+    probability that its answer is right, from the features of its own logprobs (free:
+    nothing is generated). ``source`` names the model file, for the scorer's name."""
+
+    model: CombinedVerifier
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> CombinedScorer:
+        return cls(CombinedVerifier.load(path), str(path))
+
+    @property
+    def name(self) -> str:
+        return f"combined:{self.source}" if self.source else "combined"
+
+    @property
+    def needs_logprobs(self) -> bool:
+        return True
+
+    @property
+    def sample_top_logprobs(self) -> int:
+        """The model's features were computed from ``top_k`` alternatives per token."""
+        return self.model.top_k
+
+    def features(self, completion: Completion) -> dict[str, float]:
+        """The completion's features, computed as the model's were."""
+        if completion.logprobs is None:
+            raise CapabilityMissing(
+                f"scorer {self.name} needs logprobs, but a completion came without them"
+            )
+        return sample_features(completion.logprobs, window=self.model.window)
+
+    async def score(
+        self, problem: Problem, completions: Sequence[Completion], ctx: Context
+    ) -> list[Score]:
+        return [Score(self.model.probability(self.features(c))) for c in completions]

@@ -12,6 +12,9 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
 - ``hfprm:MODEL``: a Hugging Face process reward model (``style=qwen`` or ``shepherd``,
   ``device=cpu|cuda|auto``, ``dtype=auto|bfloat16|...``, ``trust_remote_code=true`` to
   run the checkpoint's own code), for GPU users;
+- ``combined:PATH``: a combined verifier (``ponder.verifiers.combined``), a logistic
+  model over the sample's token-confidence features from its own logprobs (free; the
+  samples are drawn with the model's ``top_k`` alternatives per token);
 - ``tests:visible``: code problems only; each candidate run in the sandbox on the tests
   its prompt shows (the docstring's examples), scored by the share it passes.
 
@@ -36,6 +39,7 @@ SCORER_NAMES = (
     "judge:step",
     "probe:PATH",
     "hfprm:MODEL",
+    "combined:PATH",
     "tests:visible",
 )
 
@@ -104,6 +108,10 @@ def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "l
             segmentation=seg,
             aggregation=agg,
         )
+    elif name == "combined" and arg:
+        from ponder.verifiers.combined import CombinedScorer
+
+        scorer = CombinedScorer.load(arg)
     elif name == "tests" and arg == "visible":
         from ponder.verifiers.code_exec import ExecutionVerifier
 
