@@ -28,11 +28,15 @@ from ponder.core.task import Task
 from ponder.core.types import GenRequest, Problem
 from ponder.runs.replay import SampleBank
 from ponder.runs.store import Record, RunStore
-from ponder.verifiers.features import sample_features
+from ponder.verifiers.features import DEFAULT_TOP_K, sample_features
 
-__all__ = ["FeatureJob", "FeaturePass", "compute_bank_features", "pending_jobs"]
-
-DEFAULT_TOP_K = 20
+__all__ = [
+    "DEFAULT_TOP_K",
+    "FeatureJob",
+    "FeaturePass",
+    "compute_bank_features",
+    "pending_jobs",
+]
 
 
 @dataclass(frozen=True)

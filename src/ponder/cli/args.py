@@ -193,13 +193,15 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
         "--scorer",
         help="best_of_n / weighted_majority / revise: logprob, "
         "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL, "
+        "combined:PATH (a combined verifier over the samples' token confidences), "
         "tests:visible (code: share of the prompt's examples passed in the sandbox) "
         "(default: logprob)",
     )
     g.add_argument(
         "--verifier",
-        help="search strategies: the process verifier, judge:step, probe:PATH or "
-        "hfprm:MODEL, with ,agg=last|min|prod|mean (default: judge:step)",
+        help="search strategies: the process verifier, judge:step, probe:PATH, "
+        "hfprm:MODEL or combined:PATH (from the steps' own logprobs), with "
+        ",agg=last|min|prod|mean (default: judge:step)",
     )
     g.add_argument("--width", type=int, help="search: beam width / children per expansion")
     g.add_argument(

@@ -9,6 +9,7 @@ from typing import Any
 
 from ponder.cli import args as cli_args
 from ponder.cli.args import add_engine_args
+from ponder.verifiers.features import DEFAULT_TOP_K
 
 __all__ = ["COMMANDS", "add_parser", "cmd_bank"]
 
@@ -31,8 +32,8 @@ def add_parser(subparsers: Any) -> None:
     feat.add_argument(
         "--top-k",
         type=int,
-        default=20,
-        help="alternatives per token the features read (default 20)",
+        default=DEFAULT_TOP_K,
+        help=f"alternatives per token the features read (default {DEFAULT_TOP_K})",
     )
     feat.add_argument(
         "--batch",

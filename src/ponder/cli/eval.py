@@ -67,6 +67,13 @@ def add_parser(subparsers: Any) -> None:
         "problem it lacks) with --model, seeded as a live run would seed them; with the "
         "bank's --seed this tops a bank up from N to more samples, paying only for the new",
     )
+    ev.add_argument(
+        "--features",
+        action="store_true",
+        help="draw the plain samples with top-20 logprobs and store each sample's "
+        "token-confidence features beside its record (as `ponder bank features` would "
+        "compute them; not with --replay); the samples and results are the same without",
+    )
     add_executor_args(ev, "problems")
     add_engine_args(ev)
     add_strategy_args(ev)
@@ -112,6 +119,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 budget=token_budget(args),
                 replay_bank=bank if executor is not None else None,
                 replay_extend=args.replay_extend,
+                features=args.features,
             )
         finally:
             if engine is not None:

@@ -1,5 +1,7 @@
 """The compute gate: ``Context``, the one way a strategy or scorer reaches an engine, and
-the ``Scorer`` protocol that judges candidates through it.
+the ``Scorer`` protocol that judges candidates through it (with ``SampleLogprobsScorer``
+for a scorer that reads more of each sample's logprob alternatives than the usual
+``DEFAULT_SAMPLE_TOP_LOGPROBS``).
 
 Every call passes ``Context.generate`` (checked against the budget before, recorded on
 the ledger after) or ``Context.execute`` (programs in the sandbox, on the ledger as one
@@ -32,6 +34,13 @@ class Context:
     ``max_tokens`` caps each generated solution; ``seed`` is the base seed of this
     problem's sampling (None: engine default), advanced for every request made.
     ``sandbox`` runs programs for ``execute`` (None: the shared default sandbox).
+
+    ``capture_top_logprobs`` > 0 asks the plain sampling path
+    (``ponder.strategies.sampling.sample``) to draw every sample with its logprobs and
+    that many alternatives per token, whatever the strategy asked for, and to keep the
+    completions so drawn in ``captured``, in order, for the runner to compute the
+    samples' features from (``ponder eval --features``). What the strategy sees is
+    what it asked for, so its results do not change.
     """
 
     engine: Engine
@@ -40,6 +49,8 @@ class Context:
     max_tokens: int = 512
     seed: int | None = None
     sandbox: Sandbox | None = None
+    capture_top_logprobs: int = 0
+    captured: list[Completion] = field(default_factory=list)
     _requests_made: int = 0
 
     def request(
@@ -170,3 +181,28 @@ class Scorer(Protocol):
     async def score(
         self, problem: Problem, completions: Sequence[Completion], ctx: Context
     ) -> list[Score]: ...
+
+
+DEFAULT_SAMPLE_TOP_LOGPROBS = 5
+"""The alternatives per token a scorer that ``needs_logprobs`` gets with each sample,
+unless it says otherwise (``SampleLogprobsScorer``)."""
+
+
+@runtime_checkable
+class SampleLogprobsScorer(Protocol):
+    """A scorer that needs a given number of alternatives per token of each sample it
+    scores (a model fitted on features computed from that many)."""
+
+    @property
+    def sample_top_logprobs(self) -> int: ...
+
+
+def sample_top_logprobs(scorer: Scorer) -> int:
+    """The alternatives per token to draw samples with for ``scorer``: 0 when it
+    does not need logprobs, its ``sample_top_logprobs`` when it says, else
+    ``DEFAULT_SAMPLE_TOP_LOGPROBS``."""
+    if not scorer.needs_logprobs:
+        return 0
+    if isinstance(scorer, SampleLogprobsScorer):
+        return scorer.sample_top_logprobs
+    return DEFAULT_SAMPLE_TOP_LOGPROBS

@@ -31,8 +31,11 @@ class SolveJob:
     ``task`` grades and renders the problems; ``strategy`` spends the compute;
     ``max_tokens`` bounds each generation; ``seed`` is the run's seed, from which each
     problem's own is derived (``problem_seed``); ``budget`` limits each problem's total
-    tokens (None: no limit). Frozen, and picklable when the task and strategy are: an
-    executor ships it once to each of its workers.
+    tokens (None: no limit). ``features``: draw the plain samples with top-k logprobs
+    and store each sample's token-confidence features beside its record
+    (``ponder eval --features``; the samples and results are the same without). Frozen,
+    and picklable when the task and strategy are: an executor ships it once to each of
+    its workers.
     """
 
     task: Task
@@ -40,6 +43,7 @@ class SolveJob:
     max_tokens: int
     seed: int
     budget: int | None = None
+    features: bool = False
 
     def seed_for(self, problem_id: str) -> int:
         """The sampling seed of the problem ``problem_id`` in this run."""

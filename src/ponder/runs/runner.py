@@ -30,6 +30,14 @@ problems to finish all failed with an ``EngineError`` (typically: the server is 
 there), the run stops with that error instead of filling the store with error records.
 Cancellation (Ctrl-C) stops the run; records already written stay, problems in flight
 are abandoned and run again on resume.
+
+Features: with ``features``, the plain samples are drawn with top-k logprobs and each
+record's samples get their token-confidence features in the store's ``features`` table,
+written in the record's own transaction (``ponder.runs.solve``), so a record and its
+features are stored together or not at all; a resumed run computes none for the
+problems it skips. It changes neither the samples nor the records, so it is not part of
+the run's configuration: a run may resume with or without it. It needs an engine that
+returns logprobs, and refuses a replayed bank, whose samples have none.
 """
 
 from __future__ import annotations
@@ -263,6 +271,22 @@ def _check_problems(problems: Sequence[Problem], concurrency: int) -> None:
         seen.add(p.id)
 
 
+def _check_capture(engine: Engine | None, bank: SampleBank | None) -> None:
+    """``ConfigError`` when a run cannot capture its samples' features: it replays a
+    bank (no logprobs were kept) or its engine returns none."""
+    if bank is not None:
+        raise ConfigError(
+            "--features computes features from the logprobs of the samples as they are "
+            f"drawn; the bank {bank.source} replays samples without logprobs. Run "
+            "`ponder bank features` on the bank instead"
+        )
+    if engine is not None and not engine.capabilities.logprobs:
+        raise ConfigError(
+            f"--features needs the logprobs of every sample, and engine {engine.name} "
+            "returns none; use the embedded engine (a bundled model or a .gguf file)"
+        )
+
+
 def _local_executor(
     engine: Engine | None, problems: Sequence[Problem], concurrency: int
 ) -> LocalExecutor:
@@ -291,6 +315,7 @@ async def evaluate(
     strategy_options: Mapping[str, Any] | None = None,
     replay_bank: SampleBank | None = None,
     replay_extend: bool = False,
+    features: bool = False,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
@@ -310,10 +335,14 @@ async def evaluate(
     process (``LocalExecutor``), ``concurrency`` at a time. Raises
     ``ConfigError`` when the store holds a run with another configuration or ``problems``
     repeat an id, and the first ``EngineError`` when the first ``concurrency + 1``
-    problems all fail with one.
+    problems all fail with one. ``features`` stores each sample's token-confidence
+    features as it is drawn (see the module docstring); it raises ``ConfigError``
+    with a replayed bank or an engine without logprobs.
     """
     _check_problems(problems, concurrency)
     bank = replay_bank if replay_bank is not None else engine_bank(engine)
+    if features:
+        _check_capture(engine, bank)
     if isinstance(strategy, str):
         strategy = build_strategy(strategy, strategy_options, bank)
     elif strategy_options is not None:
@@ -331,7 +360,7 @@ async def evaluate(
             store = stack.enter_context(RunStore(store))
         if budget is not None and budget < 1:
             raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
-        job = SolveJob(task, strategy, max_tokens, seed, budget)
+        job = SolveJob(task, strategy, max_tokens, seed, budget, features)
         if executor is None:
             executor = _local_executor(engine, problems, concurrency)
         extra = config_extra_for(strategy, config_extra, task=task, bank=bank, extend=replay_extend)

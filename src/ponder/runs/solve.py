@@ -3,13 +3,18 @@ record. The grading rules are in the ``ponder.runs.runner`` module docstring.
 
 ``solve_problem`` is what every executor runs per problem, in this process or on a
 worker, so a record is the same wherever its problem ran.
+
+With ``SolveJob.features`` the context captures every plain sample with
+``DEFAULT_TOP_K`` logprob alternatives per token (``Context.capture_top_logprobs``), and
+the record carries the features of each candidate that is one of them
+(``captured_features``), for the store to write with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ponder.core.budget import Ledger
@@ -18,12 +23,35 @@ from ponder.core.engine import Engine, PerProblemEngine
 from ponder.core.errors import BudgetExceeded
 from ponder.core.sandbox import Sandbox
 from ponder.core.task import ModelGradedTask, StatusGradedTask, Task
-from ponder.core.types import Grade, Problem, Result
+from ponder.core.types import Candidate, Completion, Grade, Problem, Result
 from ponder.runs.job import SolveJob, strategy_name
 from ponder.runs.store import Record
 from ponder.strategies.base import Strategy, make_result, stopped_by_budget
+from ponder.verifiers.features import DEFAULT_TOP_K, WINDOW, sample_features
 
-__all__ = ["solve_problem"]
+__all__ = ["captured_features", "solve_problem"]
+
+
+def captured_features(
+    candidates: Sequence[Candidate], captured: Sequence[Completion]
+) -> dict[int, dict[str, float]]:
+    """The features of each candidate drawn as one of the ``captured`` completions, by
+    the candidate's index: a candidate is matched to the first captured completion of
+    the same text not matched yet (a strategy's candidates keep its samples' order, but
+    may leave some out or add others: those have no features)."""
+    pending: dict[str, list[Completion]] = {}
+    for completion in captured:
+        pending.setdefault(completion.text, []).append(completion)
+    out: dict[int, dict[str, float]] = {}
+    for i, candidate in enumerate(candidates):
+        same_text = pending.get(candidate.text)
+        if not same_text:
+            continue
+        completion = same_text.pop(0)
+        if completion.logprobs is None:
+            raise RuntimeError("a sample drawn to capture its features came back without logprobs")
+        out[i] = sample_features(completion.logprobs, window=WINDOW)
+    return out
 
 
 def _answers(result: Result) -> list[str]:
@@ -149,12 +177,14 @@ async def solve_problem(
         ledger=Ledger(),
         max_tokens=job.max_tokens,
         seed=job.seed_for(problem.id),
+        capture_top_logprobs=DEFAULT_TOP_K if job.features else 0,
     )
     t0 = time.perf_counter()
     try:
         result = await _within_budget(job.strategy, problem, ctx, job.budget)
         seconds = time.perf_counter() - t0
         correct, graded, meta = await _graded_meta(job.task, problem, result, engine)
+        features = captured_features(result.candidates, ctx.captured)
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         return _failed_record(idx, problem, ctx, time.perf_counter() - t0, e), e
@@ -171,5 +201,6 @@ async def solve_problem(
         usage=result.usage,
         seconds=seconds,
         meta=meta,
+        features=features,
     )
     return record, None

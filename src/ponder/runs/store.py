@@ -5,7 +5,8 @@ and a format marker. ``records`` has one row per problem, keyed by the problem i
 A third, ``features``, is made by the first ``put_features``: per sample (problem id
 and the sample's index among its record's candidates) a JSON object of named numbers
 computed from the sample afterwards (``ponder bank features``); stores without it read
-as having none.
+as having none. ``put`` writes a record's ``features`` (computed while its samples
+were drawn, ``ponder eval --features``) with its row, in the same transaction.
 Each row is committed in its own transaction as soon as its problem finishes, in WAL
 mode, so killing the process loses at most the problems still in flight and can
 never leave half a row or two rows for one problem.
@@ -107,6 +108,10 @@ class Record:
     ``meta`` is the strategy's own account (``Result.meta``: why it stopped, the search
     tree, the chosen configuration), stored as JSON, and the runner's: the final
     answer's grade (``meta["grading_status"]``, read through ``grade``).
+
+    ``features`` are per-sample features (by index in ``candidates``) that ``RunStore.put``
+    writes to the store's ``features`` table with the row; they are not part of the row,
+    so a record read back has none (``RunStore.features`` reads them).
     """
 
     problem_id: str
@@ -123,6 +128,7 @@ class Record:
     error: str | None = None
     finished_at: float = field(default_factory=time.time)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    features: SampleFeatures = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -226,6 +232,18 @@ def _differences(stored: Any, given: Any, prefix: str = "") -> list[str]:
     if stored != given:
         return [f"{prefix or 'config'}: stored {json.dumps(stored)}, now {json.dumps(given)}"]
     return []
+
+
+def _write_features(conn: sqlite3.Connection, problem_id: str, features: SampleFeatures) -> None:
+    """Write one problem's sample features inside the caller's transaction."""
+    conn.execute(_FEATURES_SCHEMA)
+    conn.executemany(
+        "INSERT OR REPLACE INTO features(problem_id, sample_index, data) VALUES (?, ?, ?)",
+        [
+            (problem_id, int(index), json.dumps(dict(values), sort_keys=True))
+            for index, values in features.items()
+        ],
+    )
 
 
 _WAL_WAIT_S = 30.0
@@ -425,10 +443,10 @@ class RunStore:
     # -- records ---------------------------------------------------------------------
 
     def put(self, record: Record) -> bool:
-        """Write one record in its own transaction.
+        """Write one record, and its ``features`` if any, in one transaction.
 
         Replaces an earlier error record of the same problem; never replaces a finished
-        one (returns False and writes nothing in that case).
+        one (returns False and writes nothing in that case, features included).
         """
         placeholders = ", ".join("?" for _ in _COLUMNS)
         updates = ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[1:])
@@ -439,7 +457,10 @@ class RunStore:
                 "WHERE records.error IS NOT NULL",
                 record._row(),
             )
-            return cur.rowcount > 0
+            written = cur.rowcount > 0
+            if written and record.features:
+                _write_features(conn, record.problem_id, record.features)
+            return written
 
     def done_ids(self) -> set[str]:
         """Ids of problems that finished without an error."""
@@ -483,14 +504,7 @@ class RunStore:
         """Write the features of some samples of one problem in one transaction,
         replacing what those samples had (NaN is kept, as JSON's ``NaN``)."""
         with self._transaction() as conn:
-            conn.execute(_FEATURES_SCHEMA)
-            conn.executemany(
-                "INSERT OR REPLACE INTO features(problem_id, sample_index, data) VALUES (?, ?, ?)",
-                [
-                    (problem_id, int(index), json.dumps(dict(values), sort_keys=True))
-                    for index, values in features.items()
-                ],
-            )
+            _write_features(conn, problem_id, features)
 
     def features(self, problem_id: str | None = None) -> dict[str, dict[int, dict[str, float]]]:
         """The stored features per problem id (one problem's, or all), per sample index."""

@@ -40,7 +40,7 @@ class BeamSearch(StepSearch):
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
         verifier = self._verifier()
-        tree = Tree()
+        tree = self._tree(verifier)
         finished: list[Node] = []
         frontier: list[tuple[Node, int]] = [(tree.root, self.n)]
         rounds = 0

@@ -14,7 +14,7 @@ from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Problem, Result
 from ponder.strategies.base import register, stopped_by_budget
-from ponder.strategies.search import Node, StepSearch, Tree
+from ponder.strategies.search import Node, StepSearch
 
 
 @register("dvts")
@@ -33,7 +33,7 @@ class DiverseVerifierTreeSearch(StepSearch):
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
         verifier = self._verifier()
-        tree = Tree()
+        tree = self._tree(verifier)
         subtrees = max(1, self.n // self.width)
         (first,) = await self._expand(problem, ctx, tree, [(tree.root, subtrees * self.width)])
         groups = [first[i * self.width : (i + 1) * self.width] for i in range(subtrees)]

@@ -36,7 +36,7 @@ class MonteCarloTreeSearch(StepSearch):
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
         verifier = self._verifier()
-        tree = Tree()
+        tree = self._tree(verifier)
         finished: list[Node] = []
         expansions = 0
         meta: dict[str, Any] = {}

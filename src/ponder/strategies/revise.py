@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ponder.core.context import Context
+from ponder.core.context import Context, sample_top_logprobs
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Completion, GenRequest, Message, Problem, Result
 from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
@@ -95,6 +95,7 @@ class Revise:
         t0 = time.perf_counter()
         scorer = make_scorer(self.scorer) if self.select == "verifier" else None
         logprobs = scorer is not None and scorer.needs_logprobs
+        top = sample_top_logprobs(scorer) if scorer is not None else 0
         base = ctx.task.messages(problem)
         history: list[list[Completion]] = [[] for _ in range(self.chains)]
         completions: list[Completion] = []
@@ -103,10 +104,10 @@ class Revise:
         for depth in range(self.n // self.chains):
             if depth == 0:
                 # every chain starts from the same prompt: one request, prefilled once
-                requests = [self._request(problem, ctx, base, self.chains, logprobs)]
+                requests = [self._request(problem, ctx, base, self.chains, logprobs, top)]
             else:
                 requests = [
-                    self._request(problem, ctx, self._revision_prompt(base, past), 1, logprobs)
+                    self._request(problem, ctx, self._revision_prompt(base, past), 1, logprobs, top)
                     for past in history
                 ]
             try:
@@ -161,6 +162,7 @@ class Revise:
         messages: Sequence[Message],
         n: int,
         logprobs: bool,
+        top_logprobs: int,
     ) -> GenRequest:
         return ctx.request(
             problem,
@@ -168,6 +170,6 @@ class Revise:
             temperature=self.temperature,
             top_p=self.top_p,
             logprobs=logprobs,
-            top_logprobs=5 if logprobs else 0,
+            top_logprobs=top_logprobs,
             messages=messages,
         )

@@ -9,6 +9,10 @@
 A draw that would not fit a token budget raises ``BudgetExceeded`` like any call;
 ``sample_and_score`` and ``sample_until`` turn it into an early stop where there is
 already something to answer from (``base.stopped_by_budget``).
+
+A context that captures samples (``Context.capture_top_logprobs``, ``ponder eval
+--features``) has every plain sample drawn here with logprobs and that many
+alternatives, kept in ``Context.captured``; the caller still gets what it asked for.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
-from ponder.core.context import Context
+from ponder.core.context import DEFAULT_SAMPLE_TOP_LOGPROBS, Context, sample_top_logprobs
 from ponder.core.errors import BudgetExceeded, ConfigError
-from ponder.core.types import Candidate, Completion, Problem, Result
+from ponder.core.types import Candidate, Completion, Problem, Result, TokenLogprob
 from ponder.strategies.base import make_candidates, make_result, stopped_by_budget
 from ponder.strategies.voting import majority_vote
 from ponder.verifiers.registry import make_scorer
@@ -43,21 +47,43 @@ async def sample(
     top_p: float,
     *,
     logprobs: bool = False,
+    top_logprobs: int = DEFAULT_SAMPLE_TOP_LOGPROBS,
     label: str = "",
 ) -> list[Completion]:
     """``n`` plain samples of the task's prompt in one request (no stop strings, no
-    continuation: what a replay engine can serve), with logprobs and the top 5
-    alternatives when asked."""
+    continuation: what a replay engine can serve), with logprobs and ``top_logprobs``
+    alternatives per token when asked. A capturing context (see the module docstring)
+    draws them with its own logprobs as well and hands back only what was asked."""
+    asked = top_logprobs if logprobs else 0
+    capture = ctx.capture_top_logprobs
     request = ctx.request(
         problem,
         n=n,
         temperature=temperature,
         top_p=top_p,
-        logprobs=logprobs,
-        top_logprobs=5 if logprobs else 0,
+        logprobs=logprobs or capture > 0,
+        top_logprobs=max(asked, capture),
     )
     (completions,) = await ctx.generate([request], label=label)
-    return completions
+    if capture <= 0:
+        return completions
+    ctx.captured.extend(completions)
+    return [_as_asked(c, logprobs, asked) for c in completions]
+
+
+def _as_asked(completion: Completion, logprobs: bool, top_logprobs: int) -> Completion:
+    """A captured completion as a request for ``logprobs`` with ``top_logprobs``
+    alternatives would have returned it: without logprobs, or with the first
+    ``top_logprobs`` alternatives of each token (the engine lists them most likely
+    first, so these are the top ones)."""
+    if not logprobs or completion.logprobs is None:
+        return replace(completion, logprobs=None)
+    return replace(
+        completion,
+        logprobs=tuple(
+            TokenLogprob(t.token, t.logprob, t.top[:top_logprobs]) for t in completion.logprobs
+        ),
+    )
 
 
 async def sample_and_score(
@@ -66,7 +92,15 @@ async def sample_and_score(
     """The samples with their scores, or with None and why when the budget left no room
     to score them."""
     scorer = make_scorer(scorer_spec)
-    comps = await sample(problem, ctx, n, temperature, top_p, logprobs=scorer.needs_logprobs)
+    comps = await sample(
+        problem,
+        ctx,
+        n,
+        temperature,
+        top_p,
+        logprobs=scorer.needs_logprobs,
+        top_logprobs=sample_top_logprobs(scorer),
+    )
     try:
         scores = [s.value for s in await ctx.score(problem, comps, scorer)]
     except BudgetExceeded as e:

@@ -16,6 +16,15 @@ training mean (``z_j = 0``).
 The features must be computed as the model's were: from ``top_k`` alternatives per token
 and DeepConf's groups over ``window`` tokens (``sample_features``); ``from_dict``
 refuses a file that does not say so.
+
+``CombinedScorer`` is the model as a scorer (``--scorer combined:PATH``): it asks for
+samples with ``top_k`` alternatives per token (``sample_top_logprobs``), computes each
+completion's features from its logprobs and scores it by the model's probability.
+``CombinedStepVerifier`` is the model as search's process verifier (``--verifier
+combined:PATH``): a partial solution is scored by the features of the tokens generated
+so far, from the logprobs its steps were generated with (nothing is generated to score
+it). The model was fitted on whole samples, so on a prefix it reads a shorter trace
+than it was fitted on (``tokens`` above all).
 """
 
 from __future__ import annotations
@@ -27,10 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ponder.core.errors import ConfigError
-from ponder.verifiers.features import FEATURE_NAMES, WINDOW
+from ponder.core.context import Context
+from ponder.core.errors import CapabilityMissing, ConfigError
+from ponder.core.types import Completion, Problem, Score, TokenLogprob
+from ponder.verifiers.features import DEFAULT_TOP_K, FEATURE_NAMES, WINDOW, sample_features
+from ponder.verifiers.process import Path as StepPath
+from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.steps import Aggregation, Segmentation
 
-__all__ = ["FORMAT", "CombinedVerifier", "transform"]
+__all__ = ["FORMAT", "CombinedScorer", "CombinedStepVerifier", "CombinedVerifier", "transform"]
 
 FORMAT = "ponder-combined-verifier-v1"
 
@@ -50,7 +64,7 @@ class CombinedVerifier:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
-    top_k: int = 20
+    top_k: int = DEFAULT_TOP_K
     window: int = WINDOW
     trained_on: Mapping[str, Any] = field(default_factory=dict)
 
@@ -138,3 +152,108 @@ class CombinedVerifier:
         except json.JSONDecodeError as e:
             raise ConfigError(f"combined verifier {p} is not JSON: {e}") from e
         return cls.from_dict(data)
+
+
+@dataclass(frozen=True)
+class CombinedScorer:
+    """A ``CombinedVerifier`` as a scorer: each completion scored by the model's
+    probability that its answer is right, from the features of its own logprobs (free:
+    nothing is generated). ``source`` names the model file, for the scorer's name."""
+
+    model: CombinedVerifier
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> CombinedScorer:
+        return cls(CombinedVerifier.load(path), str(path))
+
+    @property
+    def name(self) -> str:
+        return f"combined:{self.source}" if self.source else "combined"
+
+    @property
+    def needs_logprobs(self) -> bool:
+        return True
+
+    @property
+    def sample_top_logprobs(self) -> int:
+        """The model's features were computed from ``top_k`` alternatives per token."""
+        return self.model.top_k
+
+    def features(self, completion: Completion) -> dict[str, float]:
+        """The completion's features, computed as the model's were."""
+        if completion.logprobs is None:
+            raise CapabilityMissing(
+                f"scorer {self.name} needs logprobs, but a completion came without them"
+            )
+        return sample_features(completion.logprobs, window=self.model.window)
+
+    async def score(
+        self, problem: Problem, completions: Sequence[Completion], ctx: Context
+    ) -> list[Score]:
+        return [Score(self.model.probability(self.features(c))) for c in completions]
+
+
+class CombinedStepVerifier(ProcessVerifier):
+    """A ``CombinedVerifier`` scoring the prefixes a search generates, step by step, from
+    the logprobs of their tokens (see the module docstring). The search hands it each
+    prefix's logprobs (``observe_prefix``) before it scores the prefix; a prefix it was
+    not handed is ``CapabilityMissing``. As an outcome scorer it scores a whole
+    completion as ``CombinedScorer`` does (the prefix that is the whole solution)."""
+
+    def __init__(
+        self,
+        model: CombinedVerifier,
+        source: str = "",
+        segmentation: Segmentation = "blank",
+        aggregation: Aggregation = "last",
+    ) -> None:
+        super().__init__(segmentation, aggregation)
+        self.whole = CombinedScorer(model, source)
+        self._logprobs: dict[tuple[str, StepPath], tuple[TokenLogprob, ...]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.whole.name
+
+    @property
+    def needs_logprobs(self) -> bool:
+        return True
+
+    @property
+    def sample_top_logprobs(self) -> int:
+        return self.whole.model.top_k
+
+    @property
+    def step_top_logprobs(self) -> int:
+        return self.whole.model.top_k
+
+    def observe_prefix(
+        self, problem: Problem, path: StepPath, logprobs: Sequence[TokenLogprob]
+    ) -> None:
+        # a prefix's tokens never change once generated: the first report stands
+        self._logprobs.setdefault((problem.question, tuple(path)), tuple(logprobs))
+
+    def _prefix_score(self, problem: Problem, prefix: StepPath) -> float:
+        logprobs = self._logprobs.get((problem.question, prefix))
+        if logprobs is None:
+            raise CapabilityMissing(
+                f"verifier {self.name} scores a partial solution from the logprobs its "
+                "steps were generated with, and was not given them; it scores the steps "
+                "of a search (beam_search, dvts, lookahead, mcts), not given text"
+            )
+        features = sample_features(logprobs, window=self.whole.model.window)
+        return self.whole.model.probability(features)
+
+    async def _score_from(
+        self, problem: Problem, items: Sequence[tuple[StepPath, int]], ctx: Context
+    ) -> list[list[float]]:
+        return [
+            [self._prefix_score(problem, path[: k + 1]) for k in range(start, len(path))]
+            for path, start in items
+        ]
+
+    async def score(
+        self, problem: Problem, completions: Sequence[Completion], ctx: Context
+    ) -> list[Score]:
+        return await self.whole.score(problem, completions, ctx)

@@ -44,6 +44,7 @@ from ponder.core.types import TokenLogprob
 
 __all__ = [
     "BOTTOM_FRACTION",
+    "DEFAULT_TOP_K",
     "FEATURE_NAMES",
     "SHORT_WINDOWS",
     "TAIL",
@@ -55,6 +56,11 @@ __all__ = [
 
 WINDOW = 2048
 """DeepConf's group window, in tokens."""
+
+DEFAULT_TOP_K = 20
+"""The alternatives per token features are computed from, wherever ponder computes them
+(``ponder bank features`` by prefill, ``ponder eval --features`` while sampling), so
+that features from either source are the same numbers."""
 
 TAIL = 2048
 """DeepConf's tail, in tokens."""

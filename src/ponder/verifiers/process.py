@@ -10,6 +10,11 @@ A process verifier is also an outcome :class:`~ponder.core.context.Scorer`: a wh
 completion is cut into steps (``segmentation``), every step is scored, and the step
 scores are folded into one value (``aggregation``); ``Score.steps`` keeps them all.
 Subclasses implement :meth:`ProcessVerifier._score_from`.
+
+A verifier that reads the generator's own token logprobs (the combined verifier) says
+how many alternatives per token it needs from each generated step
+(``step_top_logprobs`` > 0); a search then draws its steps with them and hands it the
+logprobs of every prefix it will score (``observe_prefix``) before scoring.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ponder.core.types import Completion, Problem, Score
+from ponder.core.types import Completion, Problem, Score, TokenLogprob
 from ponder.verifiers.steps import (
     Aggregation,
     Segmentation,
@@ -67,6 +72,20 @@ class ProcessVerifier(ABC):
     @property
     def needs_logprobs(self) -> bool:
         return False
+
+    @property
+    def step_top_logprobs(self) -> int:
+        """Alternatives per token this verifier needs with every generated step; 0 (the
+        default): it reads no logprobs, and ``observe_prefix`` is never called."""
+        return 0
+
+    def observe_prefix(
+        self, problem: Problem, path: Path, logprobs: Sequence[TokenLogprob]
+    ) -> None:
+        """The logprobs of every token of the prefix ``path`` (its steps, as
+        ``score_paths`` is given them) as the search generated it. Only a verifier
+        with ``step_top_logprobs`` > 0 is called; the rest have nothing to keep."""
+        raise NotImplementedError(f"verifier {self.name} reads no step logprobs")
 
     @abstractmethod
     async def _score_from(

@@ -12,6 +12,10 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
 - ``hfprm:MODEL``: a Hugging Face process reward model (``style=qwen`` or ``shepherd``,
   ``device=cpu|cuda|auto``, ``dtype=auto|bfloat16|...``, ``trust_remote_code=true`` to
   run the checkpoint's own code), for GPU users;
+- ``combined:PATH``: a combined verifier (``ponder.verifiers.combined``), a logistic
+  model over the sample's token-confidence features from its own logprobs (free; the
+  samples are drawn with the model's ``top_k`` alternatives per token); as search's
+  process verifier it scores each partial solution from the logprobs of its steps;
 - ``tests:visible``: code problems only; each candidate run in the sandbox on the tests
   its prompt shows (the docstring's examples), scored by the share it passes.
 
@@ -36,6 +40,7 @@ SCORER_NAMES = (
     "judge:step",
     "probe:PATH",
     "hfprm:MODEL",
+    "combined:PATH",
     "tests:visible",
 )
 
@@ -104,6 +109,10 @@ def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "l
             segmentation=seg,
             aggregation=agg,
         )
+    elif name == "combined" and arg:
+        from ponder.verifiers.combined import CombinedScorer
+
+        scorer = CombinedScorer.load(arg)
     elif name == "tests" and arg == "visible":
         from ponder.verifiers.code_exec import ExecutionVerifier
 
@@ -119,10 +128,27 @@ def make_process_verifier(
     spec: str, *, segmentation: str = "blank", aggregation: str = "last"
 ) -> ProcessVerifier:
     """A verifier that scores partial solutions step by step, as search needs."""
+    head, options = parse_spec(spec)
+    if head.startswith("combined:"):
+        return _combined_steps(spec, head, options, segmentation, aggregation)
     scorer = make_scorer(spec, segmentation=segmentation, aggregation=aggregation)
     if not isinstance(scorer, ProcessVerifier):
         raise ConfigError(
             f"{spec!r} scores whole solutions only; search needs a process verifier: "
-            "judge:step, probe:PATH or hfprm:MODEL"
+            "judge:step, probe:PATH, hfprm:MODEL or combined:PATH"
         )
     return scorer
+
+
+def _combined_steps(
+    spec: str, head: str, options: dict[str, str], segmentation: str, aggregation: str
+) -> ProcessVerifier:
+    """The combined verifier scoring a search's partial solutions (``combined:PATH``)."""
+    from ponder.verifiers.combined import CombinedStepVerifier, CombinedVerifier
+
+    seg = check_segmentation(options.pop("seg", segmentation))
+    agg = check_aggregation(options.pop("agg", aggregation))
+    if options:
+        raise ConfigError(f"verifier {spec!r} takes no option(s) {', '.join(sorted(options))}")
+    path = head.partition(":")[2]
+    return CombinedStepVerifier(CombinedVerifier.load(path), path, seg, agg)

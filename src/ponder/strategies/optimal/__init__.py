@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ponder.core.context import Context, Scorer
+from ponder.core.context import DEFAULT_SAMPLE_TOP_LOGPROBS, Context, Scorer, sample_top_logprobs
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Completion, Problem, Result
 from ponder.strategies.base import (
@@ -95,7 +95,7 @@ class ComputeOptimal:
         logprobs = scorer is not None and scorer.needs_logprobs
         drawn = await sample(
             problem, ctx, pilot.samples, pilot.temperature, pilot.top_p,
-            logprobs=logprobs, label="optimal:pilot",
+            logprobs=logprobs, top_logprobs=_top_logprobs(scorer), label="optimal:pilot",
         )  # fmt: skip
         scores: list[float] = []
         if pilot.signal == "score":
@@ -149,7 +149,8 @@ class ComputeOptimal:
             try:
                 more = await sample(
                     problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
-                    logprobs=more_logprobs, label="optimal:rest",
+                    logprobs=more_logprobs, top_logprobs=_top_logprobs(scorer),
+                    label="optimal:rest",
                 )  # fmt: skip
             except BudgetExceeded as e:
                 stopped, n = stopped_by_budget(e), k
@@ -186,6 +187,11 @@ def _pilot_scorer(policy: Policy) -> Scorer | None:
         c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
     )
     return make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+
+
+def _top_logprobs(scorer: Scorer | None) -> int:
+    """The alternatives per token the pilot's samples are drawn with, when with logprobs."""
+    return DEFAULT_SAMPLE_TOP_LOGPROBS if scorer is None else sample_top_logprobs(scorer)
 
 
 async def _run_inner(
