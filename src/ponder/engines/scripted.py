@@ -213,7 +213,8 @@ class ScriptedEngine:
         if not words:
             return None
         rows = np.asarray([self._hidden_state(w) for w in words], dtype=np.float32)
-        return HiddenStates(rows[-1].copy(), rows.mean(axis=0, dtype=np.float64).astype(np.float32), len(words))
+        mean = rows.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return HiddenStates(rows[-1].copy(), mean, len(words))
 
     async def aclose(self) -> None:
         return None

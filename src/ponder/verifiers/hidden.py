@@ -111,8 +111,7 @@ class Projection:
         # float16 stops at 65504: refuse rather than store infinities
         if not np.all(np.abs(projected) <= _FLOAT16_MAX):
             raise ConfigError(
-                "a projected hidden state does not fit float16 (a value beyond 65504 or "
-                "not finite)"
+                "a projected hidden state does not fit float16 (a value beyond 65504 or not finite)"
             )
         return projected.astype(np.float16)
 
