@@ -43,6 +43,21 @@ def add_parser(subparsers: Any) -> None:
         "--n-parallel; default 4); on a CPU the pass is compute-bound and gains little "
         "from more (bench/bank_features.py)",
     )
+    feat.add_argument(
+        "--hidden",
+        action="store_true",
+        help="also store each sample's final-layer hidden states (at its last scored "
+        "token and the mean over its tokens), read in the same prefill at no extra "
+        "token and kept as a fixed random projection in float16 (table 'hidden', "
+        "carried by export); samples with features but no hidden states are prefilled "
+        "again, their features kept",
+    )
+    feat.add_argument(
+        "--hidden-dim",
+        type=int,
+        default=128,
+        help="numbers each hidden state is projected to (default 128; a bank keeps one)",
+    )
     feat.add_argument("--limit", type=int, help="the bank's first K problems only")
     feat.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(feat)
@@ -147,8 +162,6 @@ def _add_stop_parser(actions: Any) -> None:
 
 
 def _add_select_parser(actions: Any) -> None:
-    from ponder.analysis.selection import DEFAULT_RULES
-
     sel = actions.add_parser(
         "select",
         help="replay selection rules (weighted votes, best-of-n and DeepConf filters by "
@@ -167,10 +180,10 @@ def _add_select_parser(actions: Any) -> None:
     sel.add_argument(
         "--rules",
         nargs="+",
-        default=list(DEFAULT_RULES),
         metavar="RULE",
         help="majority, weighted[S], best_of_n[S] or filter[S,Q] with S a feature or "
-        "'combined' and Q the share kept (default: a set of each)",
+        "'combined' and Q the share kept (default: ponder.analysis.selection's "
+        "DEFAULT_RULES, a set of each)",
     )
     sel.add_argument(
         "--n",
@@ -228,7 +241,7 @@ def cmd_bank(args: argparse.Namespace) -> int:
 def _cmd_select(args: argparse.Namespace) -> int:
     import json
 
-    from ponder.analysis.selection import load_bank, markdown, parse_rule, select
+    from ponder.analysis.selection import DEFAULT_RULES, load_bank, markdown, parse_rule, select
     from ponder.core.errors import ConfigError
 
     if args.save_verifier and not args.train:
@@ -236,7 +249,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if args.orderings < 1 or args.bootstrap < 1:
         raise ConfigError("--orderings and --bootstrap must be >= 1")
     try:
-        rules = [parse_rule(r) for r in args.rules]
+        rules = [parse_rule(r) for r in (args.rules or DEFAULT_RULES)]
         curve_rules = [parse_rule(r) for r in args.plot_rules] if args.plot else []
         bank = load_bank(args.bank)
         train = [load_bank(t) for t in args.train]
@@ -342,14 +355,16 @@ def _cmd_features(args: argparse.Namespace) -> int:
     with RunStore(args.bank, create=False) as store:
         config = store.config() or {}
         records = store.records(include_errors=False)[: args.limit]
-        featured = store.featured_samples()
+        done = store.featured_samples()
+        if args.hidden:
+            done &= store.hidden_samples()
     if "task" not in config:
         raise ConfigError(f"{args.bank} holds no run (no configuration)")
     task = make_task(str(config["task"]), data=args.data or _recorded_data(config))
     args.n_parallel = args.n_parallel or args.batch
     engine = cli_args.engine(args)
     samples = [(r.problem_id, i) for r in records for i in range(len(r.candidates))]
-    had = sum(1 for sample in samples if sample in featured)
+    had = sum(1 for sample in samples if sample in done)
 
     async def go() -> Any:
         with tqdm(total=len(samples), initial=had, unit="sample", disable=args.no_progress) as bar:
@@ -361,12 +376,14 @@ def _cmd_features(args: argparse.Namespace) -> int:
                     top_k=args.top_k,
                     limit=args.limit,
                     on_problem=bar.update,
+                    hidden=args.hidden,
+                    hidden_dim=args.hidden_dim,
                 )
             finally:
                 await engine.aclose()
 
-    done = asyncio.run(go())
-    print(done.line())
+    result = asyncio.run(go())
+    print(result.line())
     return 0
 
 

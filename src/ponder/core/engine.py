@@ -165,17 +165,38 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True)
+class HiddenStates:
+    """The model's final hidden state (after the last norm, as ``Embedding``) over a
+    scored continuation: at the last scored position and averaged over all of them.
+
+    The scored positions are those whose logits give a continuation token's logprob
+    after the first: the rows of continuation tokens ``0 .. m - 2`` of an ``m``-token
+    continuation. ``last`` is the row of token ``m - 2``, the one whose logits predict
+    the final token (it has read every token but the last); ``mean`` averages the
+    ``rows`` rows. The first token's logprob comes from the prompt's last row, which
+    belongs to the shared prompt and is not among them.
+    """
+
+    last: npt.NDArray[np.float32]
+    mean: npt.NDArray[np.float32]
+    rows: int
+
+
+@dataclass(frozen=True)
 class ContinuationLogprobs:
     """The logprob of each token of a given continuation after a prompt, with its top
     alternatives, found by prefill (nothing generated), and what it cost.
 
     ``usage.prompt_tokens`` counts the tokens this continuation had computed (the
     shared prompt on the first of a request's continuations, then its own tokens);
-    ``cached_tokens`` the prompt tokens it found already computed.
+    ``cached_tokens`` the prompt tokens it found already computed. ``hidden`` holds
+    its hidden states when they were asked for (``hidden=True``) and it has a scored
+    position (two tokens or more); None otherwise.
     """
 
     logprobs: tuple[TokenLogprob, ...]
     usage: Usage
+    hidden: HiddenStates | None = None
 
 
 @runtime_checkable
@@ -188,8 +209,10 @@ class LogprobScorer(Protocol):
     ``request.top_logprobs`` alternatives each. Sampling fields and ``n`` are ignored.
     How a text is cut into tokens is the engine's to document: the tokens generation
     produced for that text, as far as retokenising the text gives them back.
+    ``hidden=True`` also returns each continuation's final-layer ``HiddenStates``, read
+    from the same computation (no token more is computed).
     """
 
     async def continuation_logprobs(
-        self, request: GenRequest, texts: Sequence[str]
+        self, request: GenRequest, texts: Sequence[str], *, hidden: bool = False
     ) -> list[ContinuationLogprobs]: ...

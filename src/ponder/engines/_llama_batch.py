@@ -55,6 +55,20 @@ compute a one-token one: with smollm2-135m (Q4_1) a continuation's logprobs move
 to about 0.15 against those its greedy generation reported. ``score_chunk=1`` feeds one
 token per sequence a call, as decoding does, and then (with the prompt prefilled as
 generation prefilled it) the logprobs are generation's exactly, at decoding's speed.
+
+A scoring job with ``Job.hidden`` also reads the final hidden state (after the last
+norm, as an embedding job does) at every row it computes logits for: its continuation
+tokens but the last, whose rows predict the next token. ``llama_set_embeddings`` is on
+for the decode calls that hold such a row only; every row of a scoring call asks for
+logits already, so the rows computed (and the logits) are the same with it on, and the
+price is copying the hidden rows out. The answer is the row of the continuation's
+second-to-last token (the one whose logits predict the last) and the mean of all its
+rows (``HiddenStates``); a continuation of fewer than two tokens has no row of its own
+and gets none. Only the final layer is captured: llama.cpp's API hands out the output
+of the last norm and nothing before it. An intermediate layer's tensor is reachable
+only through the graph eval callback (``cb_eval``, a context parameter), which llama.cpp
+calls for every node of every graph it computes; through ctypes that is a Python call
+per node in every decode call, generation's included, so this engine installs none.
 """
 
 from __future__ import annotations
@@ -72,7 +86,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ponder.core.engine import ContinuationLogprobs, Embedding
+from ponder.core.engine import ContinuationLogprobs, Embedding, HiddenStates
 from ponder.core.errors import EngineError
 from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
@@ -109,7 +123,8 @@ class Job:
     worker thread, with the ``n`` completions or the exception that ended the job.
     ``embed`` makes it an embedding job, answered with one :class:`Embedding`;
     ``score`` a scoring job (one continuation's tokens per sibling, ``request.n`` of
-    them), answered with a :class:`ContinuationLogprobs` per continuation.
+    them), answered with a :class:`ContinuationLogprobs` per continuation; with
+    ``hidden`` those carry the continuations' final hidden states as well.
     Setting ``cancelled`` (from any thread) makes the loop drop the job unanswered.
     """
 
@@ -121,6 +136,7 @@ class Job:
     cancelled: bool = False
     embed: bool = False
     score: list[list[int]] | None = None
+    hidden: bool = False
     results: list[Completion | None] = field(init=False)
     scored: list[ContinuationLogprobs | None] = field(init=False)
     reused: int = 0  # prompt tokens found in the slot's cells, not prefilled
@@ -162,7 +178,9 @@ class _Seq:
 @dataclass(eq=False)
 class _ScoreSeq:
     """One continuation being scored in a slot: ``fed`` of its tokens are in the
-    slot's cells after the prompt, and ``logprobs`` holds one more than that."""
+    slot's cells after the prompt, and ``logprobs`` holds one more than that. A job
+    that asks for hidden states keeps the sum of the fed tokens' hidden rows (in
+    float64) and the latest row."""
 
     job: Job
     index: int
@@ -170,6 +188,8 @@ class _ScoreSeq:
     tokens: list[int]
     fed: int = 0
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    hidden_sum: npt.NDArray[np.float64] | None = None
+    hidden_last: npt.NDArray[np.float32] | None = None
 
     @property
     def todo(self) -> int:
@@ -480,7 +500,18 @@ class DecodeLoop:
             placed.append((seq, n, take))
             n += take
         self._batch.n_tokens = n
-        rc = lib.llama_decode(self._ctx, self._batch)
+        hidden = any(seq.job.hidden for seq, _, _ in placed)
+        if hidden:
+            lib.llama_set_embeddings(self._ctx, True)
+        try:
+            rc = lib.llama_decode(self._ctx, self._batch)
+            if rc == 0 and hidden:
+                for seq, first, take in placed:
+                    if seq.job.hidden:
+                        self._take_hidden(seq, first, take)
+        finally:
+            if hidden:
+                lib.llama_set_embeddings(self._ctx, False)
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} scoring {len(placed)} continuations")
         self._steps += 1
@@ -496,6 +527,19 @@ class DecodeLoop:
             if seq.todo <= 0:
                 self._finish_scoring(seq)
 
+    def _take_hidden(self, seq: _ScoreSeq, first: int, take: int) -> None:
+        """Add the hidden rows ``first .. first + take - 1`` of the last decode call (the
+        sequence's newly fed tokens) to its sum, and keep the last of them."""
+        rows = np.empty((take, self._n_embd), dtype=np.float32)
+        for j in range(take):
+            row = self._lib.llama_get_embeddings_ith(self._ctx, first + j)
+            if not row:
+                raise EngineError("llama.cpp returned no hidden state for a scored token")
+            rows[j] = np.ctypeslib.as_array(row, shape=(self._n_embd,))
+        total = rows.sum(axis=0, dtype=np.float64)
+        seq.hidden_sum = total if seq.hidden_sum is None else seq.hidden_sum + total
+        seq.hidden_last = rows[-1].copy()
+
     def _finish_scoring(self, seq: _ScoreSeq) -> None:
         """Answer one continuation; the slot goes to the next sibling (trimmed to the
         prompt) or back to the free slots with what it holds."""
@@ -507,7 +551,11 @@ class DecodeLoop:
             cached_tokens=job.reused if first else n_prompt,
             calls=1 if first else 0,
         )
-        job.scored[seq.index] = ContinuationLogprobs(tuple(seq.logprobs), usage)
+        hidden = None
+        if seq.hidden_sum is not None and seq.hidden_last is not None:
+            mean = (seq.hidden_sum / seq.fed).astype(np.float32)
+            hidden = HiddenStates(seq.hidden_last, mean, seq.fed)
+        job.scored[seq.index] = ContinuationLogprobs(tuple(seq.logprobs), usage, hidden)
         self._scoring.remove(seq)
         job.running -= 1
         if job.unstarted:

@@ -12,7 +12,10 @@ forks a partial solution: a request whose ``continuation`` extends what a slot j
 generated prefills only the new tokens, and its ``n`` children share them by a KV
 copy (``prefix_reuse=False`` switches the first part off, for measuring it).
 ``embed`` returns the hidden state at a prompt's last token through the same slots,
-and ``continuation_logprobs`` the logprobs of given continuations by prefill alone.
+and ``continuation_logprobs`` the logprobs of given continuations by prefill alone
+(with ``hidden=True``, also their final hidden states from the same decode calls).
+Hidden states are the final layer's only (after the last norm): llama.cpp's API gives
+nothing earlier without a per-node eval callback (see ``_llama_batch``).
 A request's ``confidence_stop`` ends a sequence mid-generation when its sliding-window
 token confidence drops (DeepConf's online mode), freeing its slot for the next one.
 
@@ -324,7 +327,7 @@ class LlamaCppEngine:
         return [answer[0] for answer in answers]
 
     async def continuation_logprobs(
-        self, request: GenRequest, texts: Sequence[str]
+        self, request: GenRequest, texts: Sequence[str], *, hidden: bool = False
     ) -> list[ContinuationLogprobs]:
         """The logprob of every token of each text after ``request``'s prompt, with
         ``request.top_logprobs`` alternatives, by prefill alone (a ``LogprobScorer``).
@@ -338,6 +341,13 @@ class LlamaCppEngine:
         recover: such a text is scored as its canonical tokens). A sample cut at a stop
         string or ended by an end-of-generation token holds neither, and neither is
         scored. Sampling fields and ``n`` are ignored.
+
+        ``hidden=True`` also reads the final layer's hidden state (after the last norm)
+        at every continuation row whose logits are computed, and answers with each
+        text's ``HiddenStates``: the row of its second-to-last token (whose logits
+        predict the last token) and the mean of its rows; a one-token text has none.
+        The same rows are computed either way, so the logprobs do not change (the
+        integration tests check equality on smollm2).
         """
         if not texts:
             return []
@@ -358,6 +368,7 @@ class LlamaCppEngine:
                 seeds=[0] * req.n,
                 on_done=on_done,
                 score=tokens,
+                hidden=hidden,
             )
 
         answers: list[list[ContinuationLogprobs]] = await self._run([req], job)

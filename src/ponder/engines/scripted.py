@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding
+from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding, HiddenStates
 from ponder.core.errors import CapabilityMissing
 from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
 
@@ -45,7 +45,10 @@ class ScriptedEngine:
     ``embedder`` (a function of the prompt text, ``continuation`` included, to a vector)
     gives the engine the ``embeddings`` capability; each embedded word is one prompt token.
     ``continuation_logprobs`` scores given texts with the same ``logprob`` script and
-    alternatives, a word a token (a ``LogprobScorer``).
+    alternatives, a word a token (a ``LogprobScorer``); with ``hidden=True`` it answers
+    hidden states too, for which ``hidden_state`` (a function of a word to its row) must
+    be given: as the embedded engine's, the rows are those of every word but the last
+    (``HiddenStates``), so a text of fewer than two words gets none.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class ScriptedEngine:
         confidence_stop: bool = True,
         delay: float = 0.0,
         embedder: Callable[[str], Sequence[float]] | None = None,
+        hidden_state: Callable[[str], Sequence[float]] | None = None,
     ) -> None:
         if callable(script):
             self._respond: Responder = script
@@ -78,6 +82,7 @@ class ScriptedEngine:
             confidence_stop=supports_logprobs and confidence_stop,
         )
         self._embedder = embedder
+        self._hidden_state = hidden_state
         self._delay = delay
         self._count = 0
         self.requests: list[GenRequest] = []
@@ -178,12 +183,15 @@ class ScriptedEngine:
         return out
 
     async def continuation_logprobs(
-        self, request: GenRequest, texts: Sequence[str]
+        self, request: GenRequest, texts: Sequence[str], *, hidden: bool = False
     ) -> list[ContinuationLogprobs]:
         """The scripted logprobs of each text's words after ``request``'s prompt; the
-        prompt's words are charged to the first text and cached for the others."""
+        prompt's words are charged to the first text and cached for the others. With
+        ``hidden``, each text's scripted hidden states as well."""
         if not self._caps.logprobs:
             raise CapabilityMissing(f"{self._name} does not return logprobs")
+        if hidden and self._hidden_state is None:
+            raise CapabilityMissing(f"{self._name} was built without a hidden_state script")
         prompt_len = len(_prompt_text(request).split())
         out = []
         for i, text in enumerate(texts):
@@ -193,8 +201,20 @@ class ScriptedEngine:
                 cached_tokens=0 if i == 0 else prompt_len,
                 calls=1 if i == 0 else 0,
             )
-            out.append(ContinuationLogprobs(logprobs, usage))
+            states = self._hidden_states(text) if hidden else None
+            out.append(ContinuationLogprobs(logprobs, usage, states))
         return out
+
+    def _hidden_states(self, text: str) -> HiddenStates | None:
+        """The scripted rows of every word of ``text`` but the last, as the embedded
+        engine reads them; None for a text of fewer than two words."""
+        assert self._hidden_state is not None
+        words = text.split()[:-1]
+        if not words:
+            return None
+        rows = np.asarray([self._hidden_state(w) for w in words], dtype=np.float32)
+        mean = rows.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return HiddenStates(rows[-1].copy(), mean, len(words))
 
     async def aclose(self) -> None:
         return None

@@ -5,15 +5,20 @@ one record with the store's columns, and, when the store has features of the
 record's samples (``RunStore.put_features``), a ``features`` key: per sample index (as
 text) its features by name. A record without it has none, as every archive written
 before features existed reads; a reader that does not know the key ignores it, so the
-header's format is unchanged. A name ending in ``.gz`` is gzip-compressed.
+header's format is unchanged. Likewise a store's projected hidden states
+(``RunStore.put_hidden``) travel as a record's ``hidden`` key, per sample index the
+base64 of its float16 bytes, with the projection in the header's ``hidden_projection``.
+A name ending in ``.gz`` is gzip-compressed.
 Importing into an existing store checks the configuration as a resume does and adds
 only the records it lacks (an error record there is replaced by a finished one), so
 importing a newer export of a growing run into an older copy brings it up to date;
-features are added for the samples that have none in the store.
+features and hidden states are added for the samples that have none in the store.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import io
 import json
@@ -26,6 +31,9 @@ from typing import IO, Any
 from ponder.core.errors import ConfigError
 from ponder.core.types import Candidate, Usage
 from ponder.runs.store import FORMAT, Record, RunStore, SampleFeatures
+from ponder.verifiers.hidden import Projection, SampleHidden
+
+SampleHiddens = Mapping[int, SampleHidden]
 
 ARCHIVE_FORMAT = FORMAT + "-jsonl"
 
@@ -99,7 +107,9 @@ def export_store(store_path: str | Path, out: str | Path, *, include_errors: boo
         records = store.records(include_errors=include_errors)
         problems = store.problem_fingerprints()
         features = store.features()
-    write_archive(out, config, problems, records, features)
+        projection = store.hidden_projection()
+        hidden = store.hidden()
+    write_archive(out, config, problems, records, features, hidden, projection)
     return len(records)
 
 
@@ -109,16 +119,23 @@ def write_archive(
     problems: dict[str, dict[str, str]],
     records: list[Record],
     features: Mapping[str, SampleFeatures] | None = None,
+    hidden: Mapping[str, SampleHiddens] | None = None,
+    projection: Projection | None = None,
 ) -> None:
     """Write an archive of ``records`` under a header of the run's configuration and its
-    problems' fingerprints, each record with its samples' ``features`` if it has any,
-    beside ``out`` and renamed into place."""
+    problems' fingerprints, each record with its samples' ``features`` and ``hidden``
+    states (made with ``projection``) if it has any, beside ``out`` and renamed into
+    place."""
+    if hidden and projection is None:
+        raise ConfigError("hidden states cannot be archived without their projection")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part" + (".gz" if out.suffix == ".gz" else ""))
     header: dict[str, Any] = {"format": ARCHIVE_FORMAT, "config": config}
     if problems:
         header["problems"] = problems
+    if hidden and projection is not None:
+        header["hidden_projection"] = projection.spec()
     with _open(tmp, "w") as f:
         f.write(json.dumps(header, sort_keys=True))
         f.write("\n")
@@ -126,6 +143,11 @@ def write_archive(
             line = _record_dict(record)
             if features and (own := features.get(record.problem_id)):
                 line["features"] = {str(i): dict(values) for i, values in own.items()}
+            if hidden and (vectors := hidden.get(record.problem_id)):
+                line["hidden"] = {
+                    str(i): base64.b64encode(v.to_bytes()).decode("ascii")
+                    for i, v in vectors.items()
+                }
             f.write(json.dumps(line, sort_keys=True, default=str))
             f.write("\n")
     tmp.replace(out)
@@ -161,15 +183,41 @@ def _features_from(d: dict[str, Any]) -> dict[int, dict[str, float]]:
     return {int(i): {str(k): float(v) for k, v in values.items()} for i, values in raw.items()}
 
 
-ArchiveLine = tuple[int, Record, dict[int, dict[str, float]]]
+def _hidden_from(d: dict[str, Any], projection: Projection | None) -> dict[int, SampleHidden]:
+    raw = d.get("hidden") or {}
+    if not isinstance(raw, dict):
+        raise TypeError("hidden must be a mapping of sample index to base64 text")
+    if not raw:
+        return {}
+    if projection is None:
+        raise ValueError("hidden states, but the header has no hidden_projection")
+    out = {}
+    for i, text in raw.items():
+        try:
+            data = base64.b64decode(text, validate=True)
+        except binascii.Error as e:
+            raise ValueError(f"sample {i}'s hidden states are not base64 ({e})") from e
+        out[int(i)] = SampleHidden.from_bytes(data, projection.dim)
+    return out
+
+
+@dataclass(frozen=True)
+class ArchiveLine:
+    """One record of an archive with its line number and its samples' features and
+    hidden states."""
+
+    number: int
+    record: Record
+    features: dict[int, dict[str, float]]
+    hidden: dict[int, SampleHidden]
 
 
 def _open_archive(
     archive: str | Path,
-) -> tuple[dict[str, Any], dict[str, Any], Iterator[ArchiveLine]]:
-    """An archive's configuration and problem fingerprints (its header), and its records
-    read lazily, each with its line number and its samples' features; a malformed header
-    or record raises ``ConfigError`` naming the file and line."""
+) -> tuple[dict[str, Any], dict[str, Any], Projection | None, Iterator[ArchiveLine]]:
+    """An archive's configuration, problem fingerprints and hidden-state projection (its
+    header), and its records read lazily; a malformed header or record raises
+    ``ConfigError`` naming the file and line."""
     path = Path(archive)
     if not path.is_file():
         raise ConfigError(f"no archive at {path}")
@@ -183,21 +231,30 @@ def _open_archive(
     problems = first[1].get("problems") or {}
     if not isinstance(problems, dict):
         raise ConfigError(f"{path}: the header's problems are not a mapping")
+    spec = first[1].get("hidden_projection")
+    if spec is not None and not isinstance(spec, dict):
+        raise ConfigError(f"{path}: the header's hidden_projection is not a mapping")
+    try:
+        projection = None if spec is None else Projection.from_spec(spec)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
 
     def records() -> Iterator[ArchiveLine]:
         for number, d in lines:
             try:
-                yield number, _record_from(d), _features_from(d)
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                yield ArchiveLine(
+                    number, _record_from(d), _features_from(d), _hidden_from(d, projection)
+                )
+            except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
                 raise ConfigError(f"{path}:{number}: not a record ({e!r})") from e
 
-    return config, problems, records()
+    return config, problems, projection, records()
 
 
 def read_archive(archive: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[Record]]:
     """The configuration, problem fingerprints and records of an archive."""
-    config, problems, records = _open_archive(archive)
-    return config, problems, [record for _, record, _ in records]
+    config, problems, _, lines = _open_archive(archive)
+    return config, problems, [line.record for line in lines]
 
 
 def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
@@ -205,19 +262,26 @@ def import_store(archive: str | Path, store_path: str | Path) -> ImportSummary:
 
     A new store takes the archive's configuration and its problems' fingerprints; an
     existing one must match both.
-    Features are added for the samples that have none in the store.
+    Features and hidden states are added for the samples that have none in the store
+    (hidden states made with another projection than the store's raise ``ConfigError``).
     A malformed line raises ``ConfigError`` naming it; records before it are kept.
     """
-    config, problems, records = _open_archive(archive)
+    config, problems, projection, lines = _open_archive(archive)
     read = added = 0
     with RunStore(store_path) as store:
         store.init_or_check(config)
         store.add_problem_fingerprints(problems)
         featured = store.featured_samples()
-        for _, record, features in records:
+        with_hidden = store.hidden_samples()
+        for line in lines:
+            pid = line.record.problem_id
             read += 1
-            added += int(store.put(record))
-            new = {i: v for i, v in features.items() if (record.problem_id, i) not in featured}
+            added += int(store.put(line.record))
+            new = {i: v for i, v in line.features.items() if (pid, i) not in featured}
             if new:
-                store.put_features(record.problem_id, new)
+                store.put_features(pid, new)
+            vectors = {i: v for i, v in line.hidden.items() if (pid, i) not in with_hidden}
+            if vectors:
+                assert projection is not None  # _hidden_from read none without it
+                store.put_hidden(pid, vectors, projection)
     return ImportSummary(read=read, added=added)

@@ -7,6 +7,10 @@ and the sample's index among its record's candidates) a JSON object of named num
 computed from the sample afterwards (``ponder bank features``); stores without it read
 as having none. ``put`` writes a record's ``features`` (computed while its samples
 were drawn, ``ponder eval --features``) with its row, in the same transaction.
+A fourth, ``hidden``, is made by the first ``put_hidden``: per sample
+its final-layer hidden states under a fixed random projection, as float16 bytes
+(``ponder.verifiers.hidden``), with the projection's sizes and seed in ``meta`` under
+``hidden_projection``; vectors of another projection are refused.
 Each row is committed in its own transaction as soon as its problem finishes, in WAL
 mode, so killing the process loses at most the problems still in flight and can
 never leave half a row or two rows for one problem.
@@ -30,6 +34,7 @@ from typing import Any
 
 from ponder.core.errors import ConfigError
 from ponder.core.types import GRADE_STATUSES, Candidate, Grade, Usage
+from ponder.verifiers.hidden import Projection, SampleHidden
 
 FORMAT = "ponder-run-store"
 SCHEMA_VERSION = 2
@@ -39,6 +44,15 @@ CREATE TABLE IF NOT EXISTS features (
     problem_id TEXT NOT NULL,
     sample_index INTEGER NOT NULL,
     data TEXT NOT NULL,
+    PRIMARY KEY (problem_id, sample_index)
+)
+"""
+
+_HIDDEN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hidden (
+    problem_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    data BLOB NOT NULL,
     PRIMARY KEY (problem_id, sample_index)
 )
 """
@@ -532,10 +546,80 @@ class RunStore:
         return {(str(pid), int(index)) for pid, index in rows}
 
     def _has_features(self) -> bool:
+        return self._has_table("features")
+
+    def _has_table(self, name: str) -> bool:
         row = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='features'"
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
         ).fetchone()
         return row is not None
+
+    # -- per-sample hidden states ------------------------------------------------------
+
+    def put_hidden(
+        self, problem_id: str, hidden: Mapping[int, SampleHidden], projection: Projection
+    ) -> None:
+        """Write the projected hidden states of some samples of one problem in one
+        transaction, replacing what those samples had. The first write records
+        ``projection``; a later one under another projection raises ``ConfigError``."""
+        for index, sample in hidden.items():
+            if sample.last.shape != (projection.dim,) or sample.mean.shape != (projection.dim,):
+                raise ConfigError(
+                    f"sample {index} of {problem_id!r}: hidden states of shapes "
+                    f"{sample.last.shape} and {sample.mean.shape}, not ({projection.dim},)"
+                )
+        spec = json.dumps(projection.spec(), sort_keys=True)
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key='hidden_projection'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('hidden_projection', ?)", (spec,)
+                )
+            elif json.loads(row[0]) != projection.spec():
+                raise ConfigError(
+                    f"{self.path} holds hidden states under projection {row[0]}, not {spec}: "
+                    "vectors of two projections cannot be compared"
+                )
+            conn.execute(_HIDDEN_SCHEMA)
+            conn.executemany(
+                "INSERT OR REPLACE INTO hidden(problem_id, sample_index, data) VALUES (?, ?, ?)",
+                [(problem_id, int(i), sample.to_bytes()) for i, sample in hidden.items()],
+            )
+
+    def hidden_projection(self) -> Projection | None:
+        """The projection the stored hidden states were made with; None before any."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM meta WHERE key='hidden_projection'"
+            ).fetchone()
+        return None if row is None else Projection.from_spec(json.loads(row[0]))
+
+    def hidden(self, problem_id: str | None = None) -> dict[str, dict[int, SampleHidden]]:
+        """The stored hidden states per problem id (one problem's, or all), per sample
+        index; ``ponder.verifiers.hidden.hidden_arrays`` stacks them into matrices."""
+        projection = self.hidden_projection()
+        where, params = ("", ()) if problem_id is None else (" WHERE problem_id=?", (problem_id,))
+        with self._lock:
+            if projection is None or not self._has_table("hidden"):
+                return {}
+            rows = self._conn.execute(
+                f"SELECT problem_id, sample_index, data FROM hidden{where} "
+                "ORDER BY problem_id, sample_index",
+                params,
+            ).fetchall()
+        out: dict[str, dict[int, SampleHidden]] = {}
+        for pid, index, data in rows:
+            sample = SampleHidden.from_bytes(bytes(data), projection.dim)
+            out.setdefault(str(pid), {})[int(index)] = sample
+        return out
+
+    def hidden_samples(self) -> set[tuple[str, int]]:
+        """``(problem id, sample index)`` of every sample that has hidden states."""
+        with self._lock:
+            if not self._has_table("hidden"):
+                return set()
+            rows = self._conn.execute("SELECT problem_id, sample_index FROM hidden").fetchall()
+        return {(str(pid), int(index)) for pid, index in rows}
 
     # -- lifetime --------------------------------------------------------------------
 

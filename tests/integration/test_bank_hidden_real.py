@@ -1,0 +1,97 @@
+"""``ponder bank features --hidden`` on the real smollm2-135m model, and the hidden
+states' promise: asking for them changes no logprob."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ponder.core.types import GenRequest, Message
+from ponder.engines.llamacpp import LlamaCppEngine
+from ponder.runs.store import RunStore
+from ponder.verifiers.hidden import hidden_arrays
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+SMOLLM2_N_EMBD = 576
+
+
+def ponder(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ponder.cli", *args], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"ponder {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_hidden_states_of_a_tiny_bank(smollm2_path: Path, tmp_path: Path) -> None:
+    bank = tmp_path / "bank.db"
+    ponder(
+        "eval", "--task", "demo", "--limit", "2", "--strategy", "majority", "--n", "2",
+        "--model", str(smollm2_path), "--max-tokens", "48", "--out", str(bank), "--no-progress",
+    )  # fmt: skip
+    plain = tmp_path / "plain.db"
+    shutil.copy(bank, plain)
+    # one slot, one problem at a time: both passes make the same decode calls
+    common = ("--model", str(smollm2_path), "--no-progress", "--batch", "1")
+    ponder("bank", "features", str(plain), *common)
+    out = ponder("bank", "features", str(bank), *common, "--hidden")
+    assert "features: 4 samples done (0 had them), hidden states for 4 (128 dims" in out.stdout
+
+    with RunStore(bank, create=False) as store:
+        projection = store.hidden_projection()
+        arrays = hidden_arrays(store.hidden())
+        with_hidden = store.features()
+    with RunStore(plain, create=False) as store:
+        without = store.features()
+        assert store.hidden() == {}
+    assert with_hidden == without  # the same logprobs, so the same features, exactly
+    assert projection is not None and (projection.n_embd, projection.dim) == (576, 128)
+    assert arrays.last.shape == (4, 128) and arrays.mean.shape == (4, 128)
+    assert np.all(np.isfinite(arrays.last)) and np.all(np.isfinite(arrays.mean))
+    assert np.all(np.linalg.norm(arrays.last, axis=1) > 0)
+    assert not np.array_equal(arrays.last, arrays.mean)
+    again = ponder("bank", "features", str(bank), *common, "--hidden")
+    assert "features: 0 samples done (4 had them)" in again.stdout
+
+
+def test_hidden_states_leave_the_logprobs_unchanged(smollm2_path: Path) -> None:
+    """Every scoring row asks for logits anyway, so turning embeddings on for those calls
+    computes the same rows: the logprobs are equal bit for bit, several texts batched."""
+    request = GenRequest(
+        messages=(Message("user", "What is 17 * 23? Think step by step."),), top_logprobs=5
+    )
+    texts = [
+        "17 * 23 = 17 * 20 + 17 * 3 = 340 + 51 = 391.",
+        "The answer is 391, because 23 * 17 is 391.",
+        "Yes",
+    ]
+
+    async def go() -> None:
+        engine = LlamaCppEngine(smollm2_path, n_ctx=512, prefix_reuse=False)
+        try:
+            plain = await engine.continuation_logprobs(request, texts)
+            hidden = await engine.continuation_logprobs(request, texts, hidden=True)
+        finally:
+            await engine.aclose()
+        for a, b in zip(plain, hidden, strict=True):
+            assert a.hidden is None
+            assert a.logprobs == b.logprobs
+            assert a.usage == b.usage  # no token more
+            if len(b.logprobs) < 2:
+                assert b.hidden is None  # no scored row of its own
+                continue
+            assert b.hidden is not None and b.hidden.rows == len(b.logprobs) - 1
+            assert b.hidden.last.shape == b.hidden.mean.shape == (SMOLLM2_N_EMBD,)
+            assert np.all(np.isfinite(b.hidden.last)) and np.all(np.isfinite(b.hidden.mean))
+        first, second = hidden[0].hidden, hidden[1].hidden
+        assert first is not None and second is not None
+        assert not np.array_equal(first.mean, second.mean)
+
+    asyncio.run(go())
