@@ -4,7 +4,8 @@
 #              problems), majority at n=8, temperature 0.7: the bank the selection rules,
 #              the combined verifier and the search rows are measured on. The long pole:
 #              about 2-3 minutes a problem on 2 cores with qwen2.5-coder-1.5b.
-#   gsm8k-features  token-confidence features (ponder bank features) for the committed
+#   gsm8k-features  token-confidence features and final-layer hidden states (ponder bank
+#              features --hidden) for the committed
 #              GSM8K banks, majority n = 16 on the first 64 train and 100 test problems
 #              (bench/banks/gsm8k-{train,test}-maj16.jsonl.gz, imported to OUT first):
 #              about 80 and 130 minutes on 2 cores.
@@ -49,8 +50,8 @@ for step in $STEPS; do
             --strategy majority --n 8 --temperature 0.7 --out "$MATH" ;;
     gsm8k-features)
         plain restore "$TRAIN" "$TEST"
-        $PONDER bank features "$TRAIN" --model "$MODEL"
-        $PONDER bank features "$TEST" --model "$MODEL" ;;
+        $PONDER bank features "$TRAIN" --model "$MODEL" --hidden
+        $PONDER bank features "$TEST" --model "$MODEL" --hidden ;;
     gsm8k-select)
         $PONDER bank select "$TEST" --train "$TRAIN" --json "$OUT/gsm8k-select.json" \
             --plot "$OUT/gsm8k-select.png" --save-verifier "$OUT/combined-gsm8k.json" \

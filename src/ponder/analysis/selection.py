@@ -12,7 +12,10 @@ Signals (per sample; higher means "more likely right"):
   minus its length (shorter traces are more often right), the others as they are;
 - ``combined``: the combined verifier's probability (``CombinedVerifier``), fitted with
   scikit-learn on a *train* bank's samples, or, with no train bank, cross-fitted on the
-  bank itself (each problem scored by a model fitted on other problems' folds).
+  bank itself (each problem scored by a model fitted on other problems' folds);
+- ``probe`` and ``joint``, when the banks have hidden states (``ponder bank features
+  --hidden``): a probe on the final-layer hidden states, alone or with the features
+  (``ponder.analysis.hidden_probe``), fitted or cross-fitted the same way.
 
 Rules, at each n (the first n samples of an ordering of the problem's samples):
 
@@ -52,10 +55,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from ponder.analysis import hidden_probe
 from ponder.analysis.curves import SampleArrays, correct_by_n, sample_arrays
 from ponder.runs.store import Record, RunStore
 from ponder.verifiers.combined import CombinedVerifier, transform
 from ponder.verifiers.features import FEATURE_NAMES, WINDOW
+from ponder.verifiers.hidden import SampleHidden
 
 __all__ = [
     "DEFAULT_RULES",
@@ -86,13 +91,20 @@ Kind = Literal["majority", "weighted", "best_of_n", "filter"]
 
 COMBINED = "combined"
 AGREEMENT = "agreement"
-SIGNALS = (*FEATURE_NAMES, COMBINED)
+PROBE = "probe"
+JOINT = "joint"
+HIDDEN_SIGNALS = (PROBE, JOINT)
+SIGNALS = (*FEATURE_NAMES, COMBINED, *HIDDEN_SIGNALS)
 
 DEFAULT_RULES = (
     "majority",
     "weighted[combined]",
     "best_of_n[combined]",
     "filter[combined,0.5]",
+    "weighted[probe]",
+    "best_of_n[probe]",
+    "weighted[joint]",
+    "best_of_n[joint]",
     "weighted[lowest_group]",
     "weighted[self_certainty]",
     "weighted[mean_logprob]",
@@ -107,7 +119,8 @@ DEFAULT_RULES = (
     "best_of_n[mean_logprob]",
     "best_of_n[tokens]",
 )
-"""The rules ``ponder bank select`` compares unless told others."""
+"""The rules ``ponder bank select`` compares unless told others (those by ``probe`` and
+``joint`` only when the banks have hidden states)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,7 @@ class Bank:
     right: BoolArray
     features: Mapping[str, FloatArray]
     config: Mapping[str, Any]
+    hidden: FloatArray | None = None  # (problems, N, 2 dim): last then mean; None: absent
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -208,6 +222,21 @@ class Bank:
         p, n = self.shape
         return np.repeat(np.arange(p, dtype=np.int64), n)
 
+    def hidden_matrix(self) -> FloatArray:
+        """(problems * N, 2 dim) hidden-state rows in problem-major order."""
+        if self.hidden is None:
+            raise ValueError(
+                f"{self.path} has no hidden states; run `ponder bank features --hidden` on it"
+            )
+        return self.hidden.reshape(-1, self.hidden.shape[-1]).astype(np.float64)
+
+    def signal_matrix(self, signal: str) -> FloatArray:
+        """The rows a hidden-state signal's probe reads: the hidden states (``probe``), or
+        them and the features (``joint``)."""
+        if signal == PROBE:
+            return self.hidden_matrix()
+        return np.concatenate([self.matrix(), self.hidden_matrix()], axis=1)
+
 
 def load_bank(path: str | Path) -> Bank:
     """Read a bank's finished records and its samples' features. ``ValueError`` when a
@@ -216,6 +245,7 @@ def load_bank(path: str | Path) -> Bank:
         records = store.records(include_errors=False)
         stored = store.features()
         config = store.config() or {}
+        hidden_rows = store.hidden()
     ok: list[Record] = [r for r in records if r.ok]
     arrays = sample_arrays(ok, "majority")
     p, n = arrays.answer.shape
@@ -237,7 +267,23 @@ def load_bank(path: str | Path) -> Bank:
         )
     right = np.take_along_axis(arrays.answer_correct, np.maximum(arrays.answer, 0), axis=1)
     right &= arrays.answer >= 0
-    return Bank(str(path), tuple(r.problem_id for r in ok), arrays, right, features, config)
+    ids = tuple(r.problem_id for r in ok)
+    return Bank(str(path), ids, arrays, right, features, config, _hidden(hidden_rows, ids, n))
+
+
+def _hidden(
+    rows: Mapping[str, Mapping[int, SampleHidden]], ids: Sequence[str], n: int
+) -> FloatArray | None:
+    """(problems, N, 2 dim) when every sample of the first N has hidden states."""
+    if not all(j in rows.get(pid, {}) for pid in ids for j in range(n)):
+        return None
+    out = np.stack(
+        [
+            np.stack([np.concatenate([rows[pid][j].last, rows[pid][j].mean]) for j in range(n)])
+            for pid in ids
+        ]
+    )
+    return out.astype(np.float64)
 
 
 def fit_combined(
@@ -526,12 +572,33 @@ def bank_signals(
     fitted on ``train`` (returned), or cross-fitted on ``bank`` without one; and a line
     saying which."""
     signals: dict[str, FloatArray] = {name: bank.features[name] for name in FEATURE_NAMES}
+    hidden = bank.hidden is not None and all(b.hidden is not None for b in train)
     if train:
         verifier = fit_on_banks(train)
         signals[COMBINED] = combined_scores(verifier, bank)
+        if hidden:
+            signals.update(_probes_from(train, bank, seed))
         return signals, verifier, "fitted on " + ", ".join(b.path for b in train)
     signals[COMBINED] = cross_fit_combined(bank, seed=seed)
+    if hidden:
+        y, groups = bank.right.reshape(-1), bank.groups()
+        for name in HIDDEN_SIGNALS:
+            oof = hidden_probe.cross_fit(bank.signal_matrix(name), y, groups, seed=seed)
+            signals[name] = oof.reshape(bank.shape)
     return signals, None, "cross-fitted on this bank (5 folds by problem)"
+
+
+def _probes_from(train: Sequence[Bank], bank: Bank, seed: int) -> dict[str, FloatArray]:
+    """The hidden-state probes fitted on the ``train`` banks, scoring ``bank``."""
+    y = np.concatenate([b.right.reshape(-1) for b in train])
+    offsets = np.cumsum([0] + [b.shape[0] for b in train])
+    groups = np.concatenate([b.groups() + off for b, off in zip(train, offsets, strict=False)])
+    out = {}
+    for name in HIDDEN_SIGNALS:
+        x = np.concatenate([b.signal_matrix(name) for b in train])
+        probe = hidden_probe.fit_probe(x, y, groups, seed=seed)
+        out[name] = hidden_probe.predict(probe, bank.signal_matrix(name)).reshape(bank.shape)
+    return out
 
 
 def select(
@@ -544,6 +611,7 @@ def select(
     bootstrap: int = 2000,
     seed: int = 0,
     curve_rules: Sequence[Rule] = (),
+    drop_unavailable: bool = False,
 ) -> Selection:
     """Signals, AUCs and rule comparisons on ``bank``; the combined verifier is fitted on
     the ``train`` banks when given, else cross-fitted on ``bank`` itself.
@@ -552,7 +620,19 @@ def select(
     verifier cross-fitted there), and the rule other than majority with the highest
     mean difference from majority over those banks and ``ns`` is ``chosen``: the one
     rule whose figure on ``bank`` is a held-out result. ``curve_rules`` (and the chosen
-    rule) are also replayed at every n from 1 to the bank's N, for a figure."""
+    rule) are also replayed at every n from 1 to the bank's N, for a figure. A rule by
+    ``probe`` or ``joint`` needs hidden states in every bank: without them it raises
+    ``ValueError``, or is left out with ``drop_unavailable``."""
+    hidden = bank.hidden is not None and all(b.hidden is not None for b in train)
+    if not hidden:
+        missing = [r.name for r in rules if r.signal in HIDDEN_SIGNALS]
+        if missing and not drop_unavailable:
+            raise ValueError(
+                f"rules {missing} need hidden states in every bank; run `ponder bank "
+                "features --hidden` on them"
+            )
+        rules = [r for r in rules if r.signal not in HIDDEN_SIGNALS]
+        curve_rules = [r for r in curve_rules if r.signal not in HIDDEN_SIGNALS]
     chosen: str | None = None
     train_rows: list[Comparison] = []
     if train:

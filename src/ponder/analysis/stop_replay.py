@@ -263,10 +263,17 @@ def stop_report(
     train = [load_bank(t) for t in train_paths]
     bank = load_bank(bank_path)
     train_signals, _, _ = bank_signals(train[0], seed=seed)
+    test_signals, _, _ = bank_signals(bank, train, seed=seed)
+    absent = [s for s in signals if s != UNWEIGHTED and s not in test_signals]
+    absent += [s for s in signals if s != UNWEIGHTED and s not in train_signals]
+    if absent:
+        raise ValueError(
+            f"signals {sorted(set(absent))} need hidden states in every bank; run `ponder "
+            "bank features --hidden` on them"
+        )
     picked = choose(
         train[0], rules, train_signals, tolerance=tolerance, orderings=orderings, seed=seed
     )
-    test_signals, _, _ = bank_signals(bank, train, seed=seed)
     base = majority_at_n(bank, orderings=orderings, seed=seed)
     rows = [replay_stop(bank, r, test_signals, orderings=orderings, seed=seed) for r in rules]
     by_train = {r.rule: r for r in picked.rows}

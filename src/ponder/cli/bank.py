@@ -264,6 +264,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             seed=args.seed,
             curve_rules=curve_rules,
+            drop_unavailable=args.rules is None,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from e
