@@ -17,7 +17,8 @@
 #              combined verifier's scores (train cross-fitted, test by the verifier
 #              fitted on train; ponder bank score) and their score pilot
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
-#              bank (bench/banks/gsm8k-50-pal4.jsonl.gz)
+#              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
+#              against the greedy program (gsm8k-50-pal1) as a signal
 #   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
 #              machine imports them first and each goes on where it stopped.
 # Resumable: rerun the same command after an interruption and it continues.
@@ -40,6 +41,7 @@ MATH=$OUT/math500-5x$EACH-maj8.db
 TEST=$OUT/gsm8k-test-maj16.db
 TRAIN=$OUT/gsm8k-train-maj16.db
 PAL=$OUT/gsm8k-50-pal4.db
+PAL1=$OUT/gsm8k-50-pal1.db
 plain() { local BANK_PREFIX=; "$@"; }
 for step in $STEPS; do
     case $step in
@@ -73,8 +75,8 @@ for step in $STEPS; do
             --test "$OUT/test-scored.db" --out "$OUT/policy-score.json" \
             | tee "$OUT/gsm8k-policy-score.txt" ;;
     gsm8k-hybrid)
-        plain restore "$PAL"
-        $PONDER bank hybrid "$TEST" "$PAL" --json "$OUT/gsm8k-hybrid.json" \
+        plain restore "$PAL" "$PAL1"
+        $PONDER bank hybrid "$TEST" "$PAL" --program "$PAL1" --json "$OUT/gsm8k-hybrid.json" \
             | tee "$OUT/gsm8k-hybrid.md" ;;
     save)
         save "$MATH"

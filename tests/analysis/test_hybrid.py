@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tests._stores import config, sampled
 
-from ponder.analysis.hybrid import hybrid_table, load_pair
+from ponder.analysis.hybrid import cross_check, hybrid_table, load_pair
 from ponder.cli import main
 from ponder.runs.store import RunStore
 
@@ -77,3 +77,27 @@ def test_bad_cells_and_disjoint_banks_are_refused(
     assert "| hybrid[1,1] |" in capsys.readouterr().out
     assert main(["bank", "hybrid", str(cot), str(pal), "--cells", "1"]) == 2
     assert "K,M pairs" in capsys.readouterr().err
+
+
+def test_the_execution_cross_check_as_a_signal_worked_by_hand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cot, pal = _pair(tmp_path)
+    # the greedy program says A on p0 (right) and B on p1 (wrong)
+    program = tmp_path / "pal1.db"
+    with RunStore(program) as store:
+        store.init_or_check(config("pal", n=1))
+        store.put(sampled("p0", ["A"], idx=0))
+        store.put(sampled("p1", ["B"], idx=1))
+    check = cross_check(cot, program)
+    assert (check.problems, check.samples) == (2, 4)
+    # p0: B (wrong, 0) and A (right, 1) -> within AUC 1; p1 has no wrong sample
+    assert check.within_auc == 1.0 and check.within_problems == 1
+    # pooled: labels 0 1 1 1, signal 0 1 0 0: of the three (right, wrong) pairs one is
+    # ranked right and two are tied, which count half: (1 + 0.5 + 0.5) / 3
+    assert check.pooled_auc == pytest.approx(2 / 3)
+    assert check.program_accuracy == 0.5 and check.program_answered == 1.0
+    argv = ["bank", "hybrid", str(cot), str(pal), "--cells", "1,1", "--orderings", "5",
+            "--program", str(program)]  # fmt: skip
+    assert main(argv) == 0
+    assert "execution cross-check on 2 problems" in capsys.readouterr().out

@@ -13,6 +13,9 @@ samples, then over problems. Tokens: each bank's prompt as its engine charged it
 the samples used (``curves``' rule) plus their generated tokens. The hybrid is compared,
 on the same problems and with a paired bootstrap, with CoT majority at the smallest n
 whose mean tokens are at least the hybrid's (so majority never spends less).
+
+``cross_check`` measures the execution cross-check as a signal alone: a CoT sample
+scores 1 when its answer is the one a greedy program for the problem printed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy.typing as npt
 from ponder.analysis.curves import correct_by_n
 from ponder.runs.store import Record, RunStore
 
-__all__ = ["HybridRow", "hybrid_table", "load_pair", "markdown"]
+__all__ = ["CrossCheck", "HybridRow", "cross_check", "hybrid_table", "load_pair", "markdown"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -217,3 +220,60 @@ def markdown(rows: Sequence[HybridRow], cot_path: str, pal_path: str) -> str:
             f"[{r.diff_ci[0]:+.3f}, {r.diff_ci[1]:+.3f}] |"
         )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """The execution cross-check as a signal of chain-of-thought samples: 1 when a
+    sample's answer is the one the problem's program printed, else 0; its AUC pooled
+    and within problems (mean over those with right and wrong samples), and how often
+    the program itself is right and answers at all."""
+
+    problems: int
+    samples: int
+    pooled_auc: float
+    within_auc: float
+    within_problems: int
+    program_accuracy: float
+    program_answered: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "problems": self.problems,
+            "samples": self.samples,
+            "pooled_auc": self.pooled_auc,
+            "within_problem_auc": self.within_auc,
+            "within_problems": self.within_problems,
+            "program_accuracy": self.program_accuracy,
+            "program_answered": self.program_answered,
+        }
+
+
+def cross_check(cot_path: str | Path, program_path: str | Path) -> CrossCheck:
+    """The cross-check of a CoT bank's samples against the final answer of a program run
+    (a greedy ``pal`` run, one program per problem) on the problems both finished."""
+    from sklearn.metrics import roc_auc_score
+
+    cot, program = _records(cot_path), _records(program_path)
+    ids = [pid for pid in cot if pid in program]
+    if not ids:
+        raise ValueError(f"{cot_path} and {program_path} share no finished problem")
+    labels, signal, within = [], [], []
+    for pid in ids:
+        said = program[pid].answer
+        ys = [bool(c.answer is not None and cot[pid].answer_correct.get(c.answer, False))
+              for c in cot[pid].candidates]  # fmt: skip
+        xs = [float(said is not None and c.answer == said) for c in cot[pid].candidates]
+        labels += ys
+        signal += xs
+        if 0 < sum(ys) < len(ys):
+            within.append(float(roc_auc_score(ys, xs)))
+    return CrossCheck(
+        problems=len(ids),
+        samples=len(labels),
+        pooled_auc=float(roc_auc_score(labels, signal)),
+        within_auc=float(np.mean(within)) if within else float("nan"),
+        within_problems=len(within),
+        program_accuracy=float(np.mean([program[p].correct for p in ids])),
+        program_answered=float(np.mean([program[p].answer is not None for p in ids])),
+    )

@@ -97,6 +97,12 @@ def _add_hybrid_parser(actions: Any) -> None:
         metavar="K,M",
         help="K CoT and M PAL samples per vote (default 0,1 0,4 1,1 2,2 4,4 2,4 8,4)",
     )
+    hyb.add_argument(
+        "--program",
+        metavar="PAL1.db",
+        help="a greedy pal run (one program a problem): also measure the execution "
+        "cross-check, a CoT sample agreeing with the program, as a signal (AUC)",
+    )
     hyb.add_argument("--orderings", type=int, default=200)
     hyb.add_argument("--bootstrap", type=int, default=2000)
     hyb.add_argument("--seed", type=int, default=0)
@@ -316,7 +322,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 def _cmd_hybrid(args: argparse.Namespace) -> int:
     import json
 
-    from ponder.analysis.hybrid import hybrid_table, load_pair, markdown
+    from ponder.analysis.hybrid import cross_check, hybrid_table, load_pair, markdown
     from ponder.core.errors import ConfigError
 
     if args.orderings < 1 or args.bootstrap < 1:
@@ -338,8 +344,21 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise ConfigError(str(e)) from e
     print(markdown(rows, args.cot, args.pal))
+    data: dict[str, Any] = {"rows": [r.to_dict() for r in rows]}
+    if args.program:
+        try:
+            check = cross_check(args.cot, args.program)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        data["cross_check"] = check.to_dict()
+        print(
+            f"\nexecution cross-check on {check.problems} problems ({check.samples} CoT "
+            f"samples): AUC {check.pooled_auc:.3f} pooled, {check.within_auc:.3f} within "
+            f"problems ({check.within_problems}); the program answers "
+            f"{check.program_answered:.0%} and is right on {check.program_accuracy:.0%}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
     return 0
 
 
