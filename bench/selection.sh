@@ -19,6 +19,10 @@
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
+#   gsm8k-deepconf  DeepConf online (warm-up 4, batches of 2, consensus 0.95, keep 0.9,
+#              window 128), live on the first 50 test problems with --features, at the
+#              bank's sampling settings, against its offline form replayed on the bank
+#              (ponder bank select filter[lowest_group_128,0.9] at the n of equal tokens)
 #   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
 #              machine imports them first and each goes on where it stopped.
 # Resumable: rerun the same command after an interruption and it continues.
@@ -42,6 +46,7 @@ TEST=$OUT/gsm8k-test-maj16.db
 TRAIN=$OUT/gsm8k-train-maj16.db
 PAL=$OUT/gsm8k-50-pal4.db
 PAL1=$OUT/gsm8k-50-pal1.db
+DEEPCONF=$OUT/gsm8k-50-deepconf-online.db
 plain() { local BANK_PREFIX=; "$@"; }
 for step in $STEPS; do
     case $step in
@@ -78,8 +83,14 @@ for step in $STEPS; do
         plain restore "$PAL" "$PAL1"
         $PONDER bank hybrid "$TEST" "$PAL" --program "$PAL1" --json "$OUT/gsm8k-hybrid.json" \
             | tee "$OUT/gsm8k-hybrid.md" ;;
+    gsm8k-deepconf)
+        restore "$DEEPCONF"
+        $PONDER eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \
+            --model "$MODEL" --seed 0 --max-tokens 400 --features --strategy deepconf \
+            -o online=true -o max_n=16 -o warmup=4 -o batch=2 -o consensus=0.95 \
+            -o keep=0.9 -o window=128 -o temperature=0.7 -o top_p=0.95 --out "$DEEPCONF" ;;
     save)
-        save "$MATH"
+        save "$MATH" "$DEEPCONF"
         plain save "$TRAIN" "$TEST" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
