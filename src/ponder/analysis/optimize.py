@@ -375,6 +375,19 @@ def evaluate_on_test(
     return OnTestSplit(len(rows), tuple(results), test.configs[ref], ref_acc, ref_tok, reach)
 
 
+def _budget_line(b: BudgetResult) -> str:
+    """One budget's policy against its best uniform configuration, for the terminal."""
+    uniform = (
+        "nothing fits"
+        if b.uniform is None
+        else f"{b.uniform.label}: {b.uniform_accuracy:.3f} at {b.uniform_tokens:.1f}"
+    )
+    return (
+        f"  budget {b.budget:g}: policy {b.policy_accuracy:.3f} at {b.policy_tokens:.1f} "
+        f"tokens; uniform {uniform}"
+    )
+
+
 def on_test_text(ev: OnTestSplit) -> str:
     """The test evaluation as lines for the terminal."""
     lines = [
@@ -382,16 +395,7 @@ def on_test_text(ev: OnTestSplit) -> str:
         f"train; reference {ev.reference.label}: {ev.reference_accuracy:.3f} at "
         f"{ev.reference_tokens:.1f} tokens"
     ]
-    for b in ev.budgets:
-        uniform = (
-            "nothing fits"
-            if b.uniform is None
-            else f"{b.uniform.label}: {b.uniform_accuracy:.3f} at {b.uniform_tokens:.1f}"
-        )
-        lines.append(
-            f"  budget {b.budget:g}: policy {b.policy_accuracy:.3f} at {b.policy_tokens:.1f} "
-            f"tokens; uniform {uniform}"
-        )
+    lines += [_budget_line(b) for b in ev.budgets]
     if ev.reach is None:
         lines.append("no budget reaches the reference's accuracy on test")
     else:
@@ -491,16 +495,7 @@ def summary_text(result: Optimization) -> str:
             )
     where = "held-out" if ev.on_heldout else "calibration (in-sample)"
     lines.append(f"{where} problems ({ev.problems}): policy vs best uniform configuration")
-    for b in ev.budgets:
-        uniform = (
-            "nothing fits"
-            if b.uniform is None
-            else f"{b.uniform.label}: {b.uniform_accuracy:.3f} at {b.uniform_tokens:.1f}"
-        )
-        lines.append(
-            f"  budget {b.budget:g}: policy {b.policy_accuracy:.3f} at {b.policy_tokens:.1f} "
-            f"tokens; uniform {uniform}"
-        )
+    lines += [_budget_line(b) for b in ev.budgets]
     d = ev.difficulty
     lines.append(
         f"predicted vs oracle bins ({d.agreement.problems} problems): same bin "

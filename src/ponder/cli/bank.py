@@ -103,10 +103,29 @@ def _add_hybrid_parser(actions: Any) -> None:
         help="a greedy pal run (one program a problem): also measure the execution "
         "cross-check, a CoT sample agreeing with the program, as a signal (AUC)",
     )
-    hyb.add_argument("--orderings", type=int, default=200)
-    hyb.add_argument("--bootstrap", type=int, default=2000)
-    hyb.add_argument("--seed", type=int, default=0)
+    _add_replay_args(hyb)
     hyb.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+
+
+def _add_replay_args(parser: Any) -> None:
+    """The orders, resamples and seed every bank replay takes."""
+    parser.add_argument(
+        "--orderings",
+        type=int,
+        default=200,
+        help="random orders of each problem's samples averaged over (default 200)",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=2000, help="paired bootstrap resamples (default 2000)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _check_replay_args(args: argparse.Namespace) -> None:
+    from ponder.core.errors import ConfigError
+
+    if args.orderings < 1 or args.bootstrap < 1:
+        raise ConfigError("--orderings and --bootstrap must be >= 1")
 
 
 def _add_stop_parser(actions: Any) -> None:
@@ -161,9 +180,7 @@ def _add_stop_parser(actions: Any) -> None:
         default=0.0,
         help="accuracy below majority's the train choice may lose (default 0)",
     )
-    stop.add_argument("--orderings", type=int, default=200)
-    stop.add_argument("--bootstrap", type=int, default=2000)
-    stop.add_argument("--seed", type=int, default=0)
+    _add_replay_args(stop)
     stop.add_argument("--json", metavar="PATH", help="also write the result as JSON")
 
 
@@ -197,16 +214,7 @@ def _add_select_parser(actions: Any) -> None:
         type=int,
         help="samples per problem (default: those of 4 8 16 the bank has, else all of its)",
     )
-    sel.add_argument(
-        "--orderings",
-        type=int,
-        default=200,
-        help="random orders of each problem's samples averaged over (default 200)",
-    )
-    sel.add_argument(
-        "--bootstrap", type=int, default=2000, help="paired bootstrap resamples (default 2000)"
-    )
-    sel.add_argument("--seed", type=int, default=0)
+    _add_replay_args(sel)
     sel.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     sel.add_argument(
         "--plot",
@@ -252,8 +260,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
     if args.save_verifier and not args.train:
         raise ConfigError("--save-verifier needs --train: a cross-fitted verifier is many models")
-    if args.orderings < 1 or args.bootstrap < 1:
-        raise ConfigError("--orderings and --bootstrap must be >= 1")
+    _check_replay_args(args)
     try:
         rules = [parse_rule(r) for r in (args.rules or DEFAULT_RULES)]
         curve_rules = [parse_rule(r) for r in args.plot_rules] if args.plot else []
@@ -296,8 +303,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     from ponder.analysis.stop_replay import stop_report
     from ponder.core.errors import ConfigError
 
-    if args.orderings < 1 or args.bootstrap < 1:
-        raise ConfigError("--orderings and --bootstrap must be >= 1")
+    _check_replay_args(args)
     try:
         text, data = stop_report(
             args.bank,
@@ -325,8 +331,7 @@ def _cmd_hybrid(args: argparse.Namespace) -> int:
     from ponder.analysis.hybrid import cross_check, hybrid_table, load_pair, markdown
     from ponder.core.errors import ConfigError
 
-    if args.orderings < 1 or args.bootstrap < 1:
-        raise ConfigError("--orderings and --bootstrap must be >= 1")
+    _check_replay_args(args)
     try:
         cells = [tuple(int(x) for x in c.split(",")) for c in args.cells]
     except ValueError:
