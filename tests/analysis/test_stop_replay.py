@@ -123,3 +123,47 @@ def test_a_rule_gives_up_on_a_scattered_vote_from_four_samples(tmp_path: Path) -
     assert gives.rule == "stop[majority,0.9,2,give_up 0.3]"
     with pytest.raises(ValueError, match="give_up"):
         StopRule("majority", 0.5, 2, 0.5)
+
+
+def test_a_margin_rule_stops_once_the_leader_is_that_many_votes_ahead(tmp_path: Path) -> None:
+    # A A B A A ...: unweighted, the lead is 2 after two samples in the orders that start
+    # A A, and never before; a lead of 3 needs the B outnumbered by three
+    bank = load_bank(_bank(tmp_path / "b.db", [(["A", "A", "A", "A", "A", "B"], [1.0] * 6)]))
+    two = replay_stop(bank, StopRule("majority", 2, 1, by="margin"), {}, orderings=400)
+    # the first two samples are both A with probability 5/6 * 4/5 = 2/3 (stop at 2); else
+    # one of them is B and the lead of 2 comes at the fourth sample
+    assert two.samples == pytest.approx(2 * 2 / 3 + 4 / 3, abs=0.12)
+    assert two.rule == "stop[majority,margin 2,1]"
+    one = replay_stop(bank, StopRule("majority", 1, 1, by="margin"), {}, orderings=20)
+    assert one.samples == 1.0
+    with pytest.raises(ValueError, match="margin"):
+        StopRule("majority", 0, 1, by="margin")
+    # a margin may exceed 1, a share may not
+    StopRule("majority", 3, 1, by="margin")
+    with pytest.raises(ValueError, match="share"):
+        StopRule("majority", 3, 1)
+
+
+def test_a_weighted_margin_rule_ends_on_one_sample_the_signal_is_sure_of(
+    tmp_path: Path,
+) -> None:
+    # one sample the signal gives 0.95, the others 0.1: a margin of 0.9 settles on the
+    # confident sample alone, or after nine agreeing 0.1s (never: there are five)
+    answers = ["A", "A", "A", "A", "A", "A"]
+    bank = load_bank(_bank(tmp_path / "b.db", [(answers, [1.0] * 6)]))
+    score = np.array([[0.95, 0.1, 0.1, 0.1, 0.1, 0.1]])
+    r = replay_stop(bank, StopRule("probe", 0.9, 1, by="margin"), {"probe": score}, orderings=600)
+    # the confident sample's position is uniform over 1..6; once it is drawn the rule
+    # stops, so the samples drawn average 3.5
+    assert r.samples == pytest.approx(3.5, abs=0.2)
+
+
+def test_give_up_after_moves_the_point_where_a_scattered_vote_is_dropped(
+    tmp_path: Path,
+) -> None:
+    bank = load_bank(_bank(tmp_path / "b.db", [(["A", "B", "C", "D", "E", "F"], [1.0] * 6)]))
+    rule = StopRule("majority", 0.9, 2, 0.6, give_up_after=2)
+    assert replay_stop(bank, rule, {}, orderings=20).samples == 2.0
+    assert rule.name == "stop[majority,0.9,2,give_up 0.6 after 2]"
+    with pytest.raises(ValueError, match="give_up_after"):
+        StopRule("majority", 0.9, 2, 0.3, give_up_after=1)

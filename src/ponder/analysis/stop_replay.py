@@ -3,9 +3,13 @@
 A stopping rule draws a problem's samples one at a time and stops once the vote has
 settled: at the first ``k >= min_samples`` where the leading answer holds at least a
 share ``tau`` of the votes cast so far (votes weighted by a per-sample signal, or each
-worth one), or at the bank's ``N``. It may also give up: with ``give_up`` > 0, it stops
-at the first ``k >= GIVE_UP_AFTER`` where the leader holds less than ``give_up`` of the
-votes, a question on which the samples scatter and more of them rarely help. The
+worth one), or at the bank's ``N``. A margin rule (``by="margin"``) settles instead once
+the leader's votes exceed the runner-up's by ``tau``: weighted by a probability of being
+right (the combined verifier, the probes), one sample the verifier is sure of can end the
+draw, and two that agree with middling scores can too; unweighted, it is the vote lead of
+adaptive consistency. A rule may also give up: with ``give_up`` > 0, it stops at the first
+``k >= give_up_after`` where the leader holds less than ``give_up`` of the votes, a question
+on which the samples scatter and more of them rarely help. The
 answer is the (weighted) vote of the samples drawn. This is the consensus stop of
 DeepConf's online mode (Fu et al. 2025, which weighs votes by trace confidence and
 stops at a share of 0.95) without its early cut of single traces (the bank holds
@@ -24,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -52,29 +56,46 @@ GIVE_UP_AFTER = 4
 """The fewest samples before a rule may give up on a scattered vote."""
 
 
+StopBy = Literal["share", "margin"]
+
+
 @dataclass(frozen=True)
 class StopRule:
     """Stop at the first ``k >= min_samples`` whose leading answer holds ``tau`` of the
-    votes, weighted by ``signal`` (``"majority"``: unweighted), or, from
-    ``GIVE_UP_AFTER`` samples on, holds less than ``give_up``."""
+    votes (``by="share"``) or leads the runner-up by ``tau`` votes (``by="margin"``),
+    votes weighted by ``signal`` (``"majority"``: unweighted); or, from
+    ``give_up_after`` samples on, whose leader holds less than ``give_up`` of them."""
 
     signal: str
     tau: float
     min_samples: int = 2
     give_up: float = 0.0
+    by: StopBy = "share"
+    give_up_after: int = GIVE_UP_AFTER
 
     def __post_init__(self) -> None:
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if self.by not in ("share", "margin"):
+            raise ValueError(f"by must be 'share' or 'margin', got {self.by!r}")
+        if self.by == "share" and not 0 < self.tau <= 1:
+            raise ValueError(f"a share tau must be in (0, 1], got {self.tau}")
+        if self.by == "margin" and not self.tau > 0:
+            raise ValueError(f"a margin must be > 0, got {self.tau}")
         if self.min_samples < 1:
             raise ValueError(f"min_samples must be >= 1, got {self.min_samples}")
-        if not 0 <= self.give_up < self.tau:
-            raise ValueError(f"give_up must be in [0, tau), got {self.give_up}")
+        ceiling = self.tau if self.by == "share" else 1.0
+        if not 0 <= self.give_up < ceiling:
+            raise ValueError(f"give_up must be in [0, {ceiling:g}), got {self.give_up}")
+        if self.give_up_after < 2:
+            raise ValueError(f"give_up_after must be >= 2, got {self.give_up_after}")
 
     @property
     def name(self) -> str:
-        tail = f",give_up {self.give_up:g}" if self.give_up else ""
-        return f"stop[{self.signal},{self.tau:g},{self.min_samples}{tail}]"
+        tail = ""
+        if self.give_up:
+            after = "" if self.give_up_after == GIVE_UP_AFTER else f" after {self.give_up_after}"
+            tail = f",give_up {self.give_up:g}{after}"
+        tau = f"margin {self.tau:g}" if self.by == "margin" else f"{self.tau:g}"
+        return f"stop[{self.signal},{tau},{self.min_samples}{tail}]"
 
 
 @dataclass(frozen=True)
@@ -137,12 +158,15 @@ def replay_stop(
     onehot = answer[..., None] == np.arange(k_all)
     totals = np.cumsum(np.where(onehot, weight[..., None], 0.0), axis=2)  # (R, P, N, K)
     cast = totals.sum(axis=-1)
+    runner = np.zeros((*totals.shape[:-1], 1))  # a runner-up of 0 where one answer was seen
+    top = np.sort(np.concatenate([runner, totals], axis=-1), axis=-1)[..., -2:]
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(cast > 0, totals.max(axis=-1) / cast, 0.0)
+        share = np.where(cast > 0, top[..., -1] / cast, 0.0)
+    lead = share if rule.by == "share" else top[..., -1] - top[..., -2]
     k = np.arange(1, order.shape[-1] + 1)
-    settled = (share >= rule.tau - 1e-12) & (k >= rule.min_samples)
+    settled = (lead >= rule.tau - 1e-12) & (k >= rule.min_samples)
     if rule.give_up:
-        settled |= (share < rule.give_up) & (k >= GIVE_UP_AFTER)
+        settled |= (share < rule.give_up) & (k >= rule.give_up_after)
     settled[..., -1] = True
     stop = np.argmax(settled, axis=-1)  # the first settled index, (R, P)
     return _outcome(bank, rule.name, order, answer, weight, stop, rule.signal == UNWEIGHTED)
@@ -238,27 +262,31 @@ def stop_report(
     taus: Sequence[float],
     min_samples: Sequence[int],
     give_ups: Sequence[float] = (0.0,),
+    margins: Sequence[float] = (),
+    give_up_after: int = GIVE_UP_AFTER,
     tolerance: float = 0.0,
     orderings: int = 200,
     bootstrap: int = 2000,
     seed: int = 0,
 ) -> tuple[str, dict[str, Any]]:
-    """``ponder bank stop``: every rule of the grid on the first train bank (combined
-    verifier cross-fitted there), the rule chosen there, and every rule on ``bank``
-    (combined verifier fitted on all the train banks) against majority at ``N``, as
-    Markdown and as a dict."""
+    """``ponder bank stop``: every rule of the grid (share rules at ``taus``, margin rules
+    at ``margins``) on the first train bank (combined verifier cross-fitted there), the
+    rule chosen there, and every rule on ``bank`` (combined verifier fitted on all the
+    train banks) against majority at ``N``, as Markdown and as a dict."""
     bad = [s for s in signals if s != UNWEIGHTED and s not in SIGNALS]
     if bad:
         raise ValueError(f"unknown signals {bad}; known: majority, {', '.join(SIGNALS)}")
     if "tokens" in signals:
         raise ValueError("tokens is no vote weight")
+    by_share: list[tuple[StopBy, float]] = [("share", t) for t in taus]
+    grid = by_share + [("margin", t) for t in margins]
     rules = [
-        StopRule(s, t, m, g)
+        StopRule(s, t, m, g, by, give_up_after)
         for s in signals
-        for t in taus
+        for by, t in grid
         for m in min_samples
         for g in give_ups
-        if g < t
+        if g < (t if by == "share" else 1.0)
     ]
     train = [load_bank(t) for t in train_paths]
     bank = load_bank(bank_path)

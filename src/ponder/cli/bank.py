@@ -131,7 +131,7 @@ def _check_replay_args(args: argparse.Namespace) -> None:
 def _add_stop_parser(actions: Any) -> None:
     stop = actions.add_parser(
         "stop",
-        help="replay adaptive stopping by vote share (unweighted, or weighted by a "
+        help="replay adaptive stopping by vote share or vote margin (unweighted, or weighted by a "
         "feature or the combined verifier): settings chosen on a train bank, then "
         "measured on BANK against majority over all its samples",
     )
@@ -171,8 +171,24 @@ def _add_stop_parser(actions: Any) -> None:
         type=float,
         default=[0.0],
         metavar="SHARE",
-        help="also stop, from 4 samples on, when the leader holds less than SHARE of the "
-        "votes (0: never; default 0)",
+        help="also stop, from --give-up-after samples on, when the leader holds less than "
+        "SHARE of the votes (0: never; default 0)",
+    )
+    stop.add_argument(
+        "--give-up-after",
+        type=int,
+        default=4,
+        metavar="K",
+        help="the fewest samples before a rule may give up (default 4)",
+    )
+    stop.add_argument(
+        "--margins",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="M",
+        help="also try margin rules: stop once the leading answer's (weighted) votes exceed "
+        "the runner-up's by M (default: none)",
     )
     stop.add_argument(
         "--tolerance",
@@ -312,6 +328,8 @@ def _cmd_stop(args: argparse.Namespace) -> int:
             taus=args.taus,
             min_samples=args.min_samples,
             give_ups=args.give_up,
+            margins=args.margins,
+            give_up_after=args.give_up_after,
             tolerance=args.tolerance,
             orderings=args.orderings,
             bootstrap=args.bootstrap,
