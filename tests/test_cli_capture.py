@@ -163,3 +163,70 @@ def test_features_refused_without_logprobs_or_with_a_replayed_bank(
     assert replayed.requests == []
     with RunStore(tmp_path / "b.db", create=False) as store:
         assert len(store) == 0
+
+
+def _row(word: str) -> list[float]:
+    """A scripted hidden row per word: distinct words, distinct rows."""
+    return [float(len(word)), float(sum(map(ord, word)) % 7), 1.0, -float(word.count("o"))]
+
+
+def test_hidden_states_match_the_prefill_pass_and_nothing_else_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, hidden = tmp_path / "plain.db", tmp_path / "hidden.db"
+    assert _eval(monkeypatch, _engine(hidden_state=_row), plain, *MAJORITY, "--features") == 0
+    engine = _engine(hidden_state=_row)
+    argv = (*MAJORITY, "--features", "--hidden", "--hidden-dim", "3")
+    assert _eval(monkeypatch, engine, hidden, *argv) == 0
+    assert all(r.hidden for r in engine.requests)
+    assert _rows(plain) == _rows(hidden)
+    with RunStore(plain, create=False) as store:
+        plain_features = store.features()
+        assert store.hidden() == {}
+    with RunStore(hidden, create=False) as store:
+        assert store.features() == plain_features
+        captured = store.hidden()
+        projection = store.hidden_projection()
+        records = store.records()
+    assert projection is not None and (projection.n_embd, projection.dim) == (4, 3)
+    # every sample of two words or more has them ("hmm \\boxed{5}" has two)
+    assert {pid: sorted(s) for pid, s in captured.items()} == {
+        r.problem_id: [0, 1, 2] for r in records
+    }
+
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(hidden) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+        dst.execute("DELETE FROM hidden")
+    import ponder.cli.args as cli
+
+    monkeypatch.setattr(cli, "engine", lambda args: _engine(hidden_state=_row))
+    argv2 = ["bank", "features", str(copy), "--no-progress", "--hidden", "--hidden-dim", "3"]
+    assert main(argv2) == 0
+    with RunStore(copy, create=False) as store:
+        prefilled = store.hidden()
+
+    def as_bytes(h: dict[str, dict[int, Any]]) -> dict[str, dict[int, bytes]]:
+        return {pid: {i: s.to_bytes() for i, s in v.items()} for pid, v in h.items()}
+
+    assert as_bytes(prefilled) == as_bytes(captured)
+
+
+def test_hidden_states_refused_without_features_an_able_engine_or_the_bank_s_projection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a.db"
+    engine = _engine(hidden_state=_row)
+    assert _eval(monkeypatch, engine, out, *MAJORITY, "--hidden") == 2
+    assert "add --features" in capsys.readouterr().err
+    blind = _engine()
+    assert _eval(monkeypatch, blind, out, *MAJORITY, "--features", "--hidden") == 2
+    assert "--hidden needs the hidden states" in capsys.readouterr().err
+    assert engine.requests == [] and blind.requests == []
+
+    argv = (*MAJORITY, "--features", "--hidden", "--hidden-dim", "3")
+    assert _eval(monkeypatch, _engine(hidden_state=_row), out, "--limit", "1", *argv) == 0
+    other = _engine(hidden_state=_row)
+    assert _eval(monkeypatch, other, out, *MAJORITY, "--features", "--hidden") == 2
+    assert "pass --hidden-dim 3" in capsys.readouterr().err
+    assert other.requests == []

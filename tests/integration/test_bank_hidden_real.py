@@ -4,7 +4,9 @@ states' promise: asking for them changes no logprob."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +97,68 @@ def test_hidden_states_leave_the_logprobs_unchanged(smollm2_path: Path) -> None:
         assert not np.array_equal(first.mean, second.mean)
 
     asyncio.run(go())
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.mark.parametrize("max_tokens", [8, 160])
+def test_generated_hidden_states_are_the_rows_a_prefill_scores(
+    smollm2_path: Path, max_tokens: int
+) -> None:
+    """A greedy generation's hidden states, read while decoding, against the prefill of
+    its own tokens: the same rows (one per token but the last, whether the model ended
+    the text or the limit did), equal up to how llama.cpp's kernels round a one-token
+    row against a many-token one; and the completion's tokens and logprobs unchanged."""
+    question = (Message("user", "What is 17 * 23? Answer in one short sentence."),)
+    request = GenRequest(messages=question, max_tokens=max_tokens, top_logprobs=5)
+
+    async def go() -> None:
+        engine = LlamaCppEngine(smollm2_path, n_ctx=512, prefix_reuse=False)
+        try:
+            (plain,) = (await engine.generate([request]))[0]
+            (hidden,) = (await engine.generate([dataclasses.replace(request, hidden=True)]))[0]
+            scored = await engine.continuation_logprobs(request, [hidden.text], hidden=True)
+        finally:
+            await engine.aclose()
+        assert plain.hidden is None
+        assert (hidden.text, hidden.logprobs) == (plain.text, plain.logprobs)
+        assert (hidden.finish_reason == "length") == (max_tokens == 8)
+        assert hidden.hidden is not None and scored[0].hidden is not None
+        assert hidden.hidden.rows == len(hidden.logprobs or ()) - 1 == scored[0].hidden.rows
+        assert _cosine(hidden.hidden.mean, scored[0].hidden.mean) > 0.999
+        assert _cosine(hidden.hidden.last, scored[0].hidden.last) > 0.999
+
+    asyncio.run(go())
+
+
+def test_eval_captures_hidden_states_while_sampling(smollm2_path: Path, tmp_path: Path) -> None:
+    """``ponder eval --features --hidden`` stores every sample's hidden states, close to
+    what ``ponder bank features --hidden`` finds for the same samples by prefill."""
+    bank = tmp_path / "bank.db"
+    ponder(
+        "eval", "--task", "demo", "--limit", "2", "--strategy", "majority", "--n", "2",
+        "--model", str(smollm2_path), "--max-tokens", "48", "--out", str(bank), "--no-progress",
+        "--features", "--hidden",
+    )  # fmt: skip
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(bank) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+        dst.execute("DELETE FROM hidden")
+    ponder("bank", "features", str(copy), "--model", str(smollm2_path), "--no-progress",
+           "--hidden")  # fmt: skip
+    with RunStore(bank, create=False) as store:
+        captured = store.hidden()
+        projection = store.hidden_projection()
+    with RunStore(copy, create=False) as store:
+        prefilled = store.hidden()
+        assert store.hidden_projection() == projection
+    assert projection is not None and (projection.n_embd, projection.dim) == (576, 128)
+    assert sorted(captured) == sorted(prefilled) and len(captured) == 2
+    for pid, samples in captured.items():
+        assert sorted(samples) == sorted(prefilled[pid]) == [0, 1]
+        for i, sample in samples.items():
+            again = prefilled[pid][i]
+            mean = sample.mean.astype(np.float64)
+            assert _cosine(mean, again.mean.astype(np.float64)) > 0.98

@@ -99,3 +99,17 @@ def test_put_writes_a_record_and_its_features_together_or_not_at_all(tmp_path: P
         # a record without features writes none
         assert store.put(sampled("p2", ["A"], idx=1))
         assert sorted(store.features()) == ["p1"]
+
+
+async def test_a_context_capturing_hidden_states_keeps_them_from_the_strategy() -> None:
+    engine = ScriptedEngine(["one two \\boxed{4}"], logprob=-0.5, hidden_state=lambda w: [1.0])
+    ctx = Context(engine, make_task("demo"), capture_top_logprobs=20, capture_hidden=True)
+    comps = await sample(PROBLEM, ctx, 2, 0.7, 0.95)
+    [request] = engine.requests
+    assert request.hidden
+    assert all(c.hidden is None and c.logprobs is None for c in comps)
+    assert all(c.hidden is not None and c.hidden.rows == 2 for c in ctx.captured)
+    # without capture nothing asks for them
+    plain = Context(engine, make_task("demo"), capture_top_logprobs=20)
+    await sample(PROBLEM, plain, 1, 0.7, 0.95)
+    assert not engine.requests[-1].hidden

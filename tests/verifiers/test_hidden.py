@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ponder.core.engine import HiddenStates
 from ponder.core.errors import ConfigError
+from ponder.core.types import HiddenStates
 from ponder.verifiers.hidden import Projection, SampleHidden, hidden_arrays
 
 

@@ -20,6 +20,7 @@ from ponder.cli.args import (
     token_budget,
 )
 from ponder.core.errors import ConfigError
+from ponder.verifiers.hidden import DEFAULT_DIM
 
 __all__ = ["COMMANDS", "add_parser", "cmd_eval", "eval_engine"]
 
@@ -74,6 +75,20 @@ def add_parser(subparsers: Any) -> None:
         "token-confidence features beside its record (as `ponder bank features` would "
         "compute them; not with --replay); the samples and results are the same without",
     )
+    ev.add_argument(
+        "--hidden",
+        action="store_true",
+        help="with --features: also store each sample's final-layer hidden states, read "
+        "from the decode steps that generate it (no extra token; embedded engine only), "
+        "projected as `ponder bank features --hidden` projects them",
+    )
+    ev.add_argument(
+        "--hidden-dim",
+        type=int,
+        default=DEFAULT_DIM,
+        help=f"numbers each hidden state is projected to (default {DEFAULT_DIM}; a store "
+        "keeps one)",
+    )
     add_executor_args(ev, "problems")
     add_engine_args(ev)
     add_strategy_args(ev)
@@ -92,6 +107,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task, limit=args.limit, where=args.where or (), limit_each=args.limit_each
     )
     prepare_task(task)  # evaluate does it too; here it stops before the model loads
+    if args.hidden and not args.features:
+        raise ConfigError("--hidden captures hidden states with the features: add --features")
     bank = None
     if args.replay_extend and not args.replay:
         raise ConfigError("--replay-extend extends a bank: pass it with --replay BANK.db")
@@ -120,6 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 replay_bank=bank if executor is not None else None,
                 replay_extend=args.replay_extend,
                 features=args.features,
+                hidden_dim=args.hidden_dim if args.hidden else None,
             )
         finally:
             if engine is not None:

@@ -40,7 +40,9 @@ class Context:
     that many alternatives per token, whatever the strategy asked for, and to keep the
     completions so drawn in ``captured``, in order, for the runner to compute the
     samples' features from (``ponder eval --features``). What the strategy sees is
-    what it asked for, so its results do not change.
+    what it asked for, so its results do not change. ``capture_hidden`` has those
+    samples carry their final hidden states too (``GenRequest.hidden``; ``ponder eval
+    --features --hidden``).
     """
 
     engine: Engine
@@ -50,6 +52,7 @@ class Context:
     seed: int | None = None
     sandbox: Sandbox | None = None
     capture_top_logprobs: int = 0
+    capture_hidden: bool = False
     captured: list[Completion] = field(default_factory=list)
     _requests_made: int = 0
 
@@ -106,6 +109,12 @@ class Context:
                 raise CapabilityMissing(
                     f"engine {self.engine.name} does not return logprobs, which this "
                     "strategy or scorer needs"
+                )
+            if r.hidden and not caps.hidden_states:
+                raise CapabilityMissing(
+                    f"engine {self.engine.name} does not return the hidden states of what it "
+                    "generates; use the embedded llama.cpp engine (or `ponder bank features "
+                    "--hidden` on the finished bank)"
                 )
             if r.confidence_stop is not None and not caps.confidence_stop:
                 raise CapabilityMissing(

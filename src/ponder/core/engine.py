@@ -9,7 +9,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ponder.core.types import Completion, GenRequest, Problem, TokenLogprob, Usage
+from ponder.core.types import (
+    Completion,
+    GenRequest,
+    HiddenStates,
+    Problem,
+    TokenLogprob,
+    Usage,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,8 @@ class Capabilities:
     embeddings: hidden-state embeddings of a text.
     confidence_stop: honours ``GenRequest.confidence_stop``, ending a sequence
     mid-generation when its sliding-window token confidence drops.
+    hidden_states: honours ``GenRequest.hidden``, returning each completion's final
+    hidden states (``Completion.hidden``) from the decode calls that generated it.
     """
 
     native_n: bool = False
@@ -33,6 +42,7 @@ class Capabilities:
     fork: bool = False
     embeddings: bool = False
     confidence_stop: bool = False
+    hidden_states: bool = False
 
 
 @runtime_checkable
@@ -162,24 +172,6 @@ class Embedder(Protocol):
     """
 
     async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]: ...
-
-
-@dataclass(frozen=True)
-class HiddenStates:
-    """The model's final hidden state (after the last norm, as ``Embedding``) over a
-    scored continuation: at the last scored position and averaged over all of them.
-
-    The scored positions are those whose logits give a continuation token's logprob
-    after the first: the rows of continuation tokens ``0 .. m - 2`` of an ``m``-token
-    continuation. ``last`` is the row of token ``m - 2``, the one whose logits predict
-    the final token (it has read every token but the last); ``mean`` averages the
-    ``rows`` rows. The first token's logprob comes from the prompt's last row, which
-    belongs to the shared prompt and is not among them.
-    """
-
-    last: npt.NDArray[np.float32]
-    mean: npt.NDArray[np.float32]
-    rows: int
 
 
 @dataclass(frozen=True)

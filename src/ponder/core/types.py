@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 FinishReason = Literal["stop", "length", "confidence"]
 """Why a completion ended: ``"stop"`` (end of generation or a stop string),
 ``"length"`` (the token limit), ``"confidence"`` (a ``ConfidenceStop`` cut it)."""
@@ -138,6 +141,9 @@ class GenRequest:
     ``confidence_stop`` cuts a sequence whose confidence drops (see ``ConfidenceStop``);
     it reads the ``top_logprobs`` alternatives, so it needs ``top_logprobs >= 1``, and
     engines without ``capabilities.confidence_stop`` refuse it.
+    ``hidden`` asks for each completion's final hidden states (``Completion.hidden``),
+    read from the decode calls that generate it; engines without
+    ``capabilities.hidden_states`` refuse it.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -153,6 +159,7 @@ class GenRequest:
     top_logprobs: int = 0
     continuation: str = ""
     confidence_stop: ConfidenceStop | None = None
+    hidden: bool = False
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -193,6 +200,26 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True)
+class HiddenStates:
+    """The model's final hidden state (after the last norm, as ``Embedding``) over a
+    scored or generated continuation: at the last scored position and averaged over all
+    of them.
+
+    The scored positions are those whose logits give a continuation token's logprob
+    after the first: the rows of continuation tokens ``0 .. m - 2`` of an ``m``-token
+    continuation (for a generated one, its tokens as generated, whatever ended it).
+    ``last`` is the row of token ``m - 2``, the one whose logits predict the final token
+    (it has read every token but the last); ``mean`` averages the ``rows`` rows. The
+    first token's logprob comes from the prompt's last row, which belongs to the shared
+    prompt and is not among them.
+    """
+
+    last: npt.NDArray[np.float32]
+    mean: npt.NDArray[np.float32]
+    rows: int
+
+
+@dataclass(frozen=True)
 class Completion:
     """Generated text. ``stop_sequence`` is the request's stop string that ended it
     (cut from ``text``); None when the model ended it (end of generation), the token
@@ -205,6 +232,7 @@ class Completion:
     usage: Usage
     logprobs: tuple[TokenLogprob, ...] | None = None
     stop_sequence: str | None = None
+    hidden: HiddenStates | None = None
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,14 @@ of the last norm and nothing before it. An intermediate layer's tensor is reacha
 only through the graph eval callback (``cb_eval``, a context parameter), which llama.cpp
 calls for every node of every graph it computes; through ctypes that is a Python call
 per node in every decode call, generation's included, so this engine installs none.
+
+A generation job whose request asks for ``hidden`` reads the same rows while it
+decodes: ``llama_set_embeddings`` is on for the steps that hold one of its sequences,
+and each step's row of a sequence (the token it fed) is added to that sequence's sum.
+The rows are those a scoring job would read for the generated tokens: when the model
+ends a sequence, the row that predicted the end (its last fed token's) is taken back
+out, and a sequence cut by a stop string or the token limit never fed its last token.
+As with scoring, a one-token row is not bit for bit a row of a many-token prefill.
 """
 
 from __future__ import annotations
@@ -86,9 +94,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ponder.core.engine import ContinuationLogprobs, Embedding, HiddenStates
+from ponder.core.engine import ContinuationLogprobs, Embedding
 from ponder.core.errors import EngineError
-from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
+from ponder.core.types import (
+    Completion,
+    FinishReason,
+    GenRequest,
+    HiddenStates,
+    TokenLogprob,
+    Usage,
+)
 
 Logits = npt.NDArray[np.float32]
 Outcome = list[Completion] | list[Embedding] | list[ContinuationLogprobs] | BaseException
@@ -173,6 +188,10 @@ class _Seq:
     # a confidence stop's sliding window: the last token confidences and their sum
     window: deque[float] = field(default_factory=deque)
     window_sum: float = 0.0
+    # with ``request.hidden``: the sum of the fed tokens' hidden rows, the last two rows
+    hidden_sum: npt.NDArray[np.float64] | None = None
+    hidden_last: npt.NDArray[np.float32] | None = None
+    hidden_prev: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(eq=False)
@@ -572,7 +591,18 @@ class DecodeLoop:
         for i, seq in enumerate(seqs):
             self._set_token(i, seq.pending, seq.pos, seq.slot, logits=True)
         batch.n_tokens = len(seqs)
-        rc = lib.llama_decode(self._ctx, batch)
+        hidden = any(seq.job.request.hidden for seq in seqs)
+        if hidden:  # every row of a decode step has its output already
+            lib.llama_set_embeddings(self._ctx, True)
+        try:
+            rc = lib.llama_decode(self._ctx, batch)
+            if rc == 0 and hidden:
+                for i, seq in enumerate(seqs):
+                    if seq.job.request.hidden:
+                        self._take_decoded_hidden(seq, i)
+        finally:
+            if hidden:
+                lib.llama_set_embeddings(self._ctx, False)
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} on a batch of {len(seqs)} sequences")
         self._steps += 1
@@ -585,6 +615,33 @@ class DecodeLoop:
                 row = lib.llama_get_logits_ith(self._ctx, i)
                 logits = np.ctypeslib.as_array(row, shape=(self._n_vocab,))
             self._accept(seq, token, logits)
+
+    def _take_decoded_hidden(self, seq: _Seq, i: int) -> None:
+        """Add row ``i`` of the last decode call (the sequence's newest fed token) to its
+        hidden sum, and keep it and the row before it."""
+        row = self._lib.llama_get_embeddings_ith(self._ctx, i)
+        if not row:
+            raise EngineError("llama.cpp returned no hidden state for a decoded token")
+        vector = np.ctypeslib.as_array(row, shape=(self._n_embd,)).astype(np.float32)
+        seq.hidden_sum = vector.astype(np.float64) + (
+            0.0 if seq.hidden_sum is None else seq.hidden_sum
+        )
+        seq.hidden_prev, seq.hidden_last = seq.hidden_last, vector
+
+    def _generated_hidden(self, seq: _Seq, fed: int) -> HiddenStates | None:
+        """The hidden states of a finished sequence over the rows ``HiddenStates``
+        defines (tokens ``0 .. m - 2`` of its ``m``): ``fed`` rows were decoded, one
+        more than that when the model ended the sequence (the row that predicted the
+        end-of-generation token, not counted)."""
+        rows = len(seq.tokens) - 1
+        if seq.hidden_sum is None or seq.hidden_last is None or rows < 1:
+            return None
+        total, last = seq.hidden_sum, seq.hidden_last
+        if fed > rows:
+            if seq.hidden_prev is None:
+                return None
+            total, last = total - last, seq.hidden_prev
+        return HiddenStates(last, (total / rows).astype(np.float32), rows)
 
     def _set_token(self, i: int, token: int, pos: int, slot: int, *, logits: bool) -> None:
         batch = self._batch
@@ -658,6 +715,7 @@ class DecodeLoop:
             ),
             logprobs=tuple(seq.logprobs) if seq.logprobs is not None else None,
             stop_sequence=seq.stop_sequence,
+            hidden=self._generated_hidden(seq, seq.pos - n_prompt) if job.request.hidden else None,
         )
         self._release(seq)
         if job.unstarted:  # keep the prompt's cells for the next sibling

@@ -14,6 +14,9 @@ copy (``prefix_reuse=False`` switches the first part off, for measuring it).
 ``embed`` returns the hidden state at a prompt's last token through the same slots,
 and ``continuation_logprobs`` the logprobs of given continuations by prefill alone
 (with ``hidden=True``, also their final hidden states from the same decode calls).
+A request with ``hidden`` gets each completion's hidden states from the decode steps
+that generated it (every row of a step has its output already, so the price is
+copying one row per token), the rows a later prefill of the same tokens would score.
 Hidden states are the final layer's only (after the last norm): llama.cpp's API gives
 nothing earlier without a per-node eval callback (see ``_llama_batch``).
 A request's ``confidence_stop`` ends a sequence mid-generation when its sliding-window
@@ -301,6 +304,7 @@ class LlamaCppEngine:
             fork=self._prefix_reuse,
             embeddings=True,
             confidence_stop=True,
+            hidden_states=True,
         )
 
     @property

@@ -12,9 +12,16 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding, HiddenStates
+from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding
 from ponder.core.errors import CapabilityMissing
-from ponder.core.types import Completion, FinishReason, GenRequest, TokenLogprob, Usage
+from ponder.core.types import (
+    Completion,
+    FinishReason,
+    GenRequest,
+    HiddenStates,
+    TokenLogprob,
+    Usage,
+)
 
 Responder = Callable[[GenRequest, int], str]
 LogprobScript = float | Callable[[str], float | Sequence[float]]
@@ -80,6 +87,7 @@ class ScriptedEngine:
             top_logprobs=5 if supports_logprobs else 0,
             embeddings=embedder is not None,
             confidence_stop=supports_logprobs and confidence_stop,
+            hidden_states=hidden_state is not None,
         )
         self._embedder = embedder
         self._hidden_state = hidden_state
@@ -108,6 +116,8 @@ class ScriptedEngine:
                 raise CapabilityMissing(f"{self._name} does not return logprobs")
             if req.confidence_stop is not None and not self._caps.confidence_stop:
                 raise CapabilityMissing(f"{self._name} does not stop sequences on confidence")
+            if req.hidden and self._hidden_state is None:
+                raise CapabilityMissing(f"{self._name} was built without a hidden_state script")
             self.requests.append(req)
             if self._delay:
                 await asyncio.sleep(self._delay)
@@ -152,7 +162,8 @@ class ScriptedEngine:
         if logprobs is not None:
             logprobs = logprobs[:n_tokens]
         # a stop string is reported only when it ended the text (matched is None otherwise)
-        return Completion(text, finish, usage, logprobs, matched)
+        states = self._hidden_states(text) if req.hidden else None
+        return Completion(text, finish, usage, logprobs, matched, states)
 
     def _logprobs(self, req: GenRequest, text: str) -> tuple[TokenLogprob, ...]:
         tokens = text.split()

@@ -33,7 +33,9 @@ class SolveJob:
     problem's own is derived (``problem_seed``); ``budget`` limits each problem's total
     tokens (None: no limit). ``features``: draw the plain samples with top-k logprobs
     and store each sample's token-confidence features beside its record
-    (``ponder eval --features``; the samples and results are the same without). Frozen,
+    (``ponder eval --features``; the samples and results are the same without); with
+    ``hidden_dim`` as well, their final hidden states, projected to that many numbers
+    (``ponder eval --features --hidden``). Frozen,
     and picklable when the task and strategy are: an executor ships it once to each of
     its workers.
     """
@@ -44,6 +46,7 @@ class SolveJob:
     seed: int
     budget: int | None = None
     features: bool = False
+    hidden_dim: int | None = None
 
     def seed_for(self, problem_id: str) -> int:
         """The sampling seed of the problem ``problem_id`` in this run."""

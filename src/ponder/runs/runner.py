@@ -37,7 +37,10 @@ written in the record's own transaction (``ponder.runs.solve``), so a record and
 features are stored together or not at all; a resumed run computes none for the
 problems it skips. It changes neither the samples nor the records, so it is not part of
 the run's configuration: a run may resume with or without it. It needs an engine that
-returns logprobs, and refuses a replayed bank, whose samples have none.
+returns logprobs, and refuses a replayed bank, whose samples have none. With
+``hidden_dim`` as well, the samples' final hidden states come from the same decode
+calls and go, projected to that many numbers, to the store's ``hidden`` table in the
+same transaction; that needs an engine with ``capabilities.hidden_states``.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ from ponder.runs.store import Record, RunStore
 from ponder.runs.summary import wilson_interval
 from ponder.strategies.base import Strategy
 from ponder.tasks.identity import data_identity, problem_fingerprint
+from ponder.verifiers.hidden import DEFAULT_SEED
 
 __all__ = [
     "EvalSummary",
@@ -271,9 +275,13 @@ def _check_problems(problems: Sequence[Problem], concurrency: int) -> None:
         seen.add(p.id)
 
 
-def _check_capture(engine: Engine | None, bank: SampleBank | None) -> None:
+def _check_capture(
+    engine: Engine | None, bank: SampleBank | None, store: RunStore, hidden_dim: int | None
+) -> None:
     """``ConfigError`` when a run cannot capture its samples' features: it replays a
-    bank (no logprobs were kept) or its engine returns none."""
+    bank (no logprobs were kept) or its engine returns none; or, with ``hidden_dim``,
+    their hidden states: its engine returns none, or ``store`` holds hidden states under
+    another projection."""
     if bank is not None:
         raise ConfigError(
             "--features computes features from the logprobs of the samples as they are "
@@ -284,6 +292,22 @@ def _check_capture(engine: Engine | None, bank: SampleBank | None) -> None:
         raise ConfigError(
             f"--features needs the logprobs of every sample, and engine {engine.name} "
             "returns none; use the embedded engine (a bundled model or a .gguf file)"
+        )
+    if hidden_dim is None:
+        return
+    if hidden_dim < 1:
+        raise ConfigError(f"the hidden-state projection needs at least 1 dim, got {hidden_dim}")
+    if engine is not None and not engine.capabilities.hidden_states:
+        raise ConfigError(
+            f"--hidden needs the hidden states of every sample, and engine {engine.name} "
+            "returns none; use the embedded engine, or `ponder bank features --hidden` "
+            "on the finished bank"
+        )
+    held = store.hidden_projection()
+    if held is not None and (held.dim, held.seed) != (hidden_dim, DEFAULT_SEED):
+        raise ConfigError(
+            f"{store.path} holds hidden states projected to {held.dim} dims (seed "
+            f"{held.seed}), not {hidden_dim} (seed {DEFAULT_SEED}): pass --hidden-dim {held.dim}"
         )
 
 
@@ -316,6 +340,7 @@ async def evaluate(
     replay_bank: SampleBank | None = None,
     replay_extend: bool = False,
     features: bool = False,
+    hidden_dim: int | None = None,
 ) -> EvalSummary:
     """Run ``strategy`` on every problem not already finished in ``store``.
 
@@ -337,12 +362,13 @@ async def evaluate(
     repeat an id, and the first ``EngineError`` when the first ``concurrency + 1``
     problems all fail with one. ``features`` stores each sample's token-confidence
     features as it is drawn (see the module docstring); it raises ``ConfigError``
-    with a replayed bank or an engine without logprobs.
+    with a replayed bank or an engine without logprobs. ``hidden_dim`` (with
+    ``features`` only) stores their projected hidden states too.
     """
     _check_problems(problems, concurrency)
     bank = replay_bank if replay_bank is not None else engine_bank(engine)
-    if features:
-        _check_capture(engine, bank)
+    if hidden_dim is not None and not features:
+        raise ConfigError("hidden states are captured with the features: pass --features too")
     if isinstance(strategy, str):
         strategy = build_strategy(strategy, strategy_options, bank)
     elif strategy_options is not None:
@@ -360,7 +386,9 @@ async def evaluate(
             store = stack.enter_context(RunStore(store))
         if budget is not None and budget < 1:
             raise ConfigError(f"budget must be a positive number of tokens, got {budget}")
-        job = SolveJob(task, strategy, max_tokens, seed, budget, features)
+        if features:
+            _check_capture(engine, bank, store, hidden_dim)
+        job = SolveJob(task, strategy, max_tokens, seed, budget, features, hidden_dim)
         if executor is None:
             executor = _local_executor(engine, problems, concurrency)
         extra = config_extra_for(strategy, config_extra, task=task, bank=bank, extend=replay_extend)

@@ -7,7 +7,9 @@ worker, so a record is the same wherever its problem ran.
 With ``SolveJob.features`` the context captures every plain sample with
 ``DEFAULT_TOP_K`` logprob alternatives per token (``Context.capture_top_logprobs``), and
 the record carries the features of each candidate that is one of them
-(``captured_features``), for the store to write with it.
+(``captured_features``), for the store to write with it. With ``SolveJob.hidden_dim``
+those samples carry their hidden states too (``Context.capture_hidden``), and the record
+their projections (``captured_hidden``).
 """
 
 from __future__ import annotations
@@ -28,30 +30,55 @@ from ponder.runs.job import SolveJob, strategy_name
 from ponder.runs.store import Record
 from ponder.strategies.base import Strategy, make_result, stopped_by_budget
 from ponder.verifiers.features import DEFAULT_TOP_K, WINDOW, sample_features
+from ponder.verifiers.hidden import DEFAULT_SEED, Projection, SampleHidden
 
-__all__ = ["captured_features", "solve_problem"]
+__all__ = ["captured_features", "captured_hidden", "solve_problem"]
+
+
+def _matched(
+    candidates: Sequence[Candidate], captured: Sequence[Completion]
+) -> dict[int, Completion]:
+    """The captured completion of each candidate drawn as one, by the candidate's index:
+    a candidate is matched to the first captured completion of the same text not matched
+    yet (a strategy's candidates keep its samples' order, but may leave some out or add
+    others: those have none)."""
+    pending: dict[str, list[Completion]] = {}
+    for completion in captured:
+        pending.setdefault(completion.text, []).append(completion)
+    out: dict[int, Completion] = {}
+    for i, candidate in enumerate(candidates):
+        same_text = pending.get(candidate.text)
+        if same_text:
+            out[i] = same_text.pop(0)
+    return out
 
 
 def captured_features(
     candidates: Sequence[Candidate], captured: Sequence[Completion]
 ) -> dict[int, dict[str, float]]:
     """The features of each candidate drawn as one of the ``captured`` completions, by
-    the candidate's index: a candidate is matched to the first captured completion of
-    the same text not matched yet (a strategy's candidates keep its samples' order, but
-    may leave some out or add others: those have no features)."""
-    pending: dict[str, list[Completion]] = {}
-    for completion in captured:
-        pending.setdefault(completion.text, []).append(completion)
+    the candidate's index (matched as ``_matched`` says; the others have none)."""
     out: dict[int, dict[str, float]] = {}
-    for i, candidate in enumerate(candidates):
-        same_text = pending.get(candidate.text)
-        if not same_text:
-            continue
-        completion = same_text.pop(0)
+    for i, completion in _matched(candidates, captured).items():
         if completion.logprobs is None:
             raise RuntimeError("a sample drawn to capture its features came back without logprobs")
         out[i] = sample_features(completion.logprobs, window=WINDOW)
     return out
+
+
+def captured_hidden(
+    candidates: Sequence[Candidate], captured: Sequence[Completion], dim: int
+) -> tuple[dict[int, SampleHidden], Projection | None]:
+    """The hidden states of each candidate drawn as one of the ``captured`` completions
+    and long enough to have them (two tokens), projected to ``dim`` numbers by the
+    default projection; and that projection (None when no candidate has any)."""
+    states = {
+        i: c.hidden for i, c in _matched(candidates, captured).items() if c.hidden is not None
+    }
+    if not states:
+        return {}, None
+    projection = Projection(len(next(iter(states.values())).last), dim, DEFAULT_SEED)
+    return {i: projection.project(h) for i, h in states.items()}, projection
 
 
 def _answers(result: Result) -> list[str]:
@@ -178,6 +205,7 @@ async def solve_problem(
         max_tokens=job.max_tokens,
         seed=job.seed_for(problem.id),
         capture_top_logprobs=DEFAULT_TOP_K if job.features else 0,
+        capture_hidden=job.features and job.hidden_dim is not None,
     )
     t0 = time.perf_counter()
     try:
@@ -185,6 +213,10 @@ async def solve_problem(
         seconds = time.perf_counter() - t0
         correct, graded, meta = await _graded_meta(job.task, problem, result, engine)
         features = captured_features(result.candidates, ctx.captured)
+        hidden: dict[int, SampleHidden] = {}
+        projection = None
+        if ctx.capture_hidden and job.hidden_dim is not None:
+            hidden, projection = captured_hidden(result.candidates, ctx.captured, job.hidden_dim)
     except Exception as e:
         # the problem failed, the run goes on; BaseException (cancellation) propagates
         return _failed_record(idx, problem, ctx, time.perf_counter() - t0, e), e
@@ -202,5 +234,7 @@ async def solve_problem(
         seconds=seconds,
         meta=meta,
         features=features,
+        hidden=hidden,
+        projection=projection,
     )
     return record, None

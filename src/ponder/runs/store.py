@@ -125,7 +125,9 @@ class Record:
 
     ``features`` are per-sample features (by index in ``candidates``) that ``RunStore.put``
     writes to the store's ``features`` table with the row; they are not part of the row,
-    so a record read back has none (``RunStore.features`` reads them).
+    so a record read back has none (``RunStore.features`` reads them). ``hidden`` are
+    projected hidden states (by index, under ``projection``), written the same way to the
+    ``hidden`` table (``RunStore.hidden`` reads them).
     """
 
     problem_id: str
@@ -143,6 +145,12 @@ class Record:
     finished_at: float = field(default_factory=time.time)
     meta: Mapping[str, Any] = field(default_factory=dict)
     features: SampleFeatures = field(default_factory=dict)
+    hidden: Mapping[int, SampleHidden] = field(default_factory=dict)
+    projection: Projection | None = None
+
+    def __post_init__(self) -> None:
+        if self.hidden and self.projection is None:
+            raise ValueError("a record's hidden states need the projection they were made by")
 
     @property
     def ok(self) -> bool:
@@ -457,7 +465,8 @@ class RunStore:
     # -- records ---------------------------------------------------------------------
 
     def put(self, record: Record) -> bool:
-        """Write one record, and its ``features`` if any, in one transaction.
+        """Write one record, and its ``features`` and ``hidden`` states if any, in one
+        transaction.
 
         Replaces an earlier error record of the same problem; never replaces a finished
         one (returns False and writes nothing in that case, features included).
@@ -474,6 +483,8 @@ class RunStore:
             written = cur.rowcount > 0
             if written and record.features:
                 _write_features(conn, record.problem_id, record.features)
+            if written and record.hidden and record.projection is not None:
+                self._write_hidden(conn, record.problem_id, record.hidden, record.projection)
             return written
 
     def done_ids(self) -> set[str]:
@@ -562,6 +573,17 @@ class RunStore:
         """Write the projected hidden states of some samples of one problem in one
         transaction, replacing what those samples had. The first write records
         ``projection``; a later one under another projection raises ``ConfigError``."""
+        with self._transaction() as conn:
+            self._write_hidden(conn, problem_id, hidden, projection)
+
+    def _write_hidden(
+        self,
+        conn: sqlite3.Connection,
+        problem_id: str,
+        hidden: Mapping[int, SampleHidden],
+        projection: Projection,
+    ) -> None:
+        """``put_hidden`` inside the caller's transaction."""
         for index, sample in hidden.items():
             if sample.last.shape != (projection.dim,) or sample.mean.shape != (projection.dim,):
                 raise ConfigError(
@@ -569,22 +591,19 @@ class RunStore:
                     f"{sample.last.shape} and {sample.mean.shape}, not ({projection.dim},)"
                 )
         spec = json.dumps(projection.spec(), sort_keys=True)
-        with self._transaction() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key='hidden_projection'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES ('hidden_projection', ?)", (spec,)
-                )
-            elif json.loads(row[0]) != projection.spec():
-                raise ConfigError(
-                    f"{self.path} holds hidden states under projection {row[0]}, not {spec}: "
-                    "vectors of two projections cannot be compared"
-                )
-            conn.execute(_HIDDEN_SCHEMA)
-            conn.executemany(
-                "INSERT OR REPLACE INTO hidden(problem_id, sample_index, data) VALUES (?, ?, ?)",
-                [(problem_id, int(i), sample.to_bytes()) for i, sample in hidden.items()],
+        row = conn.execute("SELECT value FROM meta WHERE key='hidden_projection'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta(key, value) VALUES ('hidden_projection', ?)", (spec,))
+        elif json.loads(row[0]) != projection.spec():
+            raise ConfigError(
+                f"{self.path} holds hidden states under projection {row[0]}, not {spec}: "
+                "vectors of two projections cannot be compared"
             )
+        conn.execute(_HIDDEN_SCHEMA)
+        conn.executemany(
+            "INSERT OR REPLACE INTO hidden(problem_id, sample_index, data) VALUES (?, ?, ?)",
+            [(problem_id, int(i), sample.to_bytes()) for i, sample in hidden.items()],
+        )
 
     def hidden_projection(self) -> Projection | None:
         """The projection the stored hidden states were made with; None before any."""

@@ -13,6 +13,8 @@ already something to answer from (``base.stopped_by_budget``).
 A context that captures samples (``Context.capture_top_logprobs``, ``ponder eval
 --features``) has every plain sample drawn here with logprobs and that many
 alternatives, kept in ``Context.captured``; the caller still gets what it asked for.
+With ``Context.capture_hidden`` those samples carry their hidden states as well
+(``GenRequest.hidden``), which the caller does not see either.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ async def sample(
         logprobs=logprobs or capture > 0,
         top_logprobs=max(asked, capture),
     )
+    if capture > 0 and ctx.capture_hidden:
+        request = replace(request, hidden=True)
     (completions,) = await ctx.generate([request], label=label)
     if capture <= 0:
         return completions
@@ -77,9 +81,10 @@ def _as_asked(completion: Completion, logprobs: bool, top_logprobs: int) -> Comp
     ``top_logprobs`` alternatives of each token (the engine lists them most likely
     first, so these are the top ones)."""
     if not logprobs or completion.logprobs is None:
-        return replace(completion, logprobs=None)
+        return replace(completion, logprobs=None, hidden=None)
     return replace(
         completion,
+        hidden=None,
         logprobs=tuple(
             TokenLogprob(t.token, t.logprob, t.top[:top_logprobs]) for t in completion.logprobs
         ),

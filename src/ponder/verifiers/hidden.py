@@ -1,7 +1,7 @@
 """Hidden-state features of a sample, kept small by a fixed random projection.
 
 A scoring pass with ``hidden=True`` gives each sample two final-layer hidden states
-(``ponder.core.engine.HiddenStates``): the row at its last scored position and the mean
+(``ponder.core.types.HiddenStates``): the row at its last scored position and the mean
 over its rows. At the model's width (1536 numbers for qwen2.5-coder-1.5b) a bank of
 thousands of samples would be too large to commit, so both are multiplied by a fixed
 Gaussian matrix to ``dim`` numbers (128 by default) and stored as float16: 512 bytes a
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ponder.core.engine import HiddenStates
 from ponder.core.errors import ConfigError
+from ponder.core.types import HiddenStates
 
 __all__ = [
     "DEFAULT_DIM",
