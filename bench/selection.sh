@@ -11,7 +11,9 @@
 #              about 80 and 130 minutes on 2 cores.
 #   gsm8k-select  ponder bank select: every selection rule against majority on the test
 #              bank, the combined verifier fitted on the train bank, the rule chosen there
-#   gsm8k-stop    ponder bank stop: stopping by vote share, chosen on train, on test
+#   gsm8k-stop    ponder bank stop: stopping by vote share or vote margin (unweighted,
+#              by the combined verifier, by the hidden-state probes), chosen on train,
+#              on test
 #   gsm8k-policy  ponder optimize on the train bank, measured on the test bank
 #              (--test): with the agreement pilot of the unscored banks, and with the
 #              combined verifier's scores (train cross-fitted, test by the verifier
@@ -20,7 +22,7 @@
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
 #   gsm8k-deepconf  DeepConf online (warm-up 4, batches of 2, consensus 0.95, keep 0.9,
-#              window 128), live on the first 50 test problems with --features, at the
+#              window 128), live on the first 50 test problems with --features --hidden, at the
 #              bank's sampling settings, against its offline form replayed on the bank
 #              (ponder bank select filter[lowest_group_128,0.9] at the n of equal tokens)
 #   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
@@ -64,7 +66,9 @@ for step in $STEPS; do
             --plot "$OUT/gsm8k-select.png" --save-verifier "$OUT/combined-gsm8k.json" \
             | tee "$OUT/gsm8k-select.md" ;;
     gsm8k-stop)
-        $PONDER bank stop "$TEST" --train "$TRAIN" --give-up 0 0.3 0.4 \
+        $PONDER bank stop "$TEST" --train "$TRAIN" --signals majority combined probe joint \
+            --taus 0.6 0.7 0.8 0.9 1.0 --margins 0.5 0.7 0.9 1.2 1.5 2 3 --min-samples 1 2 3 \
+            --give-up 0 0.3 --orderings 100 \
             --json "$OUT/gsm8k-stop.json" | tee "$OUT/gsm8k-stop.md" ;;
     gsm8k-policy)
         budgets=700,1000,1400,1800,2200,2600,3000,3600,4200,5200
@@ -86,7 +90,7 @@ for step in $STEPS; do
     gsm8k-deepconf)
         restore "$DEEPCONF"
         $PONDER eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \
-            --model "$MODEL" --seed 0 --max-tokens 400 --features --strategy deepconf \
+            --model "$MODEL" --seed 0 --max-tokens 400 --features --hidden --strategy deepconf \
             -o online=true -o max_n=16 -o warmup=4 -o batch=2 -o consensus=0.95 \
             -o keep=0.9 -o window=128 -o temperature=0.7 -o top_p=0.95 --out "$DEEPCONF" ;;
     save)
