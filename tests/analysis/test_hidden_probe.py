@@ -11,9 +11,18 @@ from sklearn.metrics import roc_auc_score
 from tests.analysis.test_selection import _bank
 
 from ponder.analysis import hidden_probe
-from ponder.analysis.selection import Rule, bank_signals, load_bank, select, signal_aucs
+from ponder.analysis.selection import (
+    Rule,
+    bank_signals,
+    fit_probe_on_banks,
+    load_bank,
+    select,
+    signal_aucs,
+)
 from ponder.runs.store import RunStore
+from ponder.verifiers.features import FEATURE_NAMES
 from ponder.verifiers.hidden import Projection, SampleHidden
+from ponder.verifiers.hidden_probe import HiddenProbe
 
 DIM = 4
 
@@ -84,3 +93,39 @@ def test_a_probe_rule_without_hidden_states_is_refused_or_dropped(tmp_path: Path
         select(bare, rules, [4], orderings=2, bootstrap=10)
     kept = select(bare, rules, [4], orderings=2, bootstrap=10, drop_unavailable=True)
     assert {c.rule for c in kept.comparisons} == {"majority"}
+
+
+@pytest.mark.parametrize("signal", ["probe", "joint"])
+def test_a_saved_probe_scores_as_the_selection_s_signal(tmp_path: Path, signal: str) -> None:
+    """The probe ``--save-probe`` writes, read back from its file, gives each test sample
+    the probability the selection's own signal gave it."""
+    train = load_bank(_with_hidden(tmp_path / "train.db", _problems(10), seed=1))
+    test = load_bank(_with_hidden(tmp_path / "test.db", _problems(6), seed=2))
+    probe = fit_probe_on_banks([train], signal)
+    probe.save(tmp_path / "probe.json")
+    again = HiddenProbe.load(tmp_path / "probe.json")
+    assert again == probe
+    assert again.projection == Projection(16, DIM)
+    assert again.joint == (signal == "joint")
+    assert again.trained_on["samples"] == 40 and again.trained_on["signal"] == signal
+    signals, _, _ = bank_signals(test, [train])
+    assert test.hidden is not None
+    rows = np.stack(
+        [
+            again.row(
+                SampleHidden(test.hidden[i, j, :DIM], test.hidden[i, j, DIM:]),
+                {name: test.features[name][i, j] for name in FEATURE_NAMES},
+            )
+            for i in range(6)
+            for j in range(4)
+        ]
+    )
+    assert again.probabilities(rows).reshape(6, 4) == pytest.approx(signals[signal], abs=1e-9)
+
+
+def test_a_probe_needs_banks_with_hidden_states_of_one_projection(tmp_path: Path) -> None:
+    bare = load_bank(_bank(tmp_path / "bare.db", _problems(4)))
+    with pytest.raises(ValueError, match="hidden states"):
+        fit_probe_on_banks([bare])
+    with pytest.raises(ValueError, match="one of"):
+        fit_probe_on_banks([bare], "combined")

@@ -162,3 +162,53 @@ def test_eval_captures_hidden_states_while_sampling(smollm2_path: Path, tmp_path
             again = prefilled[pid][i]
             mean = sample.mean.astype(np.float64)
             assert _cosine(mean, again.mean.astype(np.float64)) > 0.98
+
+
+def test_weighted_majority_by_a_hidden_state_probe_scores_each_sample_by_its_own_rows(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    """``--scorer hidden:PATH`` live: the samples are drawn with their hidden states, and
+    each sample's score is the probe's probability on them, as on the rows a prefill of
+    the same text gives (up to the kernels' rounding); no token is spent on scoring."""
+    from ponder.core.context import Context
+    from ponder.strategies.weighted_majority import WeightedMajority
+    from ponder.tasks import make_task
+    from ponder.tasks.select import pick_problems
+    from ponder.verifiers.hidden import Projection
+    from ponder.verifiers.hidden_probe import HiddenProbe
+
+    projection = Projection(SMOLLM2_N_EMBD, 16)
+    rng = np.random.default_rng(0)
+    probe = HiddenProbe(
+        projection=projection,
+        features=(),
+        mean=tuple(rng.normal(size=32).tolist()),
+        scale=(4.0,) * 32,
+        coef=tuple(rng.normal(size=32).tolist()),
+        intercept=0.0,
+    )
+    path = tmp_path / "probe.json"
+    probe.save(path)
+    task = make_task("demo")
+    problem = pick_problems(task, limit=1)[0]
+
+    async def go() -> None:
+        engine = LlamaCppEngine(smollm2_path, n_ctx=512)
+        try:
+            ctx = Context(engine, task, max_tokens=48, seed=0)
+            result = await WeightedMajority(n=3, scorer=f"hidden:{path}")(problem, ctx)
+            request = GenRequest(messages=task.messages(problem))
+            texts = [c.text for c in result.candidates]
+            scored = await engine.continuation_logprobs(request, texts, hidden=True)
+        finally:
+            await engine.aclose()
+        assert ctx.ledger.total().calls == 1  # one sampling call, nothing to score
+        scores = [c.score for c in result.candidates]
+        assert all(s is not None and 0 < s < 1 for s in scores)
+        assert len(set(scores)) == 3
+        for cand, again in zip(result.candidates, scored, strict=True):
+            assert again.hidden is not None
+            row = probe.row(projection.project(again.hidden), {})
+            assert cand.score == pytest.approx(float(probe.probabilities(row[None])[0]), abs=0.02)
+
+    asyncio.run(go())

@@ -18,6 +18,9 @@ row by a probe fitted on the other groups' folds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
@@ -26,7 +29,11 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["C_GRID", "choose_c", "cross_fit", "fit_probe"]
+from ponder.verifiers.features import WINDOW
+from ponder.verifiers.hidden import Projection
+from ponder.verifiers.hidden_probe import HiddenProbe
+
+__all__ = ["C_GRID", "as_verifier", "choose_c", "cross_fit", "fit_probe"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -84,6 +91,28 @@ def fit_probe(
         raise ValueError("the probe needs right and wrong samples to fit on")
     c = choose_c(x, y, groups, folds=folds, seed=seed)
     return _model(c).fit(_clean(x), y)
+
+
+def as_verifier(
+    probe: Pipeline,
+    projection: Projection,
+    features: Sequence[str] = (),
+    trained_on: Mapping[str, Any] | None = None,
+) -> HiddenProbe:
+    """A fitted probe as plain numbers (``ponder.verifiers.hidden_probe.HiddenProbe``),
+    for rows of ``features`` (transformed) then hidden states under ``projection``.
+    Its NaN cells enter at the scaler's means, as ``_clean`` puts a fitting batch's."""
+    scaler, model = probe.named_steps["standardscaler"], probe.named_steps["logisticregression"]
+    return HiddenProbe(
+        projection=projection,
+        features=tuple(features),
+        mean=tuple(float(m) for m in scaler.mean_),
+        scale=tuple(float(s) for s in scaler.scale_),
+        coef=tuple(float(w) for w in model.coef_[0]),
+        intercept=float(model.intercept_[0]),
+        window=WINDOW,
+        trained_on={**(trained_on or {}), "C": float(model.C)},
+    )
 
 
 def predict(probe: Pipeline, x: FloatArray) -> FloatArray:

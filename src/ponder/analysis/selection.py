@@ -60,7 +60,8 @@ from ponder.analysis.curves import SampleArrays, correct_by_n, sample_arrays
 from ponder.runs.store import Record, RunStore
 from ponder.verifiers.combined import CombinedVerifier, transform
 from ponder.verifiers.features import FEATURE_NAMES, WINDOW
-from ponder.verifiers.hidden import SampleHidden
+from ponder.verifiers.hidden import Projection, SampleHidden
+from ponder.verifiers.hidden_probe import HiddenProbe
 
 __all__ = [
     "DEFAULT_RULES",
@@ -203,6 +204,7 @@ class Bank:
     features: Mapping[str, FloatArray]
     config: Mapping[str, Any]
     hidden: FloatArray | None = None  # (problems, N, 2 dim): last then mean; None: absent
+    projection: Projection | None = None  # the hidden states' projection
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -246,6 +248,7 @@ def load_bank(path: str | Path) -> Bank:
         stored = store.features()
         config = store.config() or {}
         hidden_rows = store.hidden()
+        projection = store.hidden_projection()
     ok: list[Record] = [r for r in records if r.ok]
     arrays = sample_arrays(ok, "majority")
     p, n = arrays.answer.shape
@@ -268,7 +271,17 @@ def load_bank(path: str | Path) -> Bank:
     right = np.take_along_axis(arrays.answer_correct, np.maximum(arrays.answer, 0), axis=1)
     right &= arrays.answer >= 0
     ids = tuple(r.problem_id for r in ok)
-    return Bank(str(path), ids, arrays, right, features, config, _hidden(hidden_rows, ids, n))
+    hidden = _hidden(hidden_rows, ids, n)
+    return Bank(
+        str(path),
+        ids,
+        arrays,
+        right,
+        features,
+        config,
+        hidden,
+        projection if hidden is not None else None,
+    )
 
 
 def _hidden(
@@ -588,14 +601,50 @@ def bank_signals(
     return signals, None, "cross-fitted on this bank (5 folds by problem)"
 
 
-def _probes_from(train: Sequence[Bank], bank: Bank, seed: int) -> dict[str, FloatArray]:
-    """The hidden-state probes fitted on the ``train`` banks, scoring ``bank``."""
+def _train_rows(train: Sequence[Bank], signal: str) -> tuple[FloatArray, BoolArray, IntArray]:
+    """The rows a hidden-state signal's probe is fitted on, their labels, and their
+    problems as groups numbered across the ``train`` banks."""
     y = np.concatenate([b.right.reshape(-1) for b in train])
     offsets = np.cumsum([0] + [b.shape[0] for b in train])
     groups = np.concatenate([b.groups() + off for b, off in zip(train, offsets, strict=False)])
+    return np.concatenate([b.signal_matrix(signal) for b in train]), y, groups
+
+
+def fit_probe_on_banks(train: Sequence[Bank], signal: str = JOINT, *, seed: int = 0) -> HiddenProbe:
+    """The hidden-state probe ``signal`` (``probe`` or ``joint``) fitted on every sample
+    of the ``train`` banks (``C`` by grouped cross-validation), as a verifier file holds
+    it; ``ValueError`` when a bank has no hidden states or the projections differ."""
+    if signal not in HIDDEN_SIGNALS:
+        raise ValueError(
+            f"a hidden-state probe is one of {', '.join(HIDDEN_SIGNALS)}, not {signal!r}"
+        )
+    projections = {b.projection for b in train}
+    if None in projections or any(b.hidden is None for b in train):
+        raise ValueError(
+            "the probe needs banks with hidden states (`ponder bank features --hidden`)"
+        )
+    if len(projections) != 1:
+        raise ValueError("the train banks' hidden states were projected differently")
+    (projection,) = projections
+    assert projection is not None
+    x, y, groups = _train_rows(train, signal)
+    probe = hidden_probe.fit_probe(x, y, groups, seed=seed)
+    trained_on = {
+        "banks": [b.path for b in train],
+        "model": train[0].config.get("model"),
+        "problems": sum(b.shape[0] for b in train),
+        "samples": int(y.size),
+        "signal": signal,
+    }
+    features = FEATURE_NAMES if signal == JOINT else ()
+    return hidden_probe.as_verifier(probe, projection, features, trained_on)
+
+
+def _probes_from(train: Sequence[Bank], bank: Bank, seed: int) -> dict[str, FloatArray]:
+    """The hidden-state probes fitted on the ``train`` banks, scoring ``bank``."""
     out = {}
     for name in HIDDEN_SIGNALS:
-        x = np.concatenate([b.signal_matrix(name) for b in train])
+        x, y, groups = _train_rows(train, name)
         probe = hidden_probe.fit_probe(x, y, groups, seed=seed)
         out[name] = hidden_probe.predict(probe, bank.signal_matrix(name)).reshape(bank.shape)
     return out

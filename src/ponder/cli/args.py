@@ -194,6 +194,8 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
         help="best_of_n / weighted_majority / revise: logprob, "
         "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL, "
         "combined:PATH (a combined verifier over the samples' token confidences), "
+        "hidden:PATH (a hidden-state probe, read while sampling; best_of_n and "
+        "weighted_majority, embedded engine), "
         "tests:visible (code: share of the prompt's examples passed in the sandbox) "
         "(default: logprob)",
     )

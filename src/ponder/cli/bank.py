@@ -250,6 +250,19 @@ def _add_select_parser(actions: Any) -> None:
         metavar="PATH",
         help="write the combined verifier fitted on --train (for --scorer combined:PATH)",
     )
+    sel.add_argument(
+        "--save-probe",
+        metavar="PATH",
+        help="write the hidden-state probe fitted on --train (for --scorer hidden:PATH; "
+        "the banks need hidden states)",
+    )
+    sel.add_argument(
+        "--probe-signal",
+        choices=["joint", "probe"],
+        default="joint",
+        help="the probe --save-probe writes: over the hidden states and the features "
+        "(joint, default) or the hidden states alone",
+    )
 
 
 def cmd_bank(args: argparse.Namespace) -> int:
@@ -274,8 +287,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from ponder.analysis.selection import DEFAULT_RULES, load_bank, markdown, parse_rule, select
     from ponder.core.errors import ConfigError
 
-    if args.save_verifier and not args.train:
-        raise ConfigError("--save-verifier needs --train: a cross-fitted verifier is many models")
+    for flag, given in (("--save-verifier", args.save_verifier), ("--save-probe", args.save_probe)):
+        if given and not args.train:
+            raise ConfigError(f"{flag} needs --train: a cross-fitted verifier is many models")
     _check_replay_args(args)
     try:
         rules = [parse_rule(r) for r in (args.rules or DEFAULT_RULES)]
@@ -310,6 +324,15 @@ def _cmd_select(args: argparse.Namespace) -> int:
         assert result.verifier is not None
         result.verifier.save(args.save_verifier)
         print(f"combined verifier written to {args.save_verifier}")
+    if args.save_probe:
+        from ponder.analysis.selection import fit_probe_on_banks
+
+        try:
+            probe = fit_probe_on_banks(train, args.probe_signal, seed=args.seed)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        probe.save(args.save_probe)
+        print(f"hidden-state probe ({args.probe_signal}) written to {args.save_probe}")
     return 0
 
 

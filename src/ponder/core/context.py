@@ -206,6 +206,19 @@ class SampleLogprobsScorer(Protocol):
     def sample_top_logprobs(self) -> int: ...
 
 
+@runtime_checkable
+class SampleHiddenScorer(Protocol):
+    """A scorer that reads each sample's hidden states (``GenRequest.hidden``)."""
+
+    @property
+    def sample_hidden(self) -> bool: ...
+
+
+def sample_hidden(scorer: Scorer) -> bool:
+    """Whether samples for ``scorer`` must be drawn with their hidden states."""
+    return isinstance(scorer, SampleHiddenScorer) and scorer.sample_hidden
+
+
 def sample_top_logprobs(scorer: Scorer) -> int:
     """The alternatives per token to draw samples with for ``scorer``: 0 when it
     does not need logprobs, its ``sample_top_logprobs`` when it says, else

@@ -25,7 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
-from ponder.core.context import DEFAULT_SAMPLE_TOP_LOGPROBS, Context, sample_top_logprobs
+from ponder.core.context import (
+    DEFAULT_SAMPLE_TOP_LOGPROBS,
+    Context,
+    sample_hidden,
+    sample_top_logprobs,
+)
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Completion, Problem, Result, TokenLogprob
 from ponder.strategies.base import make_candidates, make_result, stopped_by_budget
@@ -50,12 +55,14 @@ async def sample(
     *,
     logprobs: bool = False,
     top_logprobs: int = DEFAULT_SAMPLE_TOP_LOGPROBS,
+    hidden: bool = False,
     label: str = "",
 ) -> list[Completion]:
     """``n`` plain samples of the task's prompt in one request (no stop strings, no
     continuation: what a replay engine can serve), with logprobs and ``top_logprobs``
-    alternatives per token when asked. A capturing context (see the module docstring)
-    draws them with its own logprobs as well and hands back only what was asked."""
+    alternatives per token when asked, and their hidden states with ``hidden``. A
+    capturing context (see the module docstring) draws them with its own logprobs (and
+    hidden states) as well and hands back only what was asked."""
     asked = top_logprobs if logprobs else 0
     capture = ctx.capture_top_logprobs
     request = ctx.request(
@@ -66,25 +73,28 @@ async def sample(
         logprobs=logprobs or capture > 0,
         top_logprobs=max(asked, capture),
     )
-    if capture > 0 and ctx.capture_hidden:
+    if hidden or (capture > 0 and ctx.capture_hidden):
         request = replace(request, hidden=True)
     (completions,) = await ctx.generate([request], label=label)
     if capture <= 0:
         return completions
     ctx.captured.extend(completions)
-    return [_as_asked(c, logprobs, asked) for c in completions]
+    return [_as_asked(c, logprobs, asked, hidden) for c in completions]
 
 
-def _as_asked(completion: Completion, logprobs: bool, top_logprobs: int) -> Completion:
+def _as_asked(
+    completion: Completion, logprobs: bool, top_logprobs: int, hidden: bool
+) -> Completion:
     """A captured completion as a request for ``logprobs`` with ``top_logprobs``
-    alternatives would have returned it: without logprobs, or with the first
-    ``top_logprobs`` alternatives of each token (the engine lists them most likely
-    first, so these are the top ones)."""
+    alternatives (and ``hidden`` states) would have returned it: without logprobs, or
+    with the first ``top_logprobs`` alternatives of each token (the engine lists them
+    most likely first, so these are the top ones)."""
+    if not hidden:
+        completion = replace(completion, hidden=None)
     if not logprobs or completion.logprobs is None:
-        return replace(completion, logprobs=None, hidden=None)
+        return replace(completion, logprobs=None)
     return replace(
         completion,
-        hidden=None,
         logprobs=tuple(
             TokenLogprob(t.token, t.logprob, t.top[:top_logprobs]) for t in completion.logprobs
         ),
@@ -105,6 +115,7 @@ async def sample_and_score(
         top_p,
         logprobs=scorer.needs_logprobs,
         top_logprobs=sample_top_logprobs(scorer),
+        hidden=sample_hidden(scorer),
     )
     try:
         scores = [s.value for s in await ctx.score(problem, comps, scorer)]

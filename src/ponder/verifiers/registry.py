@@ -16,6 +16,10 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
   model over the sample's token-confidence features from its own logprobs (free; the
   samples are drawn with the model's ``top_k`` alternatives per token); as search's
   process verifier it scores each partial solution from the logprobs of its steps;
+- ``hidden:PATH``: a hidden-state probe (``ponder.verifiers.hidden_probe``, written by
+  ``ponder bank select --save-probe``), a logistic model over the sample's final-layer
+  hidden states (and, joint, its token-confidence features), read while the sample is
+  drawn (free; embedded engine only);
 - ``tests:visible``: code problems only; each candidate run in the sandbox on the tests
   its prompt shows (the docstring's examples), scored by the share it passes.
 
@@ -41,6 +45,7 @@ SCORER_NAMES = (
     "probe:PATH",
     "hfprm:MODEL",
     "combined:PATH",
+    "hidden:PATH",
     "tests:visible",
 )
 
@@ -113,6 +118,10 @@ def make_scorer(spec: str, *, segmentation: str = "blank", aggregation: str = "l
         from ponder.verifiers.combined import CombinedScorer
 
         scorer = CombinedScorer.load(arg)
+    elif name == "hidden" and arg:
+        from ponder.verifiers.hidden_probe import HiddenProbeScorer
+
+        scorer = HiddenProbeScorer.load(arg)
     elif name == "tests" and arg == "visible":
         from ponder.verifiers.code_exec import ExecutionVerifier
 
