@@ -10,7 +10,9 @@
 #              (bench/banks/gsm8k-{train,test}-maj16.jsonl.gz, imported to OUT first):
 #              about 80 and 130 minutes on 2 cores.
 #   gsm8k-select  ponder bank select: every selection rule against majority on the test
-#              bank, the combined verifier fitted on the train bank, the rule chosen there
+#              bank, the combined verifier fitted on the train bank, the rule chosen there;
+#              writes the combined verifier and the joint hidden-state probe (--scorer
+#              combined:PATH, hidden:PATH)
 #   gsm8k-stop    ponder bank stop: stopping by vote share or vote margin (unweighted,
 #              by the combined verifier, by the hidden-state probes), chosen on train,
 #              on test
@@ -64,6 +66,7 @@ for step in $STEPS; do
     gsm8k-select)
         $PONDER bank select "$TEST" --train "$TRAIN" --json "$OUT/gsm8k-select.json" \
             --plot "$OUT/gsm8k-select.png" --save-verifier "$OUT/combined-gsm8k.json" \
+            --save-probe "$OUT/probe-gsm8k.json" \
             | tee "$OUT/gsm8k-select.md" ;;
     gsm8k-stop)
         $PONDER bank stop "$TEST" --train "$TRAIN" --signals majority combined probe joint \

@@ -114,8 +114,11 @@ def select(
             raise ConfigError(f"strategy {name!r} takes no sample count (model {model!r})")
         options[counted] = count
     for key in ("temperature", "top_p"):
-        if key in fields and body.get(key) is not None:
-            options[key] = body[key]
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        if key in fields and value is not None:
+            options[key] = value
     for key, value in extra.items():
         if key in _RESERVED:
             continue
