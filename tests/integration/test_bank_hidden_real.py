@@ -212,3 +212,43 @@ def test_weighted_majority_by_a_hidden_state_probe_scores_each_sample_by_its_own
             assert cand.score == pytest.approx(float(probe.probabilities(row[None])[0]), abs=0.02)
 
     asyncio.run(go())
+
+
+def test_weighted_stop_by_a_hidden_state_probe_runs_from_the_cli(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    """``ponder eval --strategy weighted_stop --scorer hidden:PATH`` on the real model:
+    every record says how many samples it drew and why it stopped, and its candidates
+    carry the probe's scores; the scorer spends no call."""
+    import json
+
+    from ponder.verifiers.hidden import Projection
+    from ponder.verifiers.hidden_probe import HiddenProbe
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "probe.json"
+    HiddenProbe(
+        projection=Projection(SMOLLM2_N_EMBD, 16),
+        features=(),
+        mean=(0.0,) * 32,
+        scale=(1.0,) * 32,
+        coef=tuple((0.1 * rng.normal(size=32)).tolist()),
+        intercept=0.0,
+    ).save(path)
+    out = tmp_path / "stop.db"
+    ponder(
+        "eval", "--task", "demo", "--limit", "2", "--strategy", "weighted_stop", "--n", "4",
+        "--scorer", f"hidden:{path}", "-o", "tau=0.9", "-o", "batch=2",
+        "--model", str(smollm2_path), "--max-tokens", "32", "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    with RunStore(out, create=False) as store:
+        records = store.records()
+    assert len(records) == 2
+    for record in records:
+        assert record.ok
+        assert record.meta["samples"] == len(record.candidates) in (2, 4)
+        assert record.meta["scorer"] == f"hidden:{path}"
+        assert all(c.score is not None and 0 < c.score < 1 for c in record.candidates)
+        # one call per batch of two: the probe generates nothing
+        assert record.usage.calls == len(record.candidates) // 2
+        assert json.dumps(record.meta["history"])

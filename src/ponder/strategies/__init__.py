@@ -34,6 +34,7 @@ from ponder.strategies.single import Single
 from ponder.strategies.universal_self_consistency import UniversalSelfConsistency
 from ponder.strategies.voting import best_of, majority_vote, weighted_vote
 from ponder.strategies.weighted_majority import WeightedMajority
+from ponder.strategies.weighted_stop import WeightedStop
 
 __all__ = [
     "AdaptiveConsistency",
@@ -57,6 +58,7 @@ __all__ = [
     "Strategy",
     "UniversalSelfConsistency",
     "WeightedMajority",
+    "WeightedStop",
     "best_of",
     "majority_vote",
     "make_strategy",
