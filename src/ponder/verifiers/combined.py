@@ -107,17 +107,7 @@ class CombinedVerifier:
         return [self.probability(r) for r in rows]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "features": list(self.features),
-            "mean": list(self.mean),
-            "scale": list(self.scale),
-            "coef": list(self.coef),
-            "intercept": self.intercept,
-            "top_k": self.top_k,
-            "window": self.window,
-            "trained_on": dict(self.trained_on),
-        }
+        return {"format": FORMAT, "features": list(self.features), **linear_dict(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CombinedVerifier:
@@ -126,32 +116,60 @@ class CombinedVerifier:
                 f"not a combined verifier (format {d.get('format')!r}, expected {FORMAT!r})"
             )
         try:
-            return cls(
-                features=tuple(str(f) for f in d["features"]),
-                mean=tuple(float(x) for x in d["mean"]),
-                scale=tuple(float(x) for x in d["scale"]),
-                coef=tuple(float(x) for x in d["coef"]),
-                intercept=float(d["intercept"]),
-                top_k=int(d["top_k"]),
-                window=int(d["window"]),
-                trained_on=dict(d.get("trained_on", {})),
-            )
+            return cls(features=tuple(str(f) for f in d["features"]), **linear_fields(d))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"combined verifier: malformed file ({e})") from e
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json_file(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> CombinedVerifier:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"combined verifier {p} does not exist")
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"combined verifier {p} is not JSON: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_file(path, "combined verifier"))
+
+
+def linear_dict(model: Any) -> dict[str, Any]:
+    """What ``linear_fields`` reads back, from a model that has those fields."""
+    return {
+        "mean": list(model.mean),
+        "scale": list(model.scale),
+        "coef": list(model.coef),
+        "intercept": model.intercept,
+        "top_k": model.top_k,
+        "window": model.window,
+        "trained_on": dict(model.trained_on),
+    }
+
+
+def linear_fields(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a logistic verifier's file holds beside its inputs (this module's and
+    ``ponder.verifiers.hidden_probe``'s): standardisation, weights, how its features
+    were computed and what it was fitted on."""
+    return {
+        "mean": tuple(float(x) for x in d["mean"]),
+        "scale": tuple(float(x) for x in d["scale"]),
+        "coef": tuple(float(x) for x in d["coef"]),
+        "intercept": float(d["intercept"]),
+        "top_k": int(d["top_k"]),
+        "window": int(d["window"]),
+        "trained_on": dict(d.get("trained_on", {})),
+    }
+
+
+def read_json_file(path: str | Path, what: str) -> Any:
+    """A verifier file's JSON; ``ConfigError`` (naming ``what``) when it is absent or not
+    JSON."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} does not exist")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{what} {p} is not JSON: {e}") from e
+
+
+def write_json_file(path: str | Path, data: Mapping[str, Any]) -> None:
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ is refused (``CapabilityMissing``) before a token is drawn.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,13 @@ import numpy.typing as npt
 from ponder.core.context import Context
 from ponder.core.errors import CapabilityMissing, ConfigError
 from ponder.core.types import Completion, Problem, Score
-from ponder.verifiers.combined import transform
+from ponder.verifiers.combined import (
+    linear_dict,
+    linear_fields,
+    read_json_file,
+    transform,
+    write_json_file,
+)
 from ponder.verifiers.features import DEFAULT_TOP_K, FEATURE_NAMES, WINDOW, sample_features
 from ponder.verifiers.hidden import Projection, SampleHidden
 
@@ -110,13 +115,7 @@ class HiddenProbe:
             "format": FORMAT,
             "projection": self.projection.spec(),
             "features": list(self.features),
-            "mean": list(self.mean),
-            "scale": list(self.scale),
-            "coef": list(self.coef),
-            "intercept": self.intercept,
-            "top_k": self.top_k,
-            "window": self.window,
-            "trained_on": dict(self.trained_on),
+            **linear_dict(self),
         }
 
     @classmethod
@@ -126,33 +125,18 @@ class HiddenProbe:
                 f"not a hidden-state probe (format {d.get('format')!r}, expected {FORMAT!r})"
             )
         try:
-            return cls(
-                projection=Projection.from_spec(d["projection"]),
-                features=tuple(str(f) for f in d["features"]),
-                mean=tuple(float(x) for x in d["mean"]),
-                scale=tuple(float(x) for x in d["scale"]),
-                coef=tuple(float(x) for x in d["coef"]),
-                intercept=float(d["intercept"]),
-                top_k=int(d["top_k"]),
-                window=int(d["window"]),
-                trained_on=dict(d.get("trained_on", {})),
-            )
+            projection = Projection.from_spec(d["projection"])
+            features = tuple(str(f) for f in d["features"])
+            return cls(projection=projection, features=features, **linear_fields(d))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"hidden-state probe: malformed file ({e})") from e
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json_file(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> HiddenProbe:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"hidden-state probe {p} does not exist")
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"hidden-state probe {p} is not JSON: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_file(path, "hidden-state probe"))
 
 
 @dataclass(frozen=True)
