@@ -13,6 +13,7 @@ from ponder.analysis.selection import load_bank
 from ponder.analysis.stop_replay import (
     StopRule,
     choose,
+    live_command,
     majority_at_n,
     paired_against,
     replay_stop,
@@ -167,3 +168,16 @@ def test_give_up_after_moves_the_point_where_a_scattered_vote_is_dropped(
     assert rule.name == "stop[majority,0.9,2,give_up 0.6 after 2]"
     with pytest.raises(ValueError, match="give_up_after"):
         StopRule("majority", 0.9, 2, 0.3, give_up_after=1)
+
+
+def test_a_chosen_rule_with_a_scorer_comes_with_its_live_command() -> None:
+    rule = StopRule("joint", 0.7, 1, 0.3, by="margin", give_up_after=3)
+    assert live_command(rule, 16) == (
+        "--strategy weighted_stop --n 16 -o by=margin -o tau=0.7 -o min_n=1 -o give_up=0.3 "
+        "-o give_up_after=3 --scorer hidden:PATH (ponder bank select --save-probe PATH)"
+    )
+    assert live_command(StopRule("mean_logprob", 0.8, 2), 8) == (
+        "--strategy weighted_stop --n 8 -o by=share -o tau=0.8 -o min_n=2 --scorer logprob"
+    )
+    assert live_command(StopRule("majority", 0.8, 2), 8) is None
+    assert live_command(StopRule("tail_32", 0.8, 2), 8) is None

@@ -34,7 +34,16 @@ import numpy as np
 import numpy.typing as npt
 
 from ponder.analysis.curves import correct_by_n
-from ponder.analysis.selection import SIGNALS, Bank, bank_signals, load_bank, vote_weight
+from ponder.analysis.selection import (
+    COMBINED,
+    JOINT,
+    PROBE,
+    SIGNALS,
+    Bank,
+    bank_signals,
+    load_bank,
+    vote_weight,
+)
 from ponder.strategies.voting import Method
 
 __all__ = [
@@ -42,6 +51,7 @@ __all__ = [
     "StopResult",
     "StopRule",
     "choose",
+    "live_command",
     "majority_at_n",
     "paired_against",
     "replay_stop",
@@ -254,6 +264,28 @@ def paired_against(
     }
 
 
+LIVE_SCORERS = {
+    COMBINED: "combined:PATH (ponder bank select --save-verifier PATH)",
+    PROBE: "hidden:PATH (ponder bank select --save-probe PATH --probe-signal probe)",
+    JOINT: "hidden:PATH (ponder bank select --save-probe PATH)",
+    "mean_logprob": "logprob",
+}
+"""The scorer that gives a signal's vote weight live (``weighted_stop``'s ``scorer``)."""
+
+
+def live_command(rule: StopRule, max_n: int) -> str | None:
+    """The ``ponder eval`` options that run ``rule`` live (``weighted_stop``), or None
+    when its signal has no scorer (an unweighted rule, a single feature but the mean
+    logprob)."""
+    scorer = LIVE_SCORERS.get(rule.signal)
+    if scorer is None:
+        return None
+    opts = [f"-o by={rule.by}", f"-o tau={rule.tau:g}", f"-o min_n={rule.min_samples}"]
+    if rule.give_up:
+        opts += [f"-o give_up={rule.give_up:g}", f"-o give_up_after={rule.give_up_after}"]
+    return f"--strategy weighted_stop --n {max_n} {' '.join(opts)} --scorer {scorer}"
+
+
 def stop_report(
     bank_path: str,
     train_paths: Sequence[str],
@@ -302,6 +334,8 @@ def stop_report(
     picked = choose(
         train[0], rules, train_signals, tolerance=tolerance, orderings=orderings, seed=seed
     )
+    chosen = next((r for r in rules if r.name == picked.chosen), None)
+    live = None if chosen is None else live_command(chosen, bank.shape[1])
     base = majority_at_n(bank, orderings=orderings, seed=seed)
     rows = [replay_stop(bank, r, test_signals, orderings=orderings, seed=seed) for r in rules]
     by_train = {r.rule: r for r in picked.rows}
@@ -312,6 +346,7 @@ def stop_report(
         f"{picked.chosen or 'none reaches it'}",
         f"test {bank.path}: majority at n = {bank.shape[1]} scores {base.accuracy:.3f} at "
         f"{base.tokens:,.0f} tokens",
+        *([f"run the chosen rule live: ponder eval ... {live}"] if live else []),
         "",
         "| rule | train acc | train tokens | test acc | samples | tokens | vs majority "
         "[95%] | fewer tokens [95%] |",
@@ -333,6 +368,7 @@ def stop_report(
         "train": train[0].path,
         "train_majority": picked.baseline.to_dict(),
         "chosen": picked.chosen,
+        "live": live,
         "bank": bank.path,
         "majority": base.to_dict(),
         "rules": out_rows,
