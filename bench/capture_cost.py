@@ -8,7 +8,8 @@ own seed both times:
 - plain: no logprobs, as a run without ``--features`` draws them;
 - capture: with the top ``DEFAULT_TOP_K`` logprobs of every token, and each sample's
   features computed from them (``sample_features``), as a run with ``--features``
-  does;
+  does; with ``--hidden``, also each sample's hidden states read while decoding, as
+  ``--features --hidden`` does;
 
 and prints the generated tokens, seconds and tokens/s of each side and their ratio.
 The two sides of a problem run one after the other, the first side alternating from
@@ -72,6 +73,7 @@ async def draw(
         max_tokens=args.max_tokens,
         seed=problem_seed(args.seed, problem.id),
         capture_top_logprobs=top,
+        capture_hidden=bool(top) and args.hidden,
     )
     start = time.perf_counter()
     comps = await sample(problem, ctx, args.n, args.temperature, 0.95)
@@ -79,6 +81,7 @@ async def draw(
         t0 = time.perf_counter()
         for c in ctx.captured:
             assert c.logprobs is not None
+            assert not args.hidden or c.hidden is not None or c.usage.completion_tokens < 2
             sample_features(c.logprobs)
         side.feature_seconds += time.perf_counter() - t0
     side.seconds += time.perf_counter() - start
@@ -114,12 +117,12 @@ def _warm(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), "n": 1, "max_tokens": 8})
 
 
-def table(plain: Side, capture: Side) -> str:
+def table(plain: Side, capture: Side, hidden: bool = False) -> str:
+    label = f"top-{DEFAULT_TOP_K} logprobs + features" + (" + hidden" if hidden else "")
     rows = [
-        f"{'side':<28} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}",
-        f"{'plain':<28} {plain.tokens:>7} {plain.seconds:>8.2f} {plain.rate:>9.1f}",
-        f"{f'top-{DEFAULT_TOP_K} logprobs + features':<28} {capture.tokens:>7} "
-        f"{capture.seconds:>8.2f} {capture.rate:>9.1f}",
+        f"{'side':<37} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}",
+        f"{'plain':<37} {plain.tokens:>7} {plain.seconds:>8.2f} {plain.rate:>9.1f}",
+        f"{label:<37} {capture.tokens:>7} {capture.seconds:>8.2f} {capture.rate:>9.1f}",
         f"ratio (capture / plain tokens/s): {capture.rate / plain.rate:.3f}"
         if plain.rate > 0
         else "ratio: no plain tokens",
@@ -139,13 +142,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-ctx", type=int, default=1024, help="context per sequence")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="GSM8K test.jsonl")
+    p.add_argument(
+        "--hidden", action="store_true", help="capture the hidden states too (--features --hidden)"
+    )
     args = p.parse_args()
     plain, capture = asyncio.run(measure(args))
     print(
         f"{args.model}: {args.problems} GSM8K problems x {args.n} samples, "
         f"max {args.max_tokens} tokens, temperature {args.temperature}"
     )
-    print(table(plain, capture))
+    print(table(plain, capture, args.hidden))
 
 
 if __name__ == "__main__":
