@@ -16,6 +16,7 @@ import pytest
 
 from ponder.runs.archive import import_store
 from ponder.runs.store import RunStore
+from ponder.verifiers.hidden_probe import HiddenProbe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -59,8 +60,11 @@ def test_select_stop_score_and_a_policy_on_the_real_train_bank(tmp_path: Path) -
     out = ponder(
         "bank", "select", str(measure), "--train", str(fit), "--orderings", "20",
         "--bootstrap", "200", "--json", str(tmp_path / "sel.json"),
-        "--save-verifier", str(tmp_path / "v.json"),
+        "--save-verifier", str(tmp_path / "v.json"), "--save-probe", str(tmp_path / "p.json"),
     )  # fmt: skip
+    probe = HiddenProbe.load(tmp_path / "p.json")
+    assert (probe.projection.n_embd, probe.projection.dim) == (1536, 128)  # qwen2.5-coder-1.5b
+    assert probe.joint and probe.trained_on["samples"] == 32 * 16
     data = json.loads((tmp_path / "sel.json").read_text())
     assert data["chosen_on_train"] in {c["rule"] for c in data["comparisons"]}
     aucs = {a["signal"]: a for a in data["aucs"]}
@@ -70,10 +74,13 @@ def test_select_stop_score_and_a_policy_on_the_real_train_bank(tmp_path: Path) -
     assert "(chosen on train)" in out
     stop = ponder(
         "bank", "stop", str(measure), "--train", str(fit), "--signals", "majority",
-        "combined", "--taus", "0.6", "0.8", "--min-samples", "2", "--orderings", "20",
-        "--bootstrap", "200",
+        "combined", "joint", "--taus", "0.6", "0.8", "--margins", "0.7", "2",
+        "--min-samples", "1", "2", "--orderings", "20", "--bootstrap", "200",
+        "--json", str(tmp_path / "stop.json"),
     )  # fmt: skip
     assert "majority at n = 16" in stop
+    rules = {r["rule"] for r in json.loads((tmp_path / "stop.json").read_text())["rules"]}
+    assert {"stop[joint,margin 0.7,1]", "stop[majority,margin 2,2]"} <= rules
     ponder("bank", "score", str(fit), "--verifier", str(tmp_path / "v.json"), "--cross-fit",
            "--out", str(tmp_path / "fit-scored.db"))  # fmt: skip
     ponder("bank", "score", str(measure), "--verifier", str(tmp_path / "v.json"),
