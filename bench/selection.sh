@@ -19,7 +19,8 @@
 #   gsm8k-policy  ponder optimize on the train bank, measured on the test bank
 #              (--test): with the agreement pilot of the unscored banks, and with the
 #              combined verifier's scores (train cross-fitted, test by the verifier
-#              fitted on train; ponder bank score) and their score pilot
+#              fitted on train; ponder bank score) and their score pilot, and the same
+#              with the joint hidden-state probe's scores (after gsm8k-select)
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
@@ -85,7 +86,15 @@ for step in $STEPS; do
             --out "$OUT/test-scored.db"
         $PONDER optimize "$OUT/train-scored.db" "${policy[@]}" --signal score \
             --test "$OUT/test-scored.db" --out "$OUT/policy-score.json" \
-            | tee "$OUT/gsm8k-policy-score.txt" ;;
+            | tee "$OUT/gsm8k-policy-score.txt"
+        rm -f "$OUT/train-probed.db" "$OUT/test-probed.db"
+        $PONDER bank score "$TRAIN" --verifier "$OUT/probe-gsm8k.json" --cross-fit \
+            --out "$OUT/train-probed.db"
+        $PONDER bank score "$TEST" --verifier "$OUT/probe-gsm8k.json" \
+            --out "$OUT/test-probed.db"
+        $PONDER optimize "$OUT/train-probed.db" "${policy[@]}" --signal score \
+            --test "$OUT/test-probed.db" --out "$OUT/policy-probe.json" \
+            | tee "$OUT/gsm8k-policy-probe.txt" ;;
     gsm8k-hybrid)
         plain restore "$PAL" "$PAL1"
         $PONDER bank hybrid "$TEST" "$PAL" --program "$PAL1" --json "$OUT/gsm8k-hybrid.json" \

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests._stores import config, sampled, write
 
@@ -16,6 +17,8 @@ from ponder.core.errors import ConfigError
 from ponder.runs.store import RunStore
 from ponder.verifiers.combined import CombinedVerifier
 from ponder.verifiers.features import FEATURE_NAMES
+from ponder.verifiers.hidden import Projection, SampleHidden
+from ponder.verifiers.hidden_probe import HiddenProbe
 
 # answers per problem; "A" is right and is sampled with confidence 2, others with 0
 TRAIN = {
@@ -144,3 +147,52 @@ def test_a_policy_fitted_on_a_scored_train_bank_is_measured_on_a_scored_test_ban
     with pytest.raises(ConfigError, match="score signal needs"):
         optimize([train], budgets=[40], bins=2, pilot=2, signal="score", heldout=0.0,
                  test=[plain])  # fmt: skip
+
+
+def _with_hidden(path: Path, problems: dict[str, list[str]]) -> Path:
+    """The bank, each sample's hidden states +1 (right) or -1 (wrong) in every number."""
+    _bank(path, problems)
+    with RunStore(path, create=False) as store:
+        for pid, answers in problems.items():
+            rows = {}
+            for j, a in enumerate(answers):
+                v = np.full(2, 1.0 if a == "A" else -1.0, dtype=np.float16)
+                rows[j] = SampleHidden(v, v)
+            store.put_hidden(pid, rows, PROJECTION)
+    return path
+
+
+PROJECTION = Projection(n_embd=8, dim=2)
+
+
+def test_a_bank_scored_by_a_hidden_state_probe_keeps_its_hidden_states(tmp_path: Path) -> None:
+    bank = _with_hidden(tmp_path / "bank.db", TEST)
+    probe = tmp_path / "probe.json"
+    # p = sigmoid(the first number of the last row): 0.731 right, 0.269 wrong
+    HiddenProbe(PROJECTION, (), (0.0,) * 4, (1.0,) * 4, (1.0, 0.0, 0.0, 0.0), 0.0).save(probe)
+    out = tmp_path / "scored.db"
+    assert score_bank(bank, probe, out) == 4
+    with RunStore(out, create=False) as store:
+        records = {r.problem_id: r for r in store.records()}
+        config_ = store.config() or {}
+        assert store.hidden_projection() == PROJECTION
+        assert len(store.hidden_samples()) == 16
+    assert config_["strategy"]["options"]["scorer"] == f"hidden:{probe}"
+    right, wrong = 1 / (1 + math.exp(-1)), 1 / (1 + math.exp(1))
+    s2 = records["s2"]  # B C B A: the right A (0.731) outweighs the two wrong Bs (0.538)
+    assert [c.score for c in s2.candidates] == pytest.approx([wrong, wrong, wrong, right])
+    assert s2.answer == "A" and s2.correct
+    # cross-fitted: a probe of the same form fitted on the other problems' samples
+    crossed = tmp_path / "crossed.db"
+    bigger = _with_hidden(tmp_path / "train.db", TRAIN)
+    assert score_bank(bigger, probe, crossed, cross_fit=True) == 6
+    with RunStore(crossed, create=False) as store:
+        for r in store.records():
+            scores = [c.score or 0.0 for c in r.candidates]
+            marks = [c.answer == "A" for c in r.candidates]
+            if any(marks) and not all(marks):  # the right samples score above the wrong
+                pairs = list(zip(scores, marks, strict=True))
+                assert min(s for s, m in pairs if m) > max(s for s, m in pairs if not m)
+    # a bank without hidden states, or of another projection, is refused
+    with pytest.raises(ConfigError, match="projected by None"):
+        score_bank(_bank(tmp_path / "bare.db", TEST), probe, tmp_path / "x.db")

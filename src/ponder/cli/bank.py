@@ -67,11 +67,16 @@ def add_parser(subparsers: Any) -> None:
     score = actions.add_parser(
         "score",
         help="write a bank with features as the weighted_majority run that scores its "
-        "samples with a combined verifier (--scorer combined:PATH), for ponder optimize",
+        "samples with a combined verifier (--scorer combined:PATH) or a hidden-state probe "
+        "(--scorer hidden:PATH), for ponder optimize",
     )
     score.add_argument("bank", metavar="BANK.db", help="a sampling run's bank with features")
     score.add_argument(
-        "--verifier", required=True, metavar="PATH", help="a combined verifier (JSON)"
+        "--verifier",
+        required=True,
+        metavar="PATH",
+        help="a combined verifier or a hidden-state probe (JSON; the probe needs the "
+        "bank's hidden states)",
     )
     score.add_argument("--out", required=True, metavar="SCORED.db", help="the new store")
     score.add_argument(
