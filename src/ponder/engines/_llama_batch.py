@@ -630,9 +630,9 @@ class DecodeLoop:
 
     def _generated_hidden(self, seq: _Seq, fed: int) -> HiddenStates | None:
         """The hidden states of a finished sequence over the rows ``HiddenStates``
-        defines (tokens ``0 .. m - 2`` of its ``m``): ``fed`` rows were decoded, one
-        more than that when the model ended the sequence (the row that predicted the
-        end-of-generation token, not counted)."""
+        defines (tokens ``0 .. m - 2`` of its ``m``), from the ``fed`` rows it decoded:
+        those are one more when the model ended the sequence (the last predicted the
+        end-of-generation token, and is left out)."""
         rows = len(seq.tokens) - 1
         if seq.hidden_sum is None or seq.hidden_last is None or rows < 1:
             return None
