@@ -300,3 +300,28 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
     with pytest.raises(MissingExtra, match=r"ponder\[local\]"):
         LlamaCppEngine(FALLBACK_MODEL)
+
+
+def test_loading_a_model_prints_nothing_unless_verbose(smollm2_path: Path) -> None:
+    """llama.cpp's load chatter stays off stderr by default (a subprocess, so that the
+    C library's own writes are seen)."""
+    import subprocess
+
+    script = (
+        "import asyncio, sys\n"
+        "from ponder.engines.llamacpp import LlamaCppEngine\n"
+        "e = LlamaCppEngine(sys.argv[1], verbose=sys.argv[2] == '1')\n"
+        "asyncio.run(e.aclose())\n"
+    )
+    quiet, loud = (
+        subprocess.run(
+            [sys.executable, "-c", script, str(smollm2_path), flag],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        for flag in ("0", "1")
+    )
+    assert quiet.stderr == ""
+    assert "llama_model_loader" in loud.stderr

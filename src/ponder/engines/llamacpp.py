@@ -50,6 +50,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -560,14 +561,42 @@ def _settle_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[
     return from_thread
 
 
+# ggml's log levels (ggml.h: NONE, DEBUG, INFO, WARN, ERROR, then CONT, which goes on
+# with the previous line's level). llama-cpp-python 0.3's own callback reads an older
+# order (INFO, WARN, ERROR, DEBUG), so it shows llama.cpp's warnings as errors, such
+# as the "control-looking token" line every qwen2.5 GGUF prints at load.
+_GGML_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING}
+_GGML_ERROR, _GGML_CONT = 4, 5
+_LLAMA_LOGGER = "llama-cpp-python"
+_log_state: dict[str, Any] = {"last": logging.DEBUG, "callback": None}
+
+
+def _llama_log(level: int, text: bytes, user_data: Any) -> None:
+    """llama.cpp's log line at its true level, on stderr when the ``llama-cpp-python``
+    logger's level lets it through."""
+    if level == _GGML_CONT:
+        mapped = _log_state["last"]
+    else:
+        mapped = logging.ERROR if level >= _GGML_ERROR else _GGML_LEVELS.get(level, logging.ERROR)
+    _log_state["last"] = mapped
+    if mapped >= logging.getLogger(_LLAMA_LOGGER).getEffectiveLevel():
+        sys.stderr.write(text.decode("utf-8", errors="replace"))
+        sys.stderr.flush()
+
+
 def _quiet_llama_logs(verbose: bool) -> None:
     """Keep llama.cpp's load and context chatter off stderr unless ``verbose``.
 
-    Importing llama_cpp routes llama.cpp's log through the level of the
-    ``llama-cpp-python`` logger; a level the user set is left alone.
+    llama.cpp's log goes through ``_llama_log`` (installed once, kept alive here), at the
+    level of the ``llama-cpp-python`` logger: everything with ``verbose``, else errors
+    only (a level the user set is left alone).
     """
-    logger = logging.getLogger("llama-cpp-python")
+    logger = logging.getLogger(_LLAMA_LOGGER)
     if verbose:
         logger.setLevel(logging.DEBUG)
     elif logger.level == logging.NOTSET:
         logger.setLevel(logging.ERROR)
+    if _log_state["callback"] is None:
+        lib = _import_llama_cpp()
+        _log_state["callback"] = lib.llama_log_callback(_llama_log)
+        lib.llama_log_set(_log_state["callback"], None)
