@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Which selection pays? (issue 27): the banks its selection rules are replayed on.
 #   math-bank  MATH-500, the first EACH problems of each level 1-5 (default 20: 100
-#              problems), majority at n=8, temperature 0.7: the bank the selection rules,
-#              the combined verifier and the search rows are measured on. The long pole:
-#              about 2-3 minutes a problem on 2 cores with qwen2.5-coder-1.5b.
+#              problems), majority at n=8, temperature 0.7, features and hidden states
+#              captured while sampling: the bank the selection rules, the combined
+#              verifier and the search rows are measured on. The long pole: about 2-3
+#              minutes a problem on 2 cores with qwen2.5-coder-1.5b.
 #   gsm8k-features  token-confidence features and final-layer hidden states (ponder bank
 #              features --hidden) for the committed
 #              GSM8K banks, majority n = 16 on the first 64 train and 100 test problems
@@ -58,8 +59,10 @@ for step in $STEPS; do
     math-bank)
         restore "$MATH"
         $PONDER eval --task math500 --data "$DATA" --where level=1,2,3,4,5 --limit-each "$EACH" \
-            --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0 \
-            --strategy majority --n 8 --temperature 0.7 --out "$MATH" ;;
+            --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0 --features --hidden \
+            --strategy majority --n 8 --temperature 0.7 --out "$MATH"
+        # the problems drawn before --features --hidden existed get theirs by prefill
+        $PONDER bank features "$MATH" --model "$MODEL" --hidden ;;
     gsm8k-features)
         plain restore "$TRAIN" "$TEST"
         $PONDER bank features "$TRAIN" --model "$MODEL" --hidden
