@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,7 @@ from ponder.analysis.selection import (
     load_bank,
     vote_weight,
 )
+from ponder.strategies.stopping import GIVE_UP_AFTER, StopBy, check_vote_stop
 from ponder.strategies.voting import Method
 
 __all__ = [
@@ -62,12 +63,6 @@ FloatArray = npt.NDArray[np.float64]
 
 UNWEIGHTED = "majority"
 
-GIVE_UP_AFTER = 4
-"""The fewest samples before a rule may give up on a scattered vote."""
-
-
-StopBy = Literal["share", "margin"]
-
 
 @dataclass(frozen=True)
 class StopRule:
@@ -84,19 +79,7 @@ class StopRule:
     give_up_after: int = GIVE_UP_AFTER
 
     def __post_init__(self) -> None:
-        if self.by not in ("share", "margin"):
-            raise ValueError(f"by must be 'share' or 'margin', got {self.by!r}")
-        if self.by == "share" and not 0 < self.tau <= 1:
-            raise ValueError(f"a share tau must be in (0, 1], got {self.tau}")
-        if self.by == "margin" and not self.tau > 0:
-            raise ValueError(f"a margin must be > 0, got {self.tau}")
-        if self.min_samples < 1:
-            raise ValueError(f"min_samples must be >= 1, got {self.min_samples}")
-        ceiling = self.tau if self.by == "share" else 1.0
-        if not 0 <= self.give_up < ceiling:
-            raise ValueError(f"give_up must be in [0, {ceiling:g}), got {self.give_up}")
-        if self.give_up_after < 2:
-            raise ValueError(f"give_up_after must be >= 2, got {self.give_up_after}")
+        check_vote_stop(self.by, self.tau, self.min_samples, self.give_up, self.give_up_after)
 
     @property
     def name(self) -> str:

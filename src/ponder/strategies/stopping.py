@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -97,3 +98,30 @@ def rule_statistic(rule: str, votes: Mapping[str, float], samples: int) -> float
     if rule == "dirichlet":
         return dirichlet_stop_probability(counts)
     return counts[0] / samples
+
+
+StopBy = Literal["share", "margin"]
+STOP_BY: tuple[StopBy, ...] = ("share", "margin")
+GIVE_UP_AFTER = 4
+"""The fewest samples before a weighted-vote stop may give up on a scattered vote."""
+
+
+def check_vote_stop(by: str, tau: float, min_n: int, give_up: float, give_up_after: int) -> None:
+    """``ValueError`` unless these settle a weighted vote by its leader's ``share`` of
+    the weight (``tau`` in (0, 1]) or its ``margin`` over the runner-up (``tau`` > 0),
+    from ``min_n`` samples on, giving up below a share ``give_up`` (under ``tau`` for a
+    share rule, under 1 for a margin rule) from ``give_up_after`` samples on. The rule of
+    ``weighted_stop`` and of its replay, ``ponder.analysis.stop_replay``."""
+    if by not in STOP_BY:
+        raise ValueError(f"by must be 'share' or 'margin', got {by!r}")
+    if by == "share" and not 0 < tau <= 1:
+        raise ValueError(f"a share tau must be in (0, 1], got {tau}")
+    if by == "margin" and not tau > 0:
+        raise ValueError(f"a margin must be > 0, got {tau}")
+    if min_n < 1:
+        raise ValueError(f"min_samples must be >= 1, got {min_n}")
+    ceiling = tau if by == "share" else 1.0
+    if not 0 <= give_up < ceiling:
+        raise ValueError(f"give_up must be in [0, {ceiling:g}), got {give_up}")
+    if give_up_after < 2:
+        raise ValueError(f"give_up_after must be >= 2, got {give_up_after}")

@@ -36,10 +36,9 @@ from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Problem, Result
 from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
 from ponder.strategies.sampling import check_sampling, sample
+from ponder.strategies.stopping import GIVE_UP_AFTER, check_vote_stop
 from ponder.strategies.voting import weighted_vote
 from ponder.verifiers.registry import make_scorer
-
-BY = ("share", "margin")
 
 
 @register("weighted_stop")
@@ -55,7 +54,7 @@ class WeightedStop:
     by: str = "margin"
     tau: float = 0.7
     give_up: float = 0.0
-    give_up_after: int = 4
+    give_up_after: int = GIVE_UP_AFTER
     scorer: str = "logprob"
     temperature: float = 0.7
     top_p: float = 0.95
@@ -65,25 +64,12 @@ class WeightedStop:
             raise ConfigError(
                 f"weighted_stop: max_n and batch must be >= 1, got {self.max_n}, {self.batch}"
             )
-        if not 1 <= self.min_n <= self.max_n:
-            raise ConfigError(
-                f"weighted_stop: need 1 <= min_n <= max_n, got {self.min_n}, {self.max_n}"
-            )
-        if self.by not in BY:
-            raise ConfigError(f"weighted_stop: by must be share or margin, got {self.by!r}")
-        if self.by == "share" and not 0 < self.tau <= 1:
-            raise ConfigError(f"weighted_stop: a share tau must be in (0, 1], got {self.tau}")
-        if self.by == "margin" and not self.tau > 0:
-            raise ConfigError(f"weighted_stop: a margin tau must be > 0, got {self.tau}")
-        ceiling = self.tau if self.by == "share" else 1.0
-        if not 0 <= self.give_up < ceiling:
-            raise ConfigError(
-                f"weighted_stop: give_up must be in [0, {ceiling:g}), got {self.give_up}"
-            )
-        if self.give_up_after < 2:
-            raise ConfigError(
-                f"weighted_stop: give_up_after must be >= 2, got {self.give_up_after}"
-            )
+        if self.min_n > self.max_n:
+            raise ConfigError(f"weighted_stop: need min_n <= max_n, got {self.min_n}, {self.max_n}")
+        try:
+            check_vote_stop(self.by, self.tau, self.min_n, self.give_up, self.give_up_after)
+        except ValueError as e:
+            raise ConfigError(f"weighted_stop: {e}") from e
         check_sampling(self.temperature, self.top_p)
         make_scorer(self.scorer)  # an unknown or unreadable scorer fails before sampling
 
