@@ -136,8 +136,9 @@ def _check_replay_args(args: argparse.Namespace) -> None:
 def _add_stop_parser(actions: Any) -> None:
     stop = actions.add_parser(
         "stop",
-        help="replay adaptive stopping by vote share or vote margin (unweighted, or weighted by a "
-        "feature or the combined verifier): settings chosen on a train bank, then "
+        help="replay adaptive stopping by vote share or vote margin (unweighted, or weighted "
+        "by a feature, the combined verifier or a hidden-state probe): settings chosen on a "
+        "train bank, then "
         "measured on BANK against majority over all its samples",
     )
     stop.add_argument("bank", metavar="BANK.db", help="a bank whose samples have features")
