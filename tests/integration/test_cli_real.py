@@ -1,4 +1,5 @@
-"""The README's command forms, end to end, on the real smollm2-135m model and server."""
+"""The documented command forms (README.md and docs/), end to end, on the real smollm2-135m
+model and server."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ def add_answer_type_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) ->
         "--answer-type",
         choices=["math", "free"],
         help="jsonl task, run: math (final answer in \\boxed{}, graded as math; default) "
-        "or free (free-form text on an 'Answer:' line; see the README's Free-form answers)",
+        "or free (free-form text on an 'Answer:' line; see the docs' Free-form answers guide)",
     )
 
 
@@ -191,11 +191,11 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95 when sampling)")
     g.add_argument(
         "--scorer",
-        help="best_of_n / weighted_majority / revise: logprob, "
+        help="best_of_n / weighted_majority / weighted_stop / revise: logprob, "
         "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL, "
         "combined:PATH (a combined verifier over the samples' token confidences), "
-        "hidden:PATH (a hidden-state probe, read while sampling; best_of_n and "
-        "weighted_majority, embedded engine), "
+        "hidden:PATH (a hidden-state probe, read while sampling; best_of_n, "
+        "weighted_majority and weighted_stop, embedded engine), "
         "tests:visible (code: share of the prompt's examples passed in the sandbox) "
         "(default: logprob)",
     )

@@ -92,6 +92,11 @@ def make_result(
 
 
 class Strategy(Protocol):
+    """How compute is spent on one problem: a frozen dataclass whose fields are its whole
+    configuration, registered by name with ``@register``, called as
+    ``await strategy(problem, ctx)``. It reaches the engine only through ``ctx``, so its
+    ``Result`` says what it cost."""
+
     name: ClassVar[str]
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result: ...
