@@ -112,7 +112,7 @@ def _section(parser: argparse.ArgumentParser, summary: str) -> list[str]:
     # the root and its commands are sections of the page, nested commands subsections
     heading = "#" * max(2, parser.prog.count(" ") + 1)
     lines = [f"{heading} {parser.prog} {{#{anchor(parser)}}}", ""]
-    raw = issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter)
+    raw = isinstance(parser._get_formatter(), argparse.RawDescriptionHelpFormatter)
     if summary:
         lines += [_text(summary[:1].upper() + summary[1:]) + ".", ""]
     if parser.description:
