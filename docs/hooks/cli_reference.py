@@ -113,10 +113,11 @@ def _section(parser: argparse.ArgumentParser, summary: str) -> list[str]:
     heading = "#" * max(2, parser.prog.count(" ") + 1)
     lines = [f"{heading} {parser.prog} {{#{anchor(parser)}}}", ""]
     raw = isinstance(parser._get_formatter(), argparse.RawDescriptionHelpFormatter)
-    if summary:
-        lines += [_text(summary[:1].upper() + summary[1:]) + ".", ""]
+    # the parent's one-line help, unless the command describes itself at more length
     if parser.description:
-        lines += _block(parser.description) if raw else [_text(parser.description), ""]
+        lines += _prose(parser.description, raw)
+    elif summary:
+        lines += [_text(summary[:1].upper() + summary[1:]) + ".", ""]
     lines += _block(parser.format_usage())
     subs = _subcommands(parser)
     if subs:
@@ -125,8 +126,16 @@ def _section(parser: argparse.ArgumentParser, summary: str) -> list[str]:
         lines.append("")
     lines += _arguments(parser)
     if parser.epilog:
-        lines += _block(parser.epilog) if raw else [_text(parser.epilog), ""]
+        lines += _prose(parser.epilog, raw)
     return lines
+
+
+def _prose(text: str, raw: bool) -> list[str]:
+    """A description or epilog: as laid out (a text block) when the parser keeps its
+    layout and the text has indented lines (examples, tables), else a paragraph."""
+    if raw and any(line[:1].isspace() for line in text.splitlines()[1:]):
+        return _block(text)
+    return [_text(text), ""]
 
 
 def _strategies() -> list[str]:
