@@ -194,15 +194,16 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
         help="best_of_n / weighted_majority / revise: logprob, "
         "logprob:lowest_group[:WINDOW], judge, judge:step, probe:PATH, hfprm:MODEL, "
         "combined:PATH (a combined verifier over the samples' token confidences), "
-        "hidden:PATH (a hidden-state probe, read while sampling; best_of_n and "
-        "weighted_majority, embedded engine), "
+        "hidden:PATH (a hidden-state probe, read while sampling; best_of_n, "
+        "weighted_majority and weighted_stop, embedded engine), "
         "tests:visible (code: share of the prompt's examples passed in the sandbox) "
         "(default: logprob)",
     )
     g.add_argument(
         "--verifier",
         help="search strategies: the process verifier, judge:step, probe:PATH, "
-        "hfprm:MODEL or combined:PATH (from the steps' own logprobs), with "
+        "hfprm:MODEL, combined:PATH (from the steps' own logprobs) or hidden:PATH (a "
+        "hidden-state probe, from the steps' own hidden states; embedded engine), with "
         ",agg=last|min|prod|mean (default: judge:step)",
     )
     g.add_argument("--width", type=int, help="search: beam width / children per expansion")
