@@ -20,6 +20,7 @@ from typing import Any
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.reasoning import final_answer
 from ponder.core.types import GenRequest, Message, Problem, Result
 from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
 from ponder.strategies.clusters import cluster_vote, clusters_meta
@@ -97,7 +98,8 @@ class UniversalSelfConsistency:
     """USC: n samples, then the model picks the one most consistent with the others.
 
     ``show``: ``text`` shows each candidate's whole response (its last ``max_chars``
-    characters), ``answer`` only its extracted answer. Candidates with no extracted
+    characters; a reasoning model's final answer, its thinking left out), ``answer``
+    only its extracted answer. Candidates with no extracted
     answer are not shown (picking one could only give no answer). The selection is one
     greedy call of at most ``select_tokens`` tokens, on the ledger as a ``score`` event;
     it is skipped when every shown candidate has the same normalised answer
@@ -146,8 +148,9 @@ class UniversalSelfConsistency:
             )
         else:
             responses = [
-                _shown(cands[i].text if self.show == "text" else str(cands[i].answer),
-                       self.max_chars)
+                # a reasoning model's thinking is not shown: only what it answered
+                _shown(final_answer(cands[i].text) if self.show == "text"
+                       else str(cands[i].answer), self.max_chars)
                 for i in shown
             ]  # fmt: skip
             request = GenRequest(
@@ -164,7 +167,7 @@ class UniversalSelfConsistency:
                 )
             else:
                 reply = out[0].text
-                number, how = parse_choice(reply, len(shown))
+                number, how = parse_choice(final_answer(reply), len(shown))
                 selection["reply"] = reply
                 if number is None:
                     selection.update(chosen=fallback_index, fallback="text_majority", reason=how)
