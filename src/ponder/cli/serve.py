@@ -14,8 +14,14 @@ __all__ = ["COMMANDS", "add_parser", "run_serve"]
 EPILOG = """choosing the strategy per request:
   model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
   extra_body             {"ponder": {"strategy": "majority", "n": 8, "budget": 4000,
-                          "candidates": true}}
+                          "candidates": true, "trace": true}}
   otherwise              --strategy and -o KEY=VALUE below
+reasoning models: votes read the answer after </think>; the reply's
+  message.reasoning_content holds the chosen sample's thinking; cap the thinking with
+  {"ponder": {"strategy": "budget_forcing", "max_thinking_tokens": 256}}
+tracing: --trace DIR writes each request's inner calls (prompt, output, tokens,
+  seconds) and the decision to DIR/<reply id>.jsonl; "trace": true returns them in
+  the reply's ponder.trace
 The reply's usage counts every token the strategy spent; its `ponder` field has the
 votes, ponder's own token accounting and, on request, the candidates. A failed,
 timed-out or over-budget request's error has what it spent in `ponder.usage`, and
@@ -68,6 +74,11 @@ def add_parser(subparsers: Any) -> None:
         help="a key clients must send as a bearer token; repeatable",
     )  # fmt: skip
     p.add_argument("--api-key-file", help="a file of client keys, one per line")
+    p.add_argument(
+        "--trace", metavar="DIR",
+        help="write every request's trace (its inner calls and the decision) to "
+        "DIR/<reply id>.jsonl",
+    )  # fmt: skip
     add_engine_args(p, key_flag="--upstream-api-key")
     add_exec_arg(p)
 
@@ -99,6 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
         queue=args.queue,
         api_keys=read_api_keys(args.serve_keys, args.api_key_file),
         request_timeout=args.timeout,
+        trace_dir=args.trace,
     )
     app = create_app(cli_args.engine(args), settings)
     print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)

@@ -4,7 +4,8 @@ In order of precedence:
 
 1. ``extra_body={"ponder": {"strategy": NAME, "budget": TOKENS, ...}}``: any field of
    the strategy (``n``, ``temperature``, ``scorer``, ...), a token budget for the whole
-   request, and ``candidates: true`` to get every candidate back;
+   request, ``candidates: true`` to get every candidate back and ``trace: true`` to get
+   the request's trace back (``ponder.serve.trace``);
 2. a prefix on the model name, ``NAME[-N]/MODEL``: ``majority-8/qwen``,
    ``best_of_n-4/qwen``, ``adaptive/qwen`` (``N`` is ``n``, or ``max_n`` for the
    adaptive strategies; ``adaptive`` is ``adaptive_consistency``);
@@ -35,7 +36,7 @@ __all__ = ["ALIASES", "Limits", "Selection", "is_positive_int", "select", "split
 
 ALIASES = {"adaptive": "adaptive_consistency", "sc": "majority", "bon": "best_of_n"}
 _PREFIX = re.compile(r"^([a-z_]+)(?:-(\d+))?$")
-_RESERVED = {"strategy", "budget", "candidates"}
+_RESERVED = {"strategy", "budget", "candidates", "trace"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Selection:
     budget: int | None = None
     candidates: bool = False
     model: str = ""
+    trace: bool = False
 
 
 def _canonical(name: str) -> str:
@@ -143,6 +145,9 @@ def select(
             raise ConfigError(
                 f"ponder.core.budget={budget} is over this server's limit of {limits.max_budget}"
             )
+    trace = extra.get("trace", False)
+    if not isinstance(trace, bool):
+        raise ConfigError(f"ponder.trace must be true or false, got {trace!r}")
     try:
         strategy = make_strategy(name, options)
     except (TypeError, ValueError) as e:
@@ -154,4 +159,5 @@ def select(
         budget=budget,
         candidates=bool(extra.get("candidates", False)),
         model=base,
+        trace=trace,
     )
