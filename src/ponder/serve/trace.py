@@ -21,8 +21,10 @@ its trace is a list of JSON records, in this order:
   stopping, selection), and the request's usage; or ``{"type": "error", "status",
   "message", "usage"}`` when it failed.
 
-``ponder serve --trace DIR`` writes every request's trace to ``DIR/<reply id>.jsonl``,
-one record a line, as the request ends (failed ones too); a request with
+``ponder serve --trace DIR`` writes the trace of every request that ran to
+``DIR/<reply id>.jsonl``, one record a line, as the request ends (failed ones too; one
+refused before any work has none); a trace that cannot be written is logged and the
+reply still goes out. A request with
 ``"ponder": {"trace": true}`` gets its own trace back in the reply's ``ponder.trace``
 (in the error's ``ponder.trace`` when it fails), with or without ``--trace``.
 """
