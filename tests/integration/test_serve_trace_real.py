@@ -1,6 +1,7 @@
 """`ponder serve --trace DIR` as a real process on the embedded smollm2-135m, spoken to by
 the official openai client: the trace files, a trace in the reply, streamed usage in
-OpenAI's form, and a thinking cap whose thinking comes back as ``reasoning_content``."""
+OpenAI's form, a thinking cap whose thinking comes back as ``reasoning_content``, and
+open-ended samples selected by meaning."""
 
 from __future__ import annotations
 
@@ -74,3 +75,32 @@ def test_a_thinking_cap_returns_the_capped_thinking_apart(traced: Any) -> None:
     think = [r for r in out.model_extra["ponder"]["trace"] if r.get("label") == "think"]
     assert think and think[0]["requests"][0]["max_tokens"] == 12
     assert sum(c["usage"]["completion_tokens"] for c in think) <= 12
+
+
+OPEN_ENDED = [{"role": "user", "content": "Give me one tip for keeping basil alive indoors."}]
+
+
+def test_open_ended_samples_are_selected_by_meaning(traced: Any) -> None:
+    client, _ = traced
+    out = client.chat.completions.create(
+        model="majority-3/smol", messages=OPEN_ENDED, max_tokens=40, temperature=0.8, seed=3,
+        extra_body={"ponder": {"candidates": True, "trace": True}},
+    )  # fmt: skip
+    extra = out.model_extra["ponder"]
+    info = extra["freeform"]
+    checkable = 3 - info["forms"].get("none", 0)
+    # auto: the answers' vote only when at least half the samples carry a checkable answer
+    assert info["selected_by"] == ("answers" if checkable >= 2 else "usc"), info
+    texts = [c["text"] for c in extra["candidates"]]
+    assert out.choices[0].message.content in texts
+    labels = [r.get("label") for r in extra["trace"] if r["type"] == "call"]
+    assert ("usc" in labels) == (info["selected_by"] == "usc")
+    # asked for by meaning, semantic clusters of the same kind of samples
+    out = client.chat.completions.create(
+        model="majority-3/smol", messages=OPEN_ENDED, max_tokens=40, temperature=0.8, seed=4,
+        extra_body={"ponder": {"freeform": {"mode": "meaning", "method": "semantic"},
+                               "candidates": True}},
+    )  # fmt: skip
+    info = out.model_extra["ponder"]["freeform"]
+    assert info["selected_by"] == "semantic:text" and info["selection"]["clusters"]
+    assert sum(out.model_extra["ponder"]["votes"].values()) <= 3

@@ -16,6 +16,11 @@ thinking (``ponder.core.reasoning``). A per-request thinking cap is the
 ``budget_forcing`` strategy's own fields:
 ``{"ponder": {"strategy": "budget_forcing", "max_thinking_tokens": 256}}``.
 
+Free-form requests: a voting strategy's winner is chosen by ``ponder.serve.freeform``'s
+policy (``settings.freeform``, ``"ponder": {"freeform": ...}``): the answers' vote when
+the samples carry checkable answers, else by meaning (USC or semantic clusters); the
+reply's ``ponder.freeform`` says which and why.
+
 Tracing: with ``trace_dir`` (``--trace DIR``) every request's inner calls and decision
 are written to ``DIR/<reply id>.jsonl``; ``"ponder": {"trace": true}`` returns them in
 the reply (``ponder.serve.trace``). Streaming honours ``stream_options.include_usage``:
@@ -68,6 +73,7 @@ from ponder.core.reasoning import split_reasoning
 from ponder.core.types import Message, Problem, Result, Usage
 from ponder.serve.accounts import Accounts
 from ponder.serve.chat import ChatTask, chat_problem
+from ponder.serve.freeform import FreeformPolicy, run_with_policy
 from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
 from ponder.serve.trace import TraceWriter, trace_records
@@ -103,6 +109,7 @@ class ServeSettings:
     retry_after: int = 1
     heartbeat: float = 5.0
     trace_dir: str | Path | None = None
+    freeform: FreeformPolicy = field(default_factory=FreeformPolicy)
 
 
 class HTTPError(Exception):
@@ -306,6 +313,7 @@ class Server:
                 body,
                 limits=self.settings.limits,
                 default=(self.settings.default_strategy, self.settings.default_options),
+                freeform=self.settings.freeform,
             )
         except ConfigError as e:
             raise HTTPError(400, str(e), code="invalid_strategy") from e
@@ -385,7 +393,7 @@ class Server:
         ``HTTPError``s."""
         try:
             with ctx.ledger.budget(total_tokens=chosen.budget):
-                run = chosen.strategy(problem, ctx)
+                run = run_with_policy(chosen.name, chosen.strategy, chosen.freeform, problem, ctx)
                 return await asyncio.wait_for(run, self.settings.request_timeout)
         except TimeoutError as e:
             raise HTTPError(
@@ -429,6 +437,8 @@ class Server:
             out["stop_reason"] = result.meta.get("stop_reason")
         if chosen.candidates:
             out["candidates"] = [c.to_dict() for c in result.candidates]
+        if "freeform" in result.meta:
+            out["freeform"] = result.meta["freeform"]
         if result.meta.get("trace") is not None:
             out["trace"] = result.meta["trace"]
         return out

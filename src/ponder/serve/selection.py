@@ -4,8 +4,9 @@ In order of precedence:
 
 1. ``extra_body={"ponder": {"strategy": NAME, "budget": TOKENS, ...}}``: any field of
    the strategy (``n``, ``temperature``, ``scorer``, ...), a token budget for the whole
-   request, ``candidates: true`` to get every candidate back and ``trace: true`` to get
-   the request's trace back (``ponder.serve.trace``);
+   request, ``candidates: true`` to get every candidate back, ``trace: true`` to get
+   the request's trace back (``ponder.serve.trace``) and ``freeform`` for how a free-form
+   request's winner is chosen (``ponder.serve.freeform``);
 2. a prefix on the model name, ``NAME[-N]/MODEL``: ``majority-8/qwen``,
    ``best_of_n-4/qwen``, ``adaptive/qwen`` (``N`` is ``n``, or ``max_n`` for the
    adaptive strategies; ``adaptive`` is ``adaptive_consistency``);
@@ -20,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from ponder.core.errors import ConfigError
+from ponder.serve.freeform import FreeformPolicy, freeform_policy
 from ponder.strategies import (
     Strategy,
     make_strategy,
@@ -36,7 +38,7 @@ __all__ = ["ALIASES", "Limits", "Selection", "is_positive_int", "select", "split
 
 ALIASES = {"adaptive": "adaptive_consistency", "sc": "majority", "bon": "best_of_n"}
 _PREFIX = re.compile(r"^([a-z_]+)(?:-(\d+))?$")
-_RESERVED = {"strategy", "budget", "candidates", "trace"}
+_RESERVED = {"strategy", "budget", "candidates", "trace", "freeform"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Selection:
     candidates: bool = False
     model: str = ""
     trace: bool = False
+    freeform: FreeformPolicy = field(default_factory=FreeformPolicy)
 
 
 def _canonical(name: str) -> str:
@@ -93,6 +96,7 @@ def select(
     *,
     limits: Limits,
     default: tuple[str, Mapping[str, Any]] = ("single", {}),
+    freeform: FreeformPolicy | None = None,
 ) -> Selection:
     """The strategy for a request with this model name and body (see the module doc)."""
     extra = body.get("ponder") or {}
@@ -148,6 +152,7 @@ def select(
     trace = extra.get("trace", False)
     if not isinstance(trace, bool):
         raise ConfigError(f"ponder.trace must be true or false, got {trace!r}")
+    policy = freeform_policy(extra.get("freeform"), freeform or FreeformPolicy())
     try:
         strategy = make_strategy(name, options)
     except (TypeError, ValueError) as e:
@@ -160,4 +165,5 @@ def select(
         candidates=bool(extra.get("candidates", False)),
         model=base,
         trace=trace,
+        freeform=policy,
     )
