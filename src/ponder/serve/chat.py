@@ -4,7 +4,8 @@ Answers vote by what ``ponder.grading.answers.extract_answer`` finds (a boxed or
 number, as in the math tasks); a reply with no such answer votes by its whole text,
 blank space collapsed, so free-form replies still agree when they say the same thing.
 Both read a reasoning model's final answer only, never its thinking
-(``ponder.core.reasoning``).
+(``ponder.core.reasoning``). Open-ended replies, which never repeat word for word, are
+selected by meaning instead (``ponder.serve.freeform``).
 """
 
 from __future__ import annotations
