@@ -22,6 +22,7 @@ from ponder.core.errors import (
     PonderError,
     RateLimited,
 )
+from ponder.core.reasoning import Reasoned, final_answer, split_reasoning
 from ponder.core.types import (
     Candidate,
     Completion,
@@ -130,6 +131,7 @@ __all__ = [
     "ProcessVerifier",
     "ProgramAided",
     "RateLimited",
+    "Reasoned",
     "ReplayEngine",
     "ReplayMiss",
     "Result",
@@ -147,11 +149,13 @@ __all__ = [
     "WeightedMajority",
     "__version__",
     "answer_question",
+    "final_answer",
     "majority_vote",
     "make_scorer",
     "make_strategy",
     "models",
     "solve",
+    "split_reasoning",
     "strategy_names",
     "weighted_vote",
 ]

@@ -48,6 +48,12 @@ textual prefix, which is what the prefix caches of vLLM, SGLang and llama.cpp
 honour; servers that ignore those fields (llama.cpp's Python server) would answer a
 fresh turn instead, so give them ``chat_template``.
 
+Reasoning servers return a chat choice's thinking apart from its content
+(``reasoning_content``, or ``reasoning``); the completion's text holds both, the thinking
+first between ``<think>`` and ``</think>`` (``ponder.core.reasoning.join_reasoning``),
+so answers are read from the content alone and ``ponder serve`` can hand the thinking
+back apart.
+
 An engine binds to the event loop it is first used on; used from a new loop (a
 synchronous wrapper calling ``asyncio.run`` repeatedly) it opens a fresh connection pool.
 """
@@ -78,6 +84,7 @@ from ponder.core.errors import (
     EngineTimeout,
     RateLimited,
 )
+from ponder.core.reasoning import join_reasoning
 from ponder.core.types import Completion, GenRequest, TokenLogprob, Usage
 
 __all__ = ["OpenAIEngine"]
@@ -340,8 +347,13 @@ class OpenAIEngine:
             counts = [len(lp or ()) for lp in logprobs]
             if sum(counts) != completion_total:
                 counts = None
+        # a reasoning server's separate thinking goes back in front of the answer, in
+        # the form ponder.core.reasoning splits; its tokens are among completion_tokens
+        full = [
+            join_reasoning(_choice_reasoning(c), t) for c, t in zip(choices, texts, strict=True)
+        ]
         if counts is None:
-            counts = split_total(completion_total, [len(t) for t in texts])
+            counts = split_total(completion_total, [len(t) for t in full])
         out = []
         for i, choice in enumerate(choices):
             usage = (
@@ -351,7 +363,7 @@ class OpenAIEngine:
             )
             out.append(
                 Completion(
-                    texts[i], _finish(choice), usage, logprobs[i], _stop_sequence(choice, req)
+                    full[i], _finish(choice), usage, logprobs[i], _stop_sequence(choice, req)
                 )
             )
         return out
@@ -551,6 +563,20 @@ def _choice_text(choice: Mapping[str, Any], *, chat: bool) -> str:
     if not isinstance(text, str):
         raise EngineError(f"completion choice has no text: {_snippet(json.dumps(choice))}")
     return text
+
+
+def _choice_reasoning(choice: Mapping[str, Any]) -> str | None:
+    """A chat choice's thinking, which reasoning servers return apart from the content:
+    ``reasoning_content`` (DeepSeek's API, vLLM, SGLang, llama.cpp's server) or
+    ``reasoning`` (newer vLLM, OpenRouter); None when there is none."""
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        return None
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _finish(choice: Mapping[str, Any]) -> Literal["stop", "length"]:
