@@ -55,13 +55,23 @@ from ponder.serve.accounts import Accounts
 from ponder.serve.chat import ChatTask, chat_problem
 from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
+from ponder.serve.tools import (
+    ToolEngine,
+    ToolRequest,
+    ToolRequestError,
+    message_tool_fields,
+    read_tools,
+    settle,
+    tool_reply,
+)
 from ponder.strategies import Context
 
 __all__ = ["ServeSettings", "create_app", "served_name"]
 
 log = logging.getLogger(__name__)
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+          "tool": "tool"}  # fmt: skip
 
 
 def served_name(model: str) -> str:
@@ -167,7 +177,14 @@ def _messages(body: Mapping[str, Any]) -> tuple[Message, ...]:
         role = _ROLES.get(str(m.get("role")))
         if role is None:
             raise HTTPError(400, f"{where}: role must be one of {', '.join(_ROLES)}")
-        out.append(Message(role, _content(m.get("content"), where)))  # type: ignore[arg-type]
+        try:
+            calls, call_id = message_tool_fields(m, role)  # type: ignore[arg-type]
+        except ToolRequestError as e:
+            raise HTTPError(400, f"{where}: {e}", code="invalid_tools") from e
+        # an assistant's content may be null (it called tools, or refused)
+        empty = role == "assistant" and m.get("content") is None
+        content = "" if empty else _content(m.get("content"), where)
+        out.append(Message(role, content, calls, call_id))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -215,6 +232,7 @@ class _Prepared:
     selection: Selection
     max_tokens: int
     seed: int | None
+    tools: ToolRequest | None = None
 
 
 def _id(kind: str) -> str:
@@ -279,7 +297,11 @@ class Server:
 
     def prepare(self, body: Mapping[str, Any]) -> _Prepared:
         """Everything about a request that can be refused before any work."""
-        return _Prepared(self.selection(body), _max_tokens(body, self.settings), _seed(body))
+        try:
+            tools = read_tools(body)
+        except ToolRequestError as e:
+            raise HTTPError(400, str(e), code="invalid_tools") from e
+        return _Prepared(self.selection(body), _max_tokens(body, self.settings), _seed(body), tools)
 
     async def solve(
         self,
@@ -294,6 +316,8 @@ class Server:
         async with self.admission.slot(self.settings.retry_after):
             problem = chat_problem(uuid.uuid4().hex, messages)
             engine: Engine = self.engine
+            if prepared.tools is not None:
+                engine = ToolEngine(engine, self.task.messages(problem), prepared.tools)
             if report is not None:
                 engine = WatchedEngine(engine, self.task, self.task.messages(problem), report)
             ctx = Context(
@@ -303,6 +327,8 @@ class Server:
             failed = True
             try:
                 result = await self._run(prepared.selection, problem, ctx)
+                if prepared.tools is not None:
+                    result = settle(result, prepared.tools)
                 failed = False
                 return result
             except HTTPError as e:
@@ -360,6 +386,8 @@ class Server:
             # the budget ended the strategy early: its best answer so far, and why
             out["stopped"] = "budget"
             out["stop_reason"] = result.meta.get("stop_reason")
+        if "tools" in result.meta:
+            out["tools"] = result.meta["tools"]
         if chosen.candidates:
             out["candidates"] = [c.to_dict() for c in result.candidates]
         return out
@@ -369,10 +397,14 @@ class Server:
     ) -> dict[str, Any]:
         text = _winner(result)
         if kind == "chat":
+            content, calls = tool_reply(result, text)
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if calls:
+                message["tool_calls"] = calls
             choice: dict[str, Any] = {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "tool_calls" if calls else "stop",
                 "logprobs": None,
             }
         else:
@@ -432,11 +464,17 @@ class Server:
                 return
             text = _winner(result)
             if kind == "chat":
+                content, calls = tool_reply(result, text)
                 yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
                               "finish_reason": None}])  # fmt: skip
-                for piece in _pieces(text):
+                for piece in _pieces(content or "") if content or not calls else []:
                     yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-                last = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+                if calls:
+                    deltas = [{"index": i, **call} for i, call in enumerate(calls)]
+                    yield chunk([{"index": 0, "delta": {"tool_calls": deltas},
+                                  "finish_reason": None}])  # fmt: skip
+                finish = "tool_calls" if calls else "stop"
+                last = [{"index": 0, "delta": {}, "finish_reason": finish}]
             else:
                 for piece in _pieces(text):
                     yield chunk([{"index": 0, "text": piece, "finish_reason": None}])
@@ -500,6 +538,8 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
                 prompt = body.get("prompt")
                 if not isinstance(prompt, str) or not prompt:
                     raise HTTPError(400, "'prompt' must be a non-empty string")
+                if body.get("tools") is not None:
+                    raise HTTPError(400, "tools go to /v1/chat/completions", code="invalid_tools")
                 messages = (Message("user", prompt),)
             prepared = server.prepare(body)
             if body.get("stream"):
