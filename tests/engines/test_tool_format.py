@@ -55,6 +55,19 @@ def test_hermes_reads_an_unclosed_block_parameters_and_string_arguments() -> Non
     assert calls == (ToolCall("f", "{}"),)
 
 
+def test_a_text_that_is_only_call_objects_is_calls() -> None:
+    # qwen2.5-coder-1.5b copies its template's example: doubled braces, no tags
+    doubled = '{{"name": "get_weather", "arguments": {"city": "Paris"}}}'
+    assert HERMES.parse(doubled) == ("", (ToolCall("get_weather", '{"city": "Paris"}'),))
+    fenced = '```json\n{"name": "f", "arguments": {}}\n{"name": "g", "arguments": {"a": 1}}\n```'
+    assert [c.name for c in HERMES.parse(fenced)[1]] == ["f", "g"]
+    tagged = '<tool_call>\n{{"name": "f", "arguments": {}}}\n</tool_call>'
+    assert HERMES.parse(tagged)[1] == (ToolCall("f", "{}"),)
+    # an answer that is JSON but no call, or a call with more text, stays text
+    for text in ('{"name": "Ada"}', '{"name": "f", "arguments": {}} and more', "{}", "[1, 2]"):
+        assert HERMES.parse(text) == (text, ())
+
+
 names = st.from_regex(r"[a-z_]{1,12}", fullmatch=True)
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),

@@ -72,7 +72,12 @@ class HermesFormat:
     A block the model left open at the end of its text (cut by the token limit, or
     ended by its end-of-turn token) counts when its JSON is whole. ``"parameters"`` is
     read for ``"arguments"`` (some fine-tunes write it); arguments written as a JSON
-    string are kept as that string."""
+    string are kept as that string.
+
+    A text that is nothing but such objects, without the tags (perhaps in a code
+    fence), is calls too: qwen2.5-coder-1.5b answers so, copying its GGUF template,
+    whose example call is written ``{{"name": ..., "arguments": ...}}`` without
+    tags (the doubled braces are read as single ones)."""
 
     name = "hermes"
 
@@ -88,8 +93,10 @@ class HermesFormat:
             end = match.end()
             calls.append(call)
         kept.append(text[end:])
-        content = "".join(kept).strip() if calls else text.strip()
-        return content, tuple(calls)
+        if not calls:
+            bare = _bare_calls(text)
+            return ("", bare) if bare else (text.strip(), ())
+        return "".join(kept).strip(), tuple(calls)
 
     def render(self, content: str, calls: Sequence[ToolCall]) -> str:
         parts = [content] if content else []
@@ -106,12 +113,52 @@ class HermesFormat:
         return ""
 
 
+_FENCE = re.compile(r"^```[a-z]*\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _bare_calls(text: str) -> tuple[ToolCall, ...]:
+    """The calls of a text that is only call objects (see ``HermesFormat``); none
+    when anything else is in it."""
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced.group(1)
+    if body.startswith("{{") and body.endswith("}}"):
+        body = body[1:-1]
+    decoder = json.JSONDecoder()
+    calls: list[ToolCall] = []
+    at = 0
+    while at < len(body):
+        try:
+            value, at = decoder.raw_decode(body, at)
+        except json.JSONDecodeError:
+            return ()
+        call = _call_object(value, bare=True)
+        if call is None:
+            return ()
+        calls.append(call)
+        while at < len(body) and body[at] in " \t\r\n,":
+            at += 1
+    return tuple(calls)
+
+
 def _hermes_call(body: str) -> ToolCall | None:
+    if body.startswith("{{"):
+        body = body[1:]
     try:
         value, _ = json.JSONDecoder().raw_decode(body)
     except json.JSONDecodeError:
         return None
+    return _call_object(value, bare=False)
+
+
+def _call_object(value: Any, *, bare: bool) -> ToolCall | None:
+    """A ``{"name": ..., "arguments": ...}`` object as a call; None when it is not one
+    (outside the tags an object is a call only when it has arguments, so that an answer
+    such as ``{"name": "Ada"}`` stays an answer)."""
     if not isinstance(value, Mapping):
+        return None
+    if bare and not ("arguments" in value or "parameters" in value):
         return None
     name = value.get("name")
     if not isinstance(name, str) or not name:
