@@ -21,6 +21,11 @@ Hidden states are the final layer's only (after the last norm): llama.cpp's API 
 nothing earlier without a per-node eval callback (see ``_llama_batch``).
 A request's ``confidence_stop`` ends a sequence mid-generation when its sliding-window
 token confidence drops (DeepConf's online mode), freeing its slot for the next one.
+A request's ``tools`` are rendered by the GGUF's chat template (which must name a
+tool-call format ponder reads, ``tool_format``: Qwen 2.5's does) and the calls are read
+out of each completion's text into ``Completion.tool_calls``; ``tool_choice``
+``"required"`` or a named function starts the assistant's turn with the format's
+opening of a call, and ``"none"`` leaves the tools out of the prompt.
 
 llama.cpp runs its threads with OpenMP, and libgomp shortens its spin-waits once a
 process has more OpenMP threads than cores: a second thread running llama.cpp

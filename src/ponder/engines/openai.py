@@ -48,6 +48,13 @@ textual prefix, which is what the prefix caches of vLLM, SGLang and llama.cpp
 honour; servers that ignore those fields (llama.cpp's Python server) would answer a
 fresh turn instead, so give them ``chat_template``.
 
+Tools. A chat request's ``tools`` and ``tool_choice`` go to the server as they are, and
+the calls in its reply's ``message.tool_calls`` come back as ``Completion.tool_calls``;
+a server that renders the tools but leaves the model's markup in the text
+(llama-cpp-python's, with a GGUF's template) is read with ``tool_format.HERMES``. With
+``chat_template`` the engine renders the tools itself and reads the calls in the
+format the template names.
+
 An engine binds to the event loop it is first used on; used from a new loop (a
 synchronous wrapper calling ``asyncio.run`` repeatedly) it opens a fresh connection pool.
 """
