@@ -13,6 +13,7 @@ from tests.engines.test_openai_engine import BASE, Recorder
 from ponder.core.errors import CapabilityMissing, EngineError
 from ponder.core.types import GenRequest, Message, Tool, ToolCall, ToolChoice
 from ponder.engines.openai import OpenAIEngine
+from ponder.engines.pool import EnginePool
 
 WEATHER = Tool("get_weather", "The weather.", json.dumps({"type": "object"}))
 CHAT = (Message("user", "Weather in Paris?"),)
@@ -114,3 +115,10 @@ async def test_a_client_side_template_renders_tools_and_forces_a_named_call() ->
             [GenRequest(messages=CHAT, tools=(WEATHER,))]
         )
     assert eng.capabilities.tools
+
+
+async def test_a_pool_of_servers_takes_tools_as_its_members_do() -> None:
+    members = [OpenAIEngine("m", base_url=BASE), OpenAIEngine("m", base_url="http://other:8000")]
+    pool = EnginePool(members)
+    assert pool.capabilities.tools
+    await pool.aclose()
