@@ -32,6 +32,9 @@ from ponder.core.types import (
     Result,
     Score,
     TokenLogprob,
+    Tool,
+    ToolCall,
+    ToolChoice,
     Usage,
 )
 from ponder.engines import models
@@ -142,6 +145,9 @@ __all__ = [
     "StepJudgeVerifier",
     "Strategy",
     "TokenLogprob",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "UniversalSelfConsistency",
     "Usage",
     "WeightedMajority",
