@@ -7,7 +7,7 @@ winning candidate's, whose ``usage`` counts every token the strategy spent (all
 samples, the verifier's too; ``prompt_tokens`` includes prompt tokens served from
 cache, which ``prompt_tokens_details.cached_tokens`` shows), plus a ``ponder`` object
 with the strategy, answer, votes, ponder's own usage, seconds and, on request, the
-candidates. Requests with ``tools`` are ``ponder.serve.tools``'s.
+candidates. Requests with ``tools``: see ``ponder.serve.tools``.
 
 Admission: at most ``concurrency`` requests run at once and ``queue`` more wait; a
 request beyond that gets 429 with ``Retry-After``. Optional bearer-token API keys:
