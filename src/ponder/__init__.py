@@ -33,6 +33,9 @@ from ponder.core.types import (
     Result,
     Score,
     TokenLogprob,
+    Tool,
+    ToolCall,
+    ToolChoice,
     Usage,
 )
 from ponder.engines import models
@@ -144,6 +147,9 @@ __all__ = [
     "StepJudgeVerifier",
     "Strategy",
     "TokenLogprob",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "UniversalSelfConsistency",
     "Usage",
     "WeightedMajority",

@@ -119,3 +119,13 @@ async def test_strategies_with_their_own_rule_and_bad_policies() -> None:
             await c.chat.completions.create(
                 model=MODEL, messages=ASK, extra_body={"ponder": {"freeform": bad}}
             )
+
+
+async def test_samples_that_call_tools_vote_on_their_calls_not_by_meaning() -> None:
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+    engine = ScriptedEngine([call, call, "I would need to look that up."])
+    out = await client(engine).chat.completions.create(model=f"majority-3/{MODEL}", messages=ASK)
+    info = out.model_extra["ponder"]["freeform"]
+    assert info["selected_by"] == "answers" and info["forms"] == {"tool_call": 2, "none": 1}
+    assert len(engine.requests) == 1  # no selection call
+    assert out.model_extra["ponder"]["answer"].startswith("tool_calls: get_weather(")

@@ -117,6 +117,12 @@ class Context:
                     "generates; use the embedded llama.cpp engine (or `ponder bank features "
                     "--hidden` on the finished bank)"
                 )
+            if r.tools and not caps.tools:
+                raise CapabilityMissing(
+                    f"engine {self.engine.name} cannot show the model tools and read its "
+                    "calls back (for the embedded engine: the model's chat template shows "
+                    "no tools in a format ponder reads)"
+                )
             if r.confidence_stop is not None and not caps.confidence_stop:
                 raise CapabilityMissing(
                     f"engine {self.engine.name} cannot stop a sequence when its confidence "

@@ -7,7 +7,7 @@ winning candidate's, whose ``usage`` counts every token the strategy spent (all
 samples, the verifier's too; ``prompt_tokens`` includes prompt tokens served from
 cache, which ``prompt_tokens_details.cached_tokens`` shows), plus a ``ponder`` object
 with the strategy, answer, votes, ponder's own usage, seconds and, on request, the
-candidates and the request's trace.
+candidates and the request's trace. Requests with ``tools``: see ``ponder.serve.tools``.
 
 Reasoning models: a chat reply's ``content`` is the winning sample's final answer and
 its thinking comes apart as ``message.reasoning_content`` (streamed as
@@ -76,6 +76,15 @@ from ponder.serve.chat import ChatTask, chat_problem
 from ponder.serve.freeform import FreeformPolicy, run_with_policy
 from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
+from ponder.serve.tools import (
+    ToolEngine,
+    ToolRequest,
+    ToolRequestError,
+    message_tool_fields,
+    read_tools,
+    settle,
+    tool_reply,
+)
 from ponder.serve.trace import TraceWriter, trace_records
 from ponder.strategies import Context
 
@@ -83,7 +92,8 @@ __all__ = ["ServeSettings", "create_app", "served_name"]
 
 log = logging.getLogger(__name__)
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+          "tool": "tool"}  # fmt: skip
 
 
 def served_name(model: str) -> str:
@@ -192,7 +202,14 @@ def _messages(body: Mapping[str, Any]) -> tuple[Message, ...]:
         role = _ROLES.get(str(m.get("role")))
         if role is None:
             raise HTTPError(400, f"{where}: role must be one of {', '.join(_ROLES)}")
-        out.append(Message(role, _content(m.get("content"), where)))  # type: ignore[arg-type]
+        try:
+            calls, call_id = message_tool_fields(m, role)  # type: ignore[arg-type]
+        except ToolRequestError as e:
+            raise HTTPError(400, f"{where}: {e}", code="invalid_tools") from e
+        # an assistant's content may be null (it called tools, or refused)
+        empty = role == "assistant" and m.get("content") is None
+        content = "" if empty else _content(m.get("content"), where)
+        out.append(Message(role, content, calls, call_id))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -254,6 +271,7 @@ class _Prepared:
     seed: int | None
     ident: str = ""  # the reply's id, and its trace file's name
     include_usage: bool = False
+    tools: ToolRequest | None = None
 
 
 def _id(kind: str) -> str:
@@ -322,9 +340,13 @@ class Server:
 
     def prepare(self, body: Mapping[str, Any], kind: str = "chat") -> _Prepared:
         """Everything about a request that can be refused before any work."""
+        try:
+            tools = read_tools(body)
+        except ToolRequestError as e:
+            raise HTTPError(400, str(e), code="invalid_tools") from e
         return _Prepared(
             self.selection(body), _max_tokens(body, self.settings), _seed(body), _id(kind),
-            _include_usage(body) if body.get("stream") else False,
+            _include_usage(body) if body.get("stream") else False, tools,
         )  # fmt: skip
 
     async def solve(
@@ -340,6 +362,8 @@ class Server:
         async with self.admission.slot(self.settings.retry_after):
             problem = chat_problem(uuid.uuid4().hex, messages)
             engine: Engine = self.engine
+            if prepared.tools is not None:
+                engine = ToolEngine(engine, self.task.messages(problem), prepared.tools)
             if report is not None:
                 engine = WatchedEngine(engine, self.task, self.task.messages(problem), report)
             traced = self.traces is not None or prepared.selection.trace
@@ -350,6 +374,8 @@ class Server:
             failed = True
             try:
                 result = await self._run(prepared.selection, problem, ctx)
+                if prepared.tools is not None:
+                    result = settle(result, prepared.tools)
                 failed = False
                 if traced:
                     trace = self._trace(prepared, messages, ctx.ledger, result)
@@ -435,6 +461,8 @@ class Server:
             # the budget ended the strategy early: its best answer so far, and why
             out["stopped"] = "budget"
             out["stop_reason"] = result.meta.get("stop_reason")
+        if "tools" in result.meta:
+            out["tools"] = result.meta["tools"]
         if chosen.candidates:
             out["candidates"] = [c.to_dict() for c in result.candidates]
         if "freeform" in result.meta:
@@ -450,13 +478,16 @@ class Server:
         text = _winner(result)
         if kind == "chat":
             parts = split_reasoning(text)
-            message: dict[str, Any] = {"role": "assistant", "content": parts.answer}
+            content, calls = tool_reply(result, parts.answer)
+            message: dict[str, Any] = {"role": "assistant", "content": content}
             if parts.reasoning is not None:
                 message["reasoning_content"] = parts.reasoning
+            if calls:
+                message["tool_calls"] = calls
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": message,
-                "finish_reason": "stop",
+                "finish_reason": "tool_calls" if calls else "stop",
                 "logprobs": None,
             }
         else:
@@ -516,16 +547,22 @@ class Server:
                 return
             text = _winner(result)
             if kind == "chat":
+                parts = split_reasoning(text)
+                content, calls = tool_reply(result, parts.answer)
                 yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
                               "finish_reason": None}])  # fmt: skip
-                parts = split_reasoning(text)
                 if parts.reasoning is not None:
                     for piece in _pieces(parts.reasoning):
                         yield chunk([{"index": 0, "delta": {"reasoning_content": piece},
                                       "finish_reason": None}])  # fmt: skip
-                for piece in _pieces(parts.answer):
+                for piece in _pieces(content or "") if content or not calls else []:
                     yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-                last = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+                if calls:
+                    deltas = [{"index": i, **call} for i, call in enumerate(calls)]
+                    yield chunk([{"index": 0, "delta": {"tool_calls": deltas},
+                                  "finish_reason": None}])  # fmt: skip
+                finish = "tool_calls" if calls else "stop"
+                last = [{"index": 0, "delta": {}, "finish_reason": finish}]
             else:
                 for piece in _pieces(text):
                     yield chunk([{"index": 0, "text": piece, "finish_reason": None}])
@@ -592,6 +629,8 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
                 prompt = body.get("prompt")
                 if not isinstance(prompt, str) or not prompt:
                     raise HTTPError(400, "'prompt' must be a non-empty string")
+                if body.get("tools") is not None:
+                    raise HTTPError(400, "tools go to /v1/chat/completions", code="invalid_tools")
                 messages = (Message("user", prompt),)
             prepared = server.prepare(body, kind)
             if body.get("stream"):

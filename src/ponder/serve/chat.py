@@ -6,6 +6,7 @@ blank space collapsed, so free-form replies still agree when they say the same t
 Both read a reasoning model's final answer only, never its thinking
 (``ponder.core.reasoning``). Open-ended replies, which never repeat word for word, are
 selected by meaning instead (``ponder.serve.freeform``).
+A reply that calls tools votes by its calls (``ponder.serve.tools.call_key``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from ponder.core.reasoning import final_answer
 from ponder.core.types import Message, Problem
 from ponder.grading.answers import extract_answer
+from ponder.serve.tools import call_key
 
 __all__ = ["ChatTask", "chat_problem"]
 
@@ -39,6 +41,9 @@ class ChatTask:
 
     def extract(self, text: str) -> str | None:
         text = final_answer(text)
+        calls = call_key(text)
+        if calls is not None:
+            return calls
         found = extract_answer(text)
         if found is not None:
             return found

@@ -43,8 +43,10 @@ from typing import Any
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
+from ponder.core.reasoning import final_answer
 from ponder.core.types import Problem, Result
 from ponder.grading.forms import answer_form
+from ponder.serve.tools import call_key
 from ponder.strategies import Strategy
 from ponder.strategies.clusters import cluster_vote, clusters_meta
 from ponder.strategies.universal_self_consistency import select_consistent
@@ -127,7 +129,11 @@ async def run_with_policy(
     ``Result.meta["freeform"]`` holds what was done and why."""
     result = await strategy(problem, ctx)
     cands = result.candidates
-    forms = [answer_form(c.text) for c in cands]
+    # a sample that calls tools carries a checkable answer too: its calls (serve.tools)
+    forms = [
+        "tool_call" if call_key(final_answer(c.text)) is not None else answer_form(c.text)
+        for c in cands
+    ]
     checkable = sum(f is not None for f in forms)
     info: dict[str, Any] = {
         "mode": policy.mode,
