@@ -22,6 +22,7 @@ from ponder.core.errors import (
     PonderError,
     RateLimited,
 )
+from ponder.core.reasoning import Reasoned, final_answer, split_reasoning
 from ponder.core.types import (
     Candidate,
     Completion,
@@ -32,6 +33,9 @@ from ponder.core.types import (
     Result,
     Score,
     TokenLogprob,
+    Tool,
+    ToolCall,
+    ToolChoice,
     Usage,
 )
 from ponder.engines import models
@@ -130,6 +134,7 @@ __all__ = [
     "ProcessVerifier",
     "ProgramAided",
     "RateLimited",
+    "Reasoned",
     "ReplayEngine",
     "ReplayMiss",
     "Result",
@@ -142,16 +147,21 @@ __all__ = [
     "StepJudgeVerifier",
     "Strategy",
     "TokenLogprob",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "UniversalSelfConsistency",
     "Usage",
     "WeightedMajority",
     "__version__",
     "answer_question",
+    "final_answer",
     "majority_vote",
     "make_scorer",
     "make_strategy",
     "models",
     "solve",
+    "split_reasoning",
     "strategy_names",
     "weighted_vote",
 ]

@@ -160,15 +160,42 @@ def test_bank_must_cover_the_problems_and_come_from_independent_samples(tmp_path
     more = [*TASK.load(), Problem(id="p99", question="What is 99 plus one?", answer="100")]
     with pytest.raises(ConfigError, match="no samples for 1 of the 5 problems"):
         ReplayEngine(bank, TASK).check_problems(more)
+    adaptive = tmp_path / "adaptive.db"
+    run_eval(
+        task=TASK, problems=TASK.load(), strategy=make_strategy("adaptive_consistency", {}),
+        engine=ScriptedEngine(toy_responder), store=adaptive, progress=False,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="holds a 'adaptive_consistency' run"):
+        SampleBank.from_store(adaptive)
+    with pytest.raises(ConfigError, match="does not exist"):
+        SampleBank.from_store(tmp_path / "nope.db")
+
+
+def test_a_greedy_run_replayed_from_its_own_bank_is_the_same_run(tmp_path: Path) -> None:
     single = tmp_path / "single.db"
     run_eval(
         task=TASK, problems=TASK.load(), strategy=make_strategy("single", {}),
-        engine=ScriptedEngine(toy_responder), store=single, progress=False,
+        engine=ScriptedEngine(toy_responder), store=single, max_tokens=32, progress=False,
     )  # fmt: skip
-    with pytest.raises(ConfigError, match="holds a 'single' run"):
-        SampleBank.from_store(single)
-    with pytest.raises(ConfigError, match="does not exist"):
-        SampleBank.from_store(tmp_path / "nope.db")
+    bank = SampleBank.from_store(single)
+    assert (bank.temperature, bank.top_p) == (0.0, 1.0)
+    engine = ReplayEngine(bank, TASK)
+    out = tmp_path / "again.db"
+    run_eval(
+        task=TASK, problems=TASK.load(), strategy=make_strategy("single", {}), engine=engine,
+        store=out, max_tokens=32, progress=False,
+    )  # fmt: skip
+    before, after = records(single), records(out)
+    assert {p: r.answer for p, r in after.items()} == {p: r.answer for p, r in before.items()}
+    assert engine.stats.served == len(before) and engine.stats.generated_requests == 0
+    # a sampling strategy asks for samples at another temperature: not this bank's
+    with pytest.raises(ReplayMiss):
+        asyncio.run(
+            ReplayEngine(bank, TASK).for_problem(TASK.load()[0]).generate(
+                [GenRequest(messages=TASK.messages(TASK.load()[0]), n=2, temperature=0.7,
+                            max_tokens=32)]
+            )
+        )  # fmt: skip
 
 
 def test_an_extending_replay_draws_only_the_missing_samples_seeded_as_live(

@@ -252,3 +252,67 @@ def test_weighted_stop_by_a_hidden_state_probe_runs_from_the_cli(
         # one call per batch of two: the probe generates nothing
         assert record.usage.calls == len(record.candidates) // 2
         assert json.dumps(record.meta["history"])
+
+
+def test_beam_search_by_a_hidden_state_probe_scores_each_step_by_its_own_rows(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    """``--verifier hidden:PATH`` in a search on the real model: every step is drawn with
+    its hidden states (continuation requests included), and a first step's score is the
+    probe's probability on the rows a prefill of that step gives; the verifier spends no
+    call. The steps end at the token limit (a delimiter that never comes): a step cut at
+    a stop string keeps the rows of every token drawn, which a prefill of the cut text
+    does not have."""
+    from ponder.core.context import Context
+    from ponder.strategies import make_strategy
+    from ponder.tasks import make_task
+    from ponder.tasks.select import pick_problems
+    from ponder.verifiers.hidden import Projection
+    from ponder.verifiers.hidden_probe import HiddenProbe
+
+    projection = Projection(SMOLLM2_N_EMBD, 16)
+    rng = np.random.default_rng(2)
+    probe = HiddenProbe(
+        projection=projection,
+        features=(),
+        mean=tuple(rng.normal(size=32).tolist()),
+        scale=(4.0,) * 32,
+        coef=tuple(rng.normal(size=32).tolist()),
+        intercept=0.0,
+    )
+    path = tmp_path / "probe.json"
+    probe.save(path)
+    task = make_task("demo")
+    problem = pick_problems(task, limit=1)[0]
+
+    async def go() -> None:
+        engine = LlamaCppEngine(smollm2_path, n_ctx=1024)
+        try:
+            ctx = Context(engine, task, max_tokens=96, seed=0)
+            search = make_strategy(
+                "beam_search",
+                {"n": 2, "width": 1, "max_steps": 3, "step_tokens": 32,
+                 "delimiter": "@@@@", "verifier": f"hidden:{path}"},
+            )  # fmt: skip
+            result = await search(problem, ctx)
+            first = [n for n in result.meta["tree"] if n["depth"] == 1]
+            request = GenRequest(messages=task.messages(problem))
+            scored = await engine.continuation_logprobs(
+                request, [n["step"] for n in first], hidden=True
+            )
+        finally:
+            await engine.aclose()
+        assert {e.kind for e in ctx.ledger.events} == {"generate"}
+        assert all(0 < (c.score or 0) < 1 for c in result.candidates)
+        checked = 0
+        for node, again in zip(first, scored, strict=True):
+            if node["score"] is None or again.hidden is None:
+                continue  # a step the model ended at once has no rows
+            row = probe.row(projection.project(again.hidden), {})
+            assert node["score"] == pytest.approx(
+                float(probe.probabilities(row[None])[0]), abs=0.02
+            )
+            checked += 1
+        assert checked >= 1
+
+    asyncio.run(go())

@@ -119,6 +119,46 @@ def test_optimize_then_optimal_over_a_real_bank(smollm2_path: Path, tmp_path: Pa
         assert r.candidates and r.meta
 
 
+def test_a_stop_in_the_policy_runs_live_as_its_replay_measured_it(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    """``ponder optimize --stop-margins``: the stop configuration, run live by ``optimal``
+    over the bank (--replay), draws exactly the samples and reaches exactly the outcome
+    its replay in the calibration counted."""
+    from ponder.analysis.calibration import StopSpec, load_calibration
+    from ponder.runs.store import RunStore
+
+    cal, policy, out = tmp_path / "cal.db", tmp_path / "policy.json", tmp_path / "opt.db"
+    common = ["--task", "demo", "--limit", "6", "--model", str(smollm2_path), "--no-progress"]
+    ponder("eval", *common, "--strategy", "majority", "--n", "6", "--max-tokens", "48",
+           "--seed", "1", "--out", str(cal))  # fmt: skip
+    ponder("optimize", str(cal), "--out", str(policy), "--bins", "1", "--pilot", "2",
+           "--stop-margins", "2", "--heldout", "0")  # fmt: skip
+    calibration = load_calibration([cal], pilot=2, stops=[StopSpec("margin", 2.0)])
+    [i] = [i for i, c in enumerate(calibration.configs) if c.strategy == "weighted_stop"]
+    stop = calibration.configs[i]
+    # every cell runs the stop, so the live run is the stop's own
+    data = json.loads(policy.read_text())
+    for c in data["table"]:
+        c["config"], c["reuses_pilot"] = stop.to_dict(), True
+    policy.write_text(json.dumps(data))
+    ponder("eval", *common, "--replay", str(cal), "--strategy", f"optimal:{policy}",
+           "--budget", str(max(data["budgets"])), "--out", str(out))  # fmt: skip
+    with RunStore(out, create=False) as o, RunStore(cal, create=False) as c:
+        runs = {r.problem_id: r for r in o.records()}
+        bank = {r.problem_id: r for r in c.records()}
+    own = calibration.own_tokens[i]
+    for row, pid in enumerate(calibration.problem_ids):
+        r, recorded = runs[pid], bank[pid].candidates
+        assert r.meta["config"]["strategy"] == "weighted_stop"
+        assert r.correct == bool(calibration.correct[i, row]), pid
+        # the bank's first samples, as many as the replay stopped at: T counts the bank's
+        # prompt charge once and their generated tokens
+        assert [x.text for x in r.candidates] == [x.text for x in recorded[: len(r.candidates)]]
+        drawn = sum(x.usage.completion_tokens for x in r.candidates)
+        assert drawn + recorded[0].usage.prompt_tokens == own[row], pid
+
+
 def test_extending_a_real_bank_draws_what_a_live_run_draws(
     smollm2_path: Path, tmp_path: Path
 ) -> None:

@@ -155,3 +155,61 @@ async def test_no_logprobs_are_asked_for_when_nothing_is_scored(tmp_path):
     res = await ComputeOptimal(policy=policy, budget=100)(PROBLEM, ctx_for(eng))
     assert [(r.n, r.wants_logprobs) for r in eng.requests] == [(2, False), (1, False)]
     assert res.answer == "42" and all(c.score is None for c in res.candidates)
+
+
+def stop(tau, min_n=2, scorer="", **extra):
+    options = {
+        "max_n": 6, "batch": 1, "min_n": min_n, "by": "margin", "tau": tau, "give_up": 0.0,
+        "give_up_after": 4, "scorer": scorer, **SAMPLING, **extra,
+    }  # fmt: skip
+    return ("weighted_stop", options, True)
+
+
+async def test_a_stop_that_reuses_the_pilot_checks_it_first_then_samples_one_at_a_time(tmp_path):
+    policy = write_policy(tmp_path, {1: majority(2), 2: stop(2.0)})
+    # pilot 41, 42 (split: bin 2); then 42 (lead 1), 42 (lead 2): stop at four samples
+    eng = ScriptedEngine(["\\boxed{41}", "\\boxed{42}", "\\boxed{42}", "\\boxed{42}", "\\boxed{9}"])
+    ctx = ctx_for(eng)
+    res = await ComputeOptimal(policy=policy, budget=100)(PROBLEM, ctx)
+    assert [r.n for r in eng.requests] == [2, 1, 1]
+    assert [c.answer for c in res.candidates] == ["41", "42", "42", "42"]
+    assert res.answer == "42" and res.votes == {"41": 1.0, "42": 3.0}
+    assert res.meta["bin"] == 2 and res.meta["decided_by"] == 4
+    assert res.meta["inner"]["stop_reason"] == "margin 2.0000 >= 2"
+    assert [h["lead"] for h in res.meta["inner"]["history"]] == [0.0, 1.0, 2.0]
+    assert res.usage == ctx.ledger.total() and res.usage.calls == 3
+
+
+async def test_a_settled_pilot_ends_a_stop_without_another_sample(tmp_path):
+    policy = write_policy(tmp_path, {1: stop(2.0), 2: majority(4)})
+    eng = ScriptedEngine(["\\boxed{42}"])
+    res = await ComputeOptimal(policy=policy, budget=100)(PROBLEM, ctx_for(eng))
+    assert [r.n for r in eng.requests] == [2]
+    assert res.answer == "42" and res.meta["decided_by"] == 2
+
+
+async def test_a_weighted_stop_scores_the_pilot_with_the_pilot_s_scorer(tmp_path, monkeypatch):
+    monkeypatch.setattr("ponder.strategies.optimal.make_scorer", lambda spec: CountingScorer())
+    monkeypatch.setattr(
+        "ponder.strategies.weighted_stop.make_scorer", lambda spec: CountingScorer()
+    )
+    CountingScorer.scored = []
+    policy = write_policy(
+        tmp_path, {1: majority(2), 2: stop(0.5, scorer="logprob")}, scorer="logprob"
+    )
+    lp = {"\\boxed{41}": math.log(0.2), "\\boxed{42}": math.log(0.9)}
+    eng = ScriptedEngine(["\\boxed{41}", "\\boxed{42}", "\\boxed{42}"], logprob=lambda t: lp[t])
+    res = await ComputeOptimal(policy=policy, budget=100)(PROBLEM, ctx_for(eng))
+    # the pilot is drawn with logprobs and scored once; 42 (0.9) leads 41 (0.2) by 0.7
+    assert [(r.n, r.wants_logprobs) for r in eng.requests] == [(2, True)]
+    assert CountingScorer.scored == [2]
+    assert res.answer == "42" and res.meta["decided_by"] == 2
+
+
+def test_a_stop_must_start_from_the_whole_pilot_and_weigh_as_it_does(tmp_path):
+    short = write_policy(tmp_path, {1: majority(2), 2: stop(2.0, min_n=1)})
+    with pytest.raises(ConfigError, match="min_n must be at least 2"):
+        ComputeOptimal(policy=short, budget=100)
+    other = write_policy(tmp_path, {1: majority(2), 2: stop(0.5, scorer="logprob")})
+    with pytest.raises(ConfigError, match="does not sample \\(and score\\) as the pilot"):
+        ComputeOptimal(policy=other, budget=100)

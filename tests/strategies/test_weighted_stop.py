@@ -82,3 +82,11 @@ def test_bad_settings_are_refused_before_sampling():
         with pytest.raises(ConfigError):
             WeightedStop(**bad)
     assert isinstance(make_strategy("weighted_stop", {"tau": 0.5}), WeightedStop)
+
+
+def test_an_empty_scorer_counts_every_sample_once():
+    # unweighted: 5, 5 leads by two votes after two samples, whatever the logprobs say
+    result, ctx = _run(WeightedStop(max_n=8, tau=2.0, scorer=""), ["5", "5", "4"])
+    assert result.meta["samples"] == 2 and result.meta["scorer"] == "count"
+    assert result.votes == {"5": 2.0}
+    assert not any(r.wants_logprobs for r in ctx.engine.requests)

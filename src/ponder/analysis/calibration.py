@@ -30,6 +30,15 @@ a sampling strategy (whose candidates carry scores, for the ``score`` signal). T
 pilot store is a calibration store (added when not listed). Its configurations reuse
 the pilot (the strategy draws the pilot first and then only samples k+1..n).
 
+Stops (``stops``). Each stopping rule is replayed on the pilot run's samples in stored
+order as a ``weighted_stop`` that reuses the pilot: unweighted (each sample one vote) and,
+when the samples carry scores, weighted by the run's scorer. It starts from the k pilot
+samples (its ``min_n`` is raised to k) and checks its rule after each sample, from the
+k-th on (``ponder.strategies.stopping.vote_stop``, the live rule), stopping at the first
+settled j or at the run's N; its outcome is the weighted vote of those j samples, T
+their tokens (plus j * S(i) when weighted) and E the pilot's plus the samples after it
+(and the scores the pilot did not pay for), as for a reusing rule at n = j.
+
 Oracle. The store whose pass rates give the oracle difficulty bins that predicted
 bins are checked against: ``oracle``, else the sampling store with the most samples
 per problem (the first of equals).
@@ -65,14 +74,36 @@ from ponder.analysis.curves import PrefixOutcomes, prefix_outcomes
 from ponder.analysis.difficulty import pilot_signals
 from ponder.core.errors import ConfigError
 from ponder.runs.store import Record, RunStore
-from ponder.strategies.optimal.policy import Configuration, Pilot
+from ponder.strategies.optimal.policy import STOP_STRATEGY, Configuration, Pilot
 from ponder.strategies.optimal.signals import SIGNALS, Signal
-from ponder.strategies.voting import SAMPLING_RULES, Method
+from ponder.strategies.stopping import GIVE_UP_AFTER, StopBy, check_vote_stop, vote_stop
+from ponder.strategies.voting import SAMPLING_RULES, Method, weighted_vote
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 DEFAULT_PILOT = 4
+
+
+@dataclass(frozen=True)
+class StopSpec:
+    """A stopping rule to offer the policy (``weighted_stop``'s settings): stop once the
+    vote's leader holds ``tau`` of the weight (``by="share"``) or leads by ``tau``
+    (``by="margin"``), from ``min_n`` samples on (at least the pilot's), or give up below a
+    share ``give_up`` from ``give_up_after`` on."""
+
+    by: StopBy
+    tau: float
+    min_n: int = 1
+    give_up: float = 0.0
+    give_up_after: int = GIVE_UP_AFTER
+
+    def __post_init__(self) -> None:
+        try:
+            check_vote_stop(self.by, self.tau, self.min_n, self.give_up, self.give_up_after)
+        except ValueError as e:
+            raise ConfigError(f"stopping rule: {e}") from e
+
 
 _STRATEGY_OF_RULE: dict[Method, str] = {rule: name for name, rule in SAMPLING_RULES.items()}
 
@@ -275,8 +306,10 @@ def load_calibration(
     signal: Signal = "agreement",
     pilot_from: str | Path | None = None,
     oracle: str | Path | None = None,
+    stops: Sequence[StopSpec] = (),
 ) -> Calibration:
-    """Read the stores and compute every configuration's outcomes (module docstring)."""
+    """Read the stores and compute every configuration's outcomes (module docstring);
+    ``stops`` adds stopping rules replayed on the pilot run."""
     if signal not in SIGNALS:
         raise ConfigError(f"unknown difficulty signal {signal!r}; choose from {', '.join(SIGNALS)}")
     if pilot < 1:
@@ -301,6 +334,8 @@ def load_calibration(
         table.add_run(
             run, ids, pilot_cost, pilot=pilot if run is pilot_run else None, signal=signal
         )
+    for spec in stops:
+        table.add_stop(pilot_run, ids, pilot_cost, spec, pilot=pilot, signal=signal)
     _check_buildable(table.configs)
     return Calibration(
         task=str(pilot_run.config.get("task")),
@@ -404,6 +439,87 @@ class _ConfigTable:
                     _STRATEGY_OF_RULE[rule], _sampling_options(run, rule, n), run.path, reuses
                 )
                 self.add(config, out.correct[:, n - 1], e, t)
+
+    def add_stop(
+        self,
+        run: _Run,
+        ids: Sequence[str],
+        pilot_cost: FloatArray,
+        spec: StopSpec,
+        *,
+        pilot: int,
+        signal: Signal,
+    ) -> None:
+        """``spec`` replayed on the pilot run in stored order, unweighted and, when its
+        samples are scored, weighted by its scorer: a ``weighted_stop`` that starts from
+        the pilot's ``pilot`` samples (its ``min_n`` raised to them) and checks its rule
+        after each sample (module docstring, Stops)."""
+        out = _outcomes(run, "majority", ids)
+        by_id = {r.problem_id: r for r in run.records}
+        scorers = [""] + ([run.scorer] if run.scored and run.scorer else [])
+        for scorer in scorers:
+            options: dict[str, Any] = {
+                "max_n": out.samples,
+                "batch": 1,
+                "min_n": max(spec.min_n, pilot),
+                "by": spec.by,
+                "tau": spec.tau,
+                "give_up": spec.give_up,
+                "give_up_after": spec.give_up_after,
+                "scorer": scorer,
+                "temperature": float(run.options.get("temperature", 0.0)),
+                "top_p": float(run.options.get("top_p", 1.0)),
+            }
+            ok = np.zeros(len(ids), dtype=np.bool_)
+            t = np.zeros(len(ids), dtype=np.float64)
+            e = np.zeros(len(ids), dtype=np.float64)
+            for i, p in enumerate(ids):
+                record = by_id[p]
+                cands = record.candidates[: out.samples]
+                answers = [c.answer for c in cands]
+                weights = [1.0 if not scorer or c.score is None else c.score for c in cands]
+                m = _stop_index(answers, weights, options, pilot)
+                answer, _ = weighted_vote(answers[:m], [max(w, 0.0) for w in weights[:m]])
+                ok[i] = answer is not None and bool(record.answer_correct.get(answer, False))
+                t[i] = out.prompt[i, m - 1] + out.completion[i, m - 1]
+                t[i] += m * out.scoring[i] if scorer else 0.0
+                e[i] = pilot_cost[i] + _stop_extra(out, i, m, pilot, bool(scorer), signal)
+            config = Configuration(STOP_STRATEGY, options, run.path, True)
+            self.add(config, ok, e, t)
+
+
+def _stop_index(
+    answers: Sequence[str | None], weights: Sequence[float], options: Mapping[str, Any], k: int
+) -> int:
+    """How many samples a weighted stop that starts from the first ``k`` draws: the first
+    j >= k at which ``vote_stop`` settles, else all of them."""
+    n = len(answers)
+    for j in range(min(k, n), n + 1):
+        _, why = vote_stop(
+            answers[:j],
+            weights[:j],
+            by=options["by"],
+            tau=options["tau"],
+            min_n=options["min_n"],
+            give_up=options["give_up"],
+            give_up_after=options["give_up_after"],
+        )
+        if why is not None:
+            return j
+    return n
+
+
+def _stop_extra(out: PrefixOutcomes, i: int, m: int, k: int, scored: bool, signal: Signal) -> float:
+    """Tokens beyond the pilot of a stop that drew ``m`` samples on problem ``i``: the
+    samples after the pilot's (their prompt charged as ``_reuse_extra`` charges it) and,
+    when it weighs them, the scores the pilot did not already pay for."""
+    extra = 0.0
+    if m > k:
+        prompt = max(out.prompt[i, m - 1] - out.prompt[i, k - 1], out.prompt[i, 0])
+        extra += prompt + out.completion[i, m - 1] - out.completion[i, k - 1]
+    if scored:
+        extra += out.scoring[i] * (max(m - k, 0) if signal == "score" else m)
+    return float(extra)
 
 
 def _stores(

@@ -202,7 +202,8 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--verifier",
         help="search strategies: the process verifier, judge:step, probe:PATH, "
-        "hfprm:MODEL or combined:PATH (from the steps' own logprobs), with "
+        "hfprm:MODEL, combined:PATH (from the steps' own logprobs) or hidden:PATH (a "
+        "hidden-state probe, from the steps' own hidden states; embedded engine), with "
         ",agg=last|min|prod|mean (default: judge:step)",
     )
     g.add_argument("--width", type=int, help="search: beam width / children per expansion")

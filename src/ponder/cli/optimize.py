@@ -15,7 +15,9 @@ DESCRIPTION = (
     "(Snell et al. 2024): per predicted difficulty bin and token budget, the\n"
     "configuration with the best accuracy that fits. Sampling runs (majority,\n"
     "best_of_n, weighted_majority) give every n up to theirs; other runs one\n"
-    "configuration each. The first --pilot samples of a sampling run predict the bin.\n"
+    "configuration each; --stop-margins and --stop-shares add stopping rules\n"
+    "(weighted_stop) replayed on the pilot run. The first --pilot samples of a\n"
+    "sampling run predict the bin.\n"
     "Prints the policy against the best uniform configuration on held-out problems.\n"
     "Run it with: ponder eval --strategy optimal:POLICY.json --budget TOKENS."
 )
@@ -91,6 +93,52 @@ def add_parser(subparsers: Any) -> None:
         "mean: the budget bounds the mean over all problems, so settled easy bins leave "
         "tokens to hard ones (default bin)",
     )
+    stop = opt.add_argument_group(
+        "stopping rules",
+        "weighted_stop configurations replayed on the pilot run in stored order, each "
+        "reusing the pilot: unweighted, and weighted by the run's scorer when its samples "
+        "are scored (a bank scored by `ponder bank score`); the grid of every listed "
+        "margin and share with every min-n and give-up",
+    )
+    stop.add_argument(
+        "--stop-margins",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="M",
+        help="stop once the leader's votes exceed the runner-up's by M",
+    )
+    stop.add_argument(
+        "--stop-shares",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="TAU",
+        help="stop once the leader holds TAU of the votes (in (0, 1])",
+    )
+    stop.add_argument(
+        "--stop-min-n",
+        nargs="+",
+        type=int,
+        default=[1],
+        metavar="K",
+        help="fewest samples before a stop (raised to --pilot; default 1)",
+    )
+    stop.add_argument(
+        "--stop-give-up",
+        nargs="+",
+        type=float,
+        default=[0.0],
+        metavar="G",
+        help="also give up once the leader holds less than G of the votes (0: never; default 0)",
+    )
+    stop.add_argument(
+        "--stop-give-up-after",
+        type=int,
+        default=4,
+        metavar="K",
+        help="fewest samples before giving up (default 4)",
+    )
 
 
 def _budgets(text: str | None) -> list[float] | None:
@@ -103,6 +151,20 @@ def _budgets(text: str | None) -> list[float] | None:
     if not budgets:
         raise ConfigError("--budgets lists no budget")
     return budgets
+
+
+def _stops(args: argparse.Namespace) -> list[Any]:
+    """The grid of stopping rules the options name (none without margins or shares)."""
+    from ponder.analysis.calibration import StopSpec
+
+    grid = [("margin", m) for m in args.stop_margins] + [("share", t) for t in args.stop_shares]
+    return [
+        StopSpec(by, tau, k, g, args.stop_give_up_after)  # type: ignore[arg-type]
+        for by, tau in grid
+        for k in dict.fromkeys(max(k, args.pilot) for k in args.stop_min_n)
+        for g in args.stop_give_up
+        if g < (tau if by == "share" else 1.0)
+    ]
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -120,6 +182,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         seed=args.seed,
         allocation=args.allocate,
         test=args.test,
+        stops=_stops(args),
     )
     path = result.policy.save(args.out)
     print(summary_text(result))

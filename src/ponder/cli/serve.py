@@ -14,8 +14,18 @@ __all__ = ["COMMANDS", "add_parser", "run_serve"]
 EPILOG = """choosing the strategy per request:
   model name prefix      majority-8/MODEL, best_of_n-4/MODEL, adaptive/MODEL
   extra_body             {"ponder": {"strategy": "majority", "n": 8, "budget": 4000,
-                          "candidates": true}}
+                          "candidates": true, "trace": true}}
   otherwise              --strategy and -o KEY=VALUE below
+reasoning models: votes read the answer after </think>; the reply's
+  message.reasoning_content holds the chosen sample's thinking; cap the thinking with
+  {"ponder": {"strategy": "budget_forcing", "max_thinking_tokens": 256}}
+free-form requests: a voting strategy's samples without checkable answers (a number,
+  boxed, a choice, code) are selected by meaning (--freeform auto, the default):
+  USC by default, or --freeform-method semantic --freeform-cluster text|embed|judge;
+  per request {"ponder": {"freeform": "answers"|"meaning"|{"mode": ..., ...}}}
+tracing: --trace DIR writes each request's inner calls (prompt, output, tokens,
+  seconds) and the decision to DIR/<reply id>.jsonl; "trace": true returns them in
+  the reply's ponder.trace
 The reply's usage counts every token the strategy spent; its `ponder` field has the
 votes, ponder's own token accounting and, on request, the candidates. A failed,
 timed-out or over-budget request's error has what it spent in `ponder.usage`, and
@@ -68,6 +78,26 @@ def add_parser(subparsers: Any) -> None:
         help="a key clients must send as a bearer token; repeatable",
     )  # fmt: skip
     p.add_argument("--api-key-file", help="a file of client keys, one per line")
+    p.add_argument(
+        "--freeform", choices=("auto", "answers", "meaning"), default="auto",
+        help="how a voting strategy's winner is chosen: by the samples (auto: the answers' "
+        "vote when they carry checkable answers, else by meaning), always by the answers, "
+        "or always by meaning (default auto)",
+    )  # fmt: skip
+    p.add_argument(
+        "--freeform-method", choices=("usc", "semantic"), default="usc",
+        help="selection by meaning: universal self-consistency or semantic clusters (usc)",
+    )  # fmt: skip
+    p.add_argument(
+        "--freeform-cluster", choices=("text", "embed", "judge"), default="text",
+        help="semantic clusters by normalised text, sentence embeddings or the model as "
+        "judge (text)",
+    )  # fmt: skip
+    p.add_argument(
+        "--trace", metavar="DIR",
+        help="write every request's trace (its inner calls and the decision) to "
+        "DIR/<reply id>.jsonl",
+    )  # fmt: skip
     add_engine_args(p, key_flag="--upstream-api-key")
     add_exec_arg(p)
 
@@ -77,8 +107,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from ponder.serve import Limits, ServeSettings, create_app, select
     from ponder.serve.accounts import read_api_keys
     from ponder.serve.app import served_name
+    from ponder.serve.freeform import FreeformPolicy
     from ponder.serve.selection import ALIASES
     from ponder.strategies.options import parse_options
+    from ponder.verifiers.equivalence import make_clusterer
 
     try:
         import uvicorn
@@ -88,7 +120,11 @@ def run_serve(args: argparse.Namespace) -> int:
     limits = Limits(max_n=args.max_n, max_budget=args.max_budget, max_tokens=args.max_tokens)
     strategy = ALIASES.get(args.strategy, args.strategy)
     options = parse_options(strategy, args.option)
-    select(name, {}, limits=limits, default=(strategy, options))  # refuse a bad default now
+    freeform = FreeformPolicy(args.freeform, args.freeform_method, args.freeform_cluster)
+    if freeform.method == "semantic" and freeform.cluster == "embed":
+        make_clusterer("embed")  # a missing extra or model is an error now, not per request
+    # refuse a bad default now
+    select(name, {}, limits=limits, default=(strategy, options), freeform=freeform)
     settings = ServeSettings(
         model=name,
         default_strategy=strategy,
@@ -99,6 +135,8 @@ def run_serve(args: argparse.Namespace) -> int:
         queue=args.queue,
         api_keys=read_api_keys(args.serve_keys, args.api_key_file),
         request_timeout=args.timeout,
+        trace_dir=args.trace,
+        freeform=freeform,
     )
     app = create_app(cli_args.engine(args), settings)
     print(f"ponder serve: {name} on http://{args.host}:{args.port}/v1", flush=True)

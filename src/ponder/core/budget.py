@@ -15,19 +15,22 @@ ledger records inside it stays within every limit.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ponder.core.errors import BudgetExceeded
 from ponder.core.types import Usage
 
-EventKind = Literal["generate", "score", "train", "probe", "execute"]
+EventKind = Literal["generate", "score", "train", "probe", "execute", "verdict"]
 """What an event spent its compute on: ``generate`` (a strategy's own samples), ``score``
 (a verifier), ``train`` (fitting or feature extraction), ``probe`` (short answer probes
 on a fork of a chain of thought, ``probe_exit``) and ``execute`` (model-written programs
-run in the sandbox: no tokens, their ``executions`` and seconds)."""
+run in the sandbox: no tokens, their ``executions`` and seconds). ``verdict`` is on
+detailed ledgers only: a scorer's scores of a set of candidates, which spends nothing
+itself (the model calls it made are its ``score`` events; its wall time is in the
+detail)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class Event:
     """One piece of work. ``executions`` counts the programs an ``execute`` event ran;
     its ``seconds`` is their run time summed (they may have run side by side), and
     ``isolation`` the sandbox mode they ran in (``bwrap``, ``unprivileged`` or
-    ``unisolated``; see ``ponder.core.sandbox``)."""
+    ``unisolated``; see ``ponder.core.sandbox``). ``detail`` is what a detailed ledger
+    keeps of the work (see ``Ledger``), None on a plain one."""
 
     kind: EventKind
     usage: Usage
@@ -43,6 +47,7 @@ class Event:
     label: str = ""
     executions: int = 0
     isolation: str = ""
+    detail: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -97,11 +102,20 @@ class Budget:
 
 
 class Ledger:
-    """Append-only record of events, with a stack of open budgets."""
+    """Append-only record of events, with a stack of open budgets.
 
-    def __init__(self) -> None:
+    A ``detailed`` ledger also keeps each event's ``detail``, for a trace of the work
+    (``ponder serve --trace``): ``Context.generate`` gives a ``generate``, ``score`` or
+    ``probe`` event its ``requests`` (the ``GenRequest``s) and ``outputs`` (their
+    ``Completion``s, one list per request), and ``Context.score`` records a ``verdict``
+    event with the ``scorer``, its ``scores`` and ``seconds``. A plain ledger drops the
+    details, so holding one costs nothing in a long run.
+    """
+
+    def __init__(self, *, detailed: bool = False) -> None:
         self._events: list[Event] = []
         self._budgets: list[Budget] = []
+        self.detailed = detailed
 
     @property
     def events(self) -> tuple[Event, ...]:
@@ -147,12 +161,14 @@ class Ledger:
         *,
         executions: int = 0,
         isolation: str = "",
+        detail: Mapping[str, Any] | None = None,
     ) -> None:
         if executions < 0:
             raise ValueError(f"executions must be >= 0, got {executions}")
         if executions and not isolation:
             raise ValueError("an event with executions says which isolation mode ran them")
-        self._events.append(Event(kind, usage, seconds, label, executions, isolation))
+        kept = detail if self.detailed else None
+        self._events.append(Event(kind, usage, seconds, label, executions, isolation, kept))
         for b in self._budgets:
             b.used = b.used + usage
 

@@ -20,6 +20,7 @@ from ponder.core.budget import EventKind, Ledger
 from ponder.core.engine import Engine, prompt_token_bound
 from ponder.core.errors import CapabilityMissing
 from ponder.core.execution import ProgramRun, default_sandbox, run_programs
+from ponder.core.reasoning import final_answer
 from ponder.core.sandbox import Sandbox
 from ponder.core.task import Task
 from ponder.core.types import Completion, ConfidenceStop, GenRequest, Message, Problem, Score, Usage
@@ -116,6 +117,12 @@ class Context:
                     "generates; use the embedded llama.cpp engine (or `ponder bank features "
                     "--hidden` on the finished bank)"
                 )
+            if r.tools and not caps.tools:
+                raise CapabilityMissing(
+                    f"engine {self.engine.name} cannot show the model tools and read its "
+                    "calls back (for the embedded engine: the model's chat template shows "
+                    "no tools in a format ponder reads)"
+                )
             if r.confidence_stop is not None and not caps.confidence_stop:
                 raise CapabilityMissing(
                     f"engine {self.engine.name} cannot stop a sequence when its confidence "
@@ -137,22 +144,31 @@ class Context:
                 "a token budget may be passed",
                 self.engine.name, usage.total_tokens, prompt + worst, prompt,
             )  # fmt: skip
-        self.ledger.record(kind, usage, seconds, label)
+        detail = {"requests": tuple(requests), "outputs": out} if self.ledger.detailed else None
+        self.ledger.record(kind, usage, seconds, label, detail=detail)
         return out
 
     async def score(
         self, problem: Problem, completions: Sequence[Completion], scorer: Scorer
     ) -> list[Score]:
+        t0 = time.perf_counter()
         scores = await scorer.score(problem, completions, self)
         if len(scores) != len(completions):
             raise RuntimeError(
                 f"scorer {scorer.name} returned {len(scores)} scores for "
                 f"{len(completions)} candidates"
             )
+        if self.ledger.detailed:
+            # the verdict for a trace; its tokens and time are on the scorer's own events
+            detail = {"scorer": scorer.name, "scores": tuple(scores),
+                      "seconds": time.perf_counter() - t0}  # fmt: skip
+            self.ledger.record("verdict", Usage(), 0.0, scorer.name, detail=detail)
         return scores
 
     def extract(self, text: str) -> str | None:
-        return self.task.extract(text)
+        """The task's answer in ``text``, read from its final answer only: a reasoning
+        model's thinking (``ponder.core.reasoning``) is never taken for the answer."""
+        return self.task.extract(final_answer(text))
 
     async def execute(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -33,6 +34,8 @@ class Capabilities:
     mid-generation when its sliding-window token confidence drops.
     hidden_states: honours ``GenRequest.hidden``, returning each completion's final
     hidden states (``Completion.hidden``) from the decode calls that generated it.
+    tools: honours ``GenRequest.tools``, showing the model its tools and returning the
+    calls it makes as ``Completion.tool_calls``.
     """
 
     native_n: bool = False
@@ -43,6 +46,7 @@ class Capabilities:
     embeddings: bool = False
     confidence_stop: bool = False
     hidden_states: bool = False
+    tools: bool = False
 
 
 @runtime_checkable
@@ -74,6 +78,11 @@ MESSAGE_ALLOWANCE_TOKENS = 8
 """Tokens ``text_token_bound`` allows around each message (role header, separators)."""
 
 
+TOOLS_ALLOWANCE_TOKENS = 192
+"""Tokens ``text_token_bound`` allows for the instructions a chat template wraps a
+request's tools in (Qwen 2.5's are about 120 tokens), beyond the tools' own JSON."""
+
+
 @runtime_checkable
 class PromptCounter(Protocol):
     """An engine that counts a request's prompt tokens before running it.
@@ -94,7 +103,8 @@ def text_token_bound(request: GenRequest) -> int:
     as in GPT-2, Llama 3, Qwen and most current models; SentencePiece with byte
     fallback) makes at most one token per UTF-8 byte; on top of that come the tokens a
     chat template adds, allowed for as ``PROMPT_ALLOWANCE_TOKENS`` per request and
-    ``MESSAGE_ALLOWANCE_TOKENS`` per message (the continuation being one more). A
+    ``MESSAGE_ALLOWANCE_TOKENS`` per message (the continuation being one more), and
+    for a request with tools their JSON and ``TOOLS_ALLOWANCE_TOKENS``. A
     server whose template adds more (a default system prompt of more than about 50
     tokens) can pass it; an engine that knows better is a ``PromptCounter``.
     """
@@ -108,7 +118,17 @@ def text_token_bound(request: GenRequest) -> int:
         len(m.role.encode("utf-8")) + len(m.content.encode("utf-8")) for m in request.messages
     )
     text += len(request.continuation.encode("utf-8"))
+    # tool calls and tools go to the model as JSON text: their JSON bounds their bytes
+    text += sum(_json_bytes(c.to_dict()) for m in request.messages for c in m.tool_calls)
+    text += sum(len(m.tool_call_id.encode("utf-8")) for m in request.messages)
+    text += sum(_json_bytes(t.to_dict()) for t in request.tools)
+    if request.tools:
+        text += TOOLS_ALLOWANCE_TOKENS
     return text + PROMPT_ALLOWANCE_TOKENS + MESSAGE_ALLOWANCE_TOKENS * turns
+
+
+def _json_bytes(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
 def prompt_token_bound(engine: Engine, request: GenRequest) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,13 +73,119 @@ class Usage:
         )
 
 
+Role = Literal["system", "user", "assistant", "tool"]
+"""Who says a message: ``"tool"`` is a function's result, sent back after the
+assistant called it."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model made: the function's ``name`` and its ``arguments``
+    as JSON text (as the OpenAI API carries them, so that arguments a model wrote as
+    broken JSON survive unchanged). ``id`` is what the ``tool`` message answering it
+    quotes as its ``tool_call_id``; empty until someone gives it one."""
+
+    name: str
+    arguments: str = "{}"
+    id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The call as the OpenAI API writes one."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ToolCall:
+        """A call as the OpenAI API writes one (``function.arguments`` a JSON string,
+        or an object, as chat templates write them); ValueError when it is not one."""
+        function = d.get("function")
+        if not isinstance(function, Mapping):
+            raise ValueError("a tool call needs a 'function' object")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a tool call's function needs a non-empty 'name'")
+        arguments = function.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        ident = d.get("id") or ""
+        if not isinstance(ident, str):
+            raise ValueError("a tool call's 'id' must be a string")
+        return cls(name, arguments, ident)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, what it does, and its parameters'
+    JSON Schema as JSON text (text keeps requests hashable). ``strict`` is OpenAI's
+    structured-outputs flag, passed on to servers that take it (None: not sent)."""
+
+    name: str
+    description: str = ""
+    parameters: str = ""
+    strict: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tool as the OpenAI API (and the chat templates that render tools) write one."""
+        function: dict[str, Any] = {"name": self.name}
+        if self.description:
+            function["description"] = self.description
+        if self.parameters:
+            function["parameters"] = json.loads(self.parameters)
+        if self.strict is not None:
+            function["strict"] = self.strict
+        return {"type": "function", "function": function}
+
+
+ToolChoiceMode = Literal["auto", "none", "required", "function"]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Whether the model may or must call a tool: ``"auto"`` (it decides), ``"none"``
+    (it answers in text; the tools are not shown to it), ``"required"`` (it calls at
+    least one), ``"function"`` (it calls the tool named ``name``)."""
+
+    mode: ToolChoiceMode = "auto"
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "none", "required", "function"):
+            raise ValueError(
+                f"tool choice must be auto, none, required or function, not {self.mode!r}"
+            )
+        if (self.mode == "function") != bool(self.name):
+            raise ValueError("a tool choice names a function exactly when its mode is 'function'")
+
+    def to_wire(self) -> str | dict[str, Any]:
+        """The choice as the OpenAI API's ``tool_choice`` writes it."""
+        if self.mode == "function":
+            return {"type": "function", "function": {"name": self.name}}
+        return self.mode
+
+
 @dataclass(frozen=True)
 class Message:
-    role: Literal["system", "user", "assistant"]
-    content: str
+    """One turn of a chat. An assistant turn may carry ``tool_calls`` (its content
+    then often empty); a ``"tool"`` turn is a function's result, ``tool_call_id``
+    naming the call it answers."""
 
-    def to_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The turn as the OpenAI API writes it (tool fields only when set, so a plain
+        turn's dict, and whatever is hashed from it, is as it always was)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 @dataclass(frozen=True)
@@ -144,6 +251,9 @@ class GenRequest:
     ``hidden`` asks for each completion's final hidden states (``Completion.hidden``),
     read from the decode calls that generate it; engines without
     ``capabilities.hidden_states`` refuse it.
+    ``tools`` are functions the model may call (rendered by the model's chat template
+    or passed to the server), ``tool_choice`` whether it may or must; the calls come
+    back as ``Completion.tool_calls``.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -160,6 +270,8 @@ class GenRequest:
     continuation: str = ""
     confidence_stop: ConfidenceStop | None = None
     hidden: bool = False
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = ToolChoice()
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -175,6 +287,14 @@ class GenRequest:
                 "confidence_stop reads token confidence from the top alternatives; "
                 "set top_logprobs >= 1"
             )
+        if self.tools and self.messages is None:
+            raise ValueError("tools go with a chat (messages), not a raw prompt")
+        if self.tool_choice.mode in ("required", "function") and not self.tools:
+            raise ValueError(f"tool_choice {self.tool_choice.mode!r} needs tools")
+        if self.tool_choice.mode == "function" and self.tool_choice.name not in {
+            t.name for t in self.tools
+        }:
+            raise ValueError(f"tool_choice names {self.tool_choice.name!r}, which is not a tool")
 
     @property
     def wants_logprobs(self) -> bool:
@@ -225,7 +345,8 @@ class Completion:
     (cut from ``text``); None when the model ended it (end of generation), the token
     limit or a confidence stop did. Engines that cannot tell which stop string matched
     set ``""``. ``finish_reason`` is ``"confidence"`` only for requests with a
-    ``confidence_stop``."""
+    ``confidence_stop``. ``tool_calls`` are the function calls the model made (for a
+    request with ``tools``), taken out of ``text``, which keeps any other content."""
 
     text: str
     finish_reason: FinishReason
@@ -233,6 +354,7 @@ class Completion:
     logprobs: tuple[TokenLogprob, ...] | None = None
     stop_sequence: str | None = None
     hidden: HiddenStates | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)

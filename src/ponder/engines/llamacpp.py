@@ -21,6 +21,11 @@ Hidden states are the final layer's only (after the last norm): llama.cpp's API 
 nothing earlier without a per-node eval callback (see ``_llama_batch``).
 A request's ``confidence_stop`` ends a sequence mid-generation when its sliding-window
 token confidence drops (DeepConf's online mode), freeing its slot for the next one.
+A request's ``tools`` are rendered by the GGUF's chat template (which must name a
+tool-call format ponder reads, ``tool_format``: Qwen 2.5's does) and the calls are read
+out of each completion's text into ``Completion.tool_calls``; ``tool_choice``
+``"required"`` or a named function starts the assistant's turn with the format's
+opening of a call, and ``"none"`` leaves the tools out of the prompt.
 
 llama.cpp runs its threads with OpenMP, and libgomp shortens its spin-waits once a
 process has more OpenMP threads than cores: a second thread running llama.cpp
@@ -59,6 +64,7 @@ from ponder.core.engine import Capabilities, ContinuationLogprobs, Embedding
 from ponder.core.errors import CapabilityMissing, ConfigError, EngineError, MissingExtra
 from ponder.core.types import Completion, GenRequest
 from ponder.engines._llama_batch import DecodeLoop, EngineStats, Job, Outcome
+from ponder.engines.tool_format import ToolFormat, format_for_template, template_messages
 
 __all__ = ["EngineStats", "LlamaCppEngine", "default_extra_buffers"]
 
@@ -268,7 +274,7 @@ class LlamaCppEngine:
         self._sha256: str | None = None
         self._n_ctx = int(lib.llama_n_ctx_seq(ctx))
         self._n_parallel = n_parallel
-        self._chat, self._chat_problem = self._chat_formatter()
+        self._chat, self._chat_problem, self._tool_format = self._chat_formatter()
         self._closed = False
         self._prefix_reuse = prefix_reuse
         self._loop = DecodeLoop(
@@ -306,6 +312,7 @@ class LlamaCppEngine:
             embeddings=True,
             confidence_stop=True,
             hidden_states=True,
+            tools=self._tool_format is not None,
         )
 
     @property
@@ -323,7 +330,21 @@ class LlamaCppEngine:
         return self._loop.stats()
 
     async def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
-        return await self._run(requests, self._generation_job)
+        out = await self._run(requests, self._generation_job)
+        return [self._read_calls(r, comps) for r, comps in zip(requests, out, strict=True)]
+
+    def _read_calls(self, req: GenRequest, comps: list[Completion]) -> list[Completion]:
+        """Completions with the calls in their text read out (for a request that shows
+        tools; not for a continuation, whose earlier text the engine does not see)."""
+        fmt = self._tool_format
+        if fmt is None or not _shows_tools(req) or req.continuation:
+            return comps
+        prefix = fmt.forced_prefix(req.tool_choice)
+        out = []
+        for c in comps:
+            content, calls = fmt.parse(prefix + c.text)
+            out.append(dataclasses.replace(c, text=content, tool_calls=calls) if calls else c)
+        return out
 
     async def embed(self, requests: Sequence[GenRequest]) -> list[Embedding]:
         """The final hidden state at the last token of each request's prompt (chat
@@ -486,33 +507,45 @@ class LlamaCppEngine:
                 f"{self._name}: {self._chat_problem}; send a raw prompt instead of messages"
             )
         assert req.messages is not None
+        shown = _shows_tools(req)
+        if shown and self._tool_format is None:
+            raise CapabilityMissing(
+                f"{self._name}: its chat template shows no tools in a format ponder reads "
+                "(ponder.engines.tool_format)"
+            )
+        tools = {"tools": [t.to_dict() for t in req.tools]} if shown else {}
         try:
-            rendered = self._chat(messages=[m.to_dict() for m in req.messages])
+            rendered = self._chat(messages=template_messages(req.messages), **tools)
         except Exception as exc:  # jinja2 errors and the template's raise_exception
             raise EngineError(
                 f"{self._name}: the chat template rejected the messages: {exc}"
             ) from exc
+        if shown and self._tool_format is not None:
+            # "required" or a named function: the turn starts as a call, so it is one
+            return str(rendered.prompt) + self._tool_format.forced_prefix(req.tool_choice)
         return str(rendered.prompt)
 
-    def _chat_formatter(self) -> tuple[Any, str]:
-        """llama-cpp-python's Jinja2 renderer for the GGUF's ``tokenizer.chat_template``,
-        or None and why there is none."""
+    def _chat_formatter(self) -> tuple[Any, str, ToolFormat | None]:
+        """llama-cpp-python's Jinja2 renderer for the GGUF's ``tokenizer.chat_template``
+        (or None and why there is none), and the tool-call format the template asks
+        for (None when it shows no tools ponder can read back)."""
         lib = self._lib
         template = lib.llama_model_chat_template(self._model, None)
         if not template:
-            return None, "the GGUF metadata has no chat template"
+            return None, "the GGUF metadata has no chat template", None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        source = template.decode("utf-8")
         try:
             formatter = Jinja2ChatFormatter(
-                template=template.decode("utf-8"),
+                template=source,
                 eos_token=self._token_text(lib.llama_vocab_eos(self._vocab)),
                 bos_token=self._token_text(lib.llama_vocab_bos(self._vocab)),
                 add_generation_prompt=True,
             )
         except Exception as exc:  # a template jinja2 cannot compile
-            return None, f"the GGUF chat template does not compile ({exc})"
-        return formatter, ""
+            return None, f"the GGUF chat template does not compile ({exc})", None
+        return formatter, "", format_for_template(source)
 
     def _token_text(self, token: int) -> str:
         if token == self._lib.LLAMA_TOKEN_NULL:
@@ -535,6 +568,11 @@ class LlamaCppEngine:
         if n < 0:
             raise EngineError(f"{self._name}: tokenization failed ({n})")
         return list(buf[:n])
+
+
+def _shows_tools(req: GenRequest) -> bool:
+    """Whether ``req``'s tools go to the model (``tool_choice="none"`` hides them)."""
+    return bool(req.tools) and req.tool_choice.mode != "none"
 
 
 def _seeds(req: GenRequest) -> list[int]:

@@ -48,6 +48,19 @@ textual prefix, which is what the prefix caches of vLLM, SGLang and llama.cpp
 honour; servers that ignore those fields (llama.cpp's Python server) would answer a
 fresh turn instead, so give them ``chat_template``.
 
+Reasoning servers return a chat choice's thinking apart from its content
+(``reasoning_content``, or ``reasoning``); the completion's text holds both, the thinking
+first between ``<think>`` and ``</think>`` (``ponder.core.reasoning.join_reasoning``),
+so answers are read from the content alone and ``ponder serve`` can hand the thinking
+back apart.
+
+Tools. A chat request's ``tools`` and ``tool_choice`` go to the server as they are, and
+the calls in its reply's ``message.tool_calls`` come back as ``Completion.tool_calls``;
+a server that renders the tools but leaves the model's markup in the text
+(llama-cpp-python's, with a GGUF's template) is read with ``tool_format.HERMES``. With
+``chat_template`` the engine renders the tools itself and reads the calls in the
+format the template names.
+
 An engine binds to the event loop it is first used on; used from a new loop (a
 synchronous wrapper calling ``asyncio.run`` repeatedly) it opens a fresh connection pool.
 """
@@ -78,7 +91,18 @@ from ponder.core.errors import (
     EngineTimeout,
     RateLimited,
 )
-from ponder.core.types import Completion, GenRequest, TokenLogprob, Usage
+from ponder.core.reasoning import join_reasoning
+from ponder.core.types import (
+    Completion,
+    GenRequest,
+    Message,
+    TokenLogprob,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    Usage,
+)
+from ponder.engines.tool_format import HERMES, ToolFormat, format_for_template, template_messages
 
 __all__ = ["OpenAIEngine"]
 
@@ -170,7 +194,10 @@ class OpenAIEngine:
         # True once the server has answered a request with all of its n samples
         self._native_n_seen = False
         self._transport = transport
-        self._template = _compile_template(chat_template) if chat_template else None
+        self._template: Any = None
+        self._tool_format: ToolFormat | None = None
+        if chat_template:
+            self._template, self._tool_format = _compile_template(chat_template)
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,6 +217,7 @@ class OpenAIEngine:
             logprobs=True,
             top_logprobs=MAX_TOP_LOGPROBS,
             prefix_reuse=True,
+            tools=True,
         )
 
     def prompt_tokens(self, request: GenRequest) -> int:
@@ -218,26 +246,59 @@ class OpenAIEngine:
                     "the embedded llama.cpp engine for DeepConf's online mode"
                 )
         wire = [self._wire(req) for req in requests]
-        return await _all_or_nothing([self._generate_request(req) for req in wire])
+        out = await _all_or_nothing([self._generate_request(req) for req in wire])
+        return [self._read_calls(r, comps) for r, comps in zip(requests, out, strict=True)]
+
+    def _read_calls(self, req: GenRequest, comps: list[Completion]) -> list[Completion]:
+        """Calls the server left in the text read out: with ``chat_template`` the engine
+        rendered the tools and reads its format; a server that renders them itself but
+        does not parse (llama-cpp-python's, with a GGUF's template) is read as Hermes."""
+        if not req.tools or req.tool_choice.mode == "none" or req.continuation:
+            return comps
+        templated = self._template is not None
+        fmt = self._tool_format or HERMES
+        prefix = fmt.forced_prefix(req.tool_choice) if templated else ""
+        out = []
+        for c in comps:
+            calls: tuple[ToolCall, ...] = ()
+            if not c.tool_calls:
+                content, calls = fmt.parse(prefix + c.text)
+            out.append(replace(c, text=content, tool_calls=calls) if calls else c)
+        return out
 
     def _wire(self, req: GenRequest) -> GenRequest:
         """The request as sent: rendered to a prompt with ``chat_template``, and the
         continuation folded into the prompt where the server sees one string."""
         if req.messages is not None and self._template is not None:
-            rendered = self.render_chat(req.messages)
-            return replace(req, messages=None, prompt=rendered + req.continuation, continuation="")
+            shown = req.tools if req.tool_choice.mode != "none" else ()
+            if shown and self._tool_format is None:
+                raise CapabilityMissing(
+                    f"{self._model}: the chat_template shows no tools in a format ponder "
+                    "reads (ponder.engines.tool_format); leave chat_template out to let the "
+                    "server render them"
+                )
+            rendered = self.render_chat(req.messages, shown)
+            if shown and self._tool_format is not None:
+                rendered += self._tool_format.forced_prefix(req.tool_choice)
+            return replace(
+                req, messages=None, prompt=rendered + req.continuation, continuation="",
+                tools=(), tool_choice=ToolChoice(),
+            )  # fmt: skip
         if req.prompt is not None and req.continuation:
             return replace(req, prompt=req.prompt + req.continuation, continuation="")
         return req
 
-    def render_chat(self, messages: Sequence[Any]) -> str:
-        """``messages`` through the engine's ``chat_template``, generation prompt added."""
+    def render_chat(self, messages: Sequence[Message], tools: Sequence[Tool] = ()) -> str:
+        """``messages`` (and ``tools``, when there are any) through the engine's
+        ``chat_template``, generation prompt added."""
         if self._template is None:
             raise ConfigError(f"{self._model}: no chat_template was given to render chats with")
+        shown = {"tools": [t.to_dict() for t in tools]} if tools else {}
         try:
             return str(
                 self._template.render(
-                    messages=[m.to_dict() for m in messages],
+                    messages=template_messages(messages),
+                    **shown,
                     add_generation_prompt=True,
                     bos_token="",
                     eos_token="",
@@ -302,6 +363,9 @@ class OpenAIEngine:
                 body["messages"].append({"role": "assistant", "content": req.continuation})
                 body["continue_final_message"] = True
                 body["add_generation_prompt"] = False
+            if req.tools:
+                body["tools"] = [t.to_dict() for t in req.tools]
+                body["tool_choice"] = req.tool_choice.to_wire()
             if req.wants_logprobs:
                 # top_logprobs is sent even when 0: llama.cpp's server returns no
                 # logprobs at all for ``logprobs: true`` without it.
@@ -340,8 +404,13 @@ class OpenAIEngine:
             counts = [len(lp or ()) for lp in logprobs]
             if sum(counts) != completion_total:
                 counts = None
+        # a reasoning server's separate thinking goes back in front of the answer, in
+        # the form ponder.core.reasoning splits; its tokens are among completion_tokens
+        full = [
+            join_reasoning(_choice_reasoning(c), t) for c, t in zip(choices, texts, strict=True)
+        ]
         if counts is None:
-            counts = split_total(completion_total, [len(t) for t in texts])
+            counts = split_total(completion_total, [len(t) for t in full])
         out = []
         for i, choice in enumerate(choices):
             usage = (
@@ -349,11 +418,13 @@ class OpenAIEngine:
                 if i == 0
                 else Usage(0, prompt + cached, counts[i], calls=0)
             )
+            calls = _choice_tool_calls(choice, self._model) if req.messages is not None else ()
             out.append(
                 Completion(
-                    texts[i], _finish(choice), usage, logprobs[i], _stop_sequence(choice, req)
+                    full[i], _finish(choice), usage, logprobs[i], _stop_sequence(choice, req),
+                    tool_calls=calls,
                 )
-            )
+            )  # fmt: skip
         return out
 
     def _choices(self, data: Mapping[str, Any], asked: int) -> list[Mapping[str, Any]]:
@@ -553,6 +624,36 @@ def _choice_text(choice: Mapping[str, Any], *, chat: bool) -> str:
     return text
 
 
+def _choice_reasoning(choice: Mapping[str, Any]) -> str | None:
+    """A chat choice's thinking, which reasoning servers return apart from the content:
+    ``reasoning_content`` (DeepSeek's API, vLLM, SGLang, llama.cpp's server) or
+    ``reasoning`` (newer vLLM, OpenRouter); None when there is none."""
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        return None
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _choice_tool_calls(choice: Mapping[str, Any], model: str) -> tuple[ToolCall, ...]:
+    """The calls of a chat choice's ``message.tool_calls`` (none when it has none)."""
+    message = choice.get("message")
+    raw = message.get("tool_calls") if isinstance(message, dict) else None
+    if not raw:
+        return ()
+    if not isinstance(raw, list):
+        raise EngineError(f"{model}: message.tool_calls is not a list: {_snippet(json.dumps(raw))}")
+    try:
+        return tuple(ToolCall.from_dict(c) for c in raw if isinstance(c, Mapping))
+    except ValueError as exc:
+        raise EngineError(
+            f"{model}: could not read a tool call ({exc}): {_snippet(json.dumps(raw))}"
+        ) from exc
+
+
 def _finish(choice: Mapping[str, Any]) -> Literal["stop", "length"]:
     # "eos", "stop", "tool_calls", "content_filter" and a missing reason all mean the
     # model stopped before the token limit.
@@ -681,8 +782,9 @@ CHATML_TEMPLATE = (
 )
 
 
-def _compile_template(source: str) -> Any:
-    """A Jinja chat template from its text, a file holding it, or ``"chatml"``."""
+def _compile_template(source: str) -> tuple[Any, ToolFormat | None]:
+    """A Jinja chat template from its text, a file holding it, or ``"chatml"``, and the
+    tool-call format it asks for (None when it shows no tools ponder reads)."""
     if source == "chatml":
         source = CHATML_TEMPLATE
     elif "{" not in source and Path(source).is_file():
@@ -699,6 +801,6 @@ def _compile_template(source: str) -> Any:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = raise_exception
     try:
-        return env.from_string(source)
+        return env.from_string(source), format_for_template(source)
     except TemplateError as exc:
         raise ConfigError(f"chat_template does not compile: {exc}") from exc

@@ -115,6 +115,7 @@ class EnginePool:
             fork=all(c.fork for c in caps),
             embeddings=False,
             confidence_stop=all(c.confidence_stop for c in caps),
+            tools=all(c.tools for c in caps),
         )
 
     def stats(self) -> list[MemberStats]:

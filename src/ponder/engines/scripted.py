@@ -20,8 +20,10 @@ from ponder.core.types import (
     GenRequest,
     HiddenStates,
     TokenLogprob,
+    ToolCall,
     Usage,
 )
+from ponder.engines.tool_format import HERMES
 
 Responder = Callable[[GenRequest, int], str]
 LogprobScript = float | Callable[[str], float | Sequence[float]]
@@ -40,7 +42,10 @@ class ScriptedEngine:
 
     ``script`` is either a function ``(request, index) -> text`` (index counts every
     sample the engine has produced) or an iterable of texts used in turn and then
-    cycled. Text is cut at the first stop string and at ``max_tokens`` words.
+    cycled. Text is cut at the first stop string and at ``max_tokens`` words. For a
+    request that shows tools, calls in the text in the Hermes format
+    (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``) come back as the
+    completion's ``tool_calls``, as the embedded engine reads a Qwen model's.
     ``logprob`` gives each generated token's logprob: a constant, or a function of the
     text (after stop strings are cut) returning one logprob for every token or a
     sequence with one per token. The ``k``-th of the top alternatives of a token with
@@ -88,6 +93,7 @@ class ScriptedEngine:
             embeddings=embedder is not None,
             confidence_stop=supports_logprobs and confidence_stop,
             hidden_states=hidden_state is not None,
+            tools=True,
         )
         self._embedder = embedder
         self._hidden_state = hidden_state
@@ -163,7 +169,11 @@ class ScriptedEngine:
             logprobs = logprobs[:n_tokens]
         # a stop string is reported only when it ended the text (matched is None otherwise)
         states = self._hidden_states(text) if req.hidden else None
-        return Completion(text, finish, usage, logprobs, matched, states)
+        calls: tuple[ToolCall, ...] = ()
+        if req.tools and req.tool_choice.mode != "none" and not req.continuation:
+            content, calls = HERMES.parse(text)
+            text = content if calls else text
+        return Completion(text, finish, usage, logprobs, matched, states, calls)
 
     def _logprobs(self, req: GenRequest, text: str) -> tuple[TokenLogprob, ...]:
         tokens = text.split()

@@ -1,7 +1,8 @@
 """Replay: serve a strategy's samples from a bank of recorded ones.
 
 An eval store of an independent-sampling run (``majority``, ``best_of_n``, ...) holds,
-per problem, N samples drawn from the task's prompt at one temperature. A strategy
+per problem, N samples drawn from the task's prompt at one temperature (a ``single``
+run, one: greedy by default). A strategy
 that asks for samples of that prompt, at those settings, can be given the recorded
 ones instead of new ones: the answer it reaches is the one it would have reached had
 the engine drawn those samples, and sweeps over N, verifiers or stopping rules cost
@@ -93,7 +94,8 @@ class SampleBank:
     @classmethod
     def from_store(cls, path: str | Path) -> SampleBank:
         """The finished records of an eval store whose strategy sampled the task's
-        prompt independently (its options name ``n`` and ``temperature``)."""
+        prompt independently (its options name ``n`` and ``temperature``), or drew one
+        sample a problem (``single``: greedy, by default)."""
         from ponder.runs.store import MIGRATE_HINT, RunStore
         from ponder.strategies.voting import SAMPLING_RULES
 
@@ -106,10 +108,11 @@ class SampleBank:
         strategy = config.get("strategy")
         options = strategy.get("options") if isinstance(strategy, dict) else None
         name = strategy.get("name") if isinstance(strategy, dict) else None
-        if not isinstance(options, dict) or name not in SAMPLING_RULES:
+        if not isinstance(options, dict) or name not in (*SAMPLING_RULES, "single"):
             raise ConfigError(
                 f"replay bank {path} holds a {name!r} run; a bank must come from a run "
-                f"that samples independently ({', '.join(SAMPLING_RULES)})"
+                f"that samples independently ({', '.join(SAMPLING_RULES)}) or a single "
+                "sample a problem (single)"
             )
         if not records:
             raise ConfigError(f"replay bank {path} has no finished records")

@@ -7,7 +7,25 @@ winning candidate's, whose ``usage`` counts every token the strategy spent (all
 samples, the verifier's too; ``prompt_tokens`` includes prompt tokens served from
 cache, which ``prompt_tokens_details.cached_tokens`` shows), plus a ``ponder`` object
 with the strategy, answer, votes, ponder's own usage, seconds and, on request, the
-candidates.
+candidates and the request's trace. Requests with ``tools``: see ``ponder.serve.tools``.
+
+Reasoning models: a chat reply's ``content`` is the winning sample's final answer and
+its thinking comes apart as ``message.reasoning_content`` (streamed as
+``delta.reasoning_content`` before the content); votes and answers never read the
+thinking (``ponder.core.reasoning``). A per-request thinking cap is the
+``budget_forcing`` strategy's own fields:
+``{"ponder": {"strategy": "budget_forcing", "max_thinking_tokens": 256}}``.
+
+Free-form requests: a voting strategy's winner is chosen by ``ponder.serve.freeform``'s
+policy (``settings.freeform``, ``"ponder": {"freeform": ...}``): the answers' vote when
+the samples carry checkable answers, else by meaning (USC or semantic clusters); the
+reply's ``ponder.freeform`` says which and why.
+
+Tracing: with ``trace_dir`` (``--trace DIR``) every request's inner calls and decision
+are written to ``DIR/<reply id>.jsonl``; ``"ponder": {"trace": true}`` returns them in
+the reply (``ponder.serve.trace``). Streaming honours ``stream_options.include_usage``:
+then usage (and ``ponder``) come in a last chunk with empty ``choices``, as OpenAI sends
+it; without it the finishing chunk carries them.
 
 Admission: at most ``concurrency`` requests run at once and ``queue`` more wait; a
 request beyond that gets 429 with ``Retry-After``. Optional bearer-token API keys:
@@ -31,6 +49,7 @@ returns to that key's holder only (``ponder.serve.accounts``).
 # runtime, and their types are imported inside create_app
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -50,18 +69,31 @@ from ponder.core.errors import (
     EngineTimeout,
     MissingExtra,
 )
+from ponder.core.reasoning import split_reasoning
 from ponder.core.types import Message, Problem, Result, Usage
 from ponder.serve.accounts import Accounts
 from ponder.serve.chat import ChatTask, chat_problem
+from ponder.serve.freeform import FreeformPolicy, run_with_policy
 from ponder.serve.progress import Progress, WatchedEngine
 from ponder.serve.selection import Limits, Selection, is_positive_int, select
+from ponder.serve.tools import (
+    ToolEngine,
+    ToolRequest,
+    ToolRequestError,
+    message_tool_fields,
+    read_tools,
+    settle,
+    tool_reply,
+)
+from ponder.serve.trace import TraceWriter, trace_records
 from ponder.strategies import Context
 
 __all__ = ["ServeSettings", "create_app", "served_name"]
 
 log = logging.getLogger(__name__)
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+          "tool": "tool"}  # fmt: skip
 
 
 def served_name(model: str) -> str:
@@ -86,6 +118,8 @@ class ServeSettings:
     request_timeout: float | None = None
     retry_after: int = 1
     heartbeat: float = 5.0
+    trace_dir: str | Path | None = None
+    freeform: FreeformPolicy = field(default_factory=FreeformPolicy)
 
 
 class HTTPError(Exception):
@@ -101,6 +135,7 @@ class HTTPError(Exception):
         self.headers: dict[str, str] = {}
         # what the request spent before it failed; None when it failed before any work
         self.usage: Usage | None = None
+        self.trace: list[dict[str, Any]] | None = None  # when the request asked for it
 
 
 class _Admission:
@@ -167,7 +202,14 @@ def _messages(body: Mapping[str, Any]) -> tuple[Message, ...]:
         role = _ROLES.get(str(m.get("role")))
         if role is None:
             raise HTTPError(400, f"{where}: role must be one of {', '.join(_ROLES)}")
-        out.append(Message(role, _content(m.get("content"), where)))  # type: ignore[arg-type]
+        try:
+            calls, call_id = message_tool_fields(m, role)  # type: ignore[arg-type]
+        except ToolRequestError as e:
+            raise HTTPError(400, f"{where}: {e}", code="invalid_tools") from e
+        # an assistant's content may be null (it called tools, or refused)
+        empty = role == "assistant" and m.get("content") is None
+        content = "" if empty else _content(m.get("content"), where)
+        out.append(Message(role, content, calls, call_id))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -193,6 +235,18 @@ def _seed(body: Mapping[str, Any]) -> int | None:
     return seed
 
 
+def _include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, Mapping):
+        raise HTTPError(400, "'stream_options' must be an object")
+    include = options.get("include_usage", False)
+    if not isinstance(include, bool):
+        raise HTTPError(400, f"stream_options.include_usage must be true or false, got {include!r}")
+    return include
+
+
 def _check_model(name: str, settings: ServeSettings) -> None:
     if name and name not in (settings.model, "default"):
         raise HTTPError(
@@ -215,6 +269,9 @@ class _Prepared:
     selection: Selection
     max_tokens: int
     seed: int | None
+    ident: str = ""  # the reply's id, and its trace file's name
+    include_usage: bool = False
+    tools: ToolRequest | None = None
 
 
 def _id(kind: str) -> str:
@@ -239,6 +296,8 @@ def _error_body(e: HTTPError) -> dict[str, Any]:
     if e.usage is not None:
         # inside "error", since that object is what OpenAI clients hand to the caller
         error["ponder"] = {"usage": e.usage.to_dict()}
+        if e.trace is not None:
+            error["ponder"]["trace"] = e.trace
     return {"error": error}
 
 
@@ -251,6 +310,7 @@ class Server:
         self.task = ChatTask()
         self.admission = _Admission(settings.concurrency, settings.queue)
         self.accounts = Accounts()
+        self.traces = TraceWriter(settings.trace_dir) if settings.trace_dir else None
 
     def authorize(self, header: str | None) -> str | None:
         """The key whose account a request is counted on: the bearer token, None when
@@ -271,15 +331,23 @@ class Server:
                 body,
                 limits=self.settings.limits,
                 default=(self.settings.default_strategy, self.settings.default_options),
+                freeform=self.settings.freeform,
             )
         except ConfigError as e:
             raise HTTPError(400, str(e), code="invalid_strategy") from e
         _check_model(chosen.model, self.settings)
         return chosen
 
-    def prepare(self, body: Mapping[str, Any]) -> _Prepared:
+    def prepare(self, body: Mapping[str, Any], kind: str = "chat") -> _Prepared:
         """Everything about a request that can be refused before any work."""
-        return _Prepared(self.selection(body), _max_tokens(body, self.settings), _seed(body))
+        try:
+            tools = read_tools(body)
+        except ToolRequestError as e:
+            raise HTTPError(400, str(e), code="invalid_tools") from e
+        return _Prepared(
+            self.selection(body), _max_tokens(body, self.settings), _seed(body), _id(kind),
+            _include_usage(body) if body.get("stream") else False, tools,
+        )  # fmt: skip
 
     async def solve(
         self,
@@ -294,31 +362,64 @@ class Server:
         async with self.admission.slot(self.settings.retry_after):
             problem = chat_problem(uuid.uuid4().hex, messages)
             engine: Engine = self.engine
+            if prepared.tools is not None:
+                engine = ToolEngine(engine, self.task.messages(problem), prepared.tools)
             if report is not None:
                 engine = WatchedEngine(engine, self.task, self.task.messages(problem), report)
+            traced = self.traces is not None or prepared.selection.trace
             ctx = Context(
-                engine=engine, task=self.task, ledger=Ledger(), max_tokens=prepared.max_tokens,
-                seed=prepared.seed,
+                engine=engine, task=self.task, ledger=Ledger(detailed=traced),
+                max_tokens=prepared.max_tokens, seed=prepared.seed,
             )  # fmt: skip
             failed = True
             try:
                 result = await self._run(prepared.selection, problem, ctx)
+                if prepared.tools is not None:
+                    result = settle(result, prepared.tools)
                 failed = False
+                if traced:
+                    trace = self._trace(prepared, messages, ctx.ledger, result)
+                    result = dataclasses.replace(result, meta={**result.meta, "trace": trace})
                 return result
             except HTTPError as e:
                 e.usage = ctx.ledger.total()
+                if traced:
+                    e.trace = self._trace(
+                        prepared, messages, ctx.ledger, (e.status, str(e), e.usage)
+                    )
                 raise
             finally:
                 # here, not only on success: failed, timed-out and cancelled requests
                 # spent tokens too, and a key's total must include them
                 self.accounts.add(key, ctx.ledger.total(), failed=failed)
 
+    def _trace(
+        self,
+        prepared: _Prepared,
+        messages: tuple[Message, ...],
+        ledger: Ledger,
+        end: Result | tuple[int, str, Usage],
+    ) -> list[dict[str, Any]] | None:
+        """The request's trace, written under ``--trace``; returned when the request
+        asked for it. A trace that cannot be written is logged, and the reply goes out."""
+        chosen = prepared.selection
+        asked = {"model": self.settings.model, "strategy": chosen.name,
+                 "options": dict(chosen.options), "budget": chosen.budget,
+                 "max_tokens": prepared.max_tokens, "seed": prepared.seed}  # fmt: skip
+        records = trace_records(prepared.ident, asked, messages, ledger, end)
+        if self.traces is not None:
+            try:
+                self.traces.write(prepared.ident, records)
+            except OSError:
+                log.exception("could not write the trace of %s", prepared.ident)
+        return records if chosen.trace else None
+
     async def _run(self, chosen: Selection, problem: Problem, ctx: Context) -> Result:
         """The strategy under the request's budget and timeout, its failures as
         ``HTTPError``s."""
         try:
             with ctx.ledger.budget(total_tokens=chosen.budget):
-                run = chosen.strategy(problem, ctx)
+                run = run_with_policy(chosen.name, chosen.strategy, chosen.freeform, problem, ctx)
                 return await asyncio.wait_for(run, self.settings.request_timeout)
         except TimeoutError as e:
             raise HTTPError(
@@ -360,25 +461,39 @@ class Server:
             # the budget ended the strategy early: its best answer so far, and why
             out["stopped"] = "budget"
             out["stop_reason"] = result.meta.get("stop_reason")
+        if "tools" in result.meta:
+            out["tools"] = result.meta["tools"]
         if chosen.candidates:
             out["candidates"] = [c.to_dict() for c in result.candidates]
+        if "freeform" in result.meta:
+            out["freeform"] = result.meta["freeform"]
+        if result.meta.get("trace") is not None:
+            out["trace"] = result.meta["trace"]
         return out
 
     def reply(
-        self, kind: str, body: Mapping[str, Any], chosen: Selection, result: Result
-    ) -> dict[str, Any]:
+        self, kind: str, body: Mapping[str, Any], chosen: Selection, result: Result,
+        ident: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
         text = _winner(result)
         if kind == "chat":
+            parts = split_reasoning(text)
+            content, calls = tool_reply(result, parts.answer)
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if parts.reasoning is not None:
+                message["reasoning_content"] = parts.reasoning
+            if calls:
+                message["tool_calls"] = calls
             choice: dict[str, Any] = {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "tool_calls" if calls else "stop",
                 "logprobs": None,
             }
         else:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         return {
-            "id": _id(kind),
+            "id": ident or _id(kind),
             "object": "chat.completion" if kind == "chat" else "text_completion",
             "created": int(time.time()),
             "model": body.get("model"),
@@ -402,7 +517,7 @@ class Server:
         has). A client that goes away cancels the work."""
         events: asyncio.Queue[Progress] = asyncio.Queue()
         work = asyncio.ensure_future(self.solve(messages, prepared, events.put_nowait, key=key))
-        ident, created, model = _id(kind), int(time.time()), body.get("model")
+        ident, created, model = prepared.ident, int(time.time()), body.get("model")
         obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
@@ -432,20 +547,34 @@ class Server:
                 return
             text = _winner(result)
             if kind == "chat":
+                parts = split_reasoning(text)
+                content, calls = tool_reply(result, parts.answer)
                 yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
                               "finish_reason": None}])  # fmt: skip
-                for piece in _pieces(text):
+                if parts.reasoning is not None:
+                    for piece in _pieces(parts.reasoning):
+                        yield chunk([{"index": 0, "delta": {"reasoning_content": piece},
+                                      "finish_reason": None}])  # fmt: skip
+                for piece in _pieces(content or "") if content or not calls else []:
                     yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-                last = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+                if calls:
+                    deltas = [{"index": i, **call} for i, call in enumerate(calls)]
+                    yield chunk([{"index": 0, "delta": {"tool_calls": deltas},
+                                  "finish_reason": None}])  # fmt: skip
+                finish = "tool_calls" if calls else "stop"
+                last = [{"index": 0, "delta": {}, "finish_reason": finish}]
             else:
                 for piece in _pieces(text):
                     yield chunk([{"index": 0, "text": piece, "finish_reason": None}])
                 last = [{"index": 0, "text": "", "finish_reason": "stop"}]
-            yield chunk(
-                last,
-                usage=_usage(result.usage),
-                ponder=self.ponder_field(prepared.selection, result),
-            )
+            tail = {"usage": _usage(result.usage),
+                    "ponder": self.ponder_field(prepared.selection, result)}  # fmt: skip
+            if prepared.include_usage:
+                # OpenAI's form: the finishing chunk, then one with no choices and the usage
+                yield chunk(last, usage=None)
+                yield chunk([], **tail)
+            else:
+                yield chunk(last, **tail)
             yield "data: [DONE]\n\n"
         finally:
             if waiter is not None and not waiter.done():
@@ -500,8 +629,10 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
                 prompt = body.get("prompt")
                 if not isinstance(prompt, str) or not prompt:
                     raise HTTPError(400, "'prompt' must be a non-empty string")
+                if body.get("tools") is not None:
+                    raise HTTPError(400, "tools go to /v1/chat/completions", code="invalid_tools")
                 messages = (Message("user", prompt),)
-            prepared = server.prepare(body)
+            prepared = server.prepare(body, kind)
             if body.get("stream"):
                 server.admission.check(settings.retry_after)
                 return StreamingResponse(
@@ -512,7 +643,7 @@ def create_app(engine: Engine, settings: ServeSettings) -> Any:
             result = await server.solve(messages, prepared, key=key)
         except HTTPError as e:
             return error(e)
-        return JSONResponse(server.reply(kind, body, prepared.selection, result))
+        return JSONResponse(server.reply(kind, body, prepared.selection, result, prepared.ident))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:

@@ -3,12 +3,18 @@
 Answers vote by what ``ponder.grading.answers.extract_answer`` finds (a boxed or final
 number, as in the math tasks); a reply with no such answer votes by its whole text,
 blank space collapsed, so free-form replies still agree when they say the same thing.
+Both read a reasoning model's final answer only, never its thinking
+(``ponder.core.reasoning``). Open-ended replies, which never repeat word for word, are
+selected by meaning instead (``ponder.serve.freeform``).
+A reply that calls tools votes by its calls (``ponder.serve.tools.call_key``).
 """
 
 from __future__ import annotations
 
+from ponder.core.reasoning import final_answer
 from ponder.core.types import Message, Problem
 from ponder.grading.answers import extract_answer
+from ponder.serve.tools import call_key
 
 __all__ = ["ChatTask", "chat_problem"]
 
@@ -34,6 +40,10 @@ class ChatTask:
         return (Message("user", problem.question),)
 
     def extract(self, text: str) -> str | None:
+        text = final_answer(text)
+        calls = call_key(text)
+        if calls is not None:
+            return calls
         found = extract_answer(text)
         if found is not None:
             return found

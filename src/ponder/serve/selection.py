@@ -4,7 +4,9 @@ In order of precedence:
 
 1. ``extra_body={"ponder": {"strategy": NAME, "budget": TOKENS, ...}}``: any field of
    the strategy (``n``, ``temperature``, ``scorer``, ...), a token budget for the whole
-   request, and ``candidates: true`` to get every candidate back;
+   request, ``candidates: true`` to get every candidate back, ``trace: true`` to get
+   the request's trace back (``ponder.serve.trace``) and ``freeform`` for how a free-form
+   request's winner is chosen (``ponder.serve.freeform``);
 2. a prefix on the model name, ``NAME[-N]/MODEL``: ``majority-8/qwen``,
    ``best_of_n-4/qwen``, ``adaptive/qwen`` (``N`` is ``n``, or ``max_n`` for the
    adaptive strategies; ``adaptive`` is ``adaptive_consistency``);
@@ -19,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from ponder.core.errors import ConfigError
+from ponder.serve.freeform import FreeformPolicy, freeform_policy
 from ponder.strategies import (
     Strategy,
     make_strategy,
@@ -35,7 +38,7 @@ __all__ = ["ALIASES", "Limits", "Selection", "is_positive_int", "select", "split
 
 ALIASES = {"adaptive": "adaptive_consistency", "sc": "majority", "bon": "best_of_n"}
 _PREFIX = re.compile(r"^([a-z_]+)(?:-(\d+))?$")
-_RESERVED = {"strategy", "budget", "candidates"}
+_RESERVED = {"strategy", "budget", "candidates", "trace", "freeform"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Selection:
     budget: int | None = None
     candidates: bool = False
     model: str = ""
+    trace: bool = False
+    freeform: FreeformPolicy = field(default_factory=FreeformPolicy)
 
 
 def _canonical(name: str) -> str:
@@ -91,6 +96,7 @@ def select(
     *,
     limits: Limits,
     default: tuple[str, Mapping[str, Any]] = ("single", {}),
+    freeform: FreeformPolicy | None = None,
 ) -> Selection:
     """The strategy for a request with this model name and body (see the module doc)."""
     extra = body.get("ponder") or {}
@@ -143,6 +149,10 @@ def select(
             raise ConfigError(
                 f"ponder.core.budget={budget} is over this server's limit of {limits.max_budget}"
             )
+    trace = extra.get("trace", False)
+    if not isinstance(trace, bool):
+        raise ConfigError(f"ponder.trace must be true or false, got {trace!r}")
+    policy = freeform_policy(extra.get("freeform"), freeform or FreeformPolicy())
     try:
         strategy = make_strategy(name, options)
     except (TypeError, ValueError) as e:
@@ -154,4 +164,6 @@ def select(
         budget=budget,
         candidates=bool(extra.get("candidates", False)),
         model=base,
+        trace=trace,
+        freeform=policy,
     )

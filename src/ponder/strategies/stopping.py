@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+
+from ponder.strategies.voting import weighted_vote
 
 RULES = ("beta", "dirichlet", "majority")
 
@@ -125,3 +127,33 @@ def check_vote_stop(by: str, tau: float, min_n: int, give_up: float, give_up_aft
         raise ValueError(f"give_up must be in [0, {ceiling:g}), got {give_up}")
     if give_up_after < 2:
         raise ValueError(f"give_up_after must be >= 2, got {give_up_after}")
+
+
+def vote_stop(
+    answers: Sequence[str | None],
+    weights: Sequence[float],
+    *,
+    by: str,
+    tau: float,
+    min_n: int,
+    give_up: float = 0.0,
+    give_up_after: int = GIVE_UP_AFTER,
+) -> tuple[dict[str, Any], str | None]:
+    """The tallies, the leader's share and lead of the weighted vote of ``answers`` (each
+    worth its weight, at least 0; samples without an answer cast nothing), and why the
+    draw stops there (None: go on): ``weighted_stop``'s rule, which ``ponder optimize``
+    replays in stored order (``ponder.analysis.calibration``). ``check_vote_stop`` checks
+    the settings."""
+    _, totals = weighted_vote(answers, [max(float(w), 0.0) for w in weights])
+    ranked = [*sorted(totals.values(), reverse=True), 0.0, 0.0]
+    cast = sum(totals.values())
+    share = ranked[0] / cast if cast > 0 else 0.0
+    lead = ranked[0] - ranked[1]
+    k = len(answers)
+    entry = {"samples": k, "weights": totals, "share": share, "lead": lead}
+    settled = share if by == "share" else lead
+    if k >= min_n and settled >= tau - 1e-12:
+        return entry, f"{by} {settled:.4f} >= {tau:g}"
+    if give_up and k >= give_up_after and share < give_up:
+        return entry, f"gave up: share {share:.4f} < {give_up:g}"
+    return entry, None

@@ -20,7 +20,8 @@ from typing import Any
 
 from ponder.core.context import Context
 from ponder.core.errors import BudgetExceeded, ConfigError
-from ponder.core.types import GenRequest, Message, Problem, Result
+from ponder.core.reasoning import final_answer
+from ponder.core.types import Candidate, GenRequest, Message, Problem, Result
 from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
 from ponder.strategies.clusters import cluster_vote, clusters_meta
 from ponder.strategies.sampling import check_sampling, sample
@@ -28,7 +29,7 @@ from ponder.verifiers.equivalence import (
     TextClusterer,
 )
 
-__all__ = ["UniversalSelfConsistency", "parse_choice"]
+__all__ = ["UniversalSelfConsistency", "parse_choice", "select_consistent"]
 
 USC_INSTRUCTION = (
     "Read the responses above. Which response agrees best with what most of the "
@@ -97,7 +98,8 @@ class UniversalSelfConsistency:
     """USC: n samples, then the model picks the one most consistent with the others.
 
     ``show``: ``text`` shows each candidate's whole response (its last ``max_chars``
-    characters), ``answer`` only its extracted answer. Candidates with no extracted
+    characters; a reasoning model's final answer, its thinking left out), ``answer``
+    only its extracted answer. Candidates with no extracted
     answer are not shown (picking one could only give no answer). The selection is one
     greedy call of at most ``select_tokens`` tokens, on the ledger as a ``score`` event;
     it is skipped when every shown candidate has the same normalised answer
@@ -132,49 +134,67 @@ class UniversalSelfConsistency:
         t0 = time.perf_counter()
         comps = await sample(problem, ctx, self.n, self.temperature, self.top_p)
         cands = make_candidates(ctx, comps)
-        text_clusters = await TextClusterer().cluster(problem, [c.answer for c in cands], ctx)
-        _, votes, fallback_index = cluster_vote(cands, text_clusters)
-        shown = [i for i, c in enumerate(cands) if c.answer is not None]
-        selection: dict[str, Any] = {"shown": shown}
-        stopped: dict[str, str] = {}
-        if not shown:
-            selection.update(chosen=None, reason="no candidate has an answer")
-        elif len(shown) == 1 or (self.skip_unanimous and len(votes) == 1):
+        answer, votes, meta = await select_consistent(
+            problem, cands, ctx, show=self.show, max_chars=self.max_chars,
+            select_tokens=self.select_tokens, skip_unanimous=self.skip_unanimous,
+        )  # fmt: skip
+        return make_result("universal_self_consistency", ctx, t0, answer, cands, votes, meta)
+
+
+async def select_consistent(
+    problem: Problem,
+    cands: Sequence[Candidate],
+    ctx: Context,
+    *,
+    show: str = "text",
+    max_chars: int = 1500,
+    select_tokens: int = 32,
+    skip_unanimous: bool = True,
+) -> tuple[str | None, dict[str, float], dict[str, Any]]:
+    """USC's selection among candidates already drawn (``UniversalSelfConsistency``
+    says how): the chosen answer, the votes of the clusters of normalised answers, and
+    the ``meta`` (``selection``, ``clusters`` and, when a budget refused the call,
+    ``stopped``)."""
+    text_clusters = await TextClusterer().cluster(problem, [c.answer for c in cands], ctx)
+    _, votes, fallback_index = cluster_vote(cands, text_clusters)
+    shown = [i for i, c in enumerate(cands) if c.answer is not None]
+    selection: dict[str, Any] = {"shown": shown}
+    stopped: dict[str, str] = {}
+    if not shown:
+        selection.update(chosen=None, reason="no candidate has an answer")
+    elif len(shown) == 1 or (skip_unanimous and len(votes) == 1):
+        selection.update(
+            chosen=shown[0],
+            reason="one candidate" if len(shown) == 1 else "all answers agree",
+        )
+    else:
+        responses = [
+            # a reasoning model's thinking is not shown: only what it answered
+            _shown(final_answer(cands[i].text) if show == "text" else str(cands[i].answer),
+                   max_chars)
+            for i in shown
+        ]  # fmt: skip
+        request = GenRequest(
+            messages=usc_messages(problem.question, responses),
+            max_tokens=select_tokens,
+            temperature=0.0,
+        )
+        try:
+            (out,) = await ctx.generate([request], kind="score", label="usc")
+        except BudgetExceeded as e:
+            stopped = stopped_by_budget(e)
             selection.update(
-                chosen=shown[0],
-                reason="one candidate" if len(shown) == 1 else "all answers agree",
+                chosen=fallback_index, fallback="text_majority", reason=stopped["stop_reason"]
             )
         else:
-            responses = [
-                _shown(cands[i].text if self.show == "text" else str(cands[i].answer),
-                       self.max_chars)
-                for i in shown
-            ]  # fmt: skip
-            request = GenRequest(
-                messages=usc_messages(problem.question, responses),
-                max_tokens=self.select_tokens,
-                temperature=0.0,
-            )
-            try:
-                (out,) = await ctx.generate([request], kind="score", label="usc")
-            except BudgetExceeded as e:
-                stopped = stopped_by_budget(e)
-                selection.update(
-                    chosen=fallback_index, fallback="text_majority", reason=stopped["stop_reason"]
-                )
+            reply = out[0].text
+            number, how = parse_choice(final_answer(reply), len(shown))
+            selection["reply"] = reply
+            if number is None:
+                selection.update(chosen=fallback_index, fallback="text_majority", reason=how)
             else:
-                reply = out[0].text
-                number, how = parse_choice(reply, len(shown))
-                selection["reply"] = reply
-                if number is None:
-                    selection.update(chosen=fallback_index, fallback="text_majority", reason=how)
-                else:
-                    selection.update(chosen=shown[number - 1], reason=how)
-        chosen = selection["chosen"]
-        answer = None if chosen is None else cands[chosen].answer
-        meta = {
-            "selection": selection,
-            "clusters": clusters_meta(cands, text_clusters),
-            **stopped,
-        }
-        return make_result("universal_self_consistency", ctx, t0, answer, cands, votes, meta)
+                selection.update(chosen=shown[number - 1], reason=how)
+    chosen = selection["chosen"]
+    answer = None if chosen is None else cands[chosen].answer
+    meta = {"selection": selection, "clusters": clusters_meta(cands, text_clusters), **stopped}
+    return answer, votes, meta

@@ -19,6 +19,10 @@ rule is checked after every sample, as the replay checks it; a larger batch deco
 the samples together (faster on the embedded engine) and may overshoot by up to
 ``batch - 1`` samples.
 
+An empty ``scorer`` counts every sample once (unweighted: the vote share or vote lead of
+adaptive consistency). ``go_on`` starts the draw from samples already drawn (the pilot of
+the compute-optimal strategy, ``ponder.strategies.optimal``).
+
 The scorer's own cost is on the ledger as usual; ``logprob``, ``combined:PATH`` and
 ``hidden:PATH`` read what each sample was drawn with and cost nothing. A batch that a
 token budget refuses ends sampling with what was drawn (``meta["stopped"]``).
@@ -36,7 +40,7 @@ from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Problem, Result
 from ponder.strategies.base import make_candidates, make_result, register, stopped_by_budget
 from ponder.strategies.sampling import check_sampling, sample
-from ponder.strategies.stopping import GIVE_UP_AFTER, check_vote_stop
+from ponder.strategies.stopping import GIVE_UP_AFTER, check_vote_stop, vote_stop
 from ponder.strategies.voting import weighted_vote
 from ponder.verifiers.registry import make_scorer
 
@@ -71,34 +75,43 @@ class WeightedStop:
         except ValueError as e:
             raise ConfigError(f"weighted_stop: {e}") from e
         check_sampling(self.temperature, self.top_p)
-        make_scorer(self.scorer)  # an unknown or unreadable scorer fails before sampling
+        if self.scorer:
+            make_scorer(self.scorer)  # an unknown or unreadable scorer fails before sampling
 
     def check(self, cands: Sequence[Candidate]) -> tuple[dict[str, Any], str | None]:
         """The tallies, the leader's share and lead after ``cands``, and why to stop (None:
         go on)."""
-        _, totals = weighted_vote(
-            [c.answer for c in cands], [max(c.score or 0.0, 0.0) for c in cands]
+        return vote_stop(
+            [c.answer for c in cands],
+            [_weight(c) for c in cands],
+            by=self.by,
+            tau=self.tau,
+            min_n=self.min_n,
+            give_up=self.give_up,
+            give_up_after=self.give_up_after,
         )
-        ranked = [*sorted(totals.values(), reverse=True), 0.0, 0.0]
-        cast = sum(totals.values())
-        share = ranked[0] / cast if cast > 0 else 0.0
-        lead = ranked[0] - ranked[1]
-        entry = {"samples": len(cands), "weights": totals, "share": share, "lead": lead}
-        k = len(cands)
-        settled = share if self.by == "share" else lead
-        if k >= self.min_n and settled >= self.tau - 1e-12:
-            return entry, f"{self.by} {settled:.4f} >= {self.tau:g}"
-        if self.give_up and k >= self.give_up_after and share < self.give_up:
-            return entry, f"gave up: share {share:.4f} < {self.give_up:g}"
-        return entry, None
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
-        t0 = time.perf_counter()
-        scorer = make_scorer(self.scorer)
-        cands: list[Candidate] = []
+        return await self.go_on(problem, ctx, [])
+
+    async def go_on(
+        self, problem: Problem, ctx: Context, drawn: Sequence[Candidate], t0: float | None = None
+    ) -> Result:
+        """The draw, with ``drawn`` (samples at this strategy's temperature and top_p,
+        scored by its scorer: a compute-optimal pilot) as its first samples: the rule is
+        checked on them first, and sampling goes on only while it is not settled."""
+        t0 = time.perf_counter() if t0 is None else t0
+        scorer = make_scorer(self.scorer) if self.scorer else None
+        cands = list(drawn[: self.max_n])
         history: list[dict[str, Any]] = []
         reason, stopped = "cap reached", {}
-        while len(cands) < self.max_n:
+        why = None
+        if cands:
+            entry, why = self.check(cands)
+            history.append(entry)
+            if why is not None:
+                reason = why
+        while why is None and len(cands) < self.max_n:
             n = min(self.batch, self.max_n - len(cands))
             try:
                 comps = await sample(
@@ -107,12 +120,16 @@ class WeightedStop:
                     n,
                     self.temperature,
                     self.top_p,
-                    logprobs=scorer.needs_logprobs,
-                    top_logprobs=sample_top_logprobs(scorer),
-                    hidden=sample_hidden(scorer),
+                    logprobs=scorer is not None and scorer.needs_logprobs,
+                    top_logprobs=0 if scorer is None else sample_top_logprobs(scorer),
+                    hidden=scorer is not None and sample_hidden(scorer),
                     label=self.name,
                 )
-                scores = [s.value for s in await ctx.score(problem, comps, scorer)]
+                scores = (
+                    [1.0] * len(comps)
+                    if scorer is None
+                    else [s.value for s in await ctx.score(problem, comps, scorer)]
+                )
             except BudgetExceeded as e:
                 if not cands:
                     raise
@@ -123,16 +140,20 @@ class WeightedStop:
             history.append(entry)
             if why is not None:
                 reason = why
-                break
         answers = [c.answer for c in cands]
-        answer, votes = weighted_vote(answers, [max(c.score or 0.0, 0.0) for c in cands])
+        answer, votes = weighted_vote(answers, [_weight(c) for c in cands])
         meta = {
             "samples": len(cands),
             "stop_reason": reason,
             "by": self.by,
             "tau": self.tau,
-            "scorer": scorer.name,
+            "scorer": "count" if scorer is None else scorer.name,
             "history": history,
             **stopped,
         }
         return make_result(self.name, ctx, t0, answer, cands, votes, meta)
+
+
+def _weight(c: Candidate) -> float:
+    """A sample's vote: its score, at least 0 (an unscored sample counts one)."""
+    return 1.0 if c.score is None else max(c.score, 0.0)

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ponder.core.types import Completion, Problem, Score, TokenLogprob
+from ponder.core.types import Completion, HiddenStates, Problem, Score, TokenLogprob
 from ponder.verifiers.steps import (
     Aggregation,
     Segmentation,
@@ -78,6 +78,20 @@ class ProcessVerifier(ABC):
         """Alternatives per token this verifier needs with every generated step; 0 (the
         default): it reads no logprobs, and ``observe_prefix`` is never called."""
         return 0
+
+    @property
+    def step_hidden(self) -> bool:
+        """Whether this verifier reads the hidden states every generated step is drawn
+        with (False by default: ``observe_prefix_hidden`` is never called)."""
+        return False
+
+    def observe_prefix_hidden(
+        self, problem: Problem, path: Path, hidden: HiddenStates | None
+    ) -> None:
+        """The hidden states of the prefix ``path`` as the search generated it (its
+        steps' pooled; None when it has no rows). Only a verifier with ``step_hidden``
+        is called."""
+        raise NotImplementedError(f"verifier {self.name} reads no hidden states")
 
     def observe_prefix(
         self, problem: Problem, path: Path, logprobs: Sequence[TokenLogprob]

@@ -19,7 +19,8 @@ A spec is ``NAME[:ARG][,KEY=VALUE...]``:
 - ``hidden:PATH``: a hidden-state probe (``ponder.verifiers.hidden_probe``, written by
   ``ponder bank select --save-probe``), a logistic model over the sample's final-layer
   hidden states (and, joint, its token-confidence features), read while the sample is
-  drawn (free; embedded engine only);
+  drawn (free; embedded engine only); as search's process verifier it scores each
+  partial solution from the hidden states (and logprobs) its steps were drawn with;
 - ``tests:visible``: code problems only; each candidate run in the sandbox on the tests
   its prompt shows (the docstring's examples), scored by the share it passes.
 
@@ -138,26 +139,32 @@ def make_process_verifier(
 ) -> ProcessVerifier:
     """A verifier that scores partial solutions step by step, as search needs."""
     head, options = parse_spec(spec)
-    if head.startswith("combined:"):
-        return _combined_steps(spec, head, options, segmentation, aggregation)
+    if head.startswith(("combined:", "hidden:")):
+        return _logit_steps(spec, head, options, segmentation, aggregation)
     scorer = make_scorer(spec, segmentation=segmentation, aggregation=aggregation)
     if not isinstance(scorer, ProcessVerifier):
         raise ConfigError(
             f"{spec!r} scores whole solutions only; search needs a process verifier: "
-            "judge:step, probe:PATH, hfprm:MODEL or combined:PATH"
+            "judge:step, probe:PATH, hfprm:MODEL, combined:PATH or hidden:PATH"
         )
     return scorer
 
 
-def _combined_steps(
+def _logit_steps(
     spec: str, head: str, options: dict[str, str], segmentation: str, aggregation: str
 ) -> ProcessVerifier:
-    """The combined verifier scoring a search's partial solutions (``combined:PATH``)."""
-    from ponder.verifiers.combined import CombinedStepVerifier, CombinedVerifier
-
+    """The combined verifier or the hidden-state probe scoring a search's partial
+    solutions from what its steps were drawn with (``combined:PATH``, ``hidden:PATH``)."""
     seg = check_segmentation(options.pop("seg", segmentation))
     agg = check_aggregation(options.pop("agg", aggregation))
     if options:
         raise ConfigError(f"verifier {spec!r} takes no option(s) {', '.join(sorted(options))}")
-    path = head.partition(":")[2]
+    kind, _, path = head.partition(":")
+    if kind == "hidden":
+        from ponder.verifiers.hidden_probe import HiddenProbe
+        from ponder.verifiers.hidden_steps import HiddenStepVerifier
+
+        return HiddenStepVerifier(HiddenProbe.load(path), path, seg, agg)
+    from ponder.verifiers.combined import CombinedStepVerifier, CombinedVerifier
+
     return CombinedStepVerifier(CombinedVerifier.load(path), path, seg, agg)

@@ -15,7 +15,10 @@ that bin (``ponder optimize`` writes the policy; ``ponder.strategies.optimal.pol
    pilot run's own rule, majority, best_of_n or weighted_majority, over n samples),
    the pilot samples are its first ones: only samples k+1..n are drawn (one more
    request), only samples not yet scored are scored, and the rule applies to the
-   first n samples; with n < k it applies to the first n pilot samples. Any other
+   first n samples; with n < k it applies to the first n pilot samples. A weighted stop
+   (``weighted_stop`` with ``min_n`` >= k) that reuses the pilot checks its rule on the
+   pilot's samples (scored by the pilot's scorer when it weighs them) and samples on, one
+   batch at a time, until the rule settles. Any other
    configuration runs as its own strategy on the same context, after the pilot, and
    generates what it needs.
 
@@ -41,7 +44,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ponder.core.context import DEFAULT_SAMPLE_TOP_LOGPROBS, Context, Scorer, sample_top_logprobs
+from ponder.core.context import (
+    DEFAULT_SAMPLE_TOP_LOGPROBS,
+    Context,
+    Scorer,
+    sample_hidden,
+    sample_top_logprobs,
+)
 from ponder.core.errors import BudgetExceeded, ConfigError
 from ponder.core.types import Candidate, Completion, Problem, Result
 from ponder.strategies.base import (
@@ -51,10 +60,11 @@ from ponder.strategies.base import (
     register,
     stopped_by_budget,
 )
-from ponder.strategies.optimal.policy import Cell, Policy, load_policy
+from ponder.strategies.optimal.policy import Cell, Configuration, Policy, load_policy
 from ponder.strategies.optimal.signals import signal_value
 from ponder.strategies.sampling import sample
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
+from ponder.strategies.weighted_stop import WeightedStop
 from ponder.verifiers.registry import make_scorer
 
 
@@ -95,7 +105,8 @@ class ComputeOptimal:
         logprobs = scorer is not None and scorer.needs_logprobs
         drawn = await sample(
             problem, ctx, pilot.samples, pilot.temperature, pilot.top_p,
-            logprobs=logprobs, top_logprobs=_top_logprobs(scorer), label="optimal:pilot",
+            logprobs=logprobs, top_logprobs=_top_logprobs(scorer), hidden=_hidden(scorer),
+            label="optimal:pilot",
         )  # fmt: skip
         scores: list[float] = []
         if pilot.signal == "score":
@@ -117,6 +128,8 @@ class ComputeOptimal:
             "config": cell.config.to_dict(),
             "reused_pilot": cell.config.reuses_pilot,
         }
+        if cell.config.reuses_pilot and cell.config.strategy == WeightedStop.name:
+            return await _stop_after_pilot(problem, ctx, t0, cell, drawn, scores, scorer, meta)
         if cell.config.reuses_pilot:
             answer, cands, votes, used, stopped = await self._reuse(
                 problem, ctx, policy, cell, drawn, scores, scorer, logprobs
@@ -150,7 +163,7 @@ class ComputeOptimal:
                 more = await sample(
                     problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
                     logprobs=more_logprobs, top_logprobs=_top_logprobs(scorer),
-                    label="optimal:rest",
+                    hidden=more_logprobs and _hidden(scorer), label="optimal:rest",
                 )  # fmt: skip
             except BudgetExceeded as e:
                 stopped, n = stopped_by_budget(e), k
@@ -184,9 +197,56 @@ def _pilot_scorer(policy: Policy) -> Scorer | None:
     reuses the pilot ranks by scores (only then do the samples need their logprobs)."""
     pilot = policy.pilot
     scores_needed = pilot.signal == "score" or any(
-        c.config.reuses_pilot and c.config.rule != "majority" for c in policy.cells
+        c.config.reuses_pilot and _weighs(c.config) for c in policy.cells
     )
     return make_scorer(pilot.scorer) if pilot.scorer and scores_needed else None
+
+
+def _weighs(config: Configuration) -> bool:
+    """Whether a configuration that reuses the pilot reads the pilot's scores: a scored
+    sampling rule, or a weighted stop with a scorer."""
+    if config.strategy == WeightedStop.name:
+        return bool(config.options.get("scorer"))
+    return config.rule != "majority"
+
+
+def _hidden(scorer: Scorer | None) -> bool:
+    """Whether the pilot's samples are drawn with hidden states (for a hidden-state probe)."""
+    return scorer is not None and sample_hidden(scorer)
+
+
+async def _stop_after_pilot(
+    problem: Problem,
+    ctx: Context,
+    t0: float,
+    cell: Cell,
+    drawn: list[Completion],
+    scores: list[float],
+    scorer: Scorer | None,
+    meta: dict[str, Any],
+) -> Result:
+    """A weighted stop that reuses the pilot: the pilot's samples (scored by the pilot's
+    scorer when the stop weighs them) are its first ones; the rule is checked on them,
+    then sampling goes on until it settles. When the pilot's scores do not fit the
+    budget, the pilot's majority answers."""
+    inner = make_strategy(cell.config.strategy, cell.config.options)
+    assert isinstance(inner, WeightedStop)  # the policy checks reusing cells
+    weighted = bool(inner.scorer)
+    if weighted:
+        if scorer is None:
+            raise ConfigError(f"{cell.config.label} reuses the pilot, which has no scorer")
+        try:
+            scores = scores + await _score(problem, ctx, scorer, drawn[len(scores) :])
+        except BudgetExceeded as e:
+            meta.update(stopped_by_budget(e))
+            return _pilot_majority(ctx, t0, drawn, [], meta)
+    pilot = make_candidates(ctx, drawn, scores if weighted else None)
+    result = await inner.go_on(problem, ctx, pilot, t0)
+    meta["decided_by"] = result.meta["samples"]
+    meta["inner"] = dict(result.meta)
+    if result.meta.get("stopped"):
+        meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
+    return make_result("optimal", ctx, t0, result.answer, result.candidates, result.votes, meta)
 
 
 def _top_logprobs(scorer: Scorer | None) -> int:

@@ -41,11 +41,12 @@ Parameters", arXiv:2408.03314, section 3.2). It is one JSON object::
   together for the best expected accuracy (``ponder.analysis.optimize``).
 - ``table``: exactly one cell per (bin, budget). ``config`` is a registered strategy
   name and its options; ``reuses_pilot`` means the configuration is the pilot run's
-  own rule over its first ``n`` samples, so the pilot samples are the first ones and
-  only samples after the pilot's are drawn; ``accuracy``, ``tokens`` and ``problems``
-  are the cell's calibration estimate on the bin's problems, and ``fits`` is false
-  when no configuration fitted the budget in that bin (allocation ``bin`` only; the
-  cell then holds the bin's cheapest one).
+  own rule over its first ``n`` samples, or a ``weighted_stop`` (``min_n`` at least the
+  pilot's samples, unweighted or weighted by the pilot's scorer) that starts from them,
+  so the pilot samples are the first ones and only samples after the pilot's are drawn;
+  ``accuracy``, ``tokens`` and ``problems`` are the cell's calibration estimate on the
+  bin's problems, and ``fits`` is false when no configuration fitted the budget in that
+  bin (allocation ``bin`` only; the cell then holds the bin's cheapest one).
 - ``calibration`` (the stores used, the split) and ``evaluation`` (held-out results)
   are informational: they are kept as written and not checked.
 
@@ -74,6 +75,10 @@ from ponder.strategies.voting import SAMPLING_RULES, Method
 POLICY_FORMAT = "ponder-optimal-policy"
 POLICY_VERSION = 1
 BIN_RULE = "bin = 1 + number of thresholds greater than the signal value; bin 1 is the easiest"
+
+STOP_STRATEGY = "weighted_stop"
+"""The stopping strategy whose configurations may reuse the pilot (``ponder optimize
+--stop-margins``)."""
 
 Allocation = Literal["bin", "mean"]
 ALLOCATIONS: tuple[Allocation, ...] = ("bin", "mean")
@@ -114,6 +119,13 @@ class Configuration:
         if self.rule is not None:
             scorer = self.options.get("scorer")
             return f"{self.strategy} n={self.n}" + (f" {scorer}" if scorer else "")
+        if self.strategy == STOP_STRATEGY:
+            o = self.options
+            give_up = f",give_up {o['give_up']:g}" if o.get("give_up") else ""
+            return (
+                f"stop[{o.get('scorer') or 'count'},{o.get('by')} {o.get('tau')},"
+                f"{o.get('min_n')}{give_up}] max_n={o.get('max_n')}"
+            )
         try:
             defaults = {
                 f.name: f.default for f in dataclasses.fields(strategy_class(self.strategy))
@@ -379,15 +391,26 @@ def _check_reuse(config: Configuration, pilot: Pilot, where: str) -> None:
     if not config.reuses_pilot:
         return
     opts = config.options
-    if config.rule is None or config.n is None or config.n < 1:
+    if config.strategy == STOP_STRATEGY:
+        min_n = opts.get("min_n")
+        scorer = opts.get("scorer")
+        if not isinstance(min_n, int) or min_n < pilot.samples:
+            raise ConfigError(
+                f"{where}: {config.label} reuses the pilot of {pilot.samples} samples, so its "
+                f"min_n must be at least {pilot.samples}"
+            )
+        weighs_as_pilot = scorer == "" or (scorer is not None and scorer == pilot.scorer)
+    elif config.rule is None or config.n is None or config.n < 1:
         raise ConfigError(
-            f"{where}: only majority, best_of_n and weighted_majority with n >= 1 can reuse "
-            f"the pilot, not {config.label!r}"
+            f"{where}: only majority, best_of_n and weighted_majority with n >= 1, and "
+            f"weighted_stop, can reuse the pilot, not {config.label!r}"
         )
+    else:
+        weighs_as_pilot = config.rule == "majority" or opts.get("scorer") == pilot.scorer
     same = (
         math.isclose(float(opts.get("temperature", math.nan)), pilot.temperature)
         and math.isclose(float(opts.get("top_p", math.nan)), pilot.top_p)
-        and (config.rule == "majority" or opts.get("scorer") == pilot.scorer)
+        and weighs_as_pilot
     )
     if not same:
         raise ConfigError(
