@@ -58,7 +58,7 @@ demo: install
 	@echo "report: runs/demo-report/report.html (plot: runs/demo-report/accuracy_vs_tokens.png)"
 
 # the same comparison with every sample drawn now, on the 12 built-in demo problems
-# (about 25 minutes on 2 cores with the 1.5B model)
+# (slow on 2 cores: its majority-of-4 run alone took 13 minutes with the 1.5B model)
 demo-live: install
 	$(BIN)/ponder models pull $(DEMO_MODEL)
 	$(BIN)/ponder eval --task demo --model $(DEMO_MODEL) --strategy single --max-tokens 384 \

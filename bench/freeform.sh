@@ -9,6 +9,9 @@
 # built offline from the fanoutqa wheel on PyPI by bench/freeform_data.py; or any
 # free-form JSONL file as DATA=path. Grading: exact match after normalisation
 # (GRADER=exact, default) or GRADER=judge (the same model, its tokens apart).
+# SAMPLES_FROM=DIR takes the greedy answers and the N samples from an earlier run's
+# single.db and majority$N.db (--replay: none drawn again), so a judge-graded pass over
+# an exact-graded one spends only the judge's grading and the rules' own calls.
 # Needs the embed extra (pip install -e '.[embed]') for cluster=embed.
 # Resumable: rerun the same command after an interruption and it continues.
 # Usage: bash bench/freeform.sh [LIMIT] [N] [MODEL]
@@ -27,10 +30,18 @@ if [ ! -f "$DATA" ]; then
 fi
 common=(--task jsonl --data "$DATA" --id-field id --limit "$LIMIT" --answer-type free
         --grader "$GRADER" --model "$MODEL" --max-tokens 256 --seed 0 --no-progress)
-$PONDER eval "${common[@]}" --strategy single --out "$OUT/single.db"
-$PONDER eval "${common[@]}" --strategy majority --n "$N" --temperature 0.7 \
-    --out "$OUT/majority$N.db"
-bank=(--replay "$OUT/majority$N.db" --n "$N")
+FROM=${SAMPLES_FROM:-$OUT}
+if [ -n "${SAMPLES_FROM:-}" ]; then
+    $PONDER eval "${common[@]}" --strategy single --replay "$FROM/single.db" \
+        --out "$OUT/single.db"
+    $PONDER eval "${common[@]}" --strategy majority --n "$N" --temperature 0.7 \
+        --replay "$FROM/majority$N.db" --out "$OUT/majority$N.db"
+else
+    $PONDER eval "${common[@]}" --strategy single --out "$OUT/single.db"
+    $PONDER eval "${common[@]}" --strategy majority --n "$N" --temperature 0.7 \
+        --out "$OUT/majority$N.db"
+fi
+bank=(--replay "$FROM/majority$N.db" --n "$N")
 for cluster in text embed judge; do
     $PONDER eval "${common[@]}" "${bank[@]}" --strategy semantic_majority -o cluster=$cluster \
         --out "$OUT/semantic-$cluster$N.db"
