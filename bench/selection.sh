@@ -22,6 +22,9 @@
 #              combined verifier's scores (train cross-fitted, test by the verifier
 #              fitted on train; ponder bank score) and their score pilot, and the same
 #              with the joint hidden-state probe's scores (after gsm8k-select)
+#   gsm8k-policy-stops  the same three policies (after gsm8k-policy) with stopping rules
+#              in the menu (ponder optimize --stop-margins/--stop-shares: weighted_stop
+#              replayed on the pilot run, unweighted and by the bank's scorer)
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
@@ -98,6 +101,19 @@ for step in $STEPS; do
         $PONDER optimize "$OUT/train-probed.db" "${policy[@]}" --signal score \
             --test "$OUT/test-probed.db" --out "$OUT/policy-probe.json" \
             | tee "$OUT/gsm8k-policy-probe.txt" ;;
+    gsm8k-policy-stops)
+        budgets=700,1000,1400,1800,2200,2600,3000,3600,4200,5200
+        policy=(--pilot 2 --bins 3 --allocate mean --heldout 0 --budgets "$budgets"
+                --stop-margins 0.5 0.7 1 1.5 2 3 --stop-shares 0.6 0.8 1.0 --stop-min-n 2 3
+                --stop-give-up 0 0.3)
+        $PONDER optimize "$TRAIN" "${policy[@]}" --test "$TEST" \
+            --out "$OUT/policy-stops-agreement.json" | tee "$OUT/gsm8k-policy-stops-agreement.txt"
+        $PONDER optimize "$OUT/train-scored.db" "${policy[@]}" --signal score \
+            --test "$OUT/test-scored.db" --out "$OUT/policy-stops-score.json" \
+            | tee "$OUT/gsm8k-policy-stops-score.txt"
+        $PONDER optimize "$OUT/train-probed.db" "${policy[@]}" --signal score \
+            --test "$OUT/test-probed.db" --out "$OUT/policy-stops-probe.json" \
+            | tee "$OUT/gsm8k-policy-stops-probe.txt" ;;
     gsm8k-hybrid)
         plain restore "$PAL" "$PAL1"
         $PONDER bank hybrid "$TEST" "$PAL" --program "$PAL1" --json "$OUT/gsm8k-hybrid.json" \
