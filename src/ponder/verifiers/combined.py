@@ -41,7 +41,7 @@ from ponder.core.errors import CapabilityMissing, ConfigError
 from ponder.core.types import Completion, Problem, Score, TokenLogprob
 from ponder.verifiers.features import DEFAULT_TOP_K, FEATURE_NAMES, WINDOW, sample_features
 from ponder.verifiers.process import Path as StepPath
-from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.process import PrefixVerifier
 from ponder.verifiers.steps import Aggregation, Segmentation
 
 __all__ = ["FORMAT", "CombinedScorer", "CombinedStepVerifier", "CombinedVerifier", "transform"]
@@ -212,7 +212,7 @@ class CombinedScorer:
         return [Score(self.model.probability(self.features(c))) for c in completions]
 
 
-class CombinedStepVerifier(ProcessVerifier):
+class CombinedStepVerifier(PrefixVerifier):
     """A ``CombinedVerifier`` scoring the prefixes a search generates, step by step, from
     the logprobs of their tokens (see the module docstring). The search hands it each
     prefix's logprobs (``observe_prefix``) before it scores the prefix; a prefix it was
@@ -262,14 +262,6 @@ class CombinedStepVerifier(ProcessVerifier):
             )
         features = sample_features(logprobs, window=self.whole.model.window)
         return self.whole.model.probability(features)
-
-    async def _score_from(
-        self, problem: Problem, items: Sequence[tuple[StepPath, int]], ctx: Context
-    ) -> list[list[float]]:
-        return [
-            [self._prefix_score(problem, path[: k + 1]) for k in range(start, len(path))]
-            for path, start in items
-        ]
 
     async def score(
         self, problem: Problem, completions: Sequence[Completion], ctx: Context

@@ -21,7 +21,7 @@ from ponder.core.types import Completion, HiddenStates, Problem, Score, TokenLog
 from ponder.verifiers.features import sample_features
 from ponder.verifiers.hidden_probe import HiddenProbe, HiddenProbeScorer
 from ponder.verifiers.process import Path as StepPath
-from ponder.verifiers.process import ProcessVerifier
+from ponder.verifiers.process import PrefixVerifier
 from ponder.verifiers.steps import Aggregation, Segmentation
 
 __all__ = ["HiddenStepVerifier"]
@@ -29,7 +29,7 @@ __all__ = ["HiddenStepVerifier"]
 _Key = tuple[str, StepPath]
 
 
-class HiddenStepVerifier(ProcessVerifier):
+class HiddenStepVerifier(PrefixVerifier):
     """A ``HiddenProbe`` scoring the prefixes a search generates from the hidden states
     (and, joint, the logprobs) its steps were drawn with. A prefix it was not handed is
     ``CapabilityMissing``."""
@@ -96,14 +96,6 @@ class HiddenStepVerifier(ProcessVerifier):
         if probe.joint:
             features = sample_features(self._logprobs.get(key, ()), window=probe.window)
         return float(probe.probabilities(probe.row(hidden, features)[None])[0])
-
-    async def _score_from(
-        self, problem: Problem, items: Sequence[tuple[StepPath, int]], ctx: Context
-    ) -> list[list[float]]:
-        return [
-            [self._prefix_score(problem, path[: k + 1]) for k in range(start, len(path))]
-            for path, start in items
-        ]
 
     async def score(
         self, problem: Problem, completions: Sequence[Completion], ctx: Context

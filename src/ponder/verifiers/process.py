@@ -160,3 +160,20 @@ class ProcessVerifier(ABC):
         paths = [split_steps(c.text, self.segmentation) or [""] for c in completions]
         per_step = await self.score_paths(problem, paths, ctx)
         return [Score(self.aggregate(s), s) for s in per_step]
+
+
+class PrefixVerifier(ProcessVerifier):
+    """A process verifier that scores each prefix from what the search handed it about
+    that prefix (``observe_prefix``, ``observe_prefix_hidden``), generating nothing:
+    subclasses give ``_prefix_score``."""
+
+    @abstractmethod
+    def _prefix_score(self, problem: Problem, prefix: Path) -> float: ...
+
+    async def _score_from(
+        self, problem: Problem, items: Sequence[tuple[Path, int]], ctx: Context
+    ) -> list[list[float]]:
+        return [
+            [self._prefix_score(problem, path[: k + 1]) for k in range(start, len(path))]
+            for path, start in items
+        ]
