@@ -86,6 +86,12 @@ def test_a_transformed_task_is_consistent_and_text_tasks_are_left_alone() -> Non
     assert transforms_for(task, colour_variants=3, seed=1) == transforms_for(
         task, colour_variants=3, seed=1
     )
+    # the ablation without augmented inference: the identity, with its colour variants
+    only = transforms_for(task, colour_variants=3, seed=1, symmetries="identity")
+    assert only == transforms_for(task, colour_variants=3, seed=1)[:3]
+    assert {t.family for t in only} == {"identity"} and only[0].is_identity
+    with pytest.raises(ValueError, match="symmetries"):
+        transforms_for(task, symmetries="some")  # type: ignore[arg-type]
     text = FewShotTask("x", (Pair("ab", "ba"), Pair("cd", "dc")), (Pair("ef"),), kind="text")
     assert [t.name for t in transforms_for(text, colour_variants=4)] == ["text"]
     moved, t = augment_task(text, random.Random(0))

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from ponder.tasks.arc import FewShotTask, Pair
-from ponder.ttt.data import END, leave_one_out, render, training_examples
+from ponder.ttt.data import END, leave_one_out, render, training_examples, training_items
 
 TASK = FewShotTask(
     "g",
@@ -55,3 +55,34 @@ def test_training_examples_are_transformed_leave_one_out_tasks() -> None:
     again = list(itertools.islice(training_examples(TASK, seed=3), 40))
     assert again == examples
     assert list(training_examples(FewShotTask("one", (Pair("1", "2"),), (Pair("3"),)))) == []
+
+
+def test_pairs_data_trains_on_each_demonstration_alone() -> None:
+    assert training_items(TASK, "pairs") == [((), p) for p in TASK.demos]
+    examples = list(itertools.islice(training_examples(TASK, seed=3, data="pairs"), 40))
+    assert len({e.held_out for e in examples}) == 4
+    for e in examples:
+        (inp, _), (out, target) = e.segments  # no demonstrations before the query
+        assert target and inp.startswith("input:\n")
+        grid_in = inp[len("input:\n") : -len("\noutput:\n")]
+        assert (
+            Pair(e.transform.invert(grid_in), e.transform.invert(out[: -len(END)]))
+            == (TASK.demos[e.held_out])
+        )
+    # one demonstration is enough for pairs, not for leave-one-out
+    one = FewShotTask("one", (Pair("12", "21"),), (Pair("3"),), kind="grid")
+    assert next(training_examples(one, data="pairs")).held_out == 0
+    with pytest.raises(ValueError, match="training data"):
+        training_items(TASK, "all")  # type: ignore[arg-type]
+
+
+def test_no_augment_keeps_the_frame_and_the_order() -> None:
+    examples = list(itertools.islice(training_examples(TASK, seed=3, augment=False), 20))
+    for e in examples:
+        assert e.transform.is_identity
+        context, query = leave_one_out(TASK)[e.held_out]
+        assert e.segments == tuple(render(context, query, answer=True))
+    # the default stream is the augmented one, and unchanged by the new options
+    assert list(itertools.islice(training_examples(TASK, seed=3), 5)) == list(
+        itertools.islice(training_examples(TASK, seed=3, data="loo", augment=True), 5)
+    )

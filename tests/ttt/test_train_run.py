@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.ttt.conftest import tiny_lm
 
 from ponder.core.errors import ConfigError
 from ponder.runs.store import RunStore
@@ -164,3 +165,65 @@ def test_finetune_merges_and_saves_a_model_that_loads_again(
     assert merged != pytest.approx(before)
     assert not any("lora" in name for name, _ in loaded.model.named_parameters())
     assert isinstance(next(loaded.model.parameters()), torch.Tensor)
+
+
+def test_inference_ablations_reuse_the_adapters_and_say_so_in_the_config(
+    lm: LoadedModel, tmp_path: Path
+) -> None:
+    cfg = TTTConfig(steps=1, learning_rate=1e-2)
+    plain = run_config(source="t", model="tiny", cfg=cfg, train=True, colour_variants=1,
+                       limit=None)  # fmt: skip
+    # the defaults add nothing, so a store made before the ablations existed resumes
+    assert set(plain["strategy"]["options"]) == {"train", "colour_variants", *cfg.to_dict()}
+    assert "data" not in cfg.to_dict() and "augment" not in cfg.to_dict()
+    assert TTTConfig(data="pairs", augment=False).to_dict()["data"] == "pairs"
+    with pytest.raises(ConfigError, match="data"):
+        TTTConfig(data="all")  # type: ignore[arg-type]
+    adapters = tmp_path / "adapters"
+    with RunStore(tmp_path / "full.db") as store:
+        run_ttt([GRID], lm, store, config=plain, cfg=cfg, adapters=adapters, max_new_tokens=6,
+                progress=False)  # fmt: skip
+        (full,) = store.records()
+    config = run_config(source="t", model="tiny", cfg=cfg, train=True, colour_variants=1,
+                        limit=None, symmetries="identity", vote="flat")  # fmt: skip
+    assert config["strategy"]["options"]["symmetries"] == "identity"
+    with RunStore(tmp_path / "identity.db") as store:
+        run_ttt([GRID], lm, store, config=config, cfg=cfg, adapters=adapters, max_new_tokens=6,
+                symmetries="identity", vote="flat", progress=False)  # fmt: skip
+        (only,) = store.records()
+    assert only.meta["train"]["loaded"] is True  # no new training
+    (identity,) = [p for p in full.meta["predictions"] if p["transform"] == "identity"]
+    assert [p["transform"] for p in only.meta["predictions"]] == ["identity"]
+    assert only.meta["predictions"][0]["text"] == identity["text"]
+
+
+def test_finetune_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path: Path) -> None:
+    from ponder.ttt.checkpoint import checkpoint_folder, checkpoint_step
+    from ponder.ttt.train import finetune_base
+
+    pytest.importorskip("peft")
+    cfg = TTTConfig(steps=6, learning_rate=1e-2)
+    whole = finetune_base(tiny_lm(), [GRID, TEXT], cfg, tmp_path / "whole", checkpoint_every=2)
+    assert not checkpoint_folder(tmp_path / "whole").exists()  # removed once saved
+
+    out = tmp_path / "cut"
+
+    def stop_at_four(step: int, loss: float) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune_base(tiny_lm(), [GRID, TEXT], cfg, out, checkpoint_every=2,
+                      on_step=stop_at_four)  # fmt: skip
+    assert checkpoint_step(checkpoint_folder(out)) == 2 and not out.exists()
+    # other settings do not mix with the checkpoint
+    with pytest.raises(ConfigError, match="checkpoint"):
+        finetune_base(tiny_lm(), [GRID, TEXT], TTTConfig(steps=6, learning_rate=2e-2), out,
+                      checkpoint_every=2)  # fmt: skip
+    seen: list[int] = []
+    resumed = finetune_base(tiny_lm(), [GRID, TEXT], cfg, out, checkpoint_every=2,
+                            on_step=lambda step, loss: seen.append(step))  # fmt: skip
+    assert seen == [2, 3, 4, 5]
+    assert resumed.examples == whole.examples == 6
+    assert resumed.losses == pytest.approx(whole.losses, rel=1e-5)
+    assert (out / "config.json").is_file() and not checkpoint_folder(out).exists()

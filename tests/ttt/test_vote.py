@@ -34,3 +34,16 @@ def test_ties_break_by_total_count_then_first_seen_and_invalid_answers_never_vot
     assert vote(p) == [("Y", 2), ("X", 2)]
     assert vote(preds(("f0", "P"), ("f1", "Q"))) == [("P", 1), ("Q", 1)]
     assert vote(preds(("f0", None), ("f1", None))) == []
+
+
+def test_flat_vote_counts_every_prediction_alike() -> None:
+    # A is frequent in one family, B picked by three: the two levels prefer B, a flat
+    # vote A
+    p = preds(
+        ("f0", "A"), ("f0", "A"), ("f0", "A"), ("f0", "A"),
+        ("f1", "B"), ("f2", "B"), ("f3", "B"), ("f3", "C"), ("f4", None),
+    )  # fmt: skip
+    assert vote(p) == [("B", 3), ("A", 1)]
+    assert vote(p, flat=True) == [("A", 4), ("B", 3)]
+    # ties go to the answer seen first
+    assert vote(preds(("f0", "Q"), ("f1", "P")), flat=True, attempts=1) == [("Q", 1)]

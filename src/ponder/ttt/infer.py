@@ -13,6 +13,8 @@ task) is kept as an invalid prediction and never voted for.
    total count over all predictions and then by first appearance; the top
    ``attempts`` (2, as ARC is scored) are the task's answers.
 
+``vote(..., flat=True)`` skips level 1 (the paper's flat-vote ablation).
+
 Decoding is greedy, batched with left padding, and stops at the first blank line
 (``ponder.ttt.data.END``) or after ``max_new_tokens``.
 """
@@ -59,10 +61,16 @@ class Prediction:
 
 
 def vote(
-    predictions: Sequence[Prediction], *, per_family: int = 3, attempts: int = 2
+    predictions: Sequence[Prediction],
+    *,
+    per_family: int = 3,
+    attempts: int = 2,
+    flat: bool = False,
 ) -> list[tuple[str, int]]:
     """The top ``attempts`` answers by two-level voting, each with the number of
-    families that picked it (see the module docstring)."""
+    families that picked it (see the module docstring). ``flat=True`` is the ablation
+    without the first level: the answers most often predicted over all transforms,
+    each with its count (ties: the one seen first)."""
     order: dict[str, int] = {}
     totals: Counter[str] = Counter()
     by_family: dict[str, Counter[str]] = {}
@@ -72,6 +80,9 @@ def vote(
         order.setdefault(p.answer, len(order))
         totals[p.answer] += 1
         by_family.setdefault(p.family, Counter())[p.answer] += 1
+    if flat:
+        flat_ranked = sorted(totals, key=lambda a: (-totals[a], order[a]))
+        return [(a, totals[a]) for a in flat_ranked[:attempts]]
     picked: Counter[str] = Counter()
     for counts in by_family.values():
         ranked = sorted(counts, key=lambda a: (-counts[a], order[a]))

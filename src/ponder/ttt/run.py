@@ -92,10 +92,23 @@ def adapters_folder(out: str | Path, *, train: bool = True) -> Path | None:
 
 
 def run_config(
-    *, source: str, model: str, cfg: TTTConfig, train: bool, colour_variants: int, limit: Any
+    *,
+    source: str,
+    model: str,
+    cfg: TTTConfig,
+    train: bool,
+    colour_variants: int,
+    limit: Any,
+    symmetries: str = "all",
+    vote: str = "two-level",
 ) -> dict[str, Any]:
-    """The configuration a TTT store records and checks on resume."""
+    """The configuration a TTT store records and checks on resume (the inference
+    ablations only where they are not the default, so older stores resume)."""
     options: dict[str, Any] = {"train": train, "colour_variants": colour_variants}
+    if symmetries != "all":
+        options["symmetries"] = symmetries
+    if vote != "two-level":
+        options["vote"] = vote
     if train:
         options.update(cfg.to_dict())
     return {
@@ -137,6 +150,8 @@ def run_ttt(
     adapters: str | Path | None = None,
     colour_variants: int = 1,
     max_new_tokens: int | None = None,
+    symmetries: Literal["all", "identity"] = "all",
+    vote: Literal["two-level", "flat"] = "two-level",
     progress: bool = True,
     executor: RayTTTExecutor | None = None,
 ) -> TTTSummary:
@@ -162,6 +177,8 @@ def run_ttt(
         adapters=None if adapters is None else Path(adapters),
         colour_variants=colour_variants,
         max_new_tokens=max_new_tokens,
+        symmetries=symmetries,
+        vote=vote,
     )
     counts = {"done": 0, "errors": 0}
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task", disable=not progress)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ponder.core.types import Candidate, Usage
 from ponder.runs.store import Record
@@ -38,7 +38,8 @@ class TTTJob:
     ``cfg`` trains the adapter (and seeds the colour permutations); ``train=False``
     answers with the base model; ``adapters`` is the folder where each task's adapter
     is saved, and loaded from when it is already there (None: not saved);
-    ``colour_variants`` and ``max_new_tokens`` shape the augmented inference.
+    ``colour_variants``, ``symmetries`` and ``max_new_tokens`` shape the augmented
+    inference, and ``vote`` how its predictions are voted on (``"flat"``: one level).
     """
 
     cfg: TTTConfig
@@ -46,6 +47,8 @@ class TTTJob:
     adapters: Path | None = None
     colour_variants: int = 1
     max_new_tokens: int | None = None
+    symmetries: Literal["all", "identity"] = "all"
+    vote: Literal["two-level", "flat"] = "two-level"
 
 
 def test_ids(task: FewShotTask) -> list[str]:
@@ -130,7 +133,9 @@ def _train_and_predict(
         after = _losses(lm, task) if job.train else before
         phases.timed("loss_after", t0)
         t0 = time.perf_counter()
-        transforms = transforms_for(task, colour_variants=job.colour_variants, seed=job.cfg.seed)
+        transforms = transforms_for(
+            task, colour_variants=job.colour_variants, seed=job.cfg.seed, symmetries=job.symmetries
+        )
         predictions, _ = predict(lm, task, transforms, max_new_tokens=job.max_new_tokens)
         phases.timed("predict", t0)
     finally:
@@ -147,6 +152,8 @@ def _records(
     predictions: Sequence[Prediction],
     meta_task: dict[str, Any],
     seconds: float,
+    *,
+    flat: bool = False,
 ) -> list[Record]:
     """One record per test input: the two voted attempts, correct when either is the
     reference (pass@2)."""
@@ -154,7 +161,7 @@ def _records(
     per_test = len(task.tests)
     for k, (rid, test) in enumerate(zip(test_ids(task), task.tests, strict=True)):
         mine = [p for p in predictions if p.test_index == k]
-        picks = vote(mine)
+        picks = vote(mine, flat=flat)
         attempts = [a for a, _ in picks]
         reference = None if test.output is None else task.canonical(test.output)
         correct = reference is not None and reference in attempts
@@ -206,4 +213,4 @@ def solve_task(
         "phase_seconds": phases.seconds,
         "peak_memory_mb": _peak_memory_mb(),
     }
-    return _records(task, idx, predictions, meta_task, seconds)
+    return _records(task, idx, predictions, meta_task, seconds, flat=job.vote == "flat")

@@ -16,15 +16,25 @@ over many tasks' data, merged into the weights and saved as a model folder.
 from __future__ import annotations
 
 import random
+import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ponder.core.errors import ConfigError
 from ponder.tasks.arc import FewShotTask, Pair
-from ponder.ttt.data import Example, Segment, render, training_examples
+from ponder.ttt.checkpoint import Checkpoint, CountedStream, checkpoint_folder
+from ponder.ttt.data import (
+    TRAIN_DATA,
+    Example,
+    Segment,
+    TrainData,
+    render,
+    training_examples,
+    training_items,
+)
 from ponder.ttt.model import LoadedModel, require_hf
 
 __all__ = [
@@ -58,6 +68,8 @@ class TTTConfig:
     max_length: int = 2048
     loss_on: Literal["outputs", "last"] = "outputs"
     seed: int = 0
+    data: TrainData = "loo"  # leave-one-out tasks, or each demonstration alone
+    augment: bool = True  # random symmetry, colour map and order per example
 
     def __post_init__(self) -> None:
         if self.rank < 1 or self.steps < 0 or self.batch_size < 1 or self.max_length < 16:
@@ -66,9 +78,25 @@ class TTTConfig:
             raise ConfigError(f"ttt: loss_on is 'outputs' or 'last', not {self.loss_on!r}")
         if not self.learning_rate > 0:
             raise ConfigError("ttt: learning_rate must be positive")
+        if self.data not in TRAIN_DATA:
+            raise ConfigError(f"ttt: data is one of {TRAIN_DATA}, not {self.data!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings; ``data`` and ``augment`` only where they are not the default,
+        so a run recorded before they existed resumes with the same configuration."""
+        out = asdict(self)
+        for key in ("data", "augment"):
+            if out[key] == getattr(TTTConfig, key):
+                del out[key]
+        return out
+
+    def examples(self, task: FewShotTask) -> Iterator[Example]:
+        """The stream of training examples of ``task`` under these settings."""
+        return training_examples(task, seed=self.seed, data=self.data, augment=self.augment)
+
+    def trains(self, task: FewShotTask) -> bool:
+        """Whether ``task`` has the demonstrations these settings train on."""
+        return bool(training_items(task, self.data))
 
 
 @dataclass
@@ -150,18 +178,23 @@ def train_adapter(
     """A peft model: ``lm.model`` with a new adapter trained on ``task``; and the report.
 
     Call ``.unload()`` on the returned model when done with the task to get the base
-    model back without the adapter. A task with fewer than 2 demonstrations has no
-    leave-one-out data: its adapter is left untrained (zero steps).
+    model back without the adapter. A task with no training data (fewer than 2
+    demonstrations, for leave-one-out) is left untrained (zero steps).
     """
-    steps = cfg.steps if len(task.demos) >= 2 else 0
-    return _train(lm, training_examples(task, seed=cfg.seed), steps, cfg, on_step, task.id)
+    steps = cfg.steps if cfg.trains(task) else 0
+    return _train(lm, cfg.examples(task), steps, cfg, on_step, task.id)
 
 
-def mixed_examples(tasks: Sequence[FewShotTask], *, seed: int = 0) -> Iterator[Example]:
-    """Training examples of many tasks, one task after another in a shuffled cycle."""
-    streams = [training_examples(t, seed=seed) for t in tasks if len(t.demos) >= 2]
+def mixed_examples(
+    tasks: Sequence[FewShotTask], *, seed: int = 0, cfg: TTTConfig | None = None
+) -> Iterator[Example]:
+    """Training examples of many tasks, one task after another in a shuffled cycle
+    (``cfg`` says which data and whether augmented; by default leave-one-out, with
+    ``seed``'s augmentations)."""
+    cfg = cfg or TTTConfig(seed=seed)
+    streams = [cfg.examples(t) for t in tasks if cfg.trains(t)]
     if not streams:
-        raise ConfigError("none of the tasks has the 2 demonstrations leave-one-out needs")
+        raise ConfigError(f"none of the tasks has the demonstrations {cfg.data!r} training needs")
     rng = random.Random(f"{seed}:mixed")
     while True:
         order = list(range(len(streams)))
@@ -177,19 +210,44 @@ def finetune_base(
     out: str | Path,
     *,
     on_step: Callable[[int, float], None] | None = None,
+    checkpoint_every: int = 50,
+    identity: Mapping[str, Any] | None = None,
 ) -> TrainReport:
     """Fine-tune the base model on many tasks' leave-one-out data (the paper's optional
     first stage), merge the adapter into the weights and save model and tokenizer to
-    ``out``, a folder ``load_model`` (and so ``ponder ttt --model``) reads."""
-    model, report = _train(lm, mixed_examples(tasks, seed=cfg.seed), cfg.steps, cfg, on_step,
-                           "base")  # fmt: skip
+    ``out``, a folder ``load_model`` (and so ``ponder ttt --model``) reads.
+
+    Resumable: every ``checkpoint_every`` steps the adapter, the optimiser, the
+    schedule and the report so far are saved to ``checkpoint_folder(out)``; a call with
+    the same tasks, settings and ``identity`` (say, the model's name) goes on from
+    there, with the same data the uninterrupted run would have seen, and the
+    checkpoint is removed once the model is saved. A checkpoint of other settings is
+    an error, never silently mixed in."""
+    checkpoint = checkpoint_folder(out)
+    fingerprint = {
+        "tasks": [t.id for t in tasks],
+        "config": cfg.to_dict(),
+        **dict(identity or {}),
+    }
+    model, report = _train(
+        lm,
+        mixed_examples(tasks, seed=cfg.seed, cfg=cfg),
+        cfg.steps,
+        cfg,
+        on_step,
+        "base",
+        checkpoint=Checkpoint(checkpoint, checkpoint_every, fingerprint),
+    )
     merged = model.merge_and_unload()
     target = Path(out)
     partial = target.with_name(target.name + ".partial")
+    if partial.exists():  # a save that was cut short
+        shutil.rmtree(partial)
     merged.save_pretrained(partial)
     lm.tokenizer.save_pretrained(partial)
     partial.rename(target)
     lm.model = merged
+    shutil.rmtree(checkpoint, ignore_errors=True)
     return report
 
 
@@ -200,6 +258,8 @@ def _train(
     cfg: TTTConfig,
     on_step: Callable[[int, float], None] | None,
     label: str,
+    *,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[Any, TrainReport]:
     require_hf("torch", "peft")
     import torch
@@ -214,15 +274,26 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: max(0.0, 1.0 - i / max(steps, 1))
     )
+    examples = CountedStream(stream)
+    first, earlier = 0, 0.0
+    if checkpoint is not None:
+        try:
+            first, drawn, saved = checkpoint.load(model, optimizer, scheduler)
+            report = TrainReport(**saved) if saved else report
+        except BaseException:
+            model.unload()
+            raise
+        examples.skip(drawn)
+        earlier = report.seconds
     model.train()
     try:
-        for step in range(steps):
+        for step in range(first, steps):
             optimizer.zero_grad()
             total, used = 0.0, 0
             for _ in range(cfg.batch_size):
                 fitted = None
                 for _try in range(8):
-                    fitted = _fit(lm, next(stream), cfg)
+                    fitted = _fit(lm, next(examples), cfg)
                     if fitted is not None:
                         break
                     report.skipped += 1
@@ -246,12 +317,23 @@ def _train(
             report.losses.append(total / used)
             if on_step is not None:
                 on_step(step, total / used)
+            done = step + 1
+            if checkpoint is not None and done % checkpoint.every == 0 and done < steps:
+                report.seconds = earlier + time.perf_counter() - start
+                checkpoint.save(
+                    model,
+                    optimizer,
+                    scheduler,
+                    step=done,
+                    drawn=examples.drawn,
+                    report=report.to_dict(),
+                )
     except BaseException:
         model.unload()
         raise
     finally:
         model.eval()
-    report.seconds = time.perf_counter() - start
+    report.seconds = earlier + time.perf_counter() - start
     return model, report
 
 
