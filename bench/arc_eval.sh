@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Test-time training where Akyurek et al. measured it (issue 29): the LIMIT ARC-AGI-1
+# evaluation tasks with the fewest grid cells, the paper's four-way comparison (base or
+# fine-tuned model, x augmented vote or per-task LoRA), its ablations, and ARC-AGI-2.
+# Every step is resumable (rerun the same command); `save` exports the stores to
+# bench/banks/ and a new machine imports them first. The fine-tuned model (about 2 GB)
+# and the adapters (about 17 MB a task) are not committed: the steps rebuild them, seeded.
+#
+#   bash bench/arc_eval.sh [LIMIT] [MODEL]        STEPS="vote ttt ..." (default: all below)
+#
+# Steps (stores in OUT, default runs/arc-eval-LIMIT):
+#   vote       base model, augmented vote, no training            base-vote.db
+#   ttt        base model, per-task LoRA (the training-set run's settings)   base-ttt.db
+#   finetune   stage 1: one LoRA on the FT_TASKS smallest ARC-AGI-1 *training* tasks
+#              (FT_STEPS steps, rank FT_RANK, lr FT_LR), merged: OUT/ft-model; checkpoints
+#              every 50 steps (the evaluation tasks are another set: never trained on)
+#   ft-vote    fine-tuned model, augmented vote                     ft-vote.db
+#   ft-ttt     fine-tuned model, per-task LoRA                      ft-ttt.db
+#   noaug pairs rank32   ablations of BEST-ttt (default ft): training without
+#              augmentations, on the plain demonstrations instead of leave-one-out tasks,
+#              LoRA rank 32 (alpha 64) instead of 8      BEST-ttt-{noaug,pairs,rank32}.db
+#   identity   inference under the identity only, BEST's saved adapters reused (the table
+#              also derives it, and the flat vote, from BEST-ttt's stored predictions)
+#   arc2-vote arc2   the ARC2_LIMIT smallest ARC-AGI-2 evaluation tasks: BEST's model
+#              with vote only, and with per-task LoRA        arc2-vote.db, arc2-ttt.db
+#   table      bench/arc_eval_table.py OUT: the four-way table, ablations, per task,
+#              ARC-AGI-2, and the cost model             OUT/table.md
+#   save       export every store to bench/banks/arc-eval-LIMIT-*.jsonl.gz
+set -euo pipefail
+LIMIT=${1:-30}
+MODEL=${2:-qwen2.5-coder-0.5b}
+OUT=${OUT:-runs/arc-eval-$LIMIT}
+BEST=${BEST:-ft}
+FT_TASKS=${FT_TASKS:-150}
+FT_STEPS=${FT_STEPS:-1000}
+FT_RANK=${FT_RANK:-32}
+FT_LR=${FT_LR:-2e-4}
+ARC2_LIMIT=${ARC2_LIMIT:-10}
+STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity arc2-vote arc2 table save}
+KEEP=${KEEP:-bench/banks}
+PONDER=${PONDER:-ponder}
+PYTHON=${PYTHON:-python}
+mkdir -p "$OUT"
+BANK_PREFIX=arc-eval-$LIMIT-
+source "$(dirname "$0")/_banks.sh"
+FT_MODEL=$OUT/ft-model
+model_of() { [[ $1 == ft ]] && echo "$FT_MODEL" || echo "$MODEL"; }
+BEST_MODEL=$(model_of "$BEST")
+tasks=(--tasks arc-eval --limit "$LIMIT" --order cells --seed 0)
+arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0)
+ttt() {  # ttt STORE MODEL [options...]: restore, then run (or resume) into OUT/STORE
+    local store=$OUT/$1 model=$2
+    shift 2
+    restore "$store"
+    $PONDER ttt "${tasks[@]}" --model "$model" --out "$store" "$@"
+}
+need_ft() {
+    [[ $BEST_MODEL != "$FT_MODEL" || -d $FT_MODEL ]] || {
+        echo "no $FT_MODEL: run the finetune step first (or BEST=base)" >&2
+        exit 2
+    }
+}
+for step in $STEPS; do
+    case $step in
+    vote) ttt base-vote.db "$MODEL" --no-train ;;
+    ttt) ttt base-ttt.db "$MODEL" ;;
+    finetune)
+        [[ -d $FT_MODEL ]] || $PONDER finetune --tasks arc-train --order cells \
+            --limit "$FT_TASKS" --model "$MODEL" --steps "$FT_STEPS" --rank "$FT_RANK" \
+            --alpha $((2 * FT_RANK)) --lr "$FT_LR" --seed 0 --out "$FT_MODEL" ;;
+    ft-vote) need_ft; ttt ft-vote.db "$FT_MODEL" --no-train ;;
+    ft-ttt) need_ft; ttt ft-ttt.db "$FT_MODEL" ;;
+    noaug) need_ft; ttt "$BEST-ttt-noaug.db" "$BEST_MODEL" --no-augment ;;
+    pairs) need_ft; ttt "$BEST-ttt-pairs.db" "$BEST_MODEL" --train-data pairs ;;
+    rank32) need_ft; ttt "$BEST-ttt-rank32.db" "$BEST_MODEL" --rank 32 --alpha 64 ;;
+    identity)
+        need_ft
+        ttt "$BEST-ttt-identity.db" "$BEST_MODEL" --symmetries identity \
+            --adapters "$OUT/$BEST-ttt.adapters" ;;
+    arc2-vote)
+        need_ft; restore "$OUT/arc2-vote.db"
+        $PONDER ttt "${arc2[@]}" --model "$BEST_MODEL" --no-train --out "$OUT/arc2-vote.db" ;;
+    arc2)
+        need_ft; restore "$OUT/arc2-ttt.db"
+        $PONDER ttt "${arc2[@]}" --model "$BEST_MODEL" --out "$OUT/arc2-ttt.db" ;;
+    table) $PYTHON bench/arc_eval_table.py "$OUT" --best "$BEST" | tee "$OUT/table.md" ;;
+    save) save "$OUT"/*.db ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+    esac
+done
