@@ -21,6 +21,8 @@
 #              LoRA rank 32 (alpha 64) instead of 8      BEST-ttt-{noaug,pairs,rank32}.db
 #   identity   inference under the identity only, BEST's saved adapters reused (the table
 #              also derives it, and the flat vote, from BEST-ttt's stored predictions)
+#   likelihood the two attempts by augmented likelihood instead of votes (an extension;
+#              BEST's saved adapters reused)                   BEST-ttt-likelihood.db
 #   arc2-vote arc2   the ARC2_LIMIT smallest ARC-AGI-2 evaluation tasks: BEST's model
 #              with vote only, and with per-task LoRA        arc2-vote.db, arc2-ttt.db
 #   table      bench/arc_eval_table.py OUT: the four-way table, ablations, per task,
@@ -36,7 +38,7 @@ FT_STEPS=${FT_STEPS:-1000}
 FT_RANK=${FT_RANK:-32}
 FT_LR=${FT_LR:-2e-4}
 ARC2_LIMIT=${ARC2_LIMIT:-10}
-STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity arc2-vote arc2 table save}
+STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity likelihood arc2-vote arc2 table save}
 KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
 PYTHON=${PYTHON:-python}
@@ -76,6 +78,10 @@ for step in $STEPS; do
     identity)
         need_ft
         ttt "$BEST-ttt-identity.db" "$BEST_MODEL" --symmetries identity \
+            --adapters "$OUT/$BEST-ttt.adapters" ;;
+    likelihood)
+        need_ft
+        ttt "$BEST-ttt-likelihood.db" "$BEST_MODEL" --select likelihood \
             --adapters "$OUT/$BEST-ttt.adapters" ;;
     arc2-vote)
         need_ft; restore "$OUT/arc2-vote.db"

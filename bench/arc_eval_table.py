@@ -343,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--gpu-utilisation", type=float, default=0.3, help="of that peak (0.3)")
     args = ap.parse_args(argv)
-    names = [*FOUR.values(), *(f"{args.best}-ttt-{k}" for k in [*TRAINING_ABLATIONS, "identity"])]
+    names = [
+        *FOUR.values(),
+        *(f"{args.best}-ttt-{k}" for k in [*TRAINING_ABLATIONS, "identity", "likelihood"]),
+    ]
     names += ["arc2-vote", "arc2-ttt"]
     runs = {n: recs for n in names if (recs := load(args.out / f"{n}.db")) is not None}
     if not runs:

@@ -93,6 +93,19 @@ def test_ablation_options_and_a_finetune_that_resumes_after_a_kill(
     assert options["symmetries"] == "identity" and options["vote"] == "flat"
     assert options["data"] == "pairs" and options["augment"] is False
     assert len(rec.meta["train"]["losses"]) == 2
+    # the same adapter, attempts chosen by augmented likelihood over the 8 symmetries
+    lik = tmp_path / "likelihood.db"
+    ponder("ttt", "--tasks", "arc-train", "--limit", "1", "--order", "cells", "--model",
+           str(smollm2_path), "--steps", "2", "--select", "likelihood", "--adapters",
+           str(tmp_path / "ablated.adapters"), "--out", str(lik), "--no-progress",
+           home=home)  # fmt: skip
+    with RunStore(lik, create=False) as store:
+        (scored,) = store.records()
+    assert scored.meta["train"]["loaded"] is True
+    assert set(scored.meta["likelihood"]) == {
+        p["answer"] for p in scored.meta["predictions"] if p["answer"] is not None
+    }
+    assert all(v < 0 for v in scored.meta["likelihood"].values())
 
     # stage 1 on two tasks, killed once its first checkpoint is written, then resumed
     out = tmp_path / "ft"

@@ -32,6 +32,7 @@ ablations (the paper's section 5, one change at a time):
   --no-augment         train without symmetries, colour maps or shuffling
   --symmetries identity  answer under the identity only (reuse a run's --adapters)
   --vote flat          one vote over all predictions instead of two levels
+  --select likelihood  attempts by augmented likelihood instead of votes (an extension)
   --rank R             the adapter's rank
 
 two stages (the paper's main comparison): `ponder finetune` a base model on other
@@ -142,6 +143,14 @@ def add_parser(subparsers: Any) -> None:
         "vote over every prediction (an ablation)",
     )
     ttt.add_argument(
+        "--select",
+        choices=("vote", "likelihood"),
+        default="vote",
+        help="choose the two attempts by the vote (default) or by augmented likelihood: "
+        "each candidate's log-probability summed over the symmetries (the vote is "
+        "recorded beside it)",
+    )
+    ttt.add_argument(
         "--adapters",
         help="folder of saved adapters, one per task, reused on resume "
         "(default: OUT with .adapters in place of .db)",
@@ -238,6 +247,7 @@ def run_ttt_command(args: argparse.Namespace) -> int:
         limit={"limit": args.limit, "order": args.order},
         symmetries=args.symmetries,
         vote=args.vote,
+        select=args.select,
     )
     with RunStore(out) as store:
         summary = run_ttt(
@@ -252,6 +262,7 @@ def run_ttt_command(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             symmetries=args.symmetries,
             vote=args.vote,
+            select=args.select,
             progress=not args.no_progress,
             executor=_ray_ttt_executor(args) if ray else None,
         )

@@ -101,6 +101,7 @@ def run_config(
     limit: Any,
     symmetries: str = "all",
     vote: str = "two-level",
+    select: str = "vote",
 ) -> dict[str, Any]:
     """The configuration a TTT store records and checks on resume (the inference
     ablations only where they are not the default, so older stores resume)."""
@@ -109,6 +110,8 @@ def run_config(
         options["symmetries"] = symmetries
     if vote != "two-level":
         options["vote"] = vote
+    if select != "vote":
+        options["select"] = select
     if train:
         options.update(cfg.to_dict())
     return {
@@ -152,6 +155,7 @@ def run_ttt(
     max_new_tokens: int | None = None,
     symmetries: Literal["all", "identity"] = "all",
     vote: Literal["two-level", "flat"] = "two-level",
+    select: Literal["vote", "likelihood"] = "vote",
     progress: bool = True,
     executor: RayTTTExecutor | None = None,
 ) -> TTTSummary:
@@ -179,6 +183,7 @@ def run_ttt(
         max_new_tokens=max_new_tokens,
         symmetries=symmetries,
         vote=vote,
+        select=select,
     )
     counts = {"done": 0, "errors": 0}
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task", disable=not progress)

@@ -18,6 +18,7 @@ from ponder.runs.store import Record
 from ponder.tasks.arc import FewShotTask
 from ponder.ttt.augment import transforms_for
 from ponder.ttt.infer import Prediction, predict, vote
+from ponder.ttt.likelihood import augmented_likelihood
 from ponder.ttt.model import LoadedModel
 from ponder.ttt.train import (
     TrainReport,
@@ -39,7 +40,9 @@ class TTTJob:
     answers with the base model; ``adapters`` is the folder where each task's adapter
     is saved, and loaded from when it is already there (None: not saved);
     ``colour_variants``, ``symmetries`` and ``max_new_tokens`` shape the augmented
-    inference, and ``vote`` how its predictions are voted on (``"flat"``: one level).
+    inference, ``vote`` how its predictions are voted on (``"flat"``: one level), and
+    ``select="likelihood"`` picks the attempts by augmented likelihood instead
+    (``ponder.ttt.likelihood``; the vote is still recorded beside it).
     """
 
     cfg: TTTConfig
@@ -49,6 +52,7 @@ class TTTJob:
     max_new_tokens: int | None = None
     symmetries: Literal["all", "identity"] = "all"
     vote: Literal["two-level", "flat"] = "two-level"
+    select: Literal["vote", "likelihood"] = "vote"
 
 
 def test_ids(task: FewShotTask) -> list[str]:
@@ -113,10 +117,12 @@ def _train_and_predict(
     job: TTTJob,
     on_step: Callable[[int, float], None] | None,
     phases: _Phases,
-) -> tuple[list[Prediction], dict[str, Any]]:
-    """The predictions of every test input under every transform, and what the task's
-    records say about its training (losses before and after, the training report).
-    The adapter is on the model only meanwhile: ``lm`` is the base model again after."""
+) -> tuple[list[Prediction], dict[str, Any], list[tuple[dict[str, float], Usage]] | None]:
+    """The predictions of every test input under every transform, what the task's
+    records say about its training (losses before and after, the training report), and
+    with ``job.select == "likelihood"`` each test input's candidates' augmented
+    likelihood. The adapter is on the model only meanwhile: ``lm`` is the base model
+    again after."""
     t0 = time.perf_counter()
     before = _losses(lm, task)
     phases.timed("loss_before", t0)
@@ -138,12 +144,26 @@ def _train_and_predict(
         )
         predictions, _ = predict(lm, task, transforms, max_new_tokens=job.max_new_tokens)
         phases.timed("predict", t0)
+        likelihoods = None
+        if job.select == "likelihood":
+            t0 = time.perf_counter()
+            likelihoods = [
+                augmented_likelihood(lm, task, k, _candidates(predictions, k), transforms)
+                for k in range(len(task.tests))
+            ]
+            phases.timed("score", t0)
     finally:
         lm.model = base
         if model is not None:
             model.unload()
     training = {"train": report.to_dict(), "loss_before": before, "loss_after": after}
-    return predictions, training
+    return predictions, training, likelihoods
+
+
+def _candidates(predictions: Sequence[Prediction], test_index: int) -> list[str]:
+    """The distinct valid answers to one test input, in the order first predicted."""
+    seen = (p.answer for p in predictions if p.test_index == test_index)
+    return list(dict.fromkeys(a for a in seen if a is not None))
 
 
 def _records(
@@ -154,14 +174,24 @@ def _records(
     seconds: float,
     *,
     flat: bool = False,
+    likelihoods: Sequence[tuple[dict[str, float], Usage]] | None = None,
 ) -> list[Record]:
-    """One record per test input: the two voted attempts, correct when either is the
-    reference (pass@2)."""
+    """One record per test input: the two attempts (voted, or by augmented likelihood),
+    correct when either is the reference (pass@2)."""
     records = []
     per_test = len(task.tests)
     for k, (rid, test) in enumerate(zip(test_ids(task), task.tests, strict=True)):
         mine = [p for p in predictions if p.test_index == k]
-        picks = vote(mine, flat=flat)
+        voted = vote(mine, flat=flat)
+        picks: list[tuple[str, float]] = [(a, float(v)) for a, v in voted]
+        extra: dict[str, Any] = {}
+        usage = sum((p.usage for p in mine), start=Usage())
+        if likelihoods is not None:
+            scores, scoring = likelihoods[k]
+            usage = usage + scoring
+            ranked = sorted(scores, key=lambda a: -scores[a])[:2]
+            picks = [(a, scores[a]) for a in ranked]
+            extra = {"likelihood": scores, "voted": [a for a, _ in voted]}
         attempts = [a for a, _ in picks]
         reference = None if test.output is None else task.canonical(test.output)
         correct = reference is not None and reference in attempts
@@ -178,12 +208,13 @@ def _records(
                     Candidate(text=a, answer=a, usage=Usage(), score=float(v)) for a, v in picks
                 ),
                 answer_correct={a: a == reference for a in attempts},
-                usage=sum((p.usage for p in mine), start=Usage()),
+                usage=usage,
                 seconds=seconds / per_test,
                 meta={
                     **meta_task,
                     "test_index": k,
                     "predictions": [p.to_dict() for p in mine],
+                    **extra,
                 },
             )
         )
@@ -203,7 +234,7 @@ def solve_task(
     start = time.perf_counter()
     phases = _Phases()
     _reset_peak_memory()
-    predictions, training = _train_and_predict(lm, task, job, on_step, phases)
+    predictions, training, likelihoods = _train_and_predict(lm, task, job, on_step, phases)
     seconds = time.perf_counter() - start
     meta_task = {
         "task": task.id,
@@ -213,4 +244,12 @@ def solve_task(
         "phase_seconds": phases.seconds,
         "peak_memory_mb": _peak_memory_mb(),
     }
-    return _records(task, idx, predictions, meta_task, seconds, flat=job.vote == "flat")
+    return _records(
+        task,
+        idx,
+        predictions,
+        meta_task,
+        seconds,
+        flat=job.vote == "flat",
+        likelihoods=likelihoods,
+    )
