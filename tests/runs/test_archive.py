@@ -105,3 +105,19 @@ def test_exporting_the_same_records_twice_gives_the_same_bytes(tmp_path: Path) -
     time.sleep(1.1)  # gzip's header timestamp has a resolution of one second
     export_store(src, tmp_path / "b.jsonl.gz")
     assert (tmp_path / "a.jsonl.gz").read_bytes() == (tmp_path / "b.jsonl.gz").read_bytes()
+
+
+def test_export_can_leave_problems_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _store(tmp_path / "src.db", [sampled(p, ["A", "B"], idx=i)
+                                       for i, p in enumerate(["p1", "p2", "p3"])])  # fmt: skip
+    ids = tmp_path / "ids.txt"
+    ids.write_text("p2\n\np3\n")
+    assert main(["export", str(src), str(tmp_path / "a.jsonl"), "--exclude", str(ids)]) == 0
+    assert "wrote 1 records" in capsys.readouterr().out
+    import_store(tmp_path / "a.jsonl", tmp_path / "a.db")
+    with RunStore(tmp_path / "a.db", create=False) as store:
+        assert [r.problem_id for r in store.records()] == ["p1"]
+    # an id the store does not know is a mistake, said before anything is written
+    with pytest.raises(ConfigError, match="not in"):
+        export_store(src, tmp_path / "b.jsonl", exclude={"p9"})
+    assert not (tmp_path / "b.jsonl").exists()

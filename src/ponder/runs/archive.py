@@ -22,7 +22,7 @@ import binascii
 import gzip
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +92,19 @@ def _record_from(d: dict[str, Any]) -> Record:
     )
 
 
-def export_store(store_path: str | Path, out: str | Path, *, include_errors: bool = False) -> int:
+def export_store(
+    store_path: str | Path,
+    out: str | Path,
+    *,
+    include_errors: bool = False,
+    exclude: Collection[str] = (),
+) -> int:
     """Write the store at ``store_path`` to ``out``; returns the records written.
 
     Error records are left out unless ``include_errors`` (they are retried on resume
-    anyway). The file is written beside ``out`` and renamed, so a reader never sees
-    half of it.
+    anyway), and so are the problems in ``exclude`` (say, to fit a verifier on the
+    other problems of a bank). The file is written beside ``out`` and renamed, so a
+    reader never sees half of it.
     """
     out = Path(out)
     with RunStore(store_path, create=False) as store:
@@ -106,6 +113,15 @@ def export_store(store_path: str | Path, out: str | Path, *, include_errors: boo
             raise ConfigError(f"{store_path} holds no run yet (no configuration)")
         records = store.records(include_errors=include_errors)
         problems = store.problem_fingerprints()
+        if exclude:
+            unknown = set(exclude) - {r.problem_id for r in records} - set(problems)
+            if unknown:
+                raise ConfigError(
+                    f"{len(unknown)} excluded problems are not in {store_path}, e.g. "
+                    f"{sorted(unknown)[0]!r}"
+                )
+            records = [r for r in records if r.problem_id not in exclude]
+            problems = {k: v for k, v in problems.items() if k not in exclude}
         features = store.features()
         projection = store.hidden_projection()
         hidden = store.hidden()
