@@ -32,6 +32,17 @@
 #              window 128), live on the first 50 test problems with --features --hidden, at the
 #              bank's sampling settings, against its offline form replayed on the bank
 #              (ponder bank select filter[lowest_group_128,0.9] at the n of equal tokens)
+#   math-select  ponder bank select on the MATH-500 bank at n = 4 and 8: the combined
+#              verifier cross-fitted on the bank (5 folds by problem), and fitted on the
+#              GSM8K train bank instead (does a verifier carry over to MATH?)
+#   math-split   the search subset (the first SEARCH_EACH problems of each level, default
+#              4: 20 problems) and the bank's other problems, each as a bank of its own
+#              (ponder export --exclude); bank select on the subset with the verifier and
+#              the joint probe fitted on the others: weighted best-of-N, the search rows'
+#              comparison at matched tokens (and the step verifier they use)
+#   math-search  beam search, DVTS, MCTS and lookahead (4 beams, width 2; MCTS 12
+#              iterations of 3) on the search subset, each step scored by the probe fitted
+#              on the other problems (--verifier hidden:PATH, SEARCH_VERIFIER to change)
 #   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
 #              machine imports them first and each goes on where it stopped.
 # Resumable: rerun the same command after an interruption and it continues.
@@ -56,6 +67,11 @@ TRAIN=$OUT/gsm8k-train-maj16.db
 PAL=$OUT/gsm8k-50-pal4.db
 PAL1=$OUT/gsm8k-50-pal1.db
 DEEPCONF=$OUT/gsm8k-50-deepconf-online.db
+SEARCH_EACH=${SEARCH_EACH:-4}
+MATH_SEARCH=$OUT/math500-search-$SEARCH_EACH.db
+MATH_REST=$OUT/math500-rest-$SEARCH_EACH.db
+SEARCH_VERIFIER=${SEARCH_VERIFIER:-hidden:$OUT/probe-math-rest.json}
+PYTHON=${PYTHON:-python}
 plain() { local BANK_PREFIX=; "$@"; }
 for step in $STEPS; do
     case $step in
@@ -124,8 +140,44 @@ for step in $STEPS; do
             --model "$MODEL" --seed 0 --max-tokens 400 --features --hidden --strategy deepconf \
             -o online=true -o max_n=16 -o warmup=4 -o batch=2 -o consensus=0.95 \
             -o keep=0.9 -o window=128 -o temperature=0.7 -o top_p=0.95 --out "$DEEPCONF" ;;
+    math-select)
+        $PONDER bank select "$MATH" --json "$OUT/math-select.json" \
+            --plot "$OUT/math-select.png" | tee "$OUT/math-select.md"
+        plain restore "$TRAIN"
+        $PONDER bank select "$MATH" --train "$TRAIN" --json "$OUT/math-select-gsm8k.json" \
+            | tee "$OUT/math-select-gsm8k.md" ;;
+    math-split)
+        picked=(math500 --data "$DATA" --where level=1,2,3,4,5)
+        $PYTHON bench/problem_ids.py "${picked[@]}" --limit-each "$SEARCH_EACH" \
+            > "$OUT/math-search-ids.txt"
+        $PYTHON bench/problem_ids.py "${picked[@]}" --limit-each "$EACH" \
+            | grep -vxFf "$OUT/math-search-ids.txt" > "$OUT/math-rest-ids.txt"
+        rm -f "$MATH_SEARCH" "$MATH_REST"
+        $PONDER export "$MATH" "$OUT/math-search.jsonl.gz" --exclude "$OUT/math-rest-ids.txt"
+        $PONDER import "$OUT/math-search.jsonl.gz" "$MATH_SEARCH"
+        $PONDER export "$MATH" "$OUT/math-rest.jsonl.gz" --exclude "$OUT/math-search-ids.txt"
+        $PONDER import "$OUT/math-rest.jsonl.gz" "$MATH_REST"
+        $PONDER bank select "$MATH_SEARCH" --train "$MATH_REST" \
+            --json "$OUT/math-search-select.json" --save-verifier "$OUT/combined-math-rest.json" \
+            --save-probe "$OUT/probe-math-rest.json" | tee "$OUT/math-search-select.md" ;;
+    math-search)
+        search=(--task math500 --data "$DATA" --where level=1,2,3,4,5
+                --limit-each "$SEARCH_EACH" --model "$MODEL" --max-tokens "$MAX_TOKENS" --seed 0
+                --verifier "$SEARCH_VERIFIER" --temperature 0.7)
+        for s in beam_search dvts mcts lookahead; do
+            db=$OUT/math500-search-$SEARCH_EACH-$s.db
+            restore "$db"
+            case $s in
+            mcts) shape=(-o iterations=12 --width 3) ;;
+            *) shape=(--n 4 --width 2) ;;
+            esac
+            $PONDER eval "${search[@]}" --strategy "$s" "${shape[@]}" --out "$db"
+        done ;;
     save)
         save "$MATH" "$DEEPCONF"
+        for s in beam_search dvts mcts lookahead; do
+            save "$OUT/math500-search-$SEARCH_EACH-$s.db"
+        done
         plain save "$TRAIN" "$TEST" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
