@@ -105,3 +105,26 @@ async def test_a_prefix_it_was_not_shown_is_refused(spec):
     assert isinstance(verifier, HiddenStepVerifier) and verifier.step_hidden
     with pytest.raises(CapabilityMissing, match="not given them"):
         await verifier.score_paths(PROBLEM, [("some step",)], None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("dvts", {"n": 4, "width": 2}),
+        ("lookahead", {"n": 4, "width": 2, "lookahead": 1}),
+        ("mcts", {"iterations": 4, "width": 2}),
+    ],
+)
+async def test_every_search_follows_the_probe_to_the_good_answer(spec, name, options):
+    eng = ScriptedEngine(responder, hidden_state=row)
+    strategy = make_strategy(name, {**options, "verifier": spec})
+    res = await strategy(PROBLEM, ctx_for(eng))
+    # every request asked for hidden states, and the probe's choice wins
+    assert eng.requests and all(r.hidden for r in eng.requests)
+    assert res.answer == "42"
+    scored = [n for n in res.meta["tree"] if n["depth"] == 1 and n.get("score") is not None]
+    good = [n["score"] for n in scored if "good" in n["step"]]
+    bad = [n["score"] for n in scored if "bad" in n["step"]]
+    # every good first step outranks every bad one (lookahead scores a step after its
+    # rollout, so its scores are not the step's own)
+    assert good and bad and min(good) > max(bad), scored
