@@ -227,3 +227,25 @@ def test_finetune_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path: Path
     assert resumed.examples == whole.examples == 6
     assert resumed.losses == pytest.approx(whole.losses, rel=1e-5)
     assert (out / "config.json").is_file() and not checkpoint_folder(out).exists()
+
+
+def test_mixed_precision_trains_and_scores_close_to_float32(tmp_path: Path) -> None:
+    import torch
+
+    plain, mixed = tiny_lm(), tiny_lm()
+    mixed.mixed = True
+    with mixed.compute():
+        assert torch.is_autocast_enabled("cpu")
+    with plain.compute():
+        assert not torch.is_autocast_enabled("cpu")
+    before = target_loss(plain, GRID.demos, GRID.tests[0])
+    assert target_loss(mixed, GRID.demos, GRID.tests[0]) == pytest.approx(before, rel=0.02)
+    cfg = TTTConfig(steps=3, learning_rate=1e-2)
+    _, report = train_adapter(plain, GRID, cfg)
+    _, report_mixed = train_adapter(mixed, GRID, cfg)
+    # the weights stay float32; the losses follow float32's closely
+    assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
+    assert report_mixed.losses == pytest.approx(report.losses, rel=0.05)
+    config = run_config(source="t", model="tiny", cfg=cfg, train=True, colour_variants=1,
+                        limit=None, dtype="mixed")  # fmt: skip
+    assert config["strategy"]["options"]["dtype"] == "mixed"

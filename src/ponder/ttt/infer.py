@@ -110,7 +110,7 @@ def _generate(
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    with torch.no_grad():
+    with torch.no_grad(), lm.compute():
         out = lm.model.generate(
             input_ids=ids,
             attention_mask=mask,

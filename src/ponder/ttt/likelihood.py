@@ -55,7 +55,7 @@ def sequence_logprobs(
         mask = torch.tensor([[0] * (width - len(sequences[i][0])) + [1] * len(sequences[i][0])
                              for i in chunk])  # fmt: skip
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad():
+        with torch.no_grad(), lm.compute():
             logits = lm.model(
                 input_ids=input_ids,
                 attention_mask=mask,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ponder.core.errors import ConfigError, MissingExtra
 
-__all__ = ["LoadedModel", "load_model", "require_hf"]
+__all__ = ["DTYPES", "LoadedModel", "load_model", "require_hf"]
 
 
 def require_hf(*packages: str) -> None:
@@ -29,11 +30,24 @@ def require_hf(*packages: str) -> None:
 
 @dataclass
 class LoadedModel:
-    """A transformers model, its tokenizer, and where it came from."""
+    """A transformers model, its tokenizer, and where it came from. ``mixed``: the
+    weights are float32 but matrix products run in bfloat16 under autocast (see
+    ``compute``)."""
 
     model: Any
     tokenizer: Any
     source: str
+    mixed: bool = False
+
+    def compute(self) -> AbstractContextManager[Any]:
+        """The context every forward pass (training, scoring, generation) runs in:
+        bfloat16 autocast on the model's device when ``mixed``, else nothing."""
+        if not self.mixed:
+            return nullcontext()
+        import torch
+
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16)
 
     @property
     def bos(self) -> list[int]:
@@ -69,15 +83,24 @@ def _cache_dir(gguf: Path) -> Path:
     return ponder_home() / "hf" / f"{gguf.stem}-{key[:12]}"
 
 
+DTYPES = ("float32", "bfloat16", "mixed")
+
+
 def load_model(name_or_path: str, *, dtype: str = "float32") -> LoadedModel:
-    """The model ``name_or_path`` names, in evaluation mode (see the module docstring)."""
+    """The model ``name_or_path`` names, in evaluation mode (see the module docstring).
+
+    ``dtype`` is ``float32``, ``bfloat16`` (the weights too), or ``mixed``: float32
+    weights (and LoRA weights and optimiser state) with bfloat16 matrix products under
+    autocast, which CPUs with AMX or AVX-512 BF16 run several times faster than float32.
+    """
     require_hf("torch", "transformers")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise ConfigError(f"unknown dtype {dtype!r}; use float32 or bfloat16")
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    mixed = dtype == "mixed"
+    torch_dtype = torch.float32 if mixed else getattr(torch, dtype)
     gguf = _gguf_file(name_or_path)
     model: Any
     tokenizer: Any
@@ -111,4 +134,4 @@ def load_model(name_or_path: str, *, dtype: str = "float32") -> LoadedModel:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, source=source)
+    return LoadedModel(model=model, tokenizer=tokenizer, source=source, mixed=mixed)

@@ -102,6 +102,7 @@ def run_config(
     symmetries: str = "all",
     vote: str = "two-level",
     select: str = "vote",
+    dtype: str = "float32",
 ) -> dict[str, Any]:
     """The configuration a TTT store records and checks on resume (the inference
     ablations only where they are not the default, so older stores resume)."""
@@ -112,6 +113,8 @@ def run_config(
         options["vote"] = vote
     if select != "vote":
         options["select"] = select
+    if dtype != "float32":
+        options["dtype"] = dtype
     if train:
         options.update(cfg.to_dict())
     return {

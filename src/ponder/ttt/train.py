@@ -148,7 +148,7 @@ def target_loss(lm: LoadedModel, demos: Sequence[Pair], query: Pair) -> float:
     import torch
 
     ids, labels = encode(lm, render(demos, query, answer=True), loss_on="last")
-    with torch.no_grad():
+    with torch.no_grad(), lm.compute():
         out = lm.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
     return float(out.loss)
 
@@ -300,7 +300,8 @@ def _train(
                 if fitted is None:
                     continue
                 ids, labels = fitted
-                out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+                with lm.compute():
+                    out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
                 (out.loss / cfg.batch_size).backward()
                 total += float(out.loss.detach())
                 used += 1
