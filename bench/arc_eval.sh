@@ -8,6 +8,10 @@
 #
 #   bash bench/arc_eval.sh [LIMIT] [MODEL]        STEPS="vote ttt ..." (default: all below)
 #
+# Every run uses DTYPE (default mixed: float32 weights, bfloat16 autocast matmuls, about
+# 1.7x faster than float32 on this machine's AMX cores; on the 6 smallest training tasks
+# it solved the same test outputs as the committed float32 run).
+#
 # Steps (stores in OUT, default runs/arc-eval-LIMIT):
 #   vote       base model, augmented vote, no training            base-vote.db
 #   ttt        base model, per-task LoRA (the training-set run's settings)   base-ttt.db
@@ -38,6 +42,7 @@ FT_STEPS=${FT_STEPS:-1000}
 FT_RANK=${FT_RANK:-32}
 FT_LR=${FT_LR:-2e-4}
 ARC2_LIMIT=${ARC2_LIMIT:-10}
+DTYPE=${DTYPE:-mixed}
 STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity likelihood arc2-vote arc2 table save}
 KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
@@ -48,8 +53,8 @@ source "$(dirname "$0")/_banks.sh"
 FT_MODEL=$OUT/ft-model
 model_of() { [[ $1 == ft ]] && echo "$FT_MODEL" || echo "$MODEL"; }
 BEST_MODEL=$(model_of "$BEST")
-tasks=(--tasks arc-eval --limit "$LIMIT" --order cells --seed 0)
-arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0)
+tasks=(--tasks arc-eval --limit "$LIMIT" --order cells --seed 0 --dtype "$DTYPE")
+arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0 --dtype "$DTYPE")
 ttt() {  # ttt STORE MODEL [options...]: restore, then run (or resume) into OUT/STORE
     local store=$OUT/$1 model=$2
     shift 2
@@ -69,7 +74,8 @@ for step in $STEPS; do
     finetune)
         [[ -d $FT_MODEL ]] || $PONDER finetune --tasks arc-train --order cells \
             --limit "$FT_TASKS" --model "$MODEL" --steps "$FT_STEPS" --rank "$FT_RANK" \
-            --alpha $((2 * FT_RANK)) --lr "$FT_LR" --seed 0 --out "$FT_MODEL" ;;
+            --alpha $((2 * FT_RANK)) --lr "$FT_LR" --seed 0 --dtype "$DTYPE" \
+            --out "$FT_MODEL" ;;
     ft-vote) need_ft; ttt ft-vote.db "$FT_MODEL" --no-train ;;
     ft-ttt) need_ft; ttt ft-ttt.db "$FT_MODEL" ;;
     noaug) need_ft; ttt "$BEST-ttt-noaug.db" "$BEST_MODEL" --no-augment ;;
