@@ -142,6 +142,15 @@ def ablations(runs: dict[str, list[Record]], best: str) -> None:
         rows.append(
             ("inference under the identity only (live, the saved adapters)", outcome(live), "")
         )
+    scored = runs.get(f"{best}-ttt-likelihood")
+    if scored is not None:
+        rows.append(
+            (
+                "attempts by augmented likelihood, not votes (the saved adapters)",
+                outcome(scored),
+                "",
+            )
+        )
     for key, what in TRAINING_ABLATIONS.items():
         recs = runs.get(f"{best}-ttt-{key}")
         if recs is not None:
