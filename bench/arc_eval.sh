@@ -27,6 +27,9 @@
 #              also derives it, and the flat vote, from BEST-ttt's stored predictions)
 #   likelihood the two attempts by augmented likelihood instead of votes (an extension;
 #              BEST's saved adapters reused)                   BEST-ttt-likelihood.db
+#   colours    BEST's saved adapters answering under 4 colour maps per symmetry (32
+#              predictions per test input): the flat against the two-level vote, which
+#              with one prediction per symmetry cannot differ     BEST-ttt-colours4.db
 #   arc2-vote arc2   the ARC2_LIMIT smallest ARC-AGI-2 evaluation tasks: BEST's model
 #              with vote only, and with per-task LoRA        arc2-vote.db, arc2-ttt.db
 #   table      bench/arc_eval_table.py OUT: the four-way table, ablations, per task,
@@ -43,7 +46,7 @@ FT_RANK=${FT_RANK:-32}
 FT_LR=${FT_LR:-2e-4}
 ARC2_LIMIT=${ARC2_LIMIT:-10}
 DTYPE=${DTYPE:-mixed}
-STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity likelihood arc2-vote arc2 table save}
+STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity likelihood colours arc2-vote arc2 table save}
 KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
 PYTHON=${PYTHON:-python}
@@ -88,6 +91,10 @@ for step in $STEPS; do
     likelihood)
         need_ft
         ttt "$BEST-ttt-likelihood.db" "$BEST_MODEL" --select likelihood \
+            --adapters "$OUT/$BEST-ttt.adapters" ;;
+    colours)
+        need_ft
+        ttt "$BEST-ttt-colours4.db" "$BEST_MODEL" --colour-variants 4 \
             --adapters "$OUT/$BEST-ttt.adapters" ;;
     arc2-vote)
         need_ft; restore "$OUT/arc2-vote.db"

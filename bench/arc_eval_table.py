@@ -8,8 +8,10 @@ markdown:
    differences (exact McNemar test over the test outputs);
 2. the ablations, one change at a time from BEST-ttt: the inference ones derived from
    BEST-ttt's stored predictions (identity only: the identity transform's prediction
-   alone; flat vote: one vote over all predictions), a live identity-only run where
-   there is one, and the training ones from their own stores;
+   alone; flat vote: one vote over all predictions, which with one prediction per
+   symmetry cannot differ from the two levels), a live identity-only run where there is
+   one, 4 colour maps per symmetry (two-level and flat vote on the same predictions),
+   and the training ones from their own stores;
 3. per task: size, solved in each run, held-out loss before and after training,
    seconds, peak memory;
 4. ARC-AGI-2 (arc2-vote.db, arc2-ttt.db);
@@ -142,6 +144,19 @@ def ablations(runs: dict[str, list[Record]], best: str) -> None:
         rows.append(
             ("inference under the identity only (live, the saved adapters)", outcome(live), "")
         )
+    colours = runs.get(f"{best}-ttt-colours4")
+    if colours is not None:
+        rows.append(
+            (
+                "4 colour maps per symmetry, two-level vote (the saved adapters)",
+                outcome(colours),
+                "",
+            )
+        )
+        rows.append(
+            ("4 colour maps per symmetry, flat vote (the same predictions)",
+             revoted(colours, flat=True), "")
+        )  # fmt: skip
     scored = runs.get(f"{best}-ttt-likelihood")
     if scored is not None:
         rows.append(
@@ -354,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = [
         *FOUR.values(),
-        *(f"{args.best}-ttt-{k}" for k in [*TRAINING_ABLATIONS, "identity", "likelihood"]),
+        *(
+            f"{args.best}-ttt-{k}"
+            for k in [*TRAINING_ABLATIONS, "identity", "likelihood", "colours4"]
+        ),
     ]
     names += ["arc2-vote", "arc2-ttt"]
     runs = {n: recs for n in names if (recs := load(args.out / f"{n}.db")) is not None}
