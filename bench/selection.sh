@@ -14,6 +14,8 @@
 #              bank, the combined verifier fitted on the train bank, the rule chosen there;
 #              writes the combined verifier and the joint hidden-state probe (--scorer
 #              combined:PATH, hidden:PATH)
+#   gsm8k-tempered  weighted votes by the joint probe and the combined verifier with their
+#              weights tempered (weighted[S,K]: the weight to the power K), K chosen on train
 #   gsm8k-stop    ponder bank stop: stopping by vote share or vote margin (unweighted,
 #              by the combined verifier, by the hidden-state probes), chosen on train,
 #              on test
@@ -91,6 +93,12 @@ for step in $STEPS; do
             --plot "$OUT/gsm8k-select.png" --save-verifier "$OUT/combined-gsm8k.json" \
             --save-probe "$OUT/probe-gsm8k.json" \
             | tee "$OUT/gsm8k-select.md" ;;
+    gsm8k-tempered)
+        $PONDER bank select "$TEST" --train "$TRAIN" --rules majority "weighted[joint]" \
+            "weighted[joint,0.25]" "weighted[joint,0.5]" "weighted[joint,0.75]" \
+            "weighted[joint,1.5]" "weighted[joint,2]" "weighted[combined,0.5]" \
+            "weighted[combined]" --json "$OUT/gsm8k-tempered.json" \
+            | tee "$OUT/gsm8k-tempered.md" ;;
     gsm8k-stop)
         $PONDER bank stop "$TEST" --train "$TRAIN" --signals majority combined probe joint \
             --taus 0.6 0.7 0.8 0.9 1.0 --margins 0.5 0.7 0.9 1.2 1.5 2 3 --min-samples 1 2 3 \

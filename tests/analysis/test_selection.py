@@ -54,8 +54,12 @@ def test_rules_parse_and_bad_rules_are_refused() -> None:
     assert parse_rule("best_of_n[combined]") == Rule("best_of_n", "combined")
     assert parse_rule("filter[lowest_group, 0.1]") == Rule("filter", "lowest_group", 0.1)
     assert parse_rule("filter[lowest_group,0.1]").name == "filter[lowest_group,0.1]"
+    assert parse_rule("weighted[joint,0.5]") == Rule("weighted", "joint", power=0.5)
+    assert parse_rule("weighted[joint, 0.5]").name == "weighted[joint,0.5]"
+    assert parse_rule("weighted[joint,1]").name == "weighted[joint]"
     for bad in ("vote", "weighted[nope]", "filter[tail]", "filter[tail,0]", "filter[tail,x]",
-                "weighted[tokens]", "best_of_n[tail", "best_of_n[tail,2]"):  # fmt: skip
+                "weighted[tokens]", "best_of_n[tail", "best_of_n[tail,2]", "weighted[tail,0]",
+                "weighted[tail,-1]", "weighted[tail,x]", "weighted[tail,1,2]"):  # fmt: skip
         with pytest.raises(ValueError):
             parse_rule(bad)
 
@@ -98,6 +102,12 @@ def test_each_rule_at_full_n_worked_by_hand(tmp_path: Path) -> None:
     assert got["filter[tail,0.5]"].accuracy == pytest.approx(2 / 3)
     # keep 1: best-of-n
     assert got["filter[tail,0.1]"].accuracy == pytest.approx(2 / 3)
+    # tempered, sqrt of the weights: p0 A 2.24 vs B 2 -> A; p2 A 2 vs C 1.73 -> A: 3/3,
+    # where plain weights and majority each miss one; a fourth root lets p0's B win again
+    tempered = {c.rule: c.accuracy for c in compare_rules(
+        bank, signals, [parse_rule("weighted[tail,0.5]"), parse_rule("weighted[tail,0.25]")],
+        [3], orderings=20, bootstrap=200)}  # fmt: skip
+    assert tempered == pytest.approx({"weighted[tail,0.5]": 1.0, "weighted[tail,0.25]": 2 / 3})
     # the shortest sample is the most confident one here
     assert got["best_of_n[tokens]"].accuracy == pytest.approx(2 / 3)
     assert got["majority"].diff == 0.0

@@ -21,6 +21,8 @@ Rules, at each n (the first n samples of an ordering of the problem's samples):
 
 - ``majority``: plurality vote (``curves.correct_by_n``);
 - ``weighted[s]``: votes weighted by signal ``s`` made positive (``vote_weight``);
+  ``weighted[s,k]`` by that weight to the power ``k`` (tempered: ``k`` < 1 leans towards
+  majority, which is ``k`` = 0, and ``k`` > 1 towards best-of-n);
 - ``best_of_n[s]``: the sample with the highest ``s``;
 - ``filter[s,q]``: DeepConf's offline filter (Fu et al. 2025): keep the ``ceil(q n)``
   samples with the highest ``s``, then the ``s``-weighted vote among them (q = 0.1 is
@@ -131,6 +133,7 @@ class Rule:
     kind: Kind
     signal: str | None = None
     keep: float | None = None
+    power: float = 1.0  # weighted: the weight to this power
 
     @property
     def name(self) -> str:
@@ -138,19 +141,23 @@ class Rule:
             return "majority"
         if self.kind == "filter":
             return f"filter[{self.signal},{self.keep:g}]"
+        if self.kind == "weighted" and self.power != 1.0:
+            return f"weighted[{self.signal},{self.power:g}]"
         return f"{self.kind}[{self.signal}]"
 
 
 def parse_rule(spec: str) -> Rule:
-    """``majority``, ``weighted[S]``, ``best_of_n[S]`` or ``filter[S,Q]``, with S a
-    signal (``SIGNALS``) and Q in (0, 1]; ``ValueError`` otherwise."""
+    """``majority``, ``weighted[S]``, ``weighted[S,K]``, ``best_of_n[S]`` or
+    ``filter[S,Q]``, with S a signal (``SIGNALS``), K > 0 and Q in (0, 1];
+    ``ValueError`` otherwise."""
     spec = spec.strip()
     if spec == "majority":
         return Rule("majority")
     head, sep, rest = spec.partition("[")
     if not sep or not rest.endswith("]") or head not in ("weighted", "best_of_n", "filter"):
         raise ValueError(
-            f"bad rule {spec!r}: use majority, weighted[S], best_of_n[S] or filter[S,Q]"
+            f"bad rule {spec!r}: use majority, weighted[S], weighted[S,K], best_of_n[S] or "
+            "filter[S,Q]"
         )
     args = [a.strip() for a in rest[:-1].split(",")]
     signal = args[0]
@@ -166,10 +173,21 @@ def parse_rule(spec: str) -> Rule:
         if not 0 < keep <= 1:
             raise ValueError(f"rule {spec!r}: the share must be in (0, 1], got {keep}")
         return Rule("filter", signal, keep)
-    if len(args) != 1:
-        raise ValueError(f"rule {spec!r}: {head} takes one signal")
     if head == "weighted" and signal == "tokens":
         raise ValueError("weighted[tokens] is not a rule: a trace's length is no vote weight")
+    if head == "weighted" and len(args) == 2:
+        try:
+            power = float(args[1])
+        except ValueError:
+            raise ValueError(f"rule {spec!r}: the power {args[1]!r} is not a number") from None
+        if not 0 < power < math.inf:
+            raise ValueError(f"rule {spec!r}: the power must be positive, got {power}")
+        return Rule("weighted", signal, power=power)
+    if len(args) != 1:
+        raise ValueError(
+            f"rule {spec!r}: {head} takes one signal"
+            + (" (and optionally a power, weighted[S,K])" if head == "weighted" else "")
+        )
     return Rule("weighted" if head == "weighted" else "best_of_n", signal)
 
 
@@ -436,7 +454,8 @@ def _rule_correct(
     weight = vote_weight(rule.signal, values)
     if rule.kind == "weighted":
         # a weight of 0 would let an unweighted answer tie; the floor keeps every vote
-        return correct_by_n(answer, np.maximum(weight, 1e-12), answer_correct, "weighted")
+        tempered = np.maximum(weight, 1e-12) ** rule.power
+        return correct_by_n(answer, np.maximum(tempered, 1e-300), answer_correct, "weighted")
     assert rule.keep is not None
     return _filtered_correct(
         answer, _oriented(rule.signal, values), weight, answer_correct, rule.keep
