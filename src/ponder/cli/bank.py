@@ -226,9 +226,10 @@ def _add_select_parser(actions: Any) -> None:
         "--rules",
         nargs="+",
         metavar="RULE",
-        help="majority, weighted[S], best_of_n[S] or filter[S,Q] with S a feature or "
-        "'combined' and Q the share kept (default: ponder.analysis.selection's "
-        "DEFAULT_RULES, a set of each)",
+        help="majority, weighted[S], weighted[S,K], best_of_n[S] or filter[S,Q] with S a "
+        "feature, 'combined', 'probe' or 'joint', K the power the weights are raised to "
+        "and Q the share kept (default: ponder.analysis.selection's DEFAULT_RULES, a set "
+        "of each)",
     )
     sel.add_argument(
         "--n",
