@@ -33,7 +33,8 @@
 #   gsm8k-deepconf  DeepConf online (warm-up 4, batches of 2, consensus 0.95, keep 0.9,
 #              window 128), live on the first 50 test problems with --features --hidden, at the
 #              bank's sampling settings, against its offline form replayed on the bank
-#              (ponder bank select filter[lowest_group_128,0.9] at the n of equal tokens)
+#              (filter[lowest_group_128,0.9] and majority at the n of equal tokens and at 16,
+#              paired: bench/deepconf_compare.py)
 #   math-select  ponder bank select on the MATH-500 bank at n = 4 and 8: the combined
 #              verifier cross-fitted on the bank (5 folds by problem), and fitted on the
 #              GSM8K train bank instead (does a verifier carry over to MATH?)
@@ -147,7 +148,10 @@ for step in $STEPS; do
         $PONDER eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit 50 \
             --model "$MODEL" --seed 0 --max-tokens 400 --features --hidden --strategy deepconf \
             -o online=true -o max_n=16 -o warmup=4 -o batch=2 -o consensus=0.95 \
-            -o keep=0.9 -o window=128 -o temperature=0.7 -o top_p=0.95 --out "$DEEPCONF" ;;
+            -o keep=0.9 -o window=128 -o temperature=0.7 -o top_p=0.95 --out "$DEEPCONF"
+        plain restore "$TEST"
+        $PYTHON bench/deepconf_compare.py "$DEEPCONF" "$TEST" --json "$OUT/gsm8k-deepconf.json" \
+            | tee "$OUT/gsm8k-deepconf.md" ;;
     math-select)
         $PONDER bank select "$MATH" --json "$OUT/math-select.json" \
             --plot "$OUT/math-select.png" | tee "$OUT/math-select.md"

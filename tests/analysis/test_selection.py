@@ -20,6 +20,7 @@ from ponder.analysis.selection import (
     fit_combined,
     load_bank,
     parse_rule,
+    replay,
     select,
     signal_aucs,
     vote_weight,
@@ -133,6 +134,41 @@ def test_smaller_n_averages_over_orderings_and_the_interval_is_paired(tmp_path: 
     assert 0.3 < low <= high < 0.7
     with pytest.raises(ValueError, match=r"n must be in 1\.\.2"):
         compare_rules(bank, dict(bank.features), rules, [3])
+
+
+def test_replay_per_problem_agrees_with_the_comparison_and_subset_picks_rows(
+    tmp_path: Path,
+) -> None:
+    bank = load_bank(
+        _bank(
+            tmp_path / "b.db",
+            [
+                (["B", "B", "A"], [1.0, 1.0, 5.0]),
+                (["A", "A", "A"], [1.0, 2.0, 3.0]),
+                (["A", "A", "C"], [1.0, 1.0, 3.0]),
+            ],
+        )
+    )
+    rules = [Rule("majority"), parse_rule("filter[tail,0.5]")]
+    got = replay(bank, dict(bank.features), rules, orderings=50, seed=3)
+    rows = compare_rules(bank, dict(bank.features), rules, [1, 2, 3], orderings=50, seed=3)
+    for c in rows:
+        assert got.correct[c.rule][:, c.n - 1].mean() == pytest.approx(c.accuracy)
+        assert got.tokens[:, c.n - 1].mean() == pytest.approx(c.tokens)
+    # at full n: majority misses p0; the filter gets p0 (A, weight 5) but misses p2 (C)
+    assert got.correct["majority"][:, 2].tolist() == [0.0, 1.0, 1.0]
+    assert got.correct["filter[tail,0.5]"][:, 2].tolist() == [1.0, 1.0, 0.0]
+    # the prompt once, then 5 tokens a sample, whatever the order
+    assert got.tokens[0].tolist() == [15.0, 20.0, 25.0]
+    # a subset in another order keeps each problem's own samples, grades and features
+    sub = bank.subset(["p2", "p0"])
+    assert sub.problem_ids == ("p2", "p0")
+    assert sub.shape == (2, 3)
+    assert sub.features["tail"][0].tolist() == [1.0, 1.0, 3.0]
+    again = replay(sub, dict(sub.features), rules, orderings=50, seed=3)
+    assert again.correct["filter[tail,0.5]"][:, 2].tolist() == [0.0, 1.0]
+    with pytest.raises(KeyError, match="no problem 'p9'"):
+        bank.subset(["p0", "p9"])
 
 
 def test_a_bank_without_features_is_refused(tmp_path: Path) -> None:

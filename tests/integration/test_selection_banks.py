@@ -108,3 +108,33 @@ def test_hybrid_and_cross_check_on_the_real_test_banks(tmp_path: Path) -> None:
     assert 0.0 < row["accuracy"] < 1.0
     assert data["cross_check"]["samples"] == 50 * 16
     assert "execution cross-check on 50 problems" in out
+
+
+def test_deepconf_online_against_its_offline_form_on_the_committed_banks(
+    tmp_path: Path,
+) -> None:
+    online, bank = tmp_path / "online.db", tmp_path / "test.db"
+    import_store(BANKS / "selection-gsm8k-50-deepconf-online.jsonl.gz", online)
+    import_store(BANKS / "gsm8k-test-maj16.jsonl.gz", bank)
+    with RunStore(online, create=False) as store:
+        done = [r for r in store.records() if r.ok]
+    script = Path(__file__).resolve().parents[2] / "bench" / "deepconf_compare.py"
+    out = tmp_path / "cmp.json"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(online), str(bank), "--json", str(out),
+         "--orderings", "50", "--bootstrap", "200"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(out.read_text())
+    assert got["online"]["problems"] == len(done)
+    assert got["online"]["tokens"] == sum(r.usage.total_tokens for r in done) / len(done)
+    rows = got["rows"]
+    assert {r["rule"] for r in rows} == {"majority", "filter[lowest_group_128,0.9]"}
+    # the offline rows bracket the online run's tokens, and the last is the bank's 16
+    ns = sorted({r["n"] for r in rows})
+    assert ns[-1] == 16
+    below = [r["tokens"] for r in rows if r["n"] == ns[0]]
+    above = [r["tokens"] for r in rows if r["n"] == ns[1]]
+    assert max(below) <= got["online"]["tokens"] < min(above)
+    assert "| online |" in proc.stdout

@@ -69,6 +69,7 @@ __all__ = [
     "DEFAULT_RULES",
     "Bank",
     "Comparison",
+    "Replay",
     "Rule",
     "Selection",
     "SignalAUC",
@@ -81,6 +82,7 @@ __all__ = [
     "load_bank",
     "markdown",
     "parse_rule",
+    "replay",
     "select",
     "signal_aucs",
     "vote_weight",
@@ -237,6 +239,27 @@ class Bank:
             values = self.features[name].reshape(-1)
             cols.append(np.array([transform(name, float(v)) for v in values]))
         return np.stack(cols, axis=1)
+
+    def subset(self, problem_ids: Sequence[str]) -> Bank:
+        """The bank restricted to ``problem_ids``, in that order. ``KeyError`` names the
+        first id the bank lacks."""
+        where = {pid: i for i, pid in enumerate(self.problem_ids)}
+        missing = [pid for pid in problem_ids if pid not in where]
+        if missing:
+            raise KeyError(f"{self.path} has no problem {missing[0]!r} ({len(missing)} missing)")
+        rows = np.array([where[pid] for pid in problem_ids], dtype=np.int64)
+        arrays = SampleArrays(**{
+            f.name: getattr(self.arrays, f.name)[rows]
+            for f in dataclasses.fields(SampleArrays)
+        })  # fmt: skip
+        return dataclasses.replace(
+            self,
+            problem_ids=tuple(problem_ids),
+            arrays=arrays,
+            right=self.right[rows],
+            features={k: v[rows] for k, v in self.features.items()},
+            hidden=None if self.hidden is None else self.hidden[rows],
+        )
 
     def groups(self) -> IntArray:
         p, n = self.shape
@@ -494,6 +517,53 @@ class Comparison:
         }
 
 
+def _ordered(
+    bank: Bank, signals: Mapping[str, FloatArray], orderings: int, rng: np.random.Generator
+) -> tuple[IntArray, dict[str, FloatArray], BoolArray, FloatArray]:
+    """``orderings`` random orders of each problem's samples: the answers and signals
+    as (R, P, N), the answers' grades broadcast to (R, P, K), and each problem's tokens
+    at every n averaged over the orders, (P, N)."""
+    p, n_all = bank.shape
+    order = np.argsort(rng.random((orderings, p, n_all)), axis=-1)
+    answer = np.take_along_axis(np.broadcast_to(bank.arrays.answer, order.shape), order, -1)
+    ordered = {
+        k: np.take_along_axis(np.broadcast_to(v, order.shape), order, -1)
+        for k, v in signals.items()
+    }
+    ac = np.broadcast_to(bank.arrays.answer_correct, (orderings, *bank.arrays.answer_correct.shape))
+    completion = np.cumsum(
+        np.take_along_axis(np.broadcast_to(bank.arrays.completion, order.shape), order, -1), -1
+    ).mean(axis=0)
+    return answer, ordered, ac, bank.arrays.prompt_cum + completion
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Rules replayed per problem: ``correct[rule]`` is each problem's correctness at
+    every n, (P, N), averaged over the orders; ``tokens`` the problem's tokens at every
+    n, (P, N), the same for every rule."""
+
+    problem_ids: tuple[str, ...]
+    correct: Mapping[str, FloatArray]
+    tokens: FloatArray
+
+
+def replay(
+    bank: Bank,
+    signals: Mapping[str, FloatArray],
+    rules: Sequence[Rule],
+    *,
+    orderings: int = 200,
+    seed: int = 0,
+) -> Replay:
+    """Each rule at every n from 1 to the bank's N, per problem, on the same orders for
+    every rule (``compare_rules`` summarises the same replay over problems)."""
+    rng = np.random.default_rng(seed)
+    answer, ordered, ac, tokens = _ordered(bank, signals, orderings, rng)
+    correct = {rule.name: _rule_correct(rule, answer, ordered, ac).mean(axis=0) for rule in rules}
+    return Replay(bank.problem_ids, correct, tokens)
+
+
 def compare_rules(
     bank: Bank,
     signals: Mapping[str, FloatArray],
@@ -510,17 +580,8 @@ def compare_rules(
     if bad:
         raise ValueError(f"n must be in 1..{n_all} (the bank's samples), got {bad}")
     rng = np.random.default_rng(seed)
-    order = np.argsort(rng.random((orderings, p, n_all)), axis=-1)
-    answer = np.take_along_axis(np.broadcast_to(bank.arrays.answer, order.shape), order, -1)
-    ordered = {
-        k: np.take_along_axis(np.broadcast_to(v, order.shape), order, -1)
-        for k, v in signals.items()
-    }
-    ac = np.broadcast_to(bank.arrays.answer_correct, (orderings, *bank.arrays.answer_correct.shape))
-    completion = np.cumsum(
-        np.take_along_axis(np.broadcast_to(bank.arrays.completion, order.shape), order, -1), -1
-    ).mean(axis=0)
-    tokens_by_n = (bank.arrays.prompt_cum + completion).mean(axis=0)
+    answer, ordered, ac, tokens = _ordered(bank, signals, orderings, rng)
+    tokens_by_n = tokens.mean(axis=0)
     idx = [n - 1 for n in ns]
     base = _rule_correct(Rule("majority"), answer, ordered, ac)[..., idx].mean(axis=0)  # (P, n)
     picks = rng.integers(0, p, size=(bootstrap, p))
