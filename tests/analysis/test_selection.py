@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from tests._stores import config, sampled
 
 from ponder.analysis.selection import (
+    Bank,
     Rule,
     agreement_share,
     compare_rules,
@@ -49,6 +50,21 @@ def _bank(path: Path, problems: Sequence[tuple[Sequence[str | None], Sequence[fl
     return path
 
 
+def _three(tmp_path: Path) -> Bank:
+    """p0: majority says B (B, B, A), but A is the most confident sample; p1: all
+    right; p2: majority A, but the most confident sample says C."""
+    return load_bank(
+        _bank(
+            tmp_path / "b.db",
+            [
+                (["B", "B", "A"], [1.0, 1.0, 5.0]),
+                (["A", "A", "A"], [1.0, 2.0, 3.0]),
+                (["A", "A", "C"], [1.0, 1.0, 3.0]),
+            ],
+        )
+    )
+
+
 def test_rules_parse_and_bad_rules_are_refused() -> None:
     assert parse_rule("majority") == Rule("majority")
     assert parse_rule("weighted[tail_32]") == Rule("weighted", "tail_32")
@@ -74,18 +90,7 @@ def test_vote_weights_are_positive_and_nan_weighs_nothing() -> None:
 
 
 def test_each_rule_at_full_n_worked_by_hand(tmp_path: Path) -> None:
-    # p0: majority says B (B, B, A), but A is the most confident sample
-    # p1: all right; p2: majority A, but the most confident sample says C
-    bank = load_bank(
-        _bank(
-            tmp_path / "b.db",
-            [
-                (["B", "B", "A"], [1.0, 1.0, 5.0]),
-                (["A", "A", "A"], [1.0, 2.0, 3.0]),
-                (["A", "A", "C"], [1.0, 1.0, 3.0]),
-            ],
-        )
-    )
+    bank = _three(tmp_path)
     signals = dict(bank.features)
     rules = [parse_rule(r) for r in ("majority", "best_of_n[tail]", "weighted[tail]",
                                      "filter[tail,0.5]", "filter[tail,0.1]",
@@ -139,16 +144,7 @@ def test_smaller_n_averages_over_orderings_and_the_interval_is_paired(tmp_path: 
 def test_replay_per_problem_agrees_with_the_comparison_and_subset_picks_rows(
     tmp_path: Path,
 ) -> None:
-    bank = load_bank(
-        _bank(
-            tmp_path / "b.db",
-            [
-                (["B", "B", "A"], [1.0, 1.0, 5.0]),
-                (["A", "A", "A"], [1.0, 2.0, 3.0]),
-                (["A", "A", "C"], [1.0, 1.0, 3.0]),
-            ],
-        )
-    )
+    bank = _three(tmp_path)
     rules = [Rule("majority"), parse_rule("filter[tail,0.5]")]
     got = replay(bank, dict(bank.features), rules, orderings=50, seed=3)
     rows = compare_rules(bank, dict(bank.features), rules, [1, 2, 3], orderings=50, seed=3)
