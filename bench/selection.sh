@@ -34,7 +34,7 @@
 #              window 128), live on the first 50 test problems with --features --hidden, at the
 #              bank's sampling settings, against its offline form replayed on the bank
 #              (filter[lowest_group_128,0.9] and majority at the n of equal tokens and at 16,
-#              paired: bench/deepconf_compare.py)
+#              paired: bench/matched_tokens.py)
 #   math-select  ponder bank select on the MATH-500 bank at n = 4 and 8: the combined
 #              verifier cross-fitted on the bank (5 folds by problem), and fitted on the
 #              GSM8K train bank instead (does a verifier carry over to MATH?)
@@ -45,7 +45,9 @@
 #              comparison at matched tokens (and the step verifier they use)
 #   math-search  beam search, DVTS, MCTS and lookahead (4 beams, width 2; MCTS 12
 #              iterations of 3) on the search subset, each step scored by the probe fitted
-#              on the other problems (--verifier hidden:PATH, SEARCH_VERIFIER to change)
+#              on the other problems (--verifier hidden:PATH, SEARCH_VERIFIER to change);
+#              then each against majority and weighted/best-of-n by the joint probe and the
+#              combined verifier replayed on the subset at matched tokens (matched_tokens.py)
 #   save       export the banks to bench/banks/ (JSON lines, gzip) to commit them; a new
 #              machine imports them first and each goes on where it stopped.
 # Resumable: rerun the same command after an interruption and it continues.
@@ -150,8 +152,8 @@ for step in $STEPS; do
             -o online=true -o max_n=16 -o warmup=4 -o batch=2 -o consensus=0.95 \
             -o keep=0.9 -o window=128 -o temperature=0.7 -o top_p=0.95 --out "$DEEPCONF"
         plain restore "$TEST"
-        $PYTHON bench/deepconf_compare.py "$DEEPCONF" "$TEST" --json "$OUT/gsm8k-deepconf.json" \
-            | tee "$OUT/gsm8k-deepconf.md" ;;
+        $PYTHON bench/matched_tokens.py "$TEST" "$DEEPCONF" --json "$OUT/gsm8k-deepconf.json" \
+            --rules majority "filter[lowest_group_128,0.9]" | tee "$OUT/gsm8k-deepconf.md" ;;
     math-select)
         $PONDER bank select "$MATH" --json "$OUT/math-select.json" \
             --plot "$OUT/math-select.png" | tee "$OUT/math-select.md"
@@ -184,7 +186,11 @@ for step in $STEPS; do
             *) shape=(--n 4 --width 2) ;;
             esac
             $PONDER eval "${search[@]}" --strategy "$s" "${shape[@]}" --out "$db"
-        done ;;
+        done
+        $PYTHON bench/matched_tokens.py "$MATH_SEARCH" "$OUT"/math500-search-"$SEARCH_EACH"-*.db \
+            --train "$MATH_REST" --json "$OUT/math-search.json" \
+            --rules majority "weighted[joint]" "best_of_n[joint]" "weighted[combined]" \
+            | tee "$OUT/math-search.md" ;;
     save)
         save "$MATH" "$DEEPCONF"
         for s in beam_search dvts mcts lookahead; do

@@ -110,7 +110,7 @@ def test_hybrid_and_cross_check_on_the_real_test_banks(tmp_path: Path) -> None:
     assert "execution cross-check on 50 problems" in out
 
 
-def test_deepconf_online_against_its_offline_form_on_the_committed_banks(
+def test_a_live_run_against_rules_replayed_at_matched_tokens_on_the_committed_banks(
     tmp_path: Path,
 ) -> None:
     online, bank = tmp_path / "online.db", tmp_path / "test.db"
@@ -118,17 +118,18 @@ def test_deepconf_online_against_its_offline_form_on_the_committed_banks(
     import_store(BANKS / "gsm8k-test-maj16.jsonl.gz", bank)
     with RunStore(online, create=False) as store:
         done = [r for r in store.records() if r.ok]
-    script = Path(__file__).resolve().parents[2] / "bench" / "deepconf_compare.py"
+    script = Path(__file__).resolve().parents[2] / "bench" / "matched_tokens.py"
     out = tmp_path / "cmp.json"
     proc = subprocess.run(
-        [sys.executable, str(script), str(online), str(bank), "--json", str(out),
+        [sys.executable, str(script), str(bank), str(online), "--json", str(out),
+         "--rules", "majority", "filter[lowest_group_128,0.9]",
          "--orderings", "50", "--bootstrap", "200"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(out.read_text())
-    assert got["online"]["problems"] == len(done)
-    assert got["online"]["tokens"] == sum(r.usage.total_tokens for r in done) / len(done)
+    (got,) = json.loads(out.read_text())["runs"]
+    assert got["problems"] == len(done)
+    assert got["tokens"] == sum(r.usage.total_tokens for r in done) / len(done)
     rows = got["rows"]
     assert {r["rule"] for r in rows} == {"majority", "filter[lowest_group_128,0.9]"}
     # the offline rows bracket the online run's tokens, and the last is the bank's 16
@@ -136,5 +137,6 @@ def test_deepconf_online_against_its_offline_form_on_the_committed_banks(
     assert ns[-1] == 16
     below = [r["tokens"] for r in rows if r["n"] == ns[0]]
     above = [r["tokens"] for r in rows if r["n"] == ns[1]]
-    assert max(below) <= got["online"]["tokens"] < min(above)
-    assert "| online |" in proc.stdout
+    assert max(below) <= got["tokens"] < min(above)
+    assert "verifier signals: features only" in proc.stdout
+    assert f"| {online} |" in proc.stdout
