@@ -16,6 +16,8 @@
 #              combined:PATH, hidden:PATH)
 #   gsm8k-tempered  weighted votes by the joint probe and the combined verifier with their
 #              weights tempered (weighted[S,K]: the weight to the power K), K chosen on train
+#   gsm8k-probe-curve  the joint probe fitted on 8 to 64 of the train bank's problems (5
+#              random draws each), measured on test: does a larger train bank pay?
 #   gsm8k-stop    ponder bank stop: stopping by vote share or vote margin (unweighted,
 #              by the combined verifier, by the hidden-state probes), chosen on train,
 #              on test
@@ -102,6 +104,10 @@ for step in $STEPS; do
             "weighted[joint,1.5]" "weighted[joint,2]" "weighted[combined,0.5]" \
             "weighted[combined]" --json "$OUT/gsm8k-tempered.json" \
             | tee "$OUT/gsm8k-tempered.md" ;;
+    gsm8k-probe-curve)
+        plain restore "$TRAIN" "$TEST"
+        $PYTHON bench/probe_learning_curve.py "$TRAIN" "$TEST" --sizes 8 16 32 48 64 \
+            --json "$OUT/probe-learning-curve.json" | tee "$OUT/probe-learning-curve.md" ;;
     gsm8k-stop)
         $PONDER bank stop "$TEST" --train "$TRAIN" --signals majority combined probe joint \
             --taus 0.6 0.7 0.8 0.9 1.0 --margins 0.5 0.7 0.9 1.2 1.5 2 3 --min-samples 1 2 3 \
