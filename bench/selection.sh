@@ -16,6 +16,10 @@
 #              combined:PATH, hidden:PATH)
 #   gsm8k-tempered  weighted votes by the joint probe and the combined verifier with their
 #              weights tempered (weighted[S,K]: the weight to the power K), K chosen on train
+#   gsm8k-judge   the model as judge of the test bank's samples, whole (judge) and step
+#              by step (judge:step, the lowest step's score), on the first JUDGE_LIMIT
+#              (default 20) problems by replay: AUC, cost, weighted and best-of-n votes
+#              (bench/judge_signal.py)
 #   gsm8k-probe-curve  the joint probe fitted on 8 to 64 of the train bank's problems (5
 #              random draws each), measured on test: does a larger train bank pay?
 #   gsm8k-stop    ponder bank stop: stopping by vote share or vote margin (unweighted,
@@ -75,6 +79,7 @@ PAL=$OUT/gsm8k-50-pal4.db
 PAL1=$OUT/gsm8k-50-pal1.db
 DEEPCONF=$OUT/gsm8k-50-deepconf-online.db
 SEARCH_EACH=${SEARCH_EACH:-4}
+JUDGE_LIMIT=${JUDGE_LIMIT:-20}
 MATH_SEARCH=$OUT/math500-search-$SEARCH_EACH.db
 MATH_REST=$OUT/math500-rest-$SEARCH_EACH.db
 SEARCH_VERIFIER=${SEARCH_VERIFIER:-hidden:$OUT/probe-math-rest.json}
@@ -104,6 +109,19 @@ for step in $STEPS; do
             "weighted[joint,1.5]" "weighted[joint,2]" "weighted[combined,0.5]" \
             "weighted[combined]" --json "$OUT/gsm8k-tempered.json" \
             | tee "$OUT/gsm8k-tempered.md" ;;
+    gsm8k-judge)
+        plain restore "$TEST"
+        for j in judge judge-step; do
+            restore "$OUT/gsm8k-test-$JUDGE_LIMIT-$j.db"
+            scorer=judge; [[ $j == judge-step ]] && scorer="judge:step,agg=min"
+            $PONDER eval --task gsm8k --data ../shared/data/gsm8k/test.jsonl --limit "$JUDGE_LIMIT" \
+                --model "$MODEL" --seed 0 --replay "$TEST" --strategy best_of_n --n 16 \
+                --temperature 0.7 -o top_p=0.95 --scorer "$scorer" \
+                --out "$OUT/gsm8k-test-$JUDGE_LIMIT-$j.db"
+        done
+        $PYTHON bench/judge_signal.py "$TEST" "$OUT/gsm8k-test-$JUDGE_LIMIT-judge.db" \
+            "$OUT/gsm8k-test-$JUDGE_LIMIT-judge-step.db" --json "$OUT/gsm8k-judge.json" \
+            | tee "$OUT/gsm8k-judge.md" ;;
     gsm8k-probe-curve)
         plain restore "$TRAIN" "$TEST"
         $PYTHON bench/probe_learning_curve.py "$TRAIN" "$TEST" --sizes 8 16 32 48 64 \
@@ -198,7 +216,8 @@ for step in $STEPS; do
             --rules majority "weighted[joint]" "best_of_n[joint]" "weighted[combined]" \
             | tee "$OUT/math-search.md" ;;
     save)
-        save "$MATH" "$DEEPCONF"
+        save "$MATH" "$DEEPCONF" "$OUT/gsm8k-test-$JUDGE_LIMIT-judge.db" \
+            "$OUT/gsm8k-test-$JUDGE_LIMIT-judge-step.db"
         for s in beam_search dvts mcts lookahead; do
             save "$OUT/math500-search-$SEARCH_EACH-$s.db"
         done
