@@ -33,6 +33,12 @@
 #   gsm8k-policy-stops  the same three policies (after gsm8k-policy) with stopping rules
 #              in the menu (ponder optimize --stop-margins/--stop-shares: weighted_stop
 #              replayed on the pilot run, unweighted and by the bank's scorer)
+#   gsm8k-pal-banks  PAL banks for the policy's menu: one greedy program (pal1) and 4 at
+#              temperature 0.7 (pal4) on the train bank's 64 problems and all 100 test
+#              problems (the committed 50-problem test banks are topped up)
+#   gsm8k-policy-pal  ponder optimize with chain of thought, pal1 and pal4 in the menu (and
+#              the stopping rules), agreement pilot and the probe-scored banks (after
+#              gsm8k-policy and gsm8k-pal-banks)
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
@@ -80,6 +86,10 @@ PAL1=$OUT/gsm8k-50-pal1.db
 DEEPCONF=$OUT/gsm8k-50-deepconf-online.db
 SEARCH_EACH=${SEARCH_EACH:-4}
 JUDGE_LIMIT=${JUDGE_LIMIT:-20}
+TRAIN_PAL1=$OUT/gsm8k-train-pal1.db
+TRAIN_PAL4=$OUT/gsm8k-train-pal4.db
+TEST_PAL1=$OUT/gsm8k-test-pal1.db
+TEST_PAL4=$OUT/gsm8k-test-pal4.db
 MATH_SEARCH=$OUT/math500-search-$SEARCH_EACH.db
 MATH_REST=$OUT/math500-rest-$SEARCH_EACH.db
 SEARCH_VERIFIER=${SEARCH_VERIFIER:-hidden:$OUT/probe-math-rest.json}
@@ -152,6 +162,31 @@ for step in $STEPS; do
         $PONDER optimize "$OUT/train-probed.db" "${policy[@]}" --signal score \
             --test "$OUT/test-probed.db" --out "$OUT/policy-probe.json" \
             | tee "$OUT/gsm8k-policy-probe.txt" ;;
+    gsm8k-pal-banks)
+        # the 50-problem PAL banks of bench/gsm8k_efficient.sh seed the 100-problem ones
+        restore "$TEST_PAL1" "$TEST_PAL4" "$TRAIN_PAL1" "$TRAIN_PAL4"
+        [[ -f $TEST_PAL1 ]] || $PONDER import "$KEEP/gsm8k-50-pal1.jsonl.gz" "$TEST_PAL1"
+        [[ -f $TEST_PAL4 ]] || $PONDER import "$KEEP/gsm8k-50-pal4.jsonl.gz" "$TEST_PAL4"
+        for split in train test; do
+            if [[ $split == train ]]; then limit=64; one=$TRAIN_PAL1; four=$TRAIN_PAL4
+            else limit=100; one=$TEST_PAL1; four=$TEST_PAL4; fi
+            pal=(--task gsm8k --data "../shared/data/gsm8k/$split.jsonl" --limit "$limit"
+                 --model "$MODEL" --max-tokens 400 --seed 0 --strategy pal)
+            $PONDER eval "${pal[@]}" --n 1 --out "$one"
+            $PONDER eval "${pal[@]}" --n 4 --temperature 0.7 --out "$four"
+        done ;;
+    gsm8k-policy-pal)
+        # every configuration pays the 2-sample CoT pilot (about 720 tokens) first
+        budgets=800,1000,1400,1800,2200,2600,3000,3600,4200,5200
+        policy=(--pilot 2 --bins 3 --allocate mean --heldout 0 --budgets "$budgets"
+                --stop-margins 0.5 0.7 1 1.5 2 3 --stop-shares 0.6 0.8 1.0 --stop-min-n 2 3
+                --stop-give-up 0 0.3)
+        $PONDER optimize "$TRAIN" "$TRAIN_PAL1" "$TRAIN_PAL4" "${policy[@]}" \
+            --test "$TEST" "$TEST_PAL1" "$TEST_PAL4" --out "$OUT/policy-pal-agreement.json" \
+            | tee "$OUT/gsm8k-policy-pal-agreement.txt"
+        $PONDER optimize "$OUT/train-probed.db" "$TRAIN_PAL1" "$TRAIN_PAL4" "${policy[@]}" \
+            --signal score --test "$OUT/test-probed.db" "$TEST_PAL1" "$TEST_PAL4" \
+            --out "$OUT/policy-pal-probe.json" | tee "$OUT/gsm8k-policy-pal-probe.txt" ;;
     gsm8k-policy-stops)
         budgets=700,1000,1400,1800,2200,2600,3000,3600,4200,5200
         policy=(--pilot 2 --bins 3 --allocate mean --heldout 0 --budgets "$budgets"
@@ -217,7 +252,8 @@ for step in $STEPS; do
             | tee "$OUT/math-search.md" ;;
     save)
         save "$MATH" "$DEEPCONF" "$OUT/gsm8k-test-$JUDGE_LIMIT-judge.db" \
-            "$OUT/gsm8k-test-$JUDGE_LIMIT-judge-step.db"
+            "$OUT/gsm8k-test-$JUDGE_LIMIT-judge-step.db" "$TRAIN_PAL1" "$TRAIN_PAL4" \
+            "$TEST_PAL1" "$TEST_PAL4"
         for s in beam_search dvts mcts lookahead; do
             save "$OUT/math500-search-$SEARCH_EACH-$s.db"
         done
