@@ -65,6 +65,10 @@
 # Resumable: rerun the same command after an interruption and it continues.
 # Usage: bash bench/selection.sh [EACH] [MODEL]        STEPS="math-bank save"
 # Settings: OUT (default runs/selection), MAX_TOKENS (512), DATA, KEEP, PONDER.
+# Two queues at once on 2 cores: pin each to a core (the engine takes the threads its
+# affinity allows; bench/core_split.py measured 1.13x the tokens/s of taking turns):
+#   STEPS="math-bank save" taskset -c 0 bash bench/selection.sh
+#   STEPS="gsm8k-judge gsm8k-pal-banks" taskset -c 1 bash bench/selection.sh
 set -euo pipefail
 EACH=${1:-20}
 MODEL=${2:-qwen2.5-coder-1.5b}
