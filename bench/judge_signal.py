@@ -8,8 +8,9 @@ and reports, per judge run:
 
 - the AUC of the judge's score against the samples' grades, pooled and within problems
   (the judge needs no fitting, so every figure is out of sample);
-- its cost: judge tokens (prefilled plus generated) and seconds per sample, from the
-  run's records (a replay run's seconds count only the judging);
+- its cost: judge tokens (prefilled plus generated) and wall seconds per sample, from
+  the run's records (a replay run's seconds count only the judging; the span from the
+  first problem's start to the last one's end, as problems overlap);
 - the vote weighted by the score and best-of-n by it, against majority at the bank's n
   values on the same samples (paired bootstrap over problems).
 
@@ -45,7 +46,7 @@ def scores_of(run: Path, bank: Bank) -> tuple[Bank, np.ndarray, dict[str, Any]]:
         texts = {r.problem_id: [c.text for c in r.candidates] for r in store.records()}
     p, n = sub.shape
     scores = np.full((p, n), np.nan)
-    own = judge_tokens = seconds = 0.0
+    own = judge_tokens = 0.0
     for i, r in enumerate(records):
         if [c.text for c in r.candidates[:n]] != texts[r.problem_id][:n]:
             raise SystemExit(f"{run}: {r.problem_id}'s candidates are not the bank's samples")
@@ -55,12 +56,15 @@ def scores_of(run: Path, bank: Bank) -> tuple[Bank, np.ndarray, dict[str, Any]]:
             scores[i, j] = c.score
         own += sum(c.usage.total_tokens for c in r.candidates)
         judge_tokens += r.usage.total_tokens - sum(c.usage.total_tokens for c in r.candidates)
-        seconds += r.seconds
     samples = sum(len(r.candidates) for r in records)
+    # problems run concurrently, so their own seconds overlap: the run's span instead
+    # (from the first problem's start to the last one's end; a resumed run's includes
+    # the pause)
+    span = max(r.finished_at for r in records) - min(r.finished_at - r.seconds for r in records)
     cost = {
         "judge_tokens_per_sample": judge_tokens / samples,
         "sample_tokens_per_sample": own / samples,
-        "seconds_per_sample": seconds / samples,
+        "seconds_per_sample": span / samples,
         "scorer": str((config.get("strategy") or {}).get("options", {}).get("scorer", "")),
     }
     return sub, scores, cost
