@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ponder.analysis.selection import Bank, bank_signals, load_bank, parse_rule, replay
+from ponder.analysis.selection import Bank, Rule, bank_signals, load_bank, parse_rule, replay
 from ponder.runs.store import RunStore
 from ponder.verifiers.features import FEATURE_NAMES
 
@@ -83,20 +83,18 @@ def compare(
     rows: Sequence[Mapping[str, Any]],
     bank: Bank,
     signals: Mapping[str, np.ndarray],
-    rules: Sequence[str],
+    rules: Sequence[Rule],
     args: argparse.Namespace,
 ) -> tuple[list[str], dict[str, Any]]:
     ids = [row["problem_id"] for row in rows]
-    where = {pid: i for i, pid in enumerate(bank.problem_ids)}
-    missing = [pid for pid in ids if pid not in where]
-    if missing:
-        raise SystemExit(f"{name}: {len(missing)} problems not in the bank, e.g. {missing[0]}")
-    picked = np.array([where[pid] for pid in ids])
-    sub = bank.subset(ids)
+    try:
+        picked = bank.rows(ids)
+    except KeyError as e:
+        raise SystemExit(f"{name}: {e.args[0]}") from None
     got = replay(
-        sub,
+        bank.subset(ids),
         {k: v[picked] for k, v in signals.items()},
-        [parse_rule(r) for r in rules],
+        rules,
         orderings=args.orderings,
         seed=args.seed,
     )
@@ -174,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     found = []
     for path in args.runs:
-        lines, summary = compare(str(path), run_rows(path), bank, signals, args.rules, args)
+        lines, summary = compare(str(path), run_rows(path), bank, signals, rules, args)
         print("\n".join(lines) + "\n")
         found.append(summary)
     if args.json:

@@ -240,14 +240,19 @@ class Bank:
             cols.append(np.array([transform(name, float(v)) for v in values]))
         return np.stack(cols, axis=1)
 
-    def subset(self, problem_ids: Sequence[str]) -> Bank:
-        """The bank restricted to ``problem_ids``, in that order. ``KeyError`` names the
-        first id the bank lacks."""
+    def rows(self, problem_ids: Sequence[str]) -> IntArray:
+        """The rows of ``problem_ids``, in that order. ``KeyError`` names the first id
+        the bank lacks."""
         where = {pid: i for i, pid in enumerate(self.problem_ids)}
         missing = [pid for pid in problem_ids if pid not in where]
         if missing:
             raise KeyError(f"{self.path} has no problem {missing[0]!r} ({len(missing)} missing)")
-        rows = np.array([where[pid] for pid in problem_ids], dtype=np.int64)
+        return np.array([where[pid] for pid in problem_ids], dtype=np.int64)
+
+    def subset(self, problem_ids: Sequence[str]) -> Bank:
+        """The bank restricted to ``problem_ids``, in that order (``KeyError`` as
+        ``rows``)."""
+        rows = self.rows(problem_ids)
         arrays = SampleArrays(**{
             f.name: getattr(self.arrays, f.name)[rows]
             for f in dataclasses.fields(SampleArrays)
@@ -539,11 +544,10 @@ def _ordered(
 
 @dataclass(frozen=True)
 class Replay:
-    """Rules replayed per problem: ``correct[rule]`` is each problem's correctness at
-    every n, (P, N), averaged over the orders; ``tokens`` the problem's tokens at every
-    n, (P, N), the same for every rule."""
+    """Rules replayed per problem (in the bank's order): ``correct[rule]`` is each
+    problem's correctness at every n, (P, N), averaged over the orders; ``tokens`` the
+    problem's tokens at every n, (P, N), the same for every rule."""
 
-    problem_ids: tuple[str, ...]
     correct: Mapping[str, FloatArray]
     tokens: FloatArray
 
@@ -561,7 +565,7 @@ def replay(
     rng = np.random.default_rng(seed)
     answer, ordered, ac, tokens = _ordered(bank, signals, orderings, rng)
     correct = {rule.name: _rule_correct(rule, answer, ordered, ac).mean(axis=0) for rule in rules}
-    return Replay(bank.problem_ids, correct, tokens)
+    return Replay(correct, tokens)
 
 
 def compare_rules(
