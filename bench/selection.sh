@@ -39,6 +39,11 @@
 #   gsm8k-policy-pal  ponder optimize with chain of thought, pal1 and pal4 in the menu (and
 #              the stopping rules), agreement pilot and the probe-scored banks (after
 #              gsm8k-policy and gsm8k-pal-banks)
+#   gsm8k-hybrid-chosen  bench/hybrid_choice.py: CoT + PAL votes chosen on the train banks
+#              (after gsm8k-policy and gsm8k-pal-banks): for each n of 4, 8, 16 the cell
+#              (k CoT samples weighted by the joint probe's scores or not, m programs of
+#              pal1 or pal4, each weighing 0.5, 1 or 2) most accurate on train within CoT
+#              majority-n's tokens, measured on the 100 test problems at matched tokens
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
@@ -204,6 +209,11 @@ for step in $STEPS; do
         $PONDER optimize "$OUT/train-probed.db" "${policy[@]}" --signal score \
             --test "$OUT/test-probed.db" --out "$OUT/policy-stops-probe.json" \
             | tee "$OUT/gsm8k-policy-stops-probe.txt" ;;
+    gsm8k-hybrid-chosen)
+        $PYTHON bench/hybrid_choice.py "$OUT/train-probed.db" "$OUT/test-probed.db" \
+            --pal pal1 "$TRAIN_PAL1" "$TEST_PAL1" --pal pal4 "$TRAIN_PAL4" "$TEST_PAL4" \
+            --pal-weights 0.5 1 2 --json "$OUT/gsm8k-hybrid-chosen.json" \
+            | tee "$OUT/gsm8k-hybrid-chosen.md" ;;
     gsm8k-hybrid)
         plain restore "$PAL" "$PAL1"
         $PONDER bank hybrid "$TEST" "$PAL" --program "$PAL1" --json "$OUT/gsm8k-hybrid.json" \

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from tests._stores import config, sampled
 
-from ponder.analysis.hybrid import cross_check, hybrid_table, load_pair
+from ponder.analysis.hybrid import Cell, choose, cross_check, grid, hybrid_table, load_pair
 from ponder.cli import main
 from ponder.runs.store import RunStore
 
 
-def _store(path: Path, strategy: str, problems: dict[str, list[str | None]], **usage: int) -> Path:
+def _store(
+    path: Path,
+    strategy: str,
+    problems: dict[str, list[str | None]],
+    scores: dict[str, list[float]] | None = None,
+    **usage: int,
+) -> Path:
     with RunStore(path) as store:
         store.init_or_check(config(strategy, n=len(next(iter(problems.values())))))
         for i, (pid, answers) in enumerate(problems.items()):
-            store.put(sampled(pid, answers, idx=i, **usage))
+            own = None if scores is None else scores[pid]
+            store.put(sampled(pid, answers, idx=i, scores=own, **usage))
     return path
 
 
@@ -76,7 +84,10 @@ def test_bad_cells_and_disjoint_banks_are_refused(
     assert main(["bank", "hybrid", str(cot), str(pal), "--cells", "1,1", "--orderings", "10"]) == 0
     assert "| hybrid[1,1] |" in capsys.readouterr().out
     assert main(["bank", "hybrid", str(cot), str(pal), "--cells", "1"]) == 2
-    assert "K,M pairs" in capsys.readouterr().err
+    assert "K,M or K,M,W" in capsys.readouterr().err
+    # weighted cells need the CoT bank's scores, which this one lacks
+    with pytest.raises(ValueError, match="carry none"):
+        hybrid_table(load_pair(cot, pal), [(1, 1, 0.5)])
 
 
 def test_the_execution_cross_check_as_a_signal_worked_by_hand(
@@ -101,3 +112,101 @@ def test_the_execution_cross_check_as_a_signal_worked_by_hand(
             "--program", str(program)]  # fmt: skip
     assert main(argv) == 0
     assert "execution cross-check on 2 problems" in capsys.readouterr().out
+
+
+def _scored_pair(tmp_path: Path, name: str = "s") -> tuple[Path, Path]:
+    # CoT scored: p0 B (0.9, wrong) and A (0.2, right); p1 A twice; 8 scoring tokens a
+    # record, 4 a sample
+    cot = _store(
+        tmp_path / f"{name}-cot.db",
+        "best_of_n",
+        {"p0": ["B", "A"], "p1": ["A", "A"]},
+        scores={"p0": [0.9, 0.2], "p1": [0.5, 0.5]},
+        prompt=10,
+        completion=20,
+        scoring=8,
+    )
+    pal = _store(
+        tmp_path / f"{name}-pal.db", "pal", {"p0": ["A", "A"], "p1": [None, "A"]}, prompt=10,
+        completion=5,
+    )  # fmt: skip
+    return cot, pal
+
+
+def test_weighted_cells_weigh_cot_by_score_and_programs_by_w_worked_by_hand(
+    tmp_path: Path,
+) -> None:
+    pair = load_pair(*_scored_pair(tmp_path))
+    rows = {
+        r.name: r for r in hybrid_table(pair, [(1, 1, 0.5), (1, 1, 1.0), (1, 1)], orderings=400)
+    }
+    # w = 0.5: on p0 the CoT sample B (0.9) outweighs the program's A (0.5), A (0.2) joins
+    # it: right on half of p0's orders; p1 always A
+    assert rows["hybrid[1,1,0.5]"].accuracy == pytest.approx(0.75, abs=0.05)
+    # w = 1: the program's A (1.0) outweighs B (0.9): always right
+    assert rows["hybrid[1,1,1]"].accuracy == 1.0
+    # unweighted: 1-1 ties go to the CoT sample, right on half of p0's orders, and p1 A
+    assert rows["hybrid[1,1]"].accuracy == pytest.approx(0.75, abs=0.05)
+    # tokens: CoT 10 + 20, program 10 + 5, and the weighted cells pay 4 scoring tokens
+    assert rows["hybrid[1,1]"].tokens == 45.0
+    assert rows["hybrid[1,1,1]"].tokens == 49.0
+    assert rows["hybrid[1,1,1]"].pal_weight == 1.0
+
+
+def test_choose_picks_per_n_the_best_cell_within_majority_tokens_on_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = load_pair(*_scored_pair(tmp_path, "train"))
+    cells = grid(train, [0.5, 1.0])
+    # every K in 0..2 and M in 0..2; weighted ones only with both kinds of sample
+    assert Cell(0, 1) in cells and Cell(1, 2, 1.0) in cells and Cell(2, 0, 1.0) not in cells
+    assert len(cells) == 8 + 4 * 2
+    picked = choose(train, cells, [1, 2], orderings=400)
+    # majority n = 1 spends 30 tokens: within it, PAL alone (0,1) at 15 or (0,2) at 20
+    # are always right (p0 A; p1's None then A: half of p1's orders for one program)
+    assert picked[1].name == "hybrid[0,2]" and picked[1].accuracy == 1.0
+    # n = 2 spends 50: (0,2) still the most accurate, and cheaper than the ties
+    assert picked[2].name == "hybrid[0,2]"
+    with pytest.raises(ValueError, match=r"1\.\.2 samples"):
+        choose(train, cells, [3])
+    cot, pal = _scored_pair(tmp_path, "test")
+    tcot, tpal = _scored_pair(tmp_path, "train2")
+    argv = ["bank", "hybrid", str(cot), str(pal), "--train", str(tcot), str(tpal),
+            "--at", "1", "2", "--pal-weights", "1", "--orderings", "20",
+            "--json", str(tmp_path / "h.json")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | hybrid[0,2] | 1.000 | 1.000 |" in out
+    data = json.loads((tmp_path / "h.json").read_text())
+    assert [c["n"] for c in data["chosen"]] == [1, 2]
+    assert data["chosen"][0]["test"]["rule"] == "hybrid[0,2]"
+    assert main([*argv[:4], "--cells", "1,1", "--pal-weights", "1"]) == 2
+    assert "--pal-weights" in capsys.readouterr().err
+
+
+def test_the_bench_keeps_per_n_the_family_best_on_train(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    train_cot, train_pal = _scored_pair(tmp_path, "train")
+    test_cot, test_pal = _scored_pair(tmp_path, "test")
+    # a second family whose programs are always wrong on train
+    bad = _store(tmp_path / "bad.db", "pal", {"p0": ["B", "B"], "p1": ["B", "B"]})
+    script = Path(__file__).resolve().parents[2] / "bench" / "hybrid_choice.py"
+    argv = [sys.executable, str(script), str(train_cot), str(test_cot),
+            "--pal", "bad", str(bad), str(test_pal), "--pal", "good", str(train_pal),
+            str(test_pal), "--pal-weights", "1", "--at", "1", "2", "--orderings", "20",
+            "--bootstrap", "50", "--json", str(tmp_path / "c.json")]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    chosen = json.loads((tmp_path / "c.json").read_text())["chosen"]
+    assert [(c["n"], c["family"], c["test"]["rule"]) for c in chosen] == [
+        (1, "good", "hybrid[0,2]"),
+        (2, "good", "hybrid[0,2]"),
+    ]
+    assert "| 1 | hybrid[0,2] | good | 1.000 |" in proc.stdout
+    # families must share their train problems
+    fewer = _store(tmp_path / "fewer.db", "pal", {"p0": ["A", "A"]})
+    argv[argv.index(str(bad))] = str(fewer)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "other train problems" in proc.stderr

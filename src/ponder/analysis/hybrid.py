@@ -6,13 +6,21 @@ fail in different ways, so a vote over both may beat either alone at the same to
 a PAL sample is also shorter on GSM8K. ``hybrid[k,m]`` takes ``k`` samples of a CoT bank
 (a ``majority`` run) and ``m`` of a PAL bank (a ``pal`` run) of the same problems and
 takes the plurality of their ``k + m`` answers (ties: CoT samples count first, then
-the order used, as ``ponder.strategies.voting``).
+the order used, as ``ponder.strategies.voting``). ``hybrid[k,m,w]`` weighs the votes:
+each CoT sample by its score in the CoT bank (a bank scored by ``ponder bank score``, or
+drawn with a scorer) and each program by the constant ``w``, as ``weighted_majority``
+weighs them; its tokens include the CoT bank's scoring tokens for the ``k`` samples.
 
 Accuracy averages each problem's outcome over ``orderings`` random orders of each bank's
 samples, then over problems. Tokens: each bank's prompt as its engine charged it for
 the samples used (``curves``' rule) plus their generated tokens. The hybrid is compared,
 on the same problems and with a paired bootstrap, with CoT majority at the smallest n
 whose mean tokens are at least the hybrid's (so majority never spends less).
+
+``choose`` picks, on a train pair of banks, the cell for each CoT majority n: the most
+accurate (then the cheapest) cell of a grid whose tokens are within majority-n's on
+train. The picks are then measured on a test pair by ``hybrid_table``, so no setting is
+chosen on the problems it is reported on.
 
 ``cross_check`` measures the execution cross-check as a signal alone: a CoT sample
 scores 1 when its answer is the one a greedy program for the problem printed.
@@ -31,7 +39,18 @@ import numpy.typing as npt
 from ponder.analysis.curves import correct_by_n
 from ponder.runs.store import Record, RunStore
 
-__all__ = ["CrossCheck", "HybridRow", "cross_check", "hybrid_table", "load_pair", "markdown"]
+__all__ = [
+    "Cell",
+    "CrossCheck",
+    "HybridRow",
+    "choose",
+    "chosen_markdown",
+    "cross_check",
+    "grid",
+    "hybrid_table",
+    "load_pair",
+    "markdown",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -51,6 +70,32 @@ class _Pair:
     cot_completion: FloatArray
     pal_prompt_cum: FloatArray
     pal_completion: FloatArray
+    cot_score: FloatArray | None = None  # (P, N): None when a sample carries no score
+    cot_scoring: FloatArray | None = None  # (P,): scoring tokens per CoT sample
+
+
+@dataclass(frozen=True)
+class Cell:
+    """``cot`` CoT and ``pal`` program samples per vote; ``pal_weight`` None: one vote
+    each; else each CoT sample weighs its score and each program ``pal_weight``."""
+
+    cot: int
+    pal: int
+    pal_weight: float | None = None
+
+    @property
+    def name(self) -> str:
+        if self.pal_weight is None:
+            return f"hybrid[{self.cot},{self.pal}]"
+        return f"hybrid[{self.cot},{self.pal},{self.pal_weight:g}]"
+
+
+def _cell(c: Cell | tuple[int, int] | tuple[int, int, float]) -> Cell:
+    if isinstance(c, Cell):
+        return c
+    if len(c) == 2:
+        return Cell(int(c[0]), int(c[1]))
+    return Cell(int(c[0]), int(c[1]), float(c[2]))
 
 
 def _records(path: str | Path) -> dict[str, Record]:
@@ -72,8 +117,19 @@ def load_pair(cot_path: str | Path, pal_path: str | Path) -> _Pair:
     answers = [np.full((p, n), -1, dtype=np.int64), np.full((p, m), -1, dtype=np.int64)]
     prompts = [np.zeros((p, n)), np.zeros((p, m))]
     completions = [np.zeros((p, n)), np.zeros((p, m))]
+    scores: FloatArray | None = np.zeros((p, n))
+    scoring = np.zeros(p)
     grades: list[dict[int, bool]] = []
     for i, pid in enumerate(ids):
+        chain = cot[pid]
+        scoring[i] = max(
+            0, chain.usage.total_tokens - sum(c.usage.total_tokens for c in chain.candidates)
+        ) / len(chain.candidates)
+        for j, c in enumerate(chain.candidates[:n]):
+            if scores is not None and c.score is not None:
+                scores[i, j] = c.score
+            else:
+                scores = None
         numbering: dict[str, int] = {}
         grade: dict[int, bool] = {}
         for b, record in enumerate((cot[pid], pal[pid])):
@@ -102,6 +158,8 @@ def load_pair(cot_path: str | Path, pal_path: str | Path) -> _Pair:
         completions[0],
         np.cumsum(prompts[1], axis=1),
         completions[1],
+        scores,
+        scoring,
     )
 
 
@@ -112,6 +170,7 @@ class HybridRow:
 
     cot: int
     pal: int
+    pal_weight: float | None
     accuracy: float
     tokens: float
     majority_n: int | None  # None: no n of the CoT bank spends as much
@@ -123,13 +182,14 @@ class HybridRow:
 
     @property
     def name(self) -> str:
-        return f"hybrid[{self.cot},{self.pal}]"
+        return Cell(self.cot, self.pal, self.pal_weight).name
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": self.name,
             "cot": self.cot,
             "pal": self.pal,
+            "pal_weight": self.pal_weight,
             "accuracy": self.accuracy,
             "tokens": self.tokens,
             "majority_n": self.majority_n,
@@ -148,23 +208,41 @@ def _orders(rng: np.random.Generator, r: int, shape: tuple[int, ...]) -> IntArra
 
 def hybrid_table(
     pair: _Pair,
-    cells: Sequence[tuple[int, int]],
+    cells: Sequence[Cell | tuple[int, int] | tuple[int, int, float]],
     *,
     orderings: int = 200,
     bootstrap: int = 2000,
     seed: int = 0,
 ) -> list[HybridRow]:
-    """Each ``(k, m)`` cell against CoT majority at matched tokens; see the module doc."""
+    """Each cell against CoT majority at matched tokens; see the module doc."""
+    wanted = [_cell(c) for c in cells]
     p, n_all = pair.cot.shape
     m_all = pair.pal.shape[1]
-    bad = [(k, m) for k, m in cells if not (0 <= k <= n_all and 0 <= m <= m_all and k + m > 0)]
+    bad = [
+        c.name
+        for c in wanted
+        if not (0 <= c.cot <= n_all and 0 <= c.pal <= m_all and c.cot + c.pal > 0)
+    ]
     if bad:
         raise ValueError(f"cells must have 0..{n_all} CoT and 0..{m_all} PAL samples, got {bad}")
+    weighted = [c.name for c in wanted if c.pal_weight is not None]
+    if weighted and pair.cot_score is None:
+        raise ValueError(
+            f"{', '.join(weighted)} weigh CoT samples by their scores, and the CoT bank's "
+            "samples carry none (score it first: ponder bank score)"
+        )
+    if any(c.pal_weight is not None and not c.pal_weight > 0 for c in wanted):
+        raise ValueError("a program's weight must be positive")
     rng = np.random.default_rng(seed)
     cot_order = _orders(rng, orderings, pair.cot.shape)
     pal_order = _orders(rng, orderings, pair.pal.shape)
     cot = np.take_along_axis(np.broadcast_to(pair.cot, cot_order.shape), cot_order, -1)
     pal = np.take_along_axis(np.broadcast_to(pair.pal, pal_order.shape), pal_order, -1)
+    cot_score = (
+        None
+        if pair.cot_score is None
+        else np.take_along_axis(np.broadcast_to(pair.cot_score, cot_order.shape), cot_order, -1)
+    )
     ac = np.broadcast_to(pair.answer_correct, (orderings, *pair.answer_correct.shape))
     cot_done = np.cumsum(
         np.take_along_axis(np.broadcast_to(pair.cot_completion, cot_order.shape), cot_order, -1),
@@ -176,27 +254,79 @@ def hybrid_table(
     ).mean(axis=0)
     cot_tokens = pair.cot_prompt_cum + cot_done  # (P, N): CoT cost of the first n
     pal_tokens = pair.pal_prompt_cum + pal_done
+    scoring = np.zeros(p) if pair.cot_scoring is None else pair.cot_scoring
     majority = correct_by_n(cot, np.ones(cot.shape), ac, "majority").mean(axis=0)  # (P, N)
+    spend = cot_tokens.mean(axis=0)
     picks = rng.integers(0, p, size=(bootstrap, p))
     rows = []
-    for k, m in cells:
+    for c in wanted:
+        k, m = c.cot, c.pal
         votes = np.concatenate([cot[..., :k], pal[..., :m]], axis=-1)
-        right = correct_by_n(votes, np.ones(votes.shape), ac, "majority")[..., -1].mean(axis=0)
+        if c.pal_weight is None:
+            right = correct_by_n(votes, np.ones(votes.shape), ac, "majority")
+        else:
+            assert cot_score is not None
+            weights = np.concatenate(
+                [cot_score[..., :k], np.full(pal[..., :m].shape, c.pal_weight)], axis=-1
+            )
+            right = correct_by_n(votes, weights, ac, "weighted")
+        outcome = right[..., -1].mean(axis=0)
         cost = (cot_tokens[:, k - 1] if k else 0.0) + (pal_tokens[:, m - 1] if m else 0.0)
+        if c.pal_weight is not None:
+            cost = cost + k * scoring
         tokens = float(np.mean(cost))
-        spend = cot_tokens.mean(axis=0)
         at = [j for j in range(n_all) if spend[j] >= tokens - 1e-9]
         if at:
             j = at[0]
-            diff = right - majority[:, j]
+            diff = outcome - majority[:, j]
             low, high = np.percentile(diff[picks].mean(axis=1), [2.5, 97.5])
             maj_acc, maj_tok, maj_n = float(majority[:, j].mean()), float(spend[j]), j + 1
             d, ci = float(diff.mean()), (float(low), float(high))
         else:
             maj_acc, maj_tok, maj_n = float("nan"), float("nan"), None
             d, ci = float("nan"), (float("nan"), float("nan"))
-        rows.append(HybridRow(k, m, float(right.mean()), tokens, maj_n, maj_acc, maj_tok, d, ci, p))
+        acc = float(outcome.mean())
+        rows.append(HybridRow(k, m, c.pal_weight, acc, tokens, maj_n, maj_acc, maj_tok, d, ci, p))
     return rows
+
+
+def grid(pair: _Pair, pal_weights: Sequence[float] = ()) -> list[Cell]:
+    """Every cell the pair allows: 0..N CoT and 0..M program samples, each unweighted
+    and with every program weight in ``pal_weights``."""
+    n_all, m_all = pair.cot.shape[1], pair.pal.shape[1]
+    weights: list[float | None] = [None, *pal_weights]
+    return [
+        Cell(k, m, w)
+        for k in range(n_all + 1)
+        for m in range(m_all + 1)
+        for w in weights
+        if k + m > 0 and not (w is not None and (k == 0 or m == 0))
+    ]
+
+
+def choose(
+    train: _Pair,
+    cells: Sequence[Cell],
+    at: Sequence[int],
+    *,
+    orderings: int = 200,
+    seed: int = 0,
+) -> dict[int, HybridRow]:
+    """For each CoT majority ``n`` in ``at``, the train row of the most accurate cell
+    (then the cheapest) among ``cells`` whose train tokens are within majority-n's."""
+    n_all = train.cot.shape[1]
+    bad = [n for n in at if not 1 <= n <= n_all]
+    if bad:
+        raise ValueError(f"the train CoT bank has 1..{n_all} samples a problem, not {bad}")
+    majority = [Cell(n, 0) for n in at]
+    rows = hybrid_table(train, [*majority, *cells], orderings=orderings, bootstrap=1, seed=seed)
+    budgets = {n: rows[i].tokens for i, n in enumerate(at)}
+    picked: dict[int, HybridRow] = {}
+    for n in at:
+        fits = [r for r in rows[len(at) :] if r.tokens <= budgets[n] + 1e-9]
+        fits.append(rows[list(at).index(n)])
+        picked[n] = max(fits, key=lambda r: (r.accuracy, -r.tokens))
+    return picked
 
 
 def markdown(rows: Sequence[HybridRow], cot_path: str, pal_path: str) -> str:
@@ -218,6 +348,32 @@ def markdown(rows: Sequence[HybridRow], cot_path: str, pal_path: str) -> str:
             f"| {r.name} | {r.accuracy:.3f} | {r.tokens:,.0f} | n = {r.majority_n} "
             f"({r.majority_tokens:,.0f}) | {r.majority_accuracy:.3f} | {r.diff:+.3f} "
             f"[{r.diff_ci[0]:+.3f}, {r.diff_ci[1]:+.3f}] |"
+        )
+    return "\n".join(lines)
+
+
+def chosen_markdown(
+    chosen: dict[int, HybridRow], rows: Sequence[HybridRow], train_problems: int
+) -> str:
+    """The cells chosen on train for each n (``choose``) beside their test rows
+    (``hybrid_table`` over the chosen cells, in the same order)."""
+    p = rows[0].problems if rows else 0
+    lines = [
+        f"chosen on train ({train_problems} problems) for each CoT majority n, the most "
+        f"accurate cell within its tokens there; measured on test ({p} problems)",
+        "",
+        "| n | chosen on train | train accuracy | test accuracy | test tokens | "
+        "CoT majority at >= tokens | its accuracy | difference [95% paired] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (n, pick), r in zip(chosen.items(), rows, strict=True):
+        head = f"| {n} | {pick.name} | {pick.accuracy:.3f} | {r.accuracy:.3f} | {r.tokens:,.0f} |"
+        if r.majority_n is None:
+            lines.append(f"{head} none spends as much | | |")
+            continue
+        lines.append(
+            f"{head} n = {r.majority_n} ({r.majority_tokens:,.0f}) | {r.majority_accuracy:.3f} "
+            f"| {r.diff:+.3f} [{r.diff_ci[0]:+.3f}, {r.diff_ci[1]:+.3f}] |"
         )
     return "\n".join(lines)
 

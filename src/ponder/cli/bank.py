@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.cli import args as cli_args
 from ponder.cli.args import add_engine_args
 from ponder.verifiers.features import DEFAULT_TOP_K
+
+if TYPE_CHECKING:
+    from ponder.analysis.hybrid import Cell
 
 __all__ = ["COMMANDS", "add_parser", "cmd_bank"]
 
@@ -98,9 +101,35 @@ def _add_hybrid_parser(actions: Any) -> None:
     hyb.add_argument(
         "--cells",
         nargs="+",
-        default=["0,1", "0,4", "1,1", "2,2", "4,4", "2,4", "8,4"],
-        metavar="K,M",
-        help="K CoT and M PAL samples per vote (default 0,1 0,4 1,1 2,2 4,4 2,4 8,4)",
+        metavar="K,M[,W]",
+        help="K CoT and M PAL samples per vote; a third number W weighs each CoT sample "
+        "by its score in COT.db and each program by W (default 0,1 0,4 1,1 2,2 4,4 2,4 "
+        "8,4; with --train: every K and M the train banks allow)",
+    )
+    hyb.add_argument(
+        "--train",
+        nargs=2,
+        metavar=("COT.db", "PAL.db"),
+        help="banks of other problems to choose on: for each n of --at, the cell most "
+        "accurate there within CoT majority-n's tokens, then measured on COT.db and "
+        "PAL.db",
+    )
+    hyb.add_argument(
+        "--at",
+        nargs="+",
+        type=int,
+        default=[4, 8, 16],
+        metavar="N",
+        help="with --train: the CoT majority sizes to choose a cell for (default 4 8 16)",
+    )
+    hyb.add_argument(
+        "--pal-weights",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="W",
+        help="with --train and no --cells: also every weighted cell with these program "
+        "weights (the CoT banks must be scored)",
     )
     hyb.add_argument(
         "--program",
@@ -373,31 +402,74 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+_DEFAULT_CELLS = ["0,1", "0,4", "1,1", "2,2", "4,4", "2,4", "8,4"]
+
+
+def _parse_cells(specs: list[str]) -> list[Cell]:
+    from ponder.analysis.hybrid import Cell
+    from ponder.core.errors import ConfigError
+
+    cells: list[Cell] = []
+    for spec in specs:
+        parts = spec.split(",")
+        try:
+            if len(parts) == 2:
+                cells.append(Cell(int(parts[0]), int(parts[1])))
+            elif len(parts) == 3:
+                cells.append(Cell(int(parts[0]), int(parts[1]), float(parts[2])))
+            else:
+                raise ValueError(spec)
+        except ValueError:
+            raise ConfigError(
+                f"--cells takes K,M or K,M,W (integers, then a weight), got {spec!r}"
+            ) from None
+    return cells
+
+
 def _cmd_hybrid(args: argparse.Namespace) -> int:
     import json
 
-    from ponder.analysis.hybrid import cross_check, hybrid_table, load_pair, markdown
+    from ponder.analysis.hybrid import (
+        Cell,
+        choose,
+        chosen_markdown,
+        cross_check,
+        grid,
+        hybrid_table,
+        load_pair,
+        markdown,
+    )
     from ponder.core.errors import ConfigError
 
     _check_replay_args(args)
+    cells = _parse_cells(args.cells) if args.cells else None
+    if args.pal_weights and (args.train is None or cells is not None):
+        raise ConfigError("--pal-weights builds --train's grid; give no --cells with it")
+    replay = {"orderings": args.orderings, "seed": args.seed}
+    chosen: dict[int, Any] = {}
     try:
-        cells = [tuple(int(x) for x in c.split(",")) for c in args.cells]
-    except ValueError:
-        raise ConfigError(f"--cells takes K,M pairs of integers, got {args.cells}") from None
-    if any(len(c) != 2 for c in cells):
-        raise ConfigError(f"--cells takes K,M pairs of integers, got {args.cells}")
-    try:
+        test = load_pair(args.cot, args.pal)
+        if args.train:
+            train = load_pair(*args.train)
+            chosen = choose(train, cells or grid(train, args.pal_weights), args.at, **replay)
+            cells = [Cell(r.cot, r.pal, r.pal_weight) for r in chosen.values()]
         rows = hybrid_table(
-            load_pair(args.cot, args.pal),
-            [(c[0], c[1]) for c in cells],
-            orderings=args.orderings,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
+            test, cells or _parse_cells(_DEFAULT_CELLS), bootstrap=args.bootstrap, **replay
         )
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    print(markdown(rows, args.cot, args.pal))
-    data: dict[str, Any] = {"rows": [r.to_dict() for r in rows]}
+    if chosen:
+        print(chosen_markdown(chosen, rows, len(train.problem_ids)))
+        data: dict[str, Any] = {
+            "train": list(args.train),
+            "chosen": [
+                {"n": n, "train": pick.to_dict(), "test": row.to_dict()}
+                for (n, pick), row in zip(chosen.items(), rows, strict=True)
+            ],
+        }
+    else:
+        print(markdown(rows, args.cot, args.pal))
+        data = {"rows": [r.to_dict() for r in rows]}
     if args.program:
         try:
             check = cross_check(args.cot, args.program)
