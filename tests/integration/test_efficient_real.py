@@ -158,3 +158,30 @@ def test_report_counts_tokens_after_an_answer_with_a_real_tokenizer(
     rest = chain[chain.index("dollars.") + len("dollars.") :]
     assert over["token_count"] == "tokenizer"
     assert over["after_settled"] == asyncio.run(count(rest)) > 0
+
+
+def test_hybrid_votes_chains_and_programs_live(
+    smollm2_path: Path, gsm8k: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "hybrid.db"
+    ponder("eval", "--task", "gsm8k", "--data", str(gsm8k), "--limit", "2",
+           "--model", str(smollm2_path), "--max-tokens", "64", "--no-progress",
+           "--strategy", "hybrid", "--n", "2", "--scorer", "logprob", "-o", "programs=1",
+           "-o", "program_weight=0.5", "--out", str(db), "--allow-unisolated-exec")  # fmt: skip
+    for r in records(db):
+        assert r.ok, r.error
+        chains, programs = r.candidates[:2], r.candidates[2:]
+        assert len(programs) == 1 and programs[0].text.startswith("```python\n")
+        assert all(0 < c.score <= 1 for c in chains) and programs[0].score is None
+        assert r.meta["scored"] is True and r.meta["pal"]["programs"] == 1
+        # the vote is the chains' scores and half a vote for the program
+        want: dict[str, float] = {}
+        for c in chains:
+            if c.answer is not None:
+                want[c.answer] = want.get(c.answer, 0.0) + c.score
+        if programs[0].answer is not None:
+            want[programs[0].answer] = want.get(programs[0].answer, 0.0) + 0.5
+        assert r.votes == pytest.approx(want)
+        # the cost is every sample's tokens: two requests
+        assert r.usage.calls == 2
+        assert r.usage.completion_tokens == sum(c.usage.completion_tokens for c in r.candidates)

@@ -22,6 +22,7 @@ from ponder.strategies.budget_forcing import BudgetForcing
 from ponder.strategies.deepconf import DeepConf
 from ponder.strategies.dvts import DiverseVerifierTreeSearch
 from ponder.strategies.esc import EarlyStoppingSelfConsistency
+from ponder.strategies.hybrid import Hybrid
 from ponder.strategies.lookahead import LookaheadSearch
 from ponder.strategies.majority import Majority
 from ponder.strategies.mcts import MonteCarloTreeSearch
@@ -47,6 +48,7 @@ __all__ = [
     "DeepConf",
     "DiverseVerifierTreeSearch",
     "EarlyStoppingSelfConsistency",
+    "Hybrid",
     "LookaheadSearch",
     "Majority",
     "MonteCarloTreeSearch",
