@@ -22,7 +22,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ponder.analysis.hybrid import Cell, HybridRow, choose, grid, hybrid_table, load_pair
+from ponder.analysis.hybrid import (
+    Cell,
+    HybridRow,
+    cheapest_reaching,
+    choose,
+    grid,
+    hybrid_table,
+    load_pair,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--pal-weights", nargs="*", type=float, default=[], metavar="W")
     ap.add_argument("--at", nargs="+", type=int, default=[4, 8, 16], metavar="N")
+    ap.add_argument(
+        "--reach",
+        type=int,
+        default=16,
+        metavar="N",
+        help="also keep the cheapest cell whose train accuracy reaches CoT majority-N's "
+        "there, and measure its tokens and accuracy against majority-N on test "
+        "(0: not)",
+    )
     ap.add_argument("--orderings", type=int, default=200)
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
@@ -100,10 +117,53 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.diff:+.3f} [{low:+.3f}, {high:+.3f}] |"
         )
         out.append({"n": n, "family": name, "train": pick.to_dict(), "test": row.to_dict()})
+    data: dict[str, Any] = {"train_cot": args.train_cot, "test_cot": args.test_cot}
+    data.update(pal=args.pal, chosen=out)
+    if args.reach:
+        data["reach"] = _reach(args, tests)
     if args.json:
-        data = {"train_cot": args.train_cot, "test_cot": args.test_cot, "pal": args.pal}
-        args.json.write_text(json.dumps({**data, "chosen": out}, indent=2) + "\n")
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
     return 0
+
+
+def _reach(args: argparse.Namespace, tests: dict[str, str]) -> dict[str, Any] | None:
+    """The cheapest cell reaching CoT majority-N's train accuracy, across the families,
+    on test against majority-N: accuracy (paired) and how many times fewer tokens."""
+    n = args.reach
+    best: tuple[str, HybridRow] | None = None
+    print(f"\nthe cheapest cell reaching CoT majority-{n}'s train accuracy\n")
+    print("| PAL bank | majority on train | cheapest cell reaching it on train |")
+    print("|---|---|---|")
+    for name, train_pal, _ in args.pal:
+        train = load_pair(args.train_cot, train_pal)
+        majority, row = cheapest_reaching(
+            train, grid(train, args.pal_weights), n, orderings=args.orderings, seed=args.seed
+        )
+        got = "none" if row is None else f"{row.name} {row.accuracy:.3f} at {row.tokens:,.0f}"
+        print(f"| {name} | {majority.accuracy:.3f} at {majority.tokens:,.0f} | {got} |")
+        if row is not None and (best is None or row.tokens < best[1].tokens):
+            best = (name, row)
+    if best is None:
+        print(f"\nno cell reaches majority-{n}'s train accuracy")
+        return None
+    name, pick = best
+    (row,) = hybrid_table(
+        load_pair(args.test_cot, tests[name]),
+        [Cell(pick.cot, pick.pal, pick.pal_weight)],
+        orderings=args.orderings,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        against=n,
+    )
+    ratio = row.majority_tokens / row.tokens
+    low, high = row.diff_ci
+    print(
+        f"\non test: {row.name} ({name}) {row.accuracy:.3f} at {row.tokens:,.0f} tokens; "
+        f"CoT majority-{n} {row.majority_accuracy:.3f} at {row.majority_tokens:,.0f}: "
+        f"{ratio:.2f}x fewer tokens, {row.diff:+.3f} [{low:+.3f}, {high:+.3f}] (paired)"
+    )
+    return {"n": n, "family": name, "train": pick.to_dict(), "test": row.to_dict(),
+            "token_ratio": ratio}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from tests._stores import config, sampled
 
-from ponder.analysis.hybrid import Cell, choose, cross_check, grid, hybrid_table, load_pair
+from ponder.analysis.hybrid import (
+    Cell,
+    cheapest_reaching,
+    choose,
+    cross_check,
+    grid,
+    hybrid_table,
+    load_pair,
+)
 from ponder.cli import main
 from ponder.runs.store import RunStore
 
@@ -196,10 +204,17 @@ def test_the_bench_keeps_per_n_the_family_best_on_train(tmp_path: Path) -> None:
     argv = [sys.executable, str(script), str(train_cot), str(test_cot),
             "--pal", "bad", str(bad), str(test_pal), "--pal", "good", str(train_pal),
             str(test_pal), "--pal-weights", "1", "--at", "1", "2", "--orderings", "20",
-            "--bootstrap", "50", "--json", str(tmp_path / "c.json")]  # fmt: skip
+            "--bootstrap", "50", "--reach", "2", "--json", str(tmp_path / "c.json")]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    chosen = json.loads((tmp_path / "c.json").read_text())["chosen"]
+    data = json.loads((tmp_path / "c.json").read_text())
+    chosen = data["chosen"]
+    # the cheapest cell reaching majority-2's train accuracy (about 0.75): programs
+    # alone; on test it is compared with majority-2 itself (50 tokens)
+    reach = data["reach"]
+    assert reach["family"] == "good" and reach["test"]["rule"] in ("hybrid[0,1]", "hybrid[0,2]")
+    assert reach["test"]["majority_n"] == 2 and reach["test"]["majority_tokens"] == 50.0
+    assert reach["token_ratio"] == 50.0 / reach["test"]["tokens"]
     assert [(c["n"], c["family"], c["test"]["rule"]) for c in chosen] == [
         (1, "good", "hybrid[0,2]"),
         (2, "good", "hybrid[0,2]"),
@@ -210,3 +225,28 @@ def test_the_bench_keeps_per_n_the_family_best_on_train(tmp_path: Path) -> None:
     argv[argv.index(str(bad))] = str(fewer)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "other train problems" in proc.stderr
+
+
+def test_the_cheapest_cell_reaching_majority_and_the_comparison_against_a_fixed_n(
+    tmp_path: Path,
+) -> None:
+    # CoT always wrong on p0 and right on p1: majority is 0.5 at every n
+    cot = _store(tmp_path / "c.db", "majority", {"p0": ["B", "B"], "p1": ["A", "A"]},
+                 prompt=10, completion=20)  # fmt: skip
+    pal = _store(tmp_path / "p.db", "pal", {"p0": ["A", "A"], "p1": [None, "A"]}, prompt=10,
+                 completion=5)  # fmt: skip
+    pair = load_pair(cot, pal)
+    majority, row = cheapest_reaching(pair, grid(pair), 2, orderings=50)
+    assert (majority.accuracy, majority.tokens) == (0.5, 50.0)
+    # one program (15 tokens) is right on p0 and on half of p1's orders: the cheapest
+    assert row is not None and row.name == "hybrid[0,1]" and row.tokens == 15.0
+    # against majority-2 whatever it spends, not majority at matched tokens (n = 1)
+    (fixed,) = hybrid_table(pair, [(0, 1)], orderings=50, against=2)
+    (matched,) = hybrid_table(pair, [(0, 1)], orderings=50)
+    assert (fixed.majority_n, fixed.majority_tokens) == (2, 50.0) and matched.majority_n == 1
+    with pytest.raises(ValueError, match="not 3"):
+        hybrid_table(pair, [(0, 1)], against=3)
+    # no cell reaches an accuracy no mix has: programs that are always wrong
+    wrong = _store(tmp_path / "w.db", "pal", {"p0": ["B", "B"], "p1": ["B", "B"]})
+    lost = load_pair(cot, wrong)
+    assert cheapest_reaching(lost, [Cell(0, 1)], 2, orderings=10)[1] is None

@@ -43,6 +43,7 @@ __all__ = [
     "Cell",
     "CrossCheck",
     "HybridRow",
+    "cheapest_reaching",
     "choose",
     "chosen_markdown",
     "cross_check",
@@ -213,10 +214,14 @@ def hybrid_table(
     orderings: int = 200,
     bootstrap: int = 2000,
     seed: int = 0,
+    against: int | None = None,
 ) -> list[HybridRow]:
-    """Each cell against CoT majority at matched tokens; see the module doc."""
+    """Each cell against CoT majority at matched tokens (see the module doc), or, with
+    ``against``, against CoT majority at that n whatever it spends."""
     wanted = [_cell(c) for c in cells]
     p, n_all = pair.cot.shape
+    if against is not None and not 1 <= against <= n_all:
+        raise ValueError(f"the CoT bank has 1..{n_all} samples a problem, not {against}")
     m_all = pair.pal.shape[1]
     bad = [
         c.name
@@ -276,6 +281,8 @@ def hybrid_table(
             cost = cost + k * scoring
         tokens = float(np.mean(cost))
         at = [j for j in range(n_all) if spend[j] >= tokens - 1e-9]
+        if against is not None:
+            at = [against - 1]
         if at:
             j = at[0]
             diff = outcome - majority[:, j]
@@ -350,6 +357,25 @@ def markdown(rows: Sequence[HybridRow], cot_path: str, pal_path: str) -> str:
             f"[{r.diff_ci[0]:+.3f}, {r.diff_ci[1]:+.3f}] |"
         )
     return "\n".join(lines)
+
+
+def cheapest_reaching(
+    train: _Pair,
+    cells: Sequence[Cell],
+    n: int,
+    *,
+    orderings: int = 200,
+    seed: int = 0,
+) -> tuple[HybridRow, HybridRow | None]:
+    """CoT majority-n's train row, and the train row of the cheapest cell among
+    ``cells`` (then the most accurate) whose train accuracy is at least majority-n's;
+    None when no cell reaches it."""
+    rows = hybrid_table(train, [Cell(n, 0), *cells], orderings=orderings, bootstrap=1, seed=seed)
+    majority, rest = rows[0], rows[1:]
+    reach = [r for r in rest if r.accuracy >= majority.accuracy - 1e-12]
+    if not reach:
+        return majority, None
+    return majority, min(reach, key=lambda r: (r.tokens, -r.accuracy))
 
 
 def chosen_markdown(
