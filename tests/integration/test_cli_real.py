@@ -159,6 +159,50 @@ def test_a_stop_in_the_policy_runs_live_as_its_replay_measured_it(
         assert drawn + recorded[0].usage.prompt_tokens == own[row], pid
 
 
+def test_a_hybrid_in_the_policy_runs_live_as_its_replay_measured_it(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    """``ponder optimize --hybrid``: the hybrid configuration, run live by ``optimal``
+    over the chains' bank (--replay), takes the bank's chains and writes the greedy
+    program the pal run wrote, so it reaches the outcome its replay counted."""
+    from ponder.analysis.calibration import HybridSpec, load_calibration
+    from ponder.runs.store import RunStore
+
+    cal, pal = tmp_path / "cal.db", tmp_path / "pal.db"
+    policy, out = tmp_path / "policy.json", tmp_path / "opt.db"
+    common = ["--task", "demo", "--limit", "4", "--model", str(smollm2_path), "--no-progress",
+              "--max-tokens", "48", "--allow-unisolated-exec"]  # fmt: skip
+    ponder("eval", *common, "--strategy", "majority", "--n", "3", "--seed", "1",
+           "--out", str(cal))  # fmt: skip
+    ponder("eval", *common, "--strategy", "pal", "--n", "1", "--out", str(pal))
+    ponder("optimize", str(cal), str(pal), "--out", str(policy), "--bins", "1", "--pilot",
+           "2", "--hybrid", "--heldout", "0")  # fmt: skip
+    calibration = load_calibration([cal, pal], pilot=2, hybrid=HybridSpec())
+    [i] = [
+        i
+        for i, c in enumerate(calibration.configs)
+        if c.strategy == "hybrid" and c.options["n"] == 3
+    ]
+    data = json.loads(policy.read_text())
+    for c in data["table"]:
+        c["config"], c["reuses_pilot"] = calibration.configs[i].to_dict(), True
+    policy.write_text(json.dumps(data))
+    ponder("eval", *common, "--replay", str(cal), "--strategy", f"optimal:{policy}",
+           "--budget", str(max(data["budgets"])), "--out", str(out))  # fmt: skip
+    with RunStore(out, create=False) as o, RunStore(cal, create=False) as c:
+        runs = {r.problem_id: r for r in o.records()}
+        bank = {r.problem_id: r for r in c.records()}
+    with RunStore(pal, create=False) as p:
+        programs = {r.problem_id: r for r in p.records()}
+    for row, pid in enumerate(calibration.problem_ids):
+        r = runs[pid]
+        assert r.meta["config"]["strategy"] == "hybrid" and r.meta["decided_by"] == 4
+        chains, program = r.candidates[:3], r.candidates[3]
+        assert [x.text for x in chains] == [x.text for x in bank[pid].candidates[:3]]
+        assert program.text == programs[pid].candidates[0].text
+        assert r.correct == bool(calibration.correct[i, row]), pid
+
+
 def test_extending_a_real_bank_draws_what_a_live_run_draws(
     smollm2_path: Path, tmp_path: Path
 ) -> None:

@@ -213,3 +213,45 @@ def test_a_stop_must_start_from_the_whole_pilot_and_weigh_as_it_does(tmp_path):
     other = write_policy(tmp_path, {1: majority(2), 2: stop(0.5, scorer="logprob")})
     with pytest.raises(ConfigError, match="does not sample \\(and score\\) as the pilot"):
         ComputeOptimal(policy=other, budget=100)
+
+
+def hybrid(n, programs=1, **extra):
+    options = {"n": n, "programs": programs, "program_temperature": 0.0, **SAMPLING, **extra}
+    return ("hybrid", options, True)
+
+
+PRINTS_42 = 'print("\\\\boxed{42}")\n```'
+
+
+async def test_a_hybrid_takes_the_pilot_as_its_first_chains_then_its_programs(
+    tmp_path, monkeypatch
+):
+    from ponder.core.sandbox import ALLOW_UNISOLATED_ENV
+
+    monkeypatch.setenv(ALLOW_UNISOLATED_ENV, "1")
+    policy = write_policy(tmp_path, {1: majority(2), 2: hybrid(3)})
+    # pilot 41, 42 (split: bin 2); one more chain, 41; the program prints 42
+    eng = ScriptedEngine(["\\boxed{41}", "\\boxed{42}", "\\boxed{41}", PRINTS_42])
+    ctx = ctx_for(eng)
+    res = await ComputeOptimal(policy=policy, budget=100)(PROBLEM, ctx)
+    assert [r.n for r in eng.requests] == [2, 1, 1]
+    assert eng.requests[2].continuation.startswith("```python")
+    assert eng.requests[2].temperature == 0.0
+    assert [c.answer for c in res.candidates] == ["41", "42", "41", "42"]
+    # 41 and 42 two votes each: 41 reached two first (the third chain)
+    assert res.votes == {"41": 2.0, "42": 2.0} and res.answer == "41"
+    assert res.meta["decided_by"] == 4 and res.meta["inner"]["pal"]["ran"] == 1
+    assert res.usage == ctx.ledger.total() and res.usage.calls == 3
+    # fewer chains than the pilot: the first pilot sample and the program
+    policy = write_policy(tmp_path, {1: majority(2), 2: hybrid(1, program_weight=1.0)})
+    eng = ScriptedEngine(["\\boxed{41}", "\\boxed{42}", PRINTS_42])
+    res = await ComputeOptimal(policy=policy, budget=100)(PROBLEM, ctx_for(eng))
+    assert [r.n for r in eng.requests] == [2, 1]
+    assert [c.answer for c in res.candidates] == ["41", "42", "42"]
+    assert res.votes == {"41": 1.0, "42": 1.0} and res.answer == "41"
+
+
+def test_a_hybrid_must_weigh_as_the_pilot_does(tmp_path):
+    other = write_policy(tmp_path, {1: majority(2), 2: hybrid(3, scorer="logprob")})
+    with pytest.raises(ConfigError, match="does not sample \\(and score\\) as the pilot"):
+        ComputeOptimal(policy=other, budget=100)

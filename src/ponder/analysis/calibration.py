@@ -39,6 +39,16 @@ settled j or at the run's N; its outcome is the weighted vote of those j samples
 their tokens (plus j * S(i) when weighted) and E the pilot's plus the samples after it
 (and the scores the pilot did not pay for), as for a reusing rule at n = j.
 
+Hybrids (``hybrid``). Each ``pal`` run among the stores, with the pilot run, gives the
+``hybrid`` configurations (``ponder.strategies.hybrid``) that reuse the pilot: the
+pilot run's first n samples (n = 1..N) and the pal run's first m programs (m = 1..M,
+its n), one vote each, and, when the pilot run is scored, for each weight w of
+``HybridSpec.weights``, each chain weighing its score and each program w. Its outcome is
+that vote in stored order; T the chains' tokens (plus n * S(i) when weighted) plus the
+first m programs' (prompt as charged, and generated); E the pilot's, the chains after
+it (as a reusing rule at n) and the programs. The live ``optimal`` strategy draws them
+so: the pilot's samples are the first chains, then the rest, then the programs.
+
 Oracle. The store whose pass rates give the oracle difficulty bins that predicted
 bins are checked against: ``oracle``, else the sampling store with the most samples
 per problem (the first of equals).
@@ -63,7 +73,7 @@ generated, plus the scoring tokens spread evenly over a run's samples, S(i) each
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +84,14 @@ from ponder.analysis.curves import PrefixOutcomes, prefix_outcomes
 from ponder.analysis.difficulty import pilot_signals
 from ponder.core.errors import ConfigError
 from ponder.runs.store import Record, RunStore
-from ponder.strategies.optimal.policy import STOP_STRATEGY, Configuration, Pilot
+from ponder.strategies.optimal.policy import (
+    HYBRID_STRATEGY,
+    STOP_STRATEGY,
+    Configuration,
+    Pilot,
+)
 from ponder.strategies.optimal.signals import SIGNALS, Signal
+from ponder.strategies.pal import ProgramAided
 from ponder.strategies.stopping import GIVE_UP_AFTER, StopBy, check_vote_stop, vote_stop
 from ponder.strategies.voting import SAMPLING_RULES, Method, weighted_vote
 
@@ -103,6 +119,20 @@ class StopSpec:
             check_vote_stop(self.by, self.tau, self.min_n, self.give_up, self.give_up_after)
         except ValueError as e:
             raise ConfigError(f"stopping rule: {e}") from e
+
+
+@dataclass(frozen=True)
+class HybridSpec:
+    """Offer the policy ``hybrid`` configurations (module docstring, Hybrids): every
+    chain and program count, unweighted and with each program weight of ``weights``
+    (only when the pilot run is scored)."""
+
+    weights: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [w for w in self.weights if not w > 0]
+        if bad:
+            raise ConfigError(f"hybrid program weights must be positive, got {bad}")
 
 
 _STRATEGY_OF_RULE: dict[Method, str] = {rule: name for name, rule in SAMPLING_RULES.items()}
@@ -307,9 +337,11 @@ def load_calibration(
     pilot_from: str | Path | None = None,
     oracle: str | Path | None = None,
     stops: Sequence[StopSpec] = (),
+    hybrid: HybridSpec | None = None,
 ) -> Calibration:
     """Read the stores and compute every configuration's outcomes (module docstring);
-    ``stops`` adds stopping rules replayed on the pilot run."""
+    ``stops`` adds stopping rules replayed on the pilot run, ``hybrid`` the votes of the
+    pilot run's chains and each pal run's programs."""
     if signal not in SIGNALS:
         raise ConfigError(f"unknown difficulty signal {signal!r}; choose from {', '.join(SIGNALS)}")
     if pilot < 1:
@@ -336,6 +368,14 @@ def load_calibration(
         )
     for spec in stops:
         table.add_stop(pilot_run, ids, pilot_cost, spec, pilot=pilot, signal=signal)
+    if hybrid is not None:
+        pal_runs = [r for r in runs if r.strategy == "pal"]
+        if not pal_runs:
+            raise ConfigError("hybrid configurations need a pal run among the stores")
+        for pal_run in pal_runs:
+            table.add_hybrid(
+                pilot_run, pal_run, ids, pilot_cost, hybrid, pilot=pilot, signal=signal
+            )
     _check_buildable(table.configs)
     return Calibration(
         task=str(pilot_run.config.get("task")),
@@ -486,6 +526,89 @@ class _ConfigTable:
                 e[i] = pilot_cost[i] + _stop_extra(out, i, m, pilot, bool(scorer), signal)
             config = Configuration(STOP_STRATEGY, options, run.path, True)
             self.add(config, ok, e, t)
+
+    def add_hybrid(
+        self,
+        run: _Run,
+        pal_run: _Run,
+        ids: Sequence[str],
+        pilot_cost: FloatArray,
+        spec: HybridSpec,
+        *,
+        pilot: int,
+        signal: Signal,
+    ) -> None:
+        """The ``hybrid`` configurations of the pilot run's chains and ``pal_run``'s
+        programs (module docstring, Hybrids)."""
+        out = _outcomes(run, "majority", ids)
+        m_all, program_cost = _programs(pal_run, ids)
+        chains = {r.problem_id: r for r in run.records}
+        programs = {r.problem_id: r for r in pal_run.records}
+        weights: list[float | None] = [None, *(spec.weights if run.scored else ())]
+        common = {
+            "temperature": float(run.options.get("temperature", 0.0)),
+            "top_p": float(run.options.get("top_p", 1.0)),
+            **_program_options(pal_run),
+        }
+        for n in range(1, out.samples + 1):
+            for m in range(1, m_all + 1):
+                for w in weights:
+                    scored = w is not None
+                    ok = np.zeros(len(ids), dtype=np.bool_)
+                    for i, p in enumerate(ids):
+                        cot, pal = chains[p].candidates[:n], programs[p].candidates[:m]
+                        answers = [c.answer for c in (*cot, *pal)]
+                        if w is None:
+                            answer, _ = weighted_vote(answers, [1.0] * len(answers))
+                        else:
+                            votes = [float(c.score or 0.0) for c in cot] + [w] * len(pal)
+                            answer, _ = weighted_vote(answers, votes)
+                        graded = {**programs[p].answer_correct, **chains[p].answer_correct}
+                        ok[i] = answer is not None and bool(graded.get(answer, False))
+                    t = out.tokens(n, scored=scored) + program_cost[:, m - 1]
+                    e = pilot_cost + _reuse_extra(out, n, pilot, scored, signal == "score")
+                    e = e + program_cost[:, m - 1]
+                    options: dict[str, Any] = {"n": n, "programs": m, **common}
+                    if scored:
+                        options.update(scorer=run.scorer, program_weight=w)
+                    config = Configuration(HYBRID_STRATEGY, options, pal_run.path, True)
+                    self.add(config, ok, e, t)
+
+
+def _program_options(run: _Run) -> dict[str, Any]:
+    """The pal run's program settings as ``hybrid`` options: its sampling temperature
+    (greedy for one program, 0.7 for more, unless it set one), worked examples and
+    sandbox."""
+    known = {f.name for f in fields(ProgramAided)}
+    try:
+        pal = ProgramAided(**{k: v for k, v in run.options.items() if k in known})
+    except (TypeError, ConfigError) as e:
+        raise ConfigError(f"the pal run in {run.path} cannot be built again: {e}") from e
+    return {
+        "program_temperature": pal.sampling_temperature,
+        "shots": pal.shots,
+        "cpu_seconds": pal.cpu_seconds,
+        "wall_seconds": pal.wall_seconds,
+        "memory_mb": pal.memory_mb,
+        "isolation": pal.isolation,
+        "require_isolation": pal.require_isolation,
+    }
+
+
+def _programs(run: _Run, ids: Sequence[str]) -> tuple[int, FloatArray]:
+    """M, the programs every problem of the pal run has, and (P, M) the cumulative
+    tokens of its first m programs (prompt as charged, plus generated)."""
+    by_id = {r.problem_id: r for r in run.records}
+    m_all = int(run.options.get("n", 1))
+    short = [p for p in ids if len(by_id[p].candidates) < m_all]
+    if short:
+        raise ConfigError(f"{run.path}: problem {short[0]!r} has fewer than {m_all} programs")
+    cost = np.asarray(
+        [[c.usage.prompt_tokens + c.usage.completion_tokens for c in by_id[p].candidates[:m_all]]
+         for p in ids],
+        dtype=np.float64,
+    )  # fmt: skip
+    return m_all, np.cumsum(cost, axis=1)
 
 
 def _stop_index(

@@ -54,7 +54,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ponder.analysis.calibration import DEFAULT_PILOT, Calibration, StopSpec, load_calibration
+from ponder.analysis.calibration import (
+    DEFAULT_PILOT,
+    Calibration,
+    HybridSpec,
+    StopSpec,
+    load_calibration,
+)
 from ponder.analysis.difficulty import (
     DifficultyReport,
     assess_prediction,
@@ -434,14 +440,22 @@ def optimize(
     allocation: Allocation = "bin",
     test: Sequence[str | Path] = (),
     stops: Sequence[StopSpec] = (),
+    hybrid: HybridSpec | None = None,
 ) -> Optimization:
     """Read the calibration stores, split the problems, fit the policy on the training
     part and evaluate it on the held-out part (module docstring); with ``test`` stores
     (the same configurations on other problems, first the pilot's), also on all of
     theirs (``evaluate_on_test``). ``stops``: stopping rules replayed on the pilot run
-    as configurations that reuse the pilot (``calibration.StopSpec``)."""
+    as configurations that reuse the pilot (``calibration.StopSpec``); ``hybrid``: votes
+    of the pilot run's chains and each pal run's programs (``calibration.HybridSpec``)."""
     cal = load_calibration(
-        paths, pilot=pilot, signal=signal, pilot_from=pilot_from, oracle=oracle, stops=stops
+        paths,
+        pilot=pilot,
+        signal=signal,
+        pilot_from=pilot_from,
+        oracle=oracle,
+        stops=stops,
+        hybrid=hybrid,
     )
     train, held = split_by_problem(cal.problem_ids, heldout, seed)
     chosen = list(budgets) if budgets else default_budgets(cal, train)
@@ -461,7 +475,7 @@ def optimize(
     policy = dataclasses.replace(policy, evaluation=evaluation.to_dict())
     on_test = None
     if test:
-        test_cal = load_calibration(test, pilot=pilot, signal=signal, stops=stops)
+        test_cal = load_calibration(test, pilot=pilot, signal=signal, stops=stops, hybrid=hybrid)
         on_test = evaluate_on_test(policy, cal, train, test_cal)
     return Optimization(policy, cal, evaluation, on_test)
 

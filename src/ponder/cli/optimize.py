@@ -93,6 +93,7 @@ def add_parser(subparsers: Any) -> None:
         "mean: the budget bounds the mean over all problems, so settled easy bins leave "
         "tokens to hard ones (default bin)",
     )
+    _add_hybrid_args(opt)
     stop = opt.add_argument_group(
         "stopping rules",
         "weighted_stop configurations replayed on the pilot run in stored order, each "
@@ -141,6 +142,20 @@ def add_parser(subparsers: Any) -> None:
     )
 
 
+def _add_hybrid_args(parser: Any) -> None:
+    parser.add_argument(
+        "--hybrid",
+        nargs="*",
+        type=float,
+        metavar="W",
+        help="add hybrid configurations (chains of thought and programs in one vote, "
+        "`--strategy hybrid`) for each pal run among the stores: the pilot run's first n "
+        "samples and the pal run's first m programs, one vote each, and, when the pilot "
+        "run is scored, each chain weighing its score and each program W, for every W "
+        "listed; they reuse the pilot's samples as their first chains",
+    )
+
+
 def _budgets(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -168,6 +183,7 @@ def _stops(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    from ponder.analysis.calibration import HybridSpec
     from ponder.analysis.optimize import on_test_text, optimize, summary_text
 
     result = optimize(
@@ -183,6 +199,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         allocation=args.allocate,
         test=args.test,
         stops=_stops(args),
+        hybrid=None if args.hybrid is None else HybridSpec(tuple(args.hybrid)),
     )
     path = result.policy.save(args.out)
     print(summary_text(result))

@@ -14,6 +14,7 @@ each program ``program_weight``; without one, every CoT sample weighs 1 and each
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,9 @@ class Hybrid:
     chain-of-thought fallback (the CoT samples are there). A program budget that does not
     fit leaves the vote to the CoT samples (``meta``: ``stopped``, ``stop_reason``).
     Candidates: the CoT samples, then the programs (text: the fenced program; answer: what
-    it printed). ``meta``: ``cot``, ``programs``, ``program_weight``, ``scored`` and the
-    programs' ``pal`` meta under ``pal``.
+    it printed). ``meta``: ``cot`` (chains drawn), ``programs``, ``program_weight``,
+    ``scored`` and the programs' ``pal`` meta under ``pal``. ``go_on`` starts from chains
+    drawn elsewhere (``optimal``'s pilot).
     """
 
     n: int = 4
@@ -90,12 +92,7 @@ class Hybrid:
 
     async def __call__(self, problem: Problem, ctx: Context) -> Result:
         t0 = time.perf_counter()
-        meta: dict[str, Any] = {
-            "cot": self.n,
-            "programs": self.programs,
-            "program_weight": self.program_weight,
-            "scored": False,
-        }
+        meta: dict[str, Any] = {}
         cot: tuple[Candidate, ...] = ()
         weights: list[float] = []
         if self.n and self.scorer is not None:
@@ -103,12 +100,33 @@ class Hybrid:
                 problem, ctx, self.n, self.temperature, self.top_p, self.scorer
             )
             meta.update(stopped)
-            meta["scored"] = scores is not None
             weights = list(scores) if scores is not None else [1.0] * len(cot)
+            meta["scored"] = scores is not None
         elif self.n:
             comps = await sample(problem, ctx, self.n, self.temperature, self.top_p)
             cot = make_candidates(ctx, comps)
             weights = [1.0] * len(cot)
+        return await self.go_on(problem, ctx, cot, weights, t0, meta)
+
+    async def go_on(
+        self,
+        problem: Problem,
+        ctx: Context,
+        cot: Sequence[Candidate],
+        weights: Sequence[float],
+        t0: float,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Result:
+        """The programs and the vote, given the chains and their weights (drawn here, or
+        by ``optimal``, whose pilot's samples are the first chains); ``meta`` is added
+        to the result's."""
+        out: dict[str, Any] = {
+            "cot": len(cot),
+            "programs": self.programs,
+            "program_weight": self.program_weight,
+            "scored": False,
+            **(meta or {}),
+        }
         programs: tuple[Candidate, ...] = ()
         if self.programs:
             try:
@@ -116,10 +134,10 @@ class Hybrid:
             except BudgetExceeded as e:
                 if not cot:
                     raise
-                meta.update(stopped_by_budget(e))
+                out.update(stopped_by_budget(e))
             else:
                 programs = ran.candidates
-                meta["pal"] = dict(ran.meta)
+                out["pal"] = dict(ran.meta)
         answers = [c.answer for c in (*cot, *programs)]
         answer, votes = weighted_vote(answers, [*weights, *[self.program_weight] * len(programs)])
-        return make_result("hybrid", ctx, t0, answer, (*cot, *programs), votes, meta)
+        return make_result("hybrid", ctx, t0, answer, (*cot, *programs), votes, out)

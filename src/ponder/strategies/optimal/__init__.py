@@ -18,7 +18,9 @@ that bin (``ponder optimize`` writes the policy; ``ponder.strategies.optimal.pol
    first n samples; with n < k it applies to the first n pilot samples. A weighted stop
    (``weighted_stop`` with ``min_n`` >= k) that reuses the pilot checks its rule on the
    pilot's samples (scored by the pilot's scorer when it weighs them) and samples on, one
-   batch at a time, until the rule settles. Any other
+   batch at a time, until the rule settles. A hybrid that reuses the pilot takes the
+   pilot's samples as its first chains, draws the chains after them (scored by the
+   pilot's scorer when it weighs them), then its programs, and votes. Any other
    configuration runs as its own strategy on the same context, after the pilot, and
    generates what it needs.
 
@@ -60,7 +62,14 @@ from ponder.strategies.base import (
     register,
     stopped_by_budget,
 )
-from ponder.strategies.optimal.policy import Cell, Configuration, Policy, load_policy
+from ponder.strategies.hybrid import Hybrid
+from ponder.strategies.optimal.policy import (
+    HYBRID_STRATEGY,
+    Cell,
+    Configuration,
+    Policy,
+    load_policy,
+)
 from ponder.strategies.optimal.signals import signal_value
 from ponder.strategies.sampling import sample
 from ponder.strategies.voting import best_of, best_scores, majority_vote, weighted_vote
@@ -130,6 +139,10 @@ class ComputeOptimal:
         }
         if cell.config.reuses_pilot and cell.config.strategy == WeightedStop.name:
             return await _stop_after_pilot(problem, ctx, t0, cell, drawn, scores, scorer, meta)
+        if cell.config.reuses_pilot and cell.config.strategy == HYBRID_STRATEGY:
+            return await _hybrid_after_pilot(
+                problem, ctx, t0, policy, cell, drawn, scores, scorer, meta
+            )
         if cell.config.reuses_pilot:
             answer, cands, votes, used, stopped = await self._reuse(
                 problem, ctx, policy, cell, drawn, scores, scorer, logprobs
@@ -204,8 +217,8 @@ def _pilot_scorer(policy: Policy) -> Scorer | None:
 
 def _weighs(config: Configuration) -> bool:
     """Whether a configuration that reuses the pilot reads the pilot's scores: a scored
-    sampling rule, or a weighted stop with a scorer."""
-    if config.strategy == WeightedStop.name:
+    sampling rule, or a weighted stop or hybrid with a scorer."""
+    if config.strategy in (WeightedStop.name, HYBRID_STRATEGY):
         return bool(config.options.get("scorer"))
     return config.rule != "majority"
 
@@ -247,6 +260,61 @@ async def _stop_after_pilot(
     if result.meta.get("stopped"):
         meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
     return make_result("optimal", ctx, t0, result.answer, result.candidates, result.votes, meta)
+
+
+async def _hybrid_after_pilot(
+    problem: Problem,
+    ctx: Context,
+    t0: float,
+    policy: Policy,
+    cell: Cell,
+    drawn: list[Completion],
+    scores: list[float],
+    scorer: Scorer | None,
+    meta: dict[str, Any],
+) -> Result:
+    """A hybrid that reuses the pilot: the pilot's samples are its first chains; the
+    chains after them are drawn (as the pilot draws), scored by the pilot's scorer when
+    the hybrid weighs them, then its programs run and everything votes. Chains past the
+    budget leave the pilot's; scores past it leave every chain one vote."""
+    inner = make_strategy(cell.config.strategy, cell.config.options)
+    assert isinstance(inner, Hybrid)  # the policy checks reusing cells
+    weighted = inner.scorer is not None
+    if weighted and scorer is None:
+        raise ConfigError(f"{cell.config.label} reuses the pilot, which has no scorer")
+    n, k = inner.n, len(drawn)
+    if n > k:
+        try:
+            more = await sample(
+                problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
+                logprobs=weighted and scorer is not None and scorer.needs_logprobs,
+                top_logprobs=_top_logprobs(scorer), hidden=weighted and _hidden(scorer),
+                label="optimal:rest",
+            )  # fmt: skip
+        except BudgetExceeded as e:
+            meta.update(stopped_by_budget(e))
+            n = k
+        else:
+            drawn = drawn + more
+    weights = [1.0] * min(n, len(drawn))
+    if weighted:
+        assert scorer is not None
+        try:
+            scores = scores + await _score(problem, ctx, scorer, drawn[len(scores) : n])
+        except BudgetExceeded as e:
+            meta.update(stopped_by_budget(e))
+            weighted = False
+        else:
+            weights = scores[:n]
+    padded = [*scores, *([None] * (len(drawn) - len(scores)))]
+    cands = [replace(c, score=s) for c, s in zip(make_candidates(ctx, drawn), padded, strict=True)]
+    result = await inner.go_on(problem, ctx, cands[:n], weights, t0, {"scored": weighted})
+    meta["decided_by"] = len(result.candidates)  # the chains and the programs
+    meta["inner"] = dict(result.meta)
+    if result.meta.get("stopped"):
+        meta.update(stopped=result.meta["stopped"], stop_reason=result.meta["stop_reason"])
+    candidates = [*cands, *result.candidates[n:]]
+    return make_result("optimal", ctx, t0, result.answer, candidates, result.votes, meta)
 
 
 def _top_logprobs(scorer: Scorer | None) -> int:

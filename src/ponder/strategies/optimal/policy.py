@@ -43,7 +43,9 @@ Parameters", arXiv:2408.03314, section 3.2). It is one JSON object::
   name and its options; ``reuses_pilot`` means the configuration is the pilot run's
   own rule over its first ``n`` samples, or a ``weighted_stop`` (``min_n`` at least the
   pilot's samples, unweighted or weighted by the pilot's scorer) that starts from them,
-  so the pilot samples are the first ones and only samples after the pilot's are drawn;
+  or a ``hybrid`` whose first ``n`` chains are the pilot's (unweighted or weighted by the
+  pilot's scorer), so the pilot samples are the first ones and only samples after the
+  pilot's (and a hybrid's programs) are drawn;
   ``accuracy``, ``tokens`` and ``problems`` are the cell's calibration estimate on the
   bin's problems, and ``fits`` is false when no configuration fitted the budget in that
   bin (allocation ``bin`` only; the cell then holds the bin's cheapest one).
@@ -77,6 +79,7 @@ POLICY_VERSION = 1
 BIN_RULE = "bin = 1 + number of thresholds greater than the signal value; bin 1 is the easiest"
 
 STOP_STRATEGY = "weighted_stop"
+HYBRID_STRATEGY = "hybrid"
 """The stopping strategy whose configurations may reuse the pilot (``ponder optimize
 --stop-margins``)."""
 
@@ -400,10 +403,15 @@ def _check_reuse(config: Configuration, pilot: Pilot, where: str) -> None:
                 f"min_n must be at least {pilot.samples}"
             )
         weighs_as_pilot = scorer == "" or (scorer is not None and scorer == pilot.scorer)
+    elif config.strategy == HYBRID_STRATEGY:
+        if config.n is None or config.n < 1:
+            raise ConfigError(f"{where}: {config.label} reuses the pilot, so n must be >= 1")
+        scorer = opts.get("scorer")
+        weighs_as_pilot = scorer is None or scorer == pilot.scorer
     elif config.rule is None or config.n is None or config.n < 1:
         raise ConfigError(
-            f"{where}: only majority, best_of_n and weighted_majority with n >= 1, and "
-            f"weighted_stop, can reuse the pilot, not {config.label!r}"
+            f"{where}: only majority, best_of_n and weighted_majority with n >= 1, "
+            f"weighted_stop and hybrid can reuse the pilot, not {config.label!r}"
         )
     else:
         weighs_as_pilot = config.rule == "majority" or opts.get("scorer") == pilot.scorer
