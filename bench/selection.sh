@@ -44,6 +44,12 @@
 #              (k CoT samples weighted by the joint probe's scores or not, m programs of
 #              pal1 or pal4, each weighing 0.5, 1 or 2) most accurate on train within CoT
 #              majority-n's tokens, measured on the 100 test problems at matched tokens
+#   gsm8k-policy-hybrid  ponder optimize with the hybrid votes in the menu (--hybrid 0.5 1
+#              2: the probe-scored chains of the pilot run with pal1's or pal4's programs,
+#              unweighted and weighted), pilot HYBRID_PILOT (1 or 2, chosen on train: the
+#              one whose policy reaches train majority-16's accuracy with fewer tokens),
+#              score signal, 3 bins, mean allocation, fitted on the 64 train problems and
+#              measured on the 100 test problems (after gsm8k-policy and gsm8k-pal-banks)
 #   gsm8k-hybrid  ponder bank hybrid: CoT + PAL votes on the 50 test problems of the PAL
 #              bank (bench/banks/gsm8k-50-pal4.jsonl.gz), and the execution cross-check
 #              against the greedy program (gsm8k-50-pal1) as a signal
@@ -95,6 +101,7 @@ PAL1=$OUT/gsm8k-50-pal1.db
 DEEPCONF=$OUT/gsm8k-50-deepconf-online.db
 SEARCH_EACH=${SEARCH_EACH:-4}
 JUDGE_LIMIT=${JUDGE_LIMIT:-20}
+HYBRID_PILOT=${HYBRID_PILOT:-1}
 TRAIN_PAL1=$OUT/gsm8k-train-pal1.db
 TRAIN_PAL4=$OUT/gsm8k-train-pal4.db
 TEST_PAL1=$OUT/gsm8k-test-pal1.db
@@ -214,6 +221,12 @@ for step in $STEPS; do
             --pal pal1 "$TRAIN_PAL1" "$TEST_PAL1" --pal pal4 "$TRAIN_PAL4" "$TEST_PAL4" \
             --pal-weights 0.5 1 2 --json "$OUT/gsm8k-hybrid-chosen.json" \
             | tee "$OUT/gsm8k-hybrid-chosen.md" ;;
+    gsm8k-policy-hybrid)
+        budgets=400,500,600,700,800,900,1000,1200,1400,1800,2200,2600,3000,3600,4200,5200
+        $PONDER optimize "$OUT/train-probed.db" "$TRAIN_PAL1" "$TRAIN_PAL4" --pilot "$HYBRID_PILOT" \
+            --bins 3 --allocate mean --heldout 0 --budgets "$budgets" --signal score \
+            --hybrid 0.5 1 2 --test "$OUT/test-probed.db" "$TEST_PAL1" "$TEST_PAL4" \
+            --out "$OUT/policy-hybrid.json" | tee "$OUT/gsm8k-policy-hybrid.txt" ;;
     gsm8k-hybrid)
         plain restore "$PAL" "$PAL1"
         $PONDER bank hybrid "$TEST" "$PAL" --program "$PAL1" --json "$OUT/gsm8k-hybrid.json" \
