@@ -100,13 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for n in args.at:
         name, pick = picks[n]
-        (row,) = hybrid_table(
-            load_pair(args.test_cot, tests[name]),
-            [Cell(pick.cot, pick.pal, pick.pal_weight)],
-            orderings=args.orderings,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
-        )
+        row = _on_test(args, tests[name], pick)
         if row.majority_n is None:
             maj = "none spends as much | |"
         else:
@@ -124,6 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(data, indent=2) + "\n")
     return 0
+
+
+def _on_test(
+    args: argparse.Namespace, test_pal: str, pick: HybridRow, against: int | None = None
+) -> HybridRow:
+    """The cell picked on train, measured on the test banks."""
+    (row,) = hybrid_table(
+        load_pair(args.test_cot, test_pal),
+        [Cell(pick.cot, pick.pal, pick.pal_weight)],
+        orderings=args.orderings,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        against=against,
+    )
+    return row
 
 
 def _reach(args: argparse.Namespace, tests: dict[str, str]) -> dict[str, Any] | None:
@@ -147,14 +156,7 @@ def _reach(args: argparse.Namespace, tests: dict[str, str]) -> dict[str, Any] | 
         print(f"\nno cell reaches majority-{n}'s train accuracy")
         return None
     name, pick = best
-    (row,) = hybrid_table(
-        load_pair(args.test_cot, tests[name]),
-        [Cell(pick.cot, pick.pal, pick.pal_weight)],
-        orderings=args.orderings,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        against=n,
-    )
+    row = _on_test(args, tests[name], pick, against=n)
     ratio = row.majority_tokens / row.tokens
     low, high = row.diff_ci
     print(

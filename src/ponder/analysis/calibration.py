@@ -587,6 +587,7 @@ def _program_options(run: _Run) -> dict[str, Any]:
     return {
         "program_temperature": pal.sampling_temperature,
         "shots": pal.shots,
+        "max_program_tokens": pal.max_program_tokens,
         "cpu_seconds": pal.cpu_seconds,
         "wall_seconds": pal.wall_seconds,
         "memory_mb": pal.memory_mb,

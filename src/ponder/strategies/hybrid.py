@@ -38,9 +38,10 @@ class Hybrid:
     ``weighted_majority`` scores them; a budget that leaves no room to score them makes
     them weigh 1, and ``meta`` says so). Programs: ``pal`` with ``programs`` programs at
     ``program_temperature`` (None: greedy for one program, 0.7 for more), ``shots``
-    worked examples, the sandbox limits and ``isolation`` as ``pal`` takes them, and no
-    chain-of-thought fallback (the CoT samples are there). A program budget that does not
-    fit leaves the vote to the CoT samples (``meta``: ``stopped``, ``stop_reason``).
+    worked examples, ``max_program_tokens``, the sandbox limits and ``isolation`` as
+    ``pal`` takes them, and no chain-of-thought fallback (the CoT samples are there). A
+    program budget that does not fit leaves the vote to the CoT samples (``meta``:
+    ``stopped``, ``stop_reason``).
     Candidates: the CoT samples, then the programs (text: the fenced program; answer: what
     it printed). ``meta``: ``cot`` (chains drawn), ``programs``, ``program_weight``,
     ``scored`` and the programs' ``pal`` meta under ``pal``. ``go_on`` starts from chains
@@ -55,6 +56,7 @@ class Hybrid:
     program_weight: float = 1.0
     program_temperature: float | None = None
     shots: int = 0
+    max_program_tokens: int | None = None
     cpu_seconds: int = 5
     wall_seconds: float = 10.0
     memory_mb: int = 512
@@ -82,6 +84,7 @@ class Hybrid:
             temperature=self.program_temperature,
             top_p=self.top_p,
             shots=self.shots,
+            max_program_tokens=self.max_program_tokens,
             fallback="none",
             cpu_seconds=self.cpu_seconds,
             wall_seconds=self.wall_seconds,
