@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
+    trains = {name: load_pair(args.train_cot, train_pal) for name, train_pal, _ in args.pal}
+    shared = next(iter(trains.values())).problem_ids
+    for (_name, train_pal, _), train in zip(args.pal, trains.values(), strict=True):
+        if train.problem_ids != shared:
+            ap.error(f"{train_pal} finished other train problems than the first PAL bank")
     picks: dict[int, tuple[str, HybridRow]] = {}
     train_rows: dict[str, dict[int, HybridRow]] = {}
-    problems: dict[str, int] = {}
-    shared: tuple[str, ...] | None = None
-    for name, train_pal, _ in args.pal:
-        train = load_pair(args.train_cot, train_pal)
-        if shared is not None and train.problem_ids != shared:
-            ap.error(f"{train_pal} finished other train problems than the first PAL bank")
-        shared = train.problem_ids
-        problems[name] = len(train.problem_ids)
+    for name, train in trains.items():
         chosen = choose(
             train, grid(train, args.pal_weights), args.at, orderings=args.orderings, seed=args.seed
         )
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 picks[n] = (name, row)
     names = [name for name, *_ in args.pal]
     print("chosen on train, per CoT majority n: each family's best cell within its tokens\n")
-    heads = [f"{name} (train, {problems[name]} problems)" for name in names]
+    heads = [f"{name} (train, {len(shared)} problems)" for name in names]
     print("| n | " + " | ".join(heads) + " | kept |")
     print("|---|" + "---|" * (len(names) + 1))
     for n in args.at:
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {"train_cot": args.train_cot, "test_cot": args.test_cot}
     data.update(pal=args.pal, chosen=out)
     if args.reach:
-        data["reach"] = _reach(args, tests)
+        data["reach"] = _reach(args, trains, tests)
     if args.json:
         args.json.write_text(json.dumps(data, indent=2) + "\n")
     return 0
@@ -135,7 +134,9 @@ def _on_test(
     return row
 
 
-def _reach(args: argparse.Namespace, tests: dict[str, str]) -> dict[str, Any] | None:
+def _reach(
+    args: argparse.Namespace, trains: Mapping[str, Any], tests: Mapping[str, str]
+) -> dict[str, Any] | None:
     """The cheapest cell reaching CoT majority-N's train accuracy, across the families,
     on test against majority-N: accuracy (paired) and how many times fewer tokens."""
     n = args.reach
@@ -143,8 +144,7 @@ def _reach(args: argparse.Namespace, tests: dict[str, str]) -> dict[str, Any] | 
     print(f"\nthe cheapest cell reaching CoT majority-{n}'s train accuracy\n")
     print("| PAL bank | majority on train | cheapest cell reaching it on train |")
     print("|---|---|---|")
-    for name, train_pal, _ in args.pal:
-        train = load_pair(args.train_cot, train_pal)
+    for name, train in trains.items():
         majority, row = cheapest_reaching(
             train, grid(train, args.pal_weights), n, orderings=args.orderings, seed=args.seed
         )

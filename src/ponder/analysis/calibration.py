@@ -544,6 +544,12 @@ class _ConfigTable:
         m_all, program_cost = _programs(pal_run, ids)
         chains = {r.problem_id: r for r in run.records}
         programs = {r.problem_id: r for r in pal_run.records}
+        # per problem: the chains, the programs, and every answer's grade in either run
+        drawn = [
+            (chains[p].candidates, programs[p].candidates,
+             {**programs[p].answer_correct, **chains[p].answer_correct})
+            for p in ids
+        ]  # fmt: skip
         weights: list[float | None] = [None, *(spec.weights if run.scored else ())]
         common = {
             "temperature": float(run.options.get("temperature", 0.0)),
@@ -555,15 +561,14 @@ class _ConfigTable:
                 for w in weights:
                     scored = w is not None
                     ok = np.zeros(len(ids), dtype=np.bool_)
-                    for i, p in enumerate(ids):
-                        cot, pal = chains[p].candidates[:n], programs[p].candidates[:m]
+                    for i, (cot_all, pal_all, graded) in enumerate(drawn):
+                        cot, pal = cot_all[:n], pal_all[:m]
                         answers = [c.answer for c in (*cot, *pal)]
                         if w is None:
-                            answer, _ = weighted_vote(answers, [1.0] * len(answers))
+                            votes = [1.0] * len(answers)
                         else:
                             votes = [float(c.score or 0.0) for c in cot] + [w] * len(pal)
-                            answer, _ = weighted_vote(answers, votes)
-                        graded = {**programs[p].answer_correct, **chains[p].answer_correct}
+                        answer, _ = weighted_vote(answers, votes)
                         ok[i] = answer is not None and bool(graded.get(answer, False))
                     t = out.tokens(n, scored=scored) + program_cost[:, m - 1]
                     e = pilot_cost + _reuse_extra(out, n, pilot, scored, signal == "score")

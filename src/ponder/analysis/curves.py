@@ -120,6 +120,13 @@ class SampleArrays:
     scoring: FloatArray  # (problems,): scoring tokens per sample
 
 
+def scoring_per_sample(record: Record) -> float:
+    """A record's scoring tokens (its tokens beyond its candidates' own) spread evenly
+    over its candidates."""
+    own = sum(c.usage.total_tokens for c in record.candidates)
+    return max(0, record.usage.total_tokens - own) / len(record.candidates)
+
+
 def sample_arrays(records: Sequence[Record], method: Method) -> SampleArrays:
     ok = [r for r in records if r.ok]
     if not ok:
@@ -136,8 +143,7 @@ def sample_arrays(records: Sequence[Record], method: Method) -> SampleArrays:
     completion = np.zeros((p, n_all), dtype=np.float64)
     scoring = np.zeros(p, dtype=np.float64)
     for i, r in enumerate(ok):
-        own = sum(c.usage.total_tokens for c in r.candidates)
-        scoring[i] = max(0, r.usage.total_tokens - own) / len(r.candidates)
+        scoring[i] = scoring_per_sample(r)
         ids: dict[str, int] = {}
         for j, c in enumerate(r.candidates[:n_all]):
             prompt[i, j] = c.usage.prompt_tokens

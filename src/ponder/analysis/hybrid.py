@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ponder.analysis.curves import correct_by_n
+from ponder.analysis.curves import correct_by_n, scoring_per_sample
 from ponder.runs.store import Record, RunStore
 
 __all__ = [
@@ -122,11 +122,8 @@ def load_pair(cot_path: str | Path, pal_path: str | Path) -> _Pair:
     scoring = np.zeros(p)
     grades: list[dict[int, bool]] = []
     for i, pid in enumerate(ids):
-        chain = cot[pid]
-        scoring[i] = max(
-            0, chain.usage.total_tokens - sum(c.usage.total_tokens for c in chain.candidates)
-        ) / len(chain.candidates)
-        for j, c in enumerate(chain.candidates[:n]):
+        scoring[i] = scoring_per_sample(cot[pid])
+        for j, c in enumerate(cot[pid].candidates[:n]):
             if scores is not None and c.score is not None:
                 scores[i, j] = c.score
             else:

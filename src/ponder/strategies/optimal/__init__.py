@@ -279,16 +279,16 @@ async def _hybrid_after_pilot(
     budget leave the pilot's; scores past it leave every chain one vote."""
     inner = make_strategy(cell.config.strategy, cell.config.options)
     assert isinstance(inner, Hybrid)  # the policy checks reusing cells
-    weighted = inner.scorer is not None
-    if weighted and scorer is None:
+    if inner.scorer is not None and scorer is None:
         raise ConfigError(f"{cell.config.label} reuses the pilot, which has no scorer")
+    weigher = scorer if inner.scorer is not None else None  # the pilot's, when it weighs
     n, k = inner.n, len(drawn)
     if n > k:
         try:
             more = await sample(
                 problem, ctx, n - k, policy.pilot.temperature, policy.pilot.top_p,
-                logprobs=weighted and scorer is not None and scorer.needs_logprobs,
-                top_logprobs=_top_logprobs(scorer), hidden=weighted and _hidden(scorer),
+                logprobs=weigher is not None and weigher.needs_logprobs,
+                top_logprobs=_top_logprobs(scorer), hidden=_hidden(weigher),
                 label="optimal:rest",
             )  # fmt: skip
         except BudgetExceeded as e:
@@ -296,19 +296,19 @@ async def _hybrid_after_pilot(
             n = k
         else:
             drawn = drawn + more
-    weights = [1.0] * min(n, len(drawn))
-    if weighted:
-        assert scorer is not None
+    weights = [1.0] * n
+    if weigher is not None:
         try:
-            scores = scores + await _score(problem, ctx, scorer, drawn[len(scores) : n])
+            scores = scores + await _score(problem, ctx, weigher, drawn[len(scores) : n])
         except BudgetExceeded as e:
             meta.update(stopped_by_budget(e))
-            weighted = False
+            weigher = None
         else:
             weights = scores[:n]
     padded = [*scores, *([None] * (len(drawn) - len(scores)))]
     cands = [replace(c, score=s) for c, s in zip(make_candidates(ctx, drawn), padded, strict=True)]
-    result = await inner.go_on(problem, ctx, cands[:n], weights, t0, {"scored": weighted})
+    scored = {"scored": weigher is not None}
+    result = await inner.go_on(problem, ctx, cands[:n], weights, t0, scored)
     meta["decided_by"] = len(result.candidates)  # the chains and the programs
     meta["inner"] = dict(result.meta)
     if result.meta.get("stopped"):

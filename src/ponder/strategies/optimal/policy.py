@@ -79,9 +79,11 @@ POLICY_VERSION = 1
 BIN_RULE = "bin = 1 + number of thresholds greater than the signal value; bin 1 is the easiest"
 
 STOP_STRATEGY = "weighted_stop"
-HYBRID_STRATEGY = "hybrid"
 """The stopping strategy whose configurations may reuse the pilot (``ponder optimize
 --stop-margins``)."""
+HYBRID_STRATEGY = "hybrid"
+"""The chains-and-programs vote whose configurations may reuse the pilot (``ponder
+optimize --hybrid``)."""
 
 Allocation = Literal["bin", "mean"]
 ALLOCATIONS: tuple[Allocation, ...] = ("bin", "mean")
