@@ -3,8 +3,10 @@
 # evaluation tasks with the fewest grid cells, the paper's four-way comparison (base or
 # fine-tuned model, x augmented vote or per-task LoRA), its ablations, and ARC-AGI-2.
 # Every step is resumable (rerun the same command); `save` exports the stores to
-# bench/banks/ and a new machine imports them first. The fine-tuned model (about 2 GB)
-# and the adapters (about 17 MB a task) are not committed: the steps rebuild them, seeded.
+# bench/banks/ and a new machine imports them first. The fine-tuned model (about 2 GB) is
+# not committed: stage 1's adapter alone is (float16, see `save`), and a new
+# machine merges it again instead of training. The per-task adapters (about 17 MB a task)
+# are not committed: a step that reuses them retrains the missing ones, seeded.
 #
 #   bash bench/arc_eval.sh [LIMIT] [MODEL]        STEPS="vote ttt ..." (default: all below)
 #
@@ -17,7 +19,9 @@
 #   ttt        base model, per-task LoRA (the training-set run's settings)   base-ttt.db
 #   finetune   stage 1: one LoRA on the FT_TASKS smallest ARC-AGI-1 *training* tasks
 #              (FT_STEPS steps, rank FT_RANK, lr FT_LR), merged: OUT/ft-model; checkpoints
-#              every 50 steps (the evaluation tasks are another set: never trained on)
+#              every 50 steps (the evaluation tasks are another set: never trained on);
+#              given KEEP/arc-eval-LIMIT-ft-adapter.pt (what `save` keeps), it rebuilds
+#              the model from that adapter instead of training
 #   ft-vote    fine-tuned model, augmented vote                     ft-vote.db
 #   ft-ttt     fine-tuned model, per-task LoRA                      ft-ttt.db
 #   noaug pairs rank32   ablations of BEST-ttt (default ft): training without
@@ -34,7 +38,8 @@
 #              with vote only, and with per-task LoRA        arc2-vote.db, arc2-ttt.db
 #   table      bench/arc_eval_table.py OUT: the four-way table, ablations, per task,
 #              ARC-AGI-2, and the cost model             OUT/table.md
-#   save       export every store to bench/banks/arc-eval-LIMIT-*.jsonl.gz
+#   save       export every store to bench/banks/arc-eval-LIMIT-*.jsonl.gz, and stage 1's
+#              adapter to bench/banks/arc-eval-LIMIT-ft-adapter.pt
 set -euo pipefail
 LIMIT=${1:-30}
 MODEL=${2:-qwen2.5-coder-0.5b}
@@ -64,21 +69,25 @@ ttt() {  # ttt STORE MODEL [options...]: restore, then run (or resume) into OUT/
     restore "$store"
     $PONDER ttt "${tasks[@]}" --model "$model" --out "$store" "$@"
 }
-need_ft() {
-    [[ $BEST_MODEL != "$FT_MODEL" || -d $FT_MODEL ]] || {
-        echo "no $FT_MODEL: run the finetune step first (or BEST=base)" >&2
-        exit 2
-    }
+FT_ADAPTER=$FT_MODEL.adapter.pt
+KEPT_ADAPTER=$KEEP/${BANK_PREFIX}ft-adapter.pt
+finetune() {  # train stage 1, or rebuild its model from the adapter a finished run left
+    [[ -f $FT_ADAPTER || ! -f $KEPT_ADAPTER ]] || cp "$KEPT_ADAPTER" "$FT_ADAPTER"
+    [[ -d $FT_MODEL ]] || $PONDER finetune --tasks arc-train --order cells \
+        --limit "$FT_TASKS" --model "$MODEL" --steps "$FT_STEPS" --rank "$FT_RANK" \
+        --alpha $((2 * FT_RANK)) --lr "$FT_LR" --seed 0 --dtype "$DTYPE" --out "$FT_MODEL"
+}
+need_ft() {  # the fine-tuned model where BEST is ft: rebuilt from a saved adapter, if any
+    [[ $BEST_MODEL != "$FT_MODEL" || -d $FT_MODEL ]] && return
+    [[ -f $FT_ADAPTER || -f $KEPT_ADAPTER ]] && { finetune; return; }
+    echo "no $FT_MODEL: run the finetune step first (or BEST=base)" >&2
+    exit 2
 }
 for step in $STEPS; do
     case $step in
     vote) ttt base-vote.db "$MODEL" --no-train ;;
     ttt) ttt base-ttt.db "$MODEL" ;;
-    finetune)
-        [[ -d $FT_MODEL ]] || $PONDER finetune --tasks arc-train --order cells \
-            --limit "$FT_TASKS" --model "$MODEL" --steps "$FT_STEPS" --rank "$FT_RANK" \
-            --alpha $((2 * FT_RANK)) --lr "$FT_LR" --seed 0 --dtype "$DTYPE" \
-            --out "$FT_MODEL" ;;
+    finetune) finetune ;;
     ft-vote) need_ft; ttt ft-vote.db "$FT_MODEL" --no-train ;;
     ft-ttt) need_ft; ttt ft-ttt.db "$FT_MODEL" ;;
     noaug) need_ft; ttt "$BEST-ttt-noaug.db" "$BEST_MODEL" --no-augment ;;
@@ -103,7 +112,9 @@ for step in $STEPS; do
         need_ft; restore "$OUT/arc2-ttt.db"
         $PONDER ttt "${arc2[@]}" --model "$BEST_MODEL" --out "$OUT/arc2-ttt.db" ;;
     table) $PYTHON bench/arc_eval_table.py "$OUT" --best "$BEST" | tee "$OUT/table.md" ;;
-    save) save "$OUT"/*.db ;;
+    save)
+        save "$OUT"/*.db
+        [[ ! -f $FT_ADAPTER ]] || cp "$FT_ADAPTER" "$KEPT_ADAPTER" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac
 done

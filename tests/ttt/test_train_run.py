@@ -229,6 +229,36 @@ def test_finetune_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path: Path
     assert (out / "config.json").is_file() and not checkpoint_folder(out).exists()
 
 
+def test_finetune_rebuilds_its_model_from_the_adapter_it_left(tmp_path: Path) -> None:
+    import shutil
+
+    from ponder.ttt.checkpoint import adapter_file
+    from ponder.ttt.model import load_model
+    from ponder.ttt.train import finetune_base
+
+    pytest.importorskip("peft")
+    cfg = TTTConfig(steps=4, learning_rate=1e-2)
+    out = tmp_path / "ft"
+    first = finetune_base(tiny_lm(), [GRID, TEXT], cfg, out, identity={"model": "tiny"})
+    assert adapter_file(out).is_file() and not first.loaded
+    trained = target_loss(load_model(str(out)), GRID.demos, GRID.tests[0])
+    shutil.rmtree(out)  # a new machine: the adapter file travelled, the model did not
+
+    seen: list[int] = []
+    again = finetune_base(tiny_lm(), [GRID, TEXT], cfg, out, identity={"model": "tiny"},
+                          on_step=lambda step, loss: seen.append(step))  # fmt: skip
+    assert seen == [] and again.loaded
+    assert again.losses == first.losses and again.examples == first.examples
+    rebuilt = target_loss(load_model(str(out)), GRID.demos, GRID.tests[0])
+    assert rebuilt == pytest.approx(trained, rel=1e-6)
+
+    shutil.rmtree(out)  # another run's adapter is never merged in
+    with pytest.raises(ConfigError, match="adapter of other tasks or settings"):
+        finetune_base(tiny_lm(), [GRID, TEXT], TTTConfig(steps=5, learning_rate=1e-2), out,
+                      identity={"model": "tiny"})  # fmt: skip
+    assert not out.exists()
+
+
 def test_mixed_precision_trains_and_scores_close_to_float32(tmp_path: Path) -> None:
     import torch
 

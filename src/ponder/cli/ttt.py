@@ -170,7 +170,9 @@ def add_parser(subparsers: Any) -> None:
         "(Akyurek et al.'s optional first stage), merge it into the weights and save "
         "a model folder for `ponder ttt --model FOLDER`. A checkpoint is saved every "
         "--checkpoint-every steps to OUT.checkpoint; the same command goes on from it "
-        "after a stop.",
+        "after a stop. The finished adapter alone is kept in OUT.adapter.pt (float16, "
+        "tens of MB): given that file, the same command rebuilds the model without "
+        "training.",
     )
     _add_common(ft)
     ft.add_argument("--out", required=True, help="folder for the fine-tuned model")
@@ -280,7 +282,7 @@ def run_ttt_command(args: argparse.Namespace) -> int:
 def run_finetune_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ponder.ttt.checkpoint import checkpoint_folder, checkpoint_step
+    from ponder.ttt.checkpoint import adapter_file, checkpoint_folder, checkpoint_step
     from ponder.ttt.train import finetune_base
 
     out = Path(args.out)
@@ -290,10 +292,16 @@ def run_finetune_command(args: argparse.Namespace) -> int:
         raise ConfigError("--checkpoint-every must be at least 1")
     cfg = _config(args)
     tasks, lm = _setup(args)
-    resumed = checkpoint_step(checkpoint_folder(out))
+    saved = adapter_file(out)
+    resumed = 0
+    if saved.is_file():
+        print(f"rebuilding the model from {saved}, the adapter a finished run left (no training)")
+    else:
+        resumed = checkpoint_step(checkpoint_folder(out))
     if resumed:
         print(f"resuming from the checkpoint at step {resumed} of {cfg.steps}")
-    with tqdm(total=cfg.steps, initial=resumed, unit="step", disable=args.no_progress) as bar:
+    quiet = args.no_progress or saved.is_file()
+    with tqdm(total=cfg.steps, initial=resumed, unit="step", disable=quiet) as bar:
 
         def on_step(step: int, loss: float) -> None:
             bar.update(1)
@@ -316,9 +324,11 @@ def run_finetune_command(args: argparse.Namespace) -> int:
         )
     first = report.losses[0] if report.losses else float("nan")
     last = report.losses[-1] if report.losses else float("nan")
+    how = "its training (earlier)" if report.loaded else "fine-tuned"
     print(
-        f"fine-tuned on {len(tasks)} tasks: {report.examples} sequences, {report.tokens} "
-        f"tokens, loss {first:.3f} -> {last:.3f}, {report.seconds:.0f}s; saved to {out}"
+        f"{how} on {len(tasks)} tasks: {report.examples} sequences, {report.tokens} "
+        f"tokens, loss {first:.3f} -> {last:.3f}, {report.seconds:.0f}s; saved to {out} "
+        f"(the adapter alone: {saved})"
     )
     return 0
 

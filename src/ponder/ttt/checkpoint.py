@@ -7,6 +7,10 @@ stream, the training report so far, and a fingerprint of what is being trained (
 settings, model). Resuming restores all of it and skips the examples already drawn,
 so the resumed run sees the data the uninterrupted one would have. Writes are atomic:
 the previous checkpoint stays whole until the next one is.
+
+A finished run keeps its adapter alone (``FinalAdapter``, one file beside the output, in
+float16): a few tens of MB where the merged model is GBs, so it can travel (committed
+with a benchmark) and the model be rebuilt elsewhere without training again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from typing import Any, TypeVar
 
 from ponder.core.errors import ConfigError
 
-__all__ = ["Checkpoint", "CountedStream", "checkpoint_folder", "checkpoint_step"]
+__all__ = [
+    "Checkpoint",
+    "CountedStream",
+    "FinalAdapter",
+    "adapter_file",
+    "checkpoint_folder",
+    "checkpoint_step",
+]
 
 T = TypeVar("T")
 
@@ -28,6 +39,12 @@ def checkpoint_folder(out: str | Path) -> Path:
     """Where a training run towards ``out`` keeps its checkpoint."""
     target = Path(out)
     return target.with_name(target.name + ".checkpoint")
+
+
+def adapter_file(out: str | Path) -> Path:
+    """Where a finished training run towards ``out`` keeps its adapter alone."""
+    target = Path(out)
+    return target.with_name(target.name + ".adapter.pt")
 
 
 def checkpoint_step(folder: str | Path) -> int:
@@ -105,6 +122,51 @@ class Checkpoint:
             partial,
         )
         os.replace(partial, self.folder / _STATE)
+
+
+@dataclass(frozen=True)
+class FinalAdapter:
+    """A finished run's adapter, in float16, with the run's report, in one file: valid
+    for a run with the same ``fingerprint`` only.
+
+    ``save`` rounds the adapter's weights to float16 in place before writing them, so
+    the model merged from this run and a model merged later from the file are the same.
+    """
+
+    path: Path
+    fingerprint: dict[str, Any]
+
+    def load(self, model: Any) -> dict[str, Any] | None:
+        """The run's report (a dict), its adapter loaded into ``model``; None when there
+        is no file."""
+        import torch
+        from peft import set_peft_model_state_dict
+
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, weights_only=True)
+        if state["fingerprint"] != self.fingerprint:
+            raise ConfigError(
+                f"{self.path} holds the adapter of other tasks or settings; remove it to "
+                "train again, or use the settings it was made with"
+            )
+        set_peft_model_state_dict(model, state["adapter"])
+        return dict(state["report"])
+
+    def save(self, model: Any, report: dict[str, Any]) -> None:
+        """Round the adapter of ``model`` to float16 in place and write it, atomically."""
+        import torch
+        from peft import get_peft_model_state_dict
+
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.requires_grad:
+                    param.copy_(param.to(torch.float16))
+        adapter = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(model).items()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        torch.save({"fingerprint": self.fingerprint, "adapter": adapter, "report": report}, partial)
+        os.replace(partial, self.path)
 
 
 class CountedStream(Iterator[T]):

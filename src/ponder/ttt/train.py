@@ -25,7 +25,13 @@ from typing import Any, Literal
 
 from ponder.core.errors import ConfigError
 from ponder.tasks.arc import FewShotTask, Pair
-from ponder.ttt.checkpoint import Checkpoint, CountedStream, checkpoint_folder
+from ponder.ttt.checkpoint import (
+    Checkpoint,
+    CountedStream,
+    FinalAdapter,
+    adapter_file,
+    checkpoint_folder,
+)
 from ponder.ttt.data import (
     TRAIN_DATA,
     Example,
@@ -222,22 +228,33 @@ def finetune_base(
     the same tasks, settings and ``identity`` (say, the model's name) goes on from
     there, with the same data the uninterrupted run would have seen, and the
     checkpoint is removed once the model is saved. A checkpoint of other settings is
-    an error, never silently mixed in."""
+    an error, never silently mixed in.
+
+    The finished adapter alone is kept in ``adapter_file(out)`` (float16, the weights
+    merged are the rounded ones): a call that finds it, with the same fingerprint, trains
+    nothing and merges it again, so a model can be rebuilt on another machine from a
+    file of tens of MB (its report then says ``loaded``)."""
     checkpoint = checkpoint_folder(out)
     fingerprint = {
         "tasks": [t.id for t in tasks],
         "config": cfg.to_dict(),
         **dict(identity or {}),
     }
-    model, report = _train(
-        lm,
-        mixed_examples(tasks, seed=cfg.seed, cfg=cfg),
-        cfg.steps,
-        cfg,
-        on_step,
-        "base",
-        checkpoint=Checkpoint(checkpoint, checkpoint_every, fingerprint),
-    )
+    final = FinalAdapter(adapter_file(out), fingerprint)
+    loaded = _load_final(lm, cfg, final)
+    if loaded is not None:
+        model, report = loaded
+    else:
+        model, report = _train(
+            lm,
+            mixed_examples(tasks, seed=cfg.seed, cfg=cfg),
+            cfg.steps,
+            cfg,
+            on_step,
+            "base",
+            checkpoint=Checkpoint(checkpoint, checkpoint_every, fingerprint),
+        )
+        final.save(model, report.to_dict())
     merged = model.merge_and_unload()
     target = Path(out)
     partial = target.with_name(target.name + ".partial")
@@ -249,6 +266,29 @@ def finetune_base(
     lm.model = merged
     shutil.rmtree(checkpoint, ignore_errors=True)
     return report
+
+
+def _load_final(
+    lm: LoadedModel, cfg: TTTConfig, final: FinalAdapter
+) -> tuple[Any, TrainReport] | None:
+    """The peft model with a finished run's saved adapter, and that run's report (marked
+    loaded); None when the run left no adapter file."""
+    if not final.path.is_file():
+        return None
+    require_hf("torch", "peft")
+    from peft import get_peft_model
+
+    model = get_peft_model(lm.model, _adapter_config(cfg))
+    try:
+        saved = final.load(model)
+    except BaseException:
+        model.unload()
+        raise
+    if saved is None:  # removed since the check
+        model.unload()
+        return None
+    model.eval()
+    return model, TrainReport(**{**saved, "loaded": True})
 
 
 def _train(
