@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,14 @@ def test_ablation_options_and_a_finetune_that_resumes_after_a_kill(
     assert "resuming from the checkpoint at step" in done.stdout
     assert "fine-tuned on 2 tasks: 60 sequences" in done.stdout
     assert (out / "config.json").is_file() and not state.parent.exists()
+    # a new machine with only the adapter the run left: the same command trains nothing
+    adapter = tmp_path / "ft.adapter.pt"
+    assert adapter.is_file()
+    weights = out / "model.safetensors"
+    first = weights.read_bytes()
+    shutil.rmtree(out)
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "rebuilding the model from" in again.stdout
+    assert "its training (earlier) on 2 tasks: 60 sequences" in again.stdout
+    assert weights.read_bytes() == first  # the same merged weights, byte for byte
