@@ -293,14 +293,13 @@ def run_finetune_command(args: argparse.Namespace) -> int:
     cfg = _config(args)
     tasks, lm = _setup(args)
     saved = adapter_file(out)
-    resumed = 0
-    if saved.is_file():
+    rebuild = saved.is_file()
+    resumed = 0 if rebuild else checkpoint_step(checkpoint_folder(out))
+    if rebuild:
         print(f"rebuilding the model from {saved}, the adapter a finished run left (no training)")
-    else:
-        resumed = checkpoint_step(checkpoint_folder(out))
     if resumed:
         print(f"resuming from the checkpoint at step {resumed} of {cfg.steps}")
-    quiet = args.no_progress or saved.is_file()
+    quiet = args.no_progress or rebuild
     with tqdm(total=cfg.steps, initial=resumed, unit="step", disable=quiet) as bar:
 
         def on_step(step: int, loss: float) -> None:

@@ -136,14 +136,11 @@ class FinalAdapter:
     path: Path
     fingerprint: dict[str, Any]
 
-    def load(self, model: Any) -> dict[str, Any] | None:
-        """The run's report (a dict), its adapter loaded into ``model``; None when there
-        is no file."""
+    def load(self, model: Any) -> dict[str, Any]:
+        """The run's report (a dict), its adapter loaded into ``model``."""
         import torch
         from peft import set_peft_model_state_dict
 
-        if not self.path.is_file():
-            return None
         state = torch.load(self.path, weights_only=True)
         if state["fingerprint"] != self.fingerprint:
             raise ConfigError(

@@ -284,9 +284,6 @@ def _load_final(
     except BaseException:
         model.unload()
         raise
-    if saved is None:  # removed since the check
-        model.unload()
-        return None
     model.eval()
     return model, TrainReport(**{**saved, "loaded": True})
 
