@@ -198,18 +198,28 @@ def per_task(runs: dict[str, list[Record]]) -> None:
     tasks = sorted({t for n in names for t in rows[n]}, key=lambda t: _cells(rows, t))
     trained = [n for n in names if n.endswith("ttt")]
     print("## Per task\n")
-    head = " | ".join(f"solved, {n}" for n in names)
-    losses = " | ".join(f"loss before, after ({n})" for n in trained)
-    timing = " | ".join(f"train s, predict s ({n})" for n in trained)
-    print(f"| task | cells | {head} | {losses} | {timing} | peak MB |")
-    print("|" + "---|" * (3 + len(names) + 2 * len(trained)))
+    head = [
+        "task",
+        "cells",
+        *(f"solved, {n}" for n in names),
+        *(f"loss before, after ({n})" for n in trained),
+        *(f"train s, predict s ({n})" for n in trained),
+        "peak MB",
+    ]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     for t in tasks:
-        solved = " | ".join(_solved(rows[n].get(t)) for n in names)
-        loss = " | ".join(_losses(rows[n].get(t)) for n in trained)
-        secs = " | ".join(_seconds(rows[n].get(t)) for n in trained)
         peaks = [rows[n][t]["peak_memory_mb"] for n in names if t in rows[n]]
         peak = max((p for p in peaks if p is not None), default=None)
-        print(f"| {t} | {_cells(rows, t)} | {solved} | {loss} | {secs} | {_f(peak, 0)} |")
+        cells = [
+            t,
+            str(_cells(rows, t)),
+            *(_solved(rows[n].get(t)) for n in names),
+            *(_losses(rows[n].get(t)) for n in trained),
+            *(_seconds(rows[n].get(t)) for n in trained),
+            _f(peak, 0),
+        ]
+        print("| " + " | ".join(cells) + " |")
     print()
 
 
@@ -264,11 +274,22 @@ def _task_cost(records: Sequence[Record]) -> list[dict[str, float]]:
                 "trained": float(train.get("tokens", 0)),
                 "inferred": 0.0,
                 "peak": float(r.meta.get("peak_memory_mb") or 0),
+                "threads": float(r.meta.get("threads") or 0),  # 0: not recorded
                 "started": r.finished_at - spent,
             },
         )
         row["inferred"] += r.usage.prompt_tokens + r.usage.completion_tokens
     return list(out.values())
+
+
+def _threads_text(trained: Sequence[dict[str, float]]) -> str:
+    """The torch threads the timed tasks computed with, as the records give them."""
+    threads = sorted({int(t["threads"]) for t in trained if t["threads"]})
+    unknown = sum(1 for t in trained if not t["threads"])
+    if not threads:
+        return "torch threads not recorded"
+    named = " or ".join(f"{n} torch thread{'s' if n > 1 else ''}" for n in threads)
+    return named + (f"; {unknown} tasks unrecorded" if unknown else "")
 
 
 def cost_model(
@@ -338,7 +359,7 @@ def cost_model(
         f"lines (an extrapolation past {cells.max():.0f} cells):\n"
     )
     print(
-        f"- this machine (2 cores): {float(np.sum(seconds)) / 3600:.0f} hours "
+        f"- this machine ({_threads_text(trained)}): {float(np.sum(seconds)) / 3600:.0f} hours "
         f"({float(np.median(seconds)) / 60:.0f} minutes for the median task); peak memory "
         f"up to {float(peak.max()) / 1024:.1f} GB"
     )

@@ -97,6 +97,9 @@ def test_run_records_resumes_reuses_adapters_and_records_failures(
     assert len(grid.meta["train"]["losses"]) == 2 and grid.meta["train"]["tokens"] > 0
     assert grid.meta["loss_before"] > 0 and grid.meta["loss_after"] > 0
     assert set(grid.meta["phase_seconds"]) == {"loss_before", "train", "loss_after", "predict"}
+    import torch
+
+    assert grid.meta["threads"] == torch.get_num_threads() >= 1
     assert grid.usage.calls == 8 and len(records["rev"].meta["predictions"]) == 1
     assert grid.correct == (grid.reference in grid.votes)
     json.dumps(grid.meta)  # the store keeps it as JSON

@@ -87,6 +87,13 @@ def _peak_memory_mb() -> float | None:
     return None
 
 
+def _torch_threads() -> int:
+    """The intra-op threads torch computes with (what a task's seconds depend on)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def _losses(lm: LoadedModel, task: FewShotTask) -> float | None:
     known = [t for t in task.tests if t.output is not None]
     if not known:
@@ -243,6 +250,7 @@ def solve_task(
         **training,
         "phase_seconds": phases.seconds,
         "peak_memory_mb": _peak_memory_mb(),
+        "threads": _torch_threads(),
     }
     return _records(
         task,
