@@ -16,7 +16,14 @@ from ponder.ttt.data import render, training_examples
 from ponder.ttt.infer import predict
 from ponder.ttt.model import LoadedModel
 from ponder.ttt.run import run_config, run_ttt
-from ponder.ttt.train import IGNORE, TTTConfig, encode, target_loss, train_adapter
+from ponder.ttt.train import (
+    IGNORE,
+    TTTConfig,
+    encode,
+    labelled_loss,
+    target_loss,
+    train_adapter,
+)
 
 GRID = FewShotTask(
     "mirror",
@@ -38,6 +45,27 @@ def test_encode_masks_the_outputs(lm: LoadedModel) -> None:
     assert counted == [t for piece in outputs for t in piece]
     _, last = encode(lm, segments, loss_on="last")
     assert [t for t in last if t != IGNORE] == outputs[-1]
+
+
+@pytest.mark.parametrize("loss_on", ["outputs", "last"])
+def test_labelled_loss_is_the_models_own_loss_and_gradient(lm: LoadedModel, loss_on: str) -> None:
+    import torch
+
+    ids, labels = encode(lm, render(GRID.demos[:2], GRID.tests[0], answer=True), loss_on=loss_on)
+    lm.model.zero_grad()
+    ours = labelled_loss(lm.model, ids, labels)
+    ours.backward()
+    ours_grads = [p.grad.clone() for p in lm.model.parameters() if p.grad is not None]
+    lm.model.zero_grad()
+    theirs = lm.model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+    theirs.backward()
+    theirs_grads = [p.grad for p in lm.model.parameters() if p.grad is not None]
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+    assert len(ours_grads) == len(theirs_grads) > 0
+    for a, b in zip(ours_grads, theirs_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="no labelled token"):
+        labelled_loss(lm.model, ids, [IGNORE] * len(ids))
 
 
 def test_one_training_step_lowers_the_loss(lm: LoadedModel) -> None:
