@@ -396,11 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     names += ["arc2-vote", "arc2-ttt"]
-    runs = {n: recs for n in names if (recs := load(args.out / f"{n}.db")) is not None}
+    found = {n: recs for n in names if (recs := load(args.out / f"{n}.db")) is not None}
+    runs = {n: recs for n, recs in found.items() if recs}  # a store with no task done yet
     if not runs:
-        print(f"no stores in {args.out}", file=sys.stderr)
+        print(f"no stores with records in {args.out}", file=sys.stderr)
         return 1
     print(f"stores: {', '.join(sorted(runs))}\n")
+    if empty := sorted(set(found) - set(runs)):
+        print(f"no record yet in: {', '.join(empty)}\n")
     since = 0.0
     if args.timed_from:
         since = datetime.fromisoformat(args.timed_from).replace(tzinfo=UTC).timestamp()
