@@ -273,12 +273,14 @@ def _task_cost(records: Sequence[Record]) -> list[dict[str, float]]:
                 "seconds": spent,
                 "trained": float(train.get("tokens", 0)),
                 "inferred": 0.0,
+                "decoded": 0.0,
                 "peak": float(r.meta.get("peak_memory_mb") or 0),
                 "threads": float(r.meta.get("threads") or 0),  # 0: not recorded
                 "started": r.finished_at - spent,
             },
         )
         row["inferred"] += r.usage.prompt_tokens + r.usage.completion_tokens
+        row["decoded"] += r.usage.completion_tokens
     return list(out.values())
 
 
@@ -298,6 +300,8 @@ def cost_model(
     all_cells: Sequence[int],
     tflops: float,
     mfu: float,
+    step_ms: float,
+    token_ms: float,
     max_length: int = 2048,
 ) -> None:
     """Training: seconds per step against tokens per step, and tokens per step against
@@ -320,6 +324,7 @@ def cost_model(
     rest = stats.linregress(cells, np.array([t["seconds"] - t["train"] for t in trained]))
     inferred = stats.linregress(cells, np.array([t["inferred"] for t in trained]))
     memory = stats.linregress(per_step, np.array([t["peak"] for t in trained]))
+    decoded = stats.linregress(cells, np.array([t["decoded"] for t in trained]))
 
     total = np.array(all_cells, dtype=float)
     n_steps = float(np.median(steps))
@@ -331,8 +336,10 @@ def cost_model(
     train_flops = 6 * PARAMS * float(np.sum(n_steps * tokens))
     infer_flops = 2 * PARAMS * float(np.sum(infer_tokens))
     gpu_hours = (train_flops + infer_flops) / (tflops * 1e12 * mfu) / 3600
+    n_decoded = float(np.sum(decoded.intercept + decoded.slope * total))
+    latency_hours = (n_steps * len(total) * step_ms + n_decoded * token_ms) / 1000 / 3600
     print(
-        f"From {len(trained)} trained tasks that ran alone ({cells.min():.0f}-{cells.max():.0f} "
+        f"From {len(trained)} timed TTT tasks ({cells.min():.0f}-{cells.max():.0f} "
         f"cells, {per_step.min():.0f}-{per_step.max():.0f} tokens per training sequence), "
         "least squares:\n"
     )
@@ -372,6 +379,13 @@ def cost_model(
         f"{n_steps * len(total):,.0f} optimiser steps run one after another per task, so "
         "this is a lower bound"
     )
+    print(
+        f"- one GPU, one pass at a time: {latency_hours * 60:.0f} minutes, assuming "
+        f"{step_ms:.0f} ms per optimiser step and {token_ms:.0f} ms per decoded token "
+        f"({n_steps * len(total):,.0f} steps, {n_decoded / 1e6:.2f}M tokens decoded one "
+        "after another). These two are assumptions, not measurements: a 0.5B model's "
+        "passes with batch one are bound by kernel launches, not FLOPs"
+    )
     print()
 
 
@@ -387,6 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the GPU's peak dense bf16 TFLOP/s (default 989: NVIDIA's H100 SXM datasheet)",
     )  # fmt: skip
     ap.add_argument("--gpu-utilisation", type=float, default=0.3, help="of that peak (0.3)")
+    ap.add_argument(
+        "--gpu-step-ms", type=float, default=50.0,
+        help="assumed ms per training step on the GPU, launch-bound (50)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--gpu-token-ms", type=float, default=15.0,
+        help="assumed ms per decoded token on the GPU, batch one (15)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     names = [
         *FOUR.values(),
@@ -411,7 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     ablations(runs, args.best)
     per_task(runs)
     arc2(runs)
-    cost_model(runs, since, _eval_cells(), args.gpu_tflops, args.gpu_utilisation)
+    cost_model(
+        runs,
+        since,
+        _eval_cells(),
+        args.gpu_tflops,
+        args.gpu_utilisation,
+        args.gpu_step_ms,
+        args.gpu_token_ms,
+    )
     return 0
 
 
