@@ -160,14 +160,14 @@ def target_loss(lm: LoadedModel, demos: Sequence[Pair], query: Pair) -> float:
 
 def labelled_loss(model: Any, ids: Sequence[int], labels: Sequence[int]) -> Any:
     """Mean next-token cross-entropy over the tokens ``labels`` keeps (the others are
-    -100): the loss a causal LM computes from ``labels=``, with the vocabulary
+    ``IGNORE``): the loss a causal LM computes from ``labels=``, with the vocabulary
     projection done only at the positions that predict a labelled token. On ARC about
     half the tokens are labelled, and the projection onto Qwen's 152k-token vocabulary
-    was a third of a training step on the CPU."""
+    is a large share of a training step on the CPU."""
     import torch
 
     target = torch.tensor(list(labels[1:]))
-    keep = (target != -100).nonzero().squeeze(1)
+    keep = (target != IGNORE).nonzero().squeeze(1)
     if keep.numel() == 0:
         raise ConfigError("no labelled token to compute a loss on")
     logits = model(input_ids=torch.tensor([list(ids)]), logits_to_keep=keep).logits
