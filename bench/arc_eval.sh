@@ -10,6 +10,9 @@
 #
 #   bash bench/arc_eval.sh [LIMIT] [MODEL]        STEPS="vote ttt ..." (default: all below)
 #
+# TTT_OPTS are added to every `ponder ttt` (for example "--executor ray --actors 2": one
+# task per core, each actor one torch thread, into the same resumable store).
+#
 # Every run uses DTYPE (default float32, as the training-set run). `mixed` (float32
 # weights, bfloat16 autocast matmuls) was about 1.7x faster than float32 on a machine
 # with AMX, but 2.9x slower on one without (2026-12-07: no AMX, no AVX-512 BF16;
@@ -54,6 +57,7 @@ FT_RANK=${FT_RANK:-32}
 FT_LR=${FT_LR:-2e-4}
 ARC2_LIMIT=${ARC2_LIMIT:-10}
 DTYPE=${DTYPE:-float32}
+read -r -a TTT_OPTS <<< "${TTT_OPTS:-}"
 STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity likelihood colours arc2-vote arc2 table save}
 KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
@@ -64,8 +68,8 @@ source "$(dirname "$0")/_banks.sh"
 FT_MODEL=$OUT/ft-model
 model_of() { [[ $1 == ft ]] && echo "$FT_MODEL" || echo "$MODEL"; }
 BEST_MODEL=$(model_of "$BEST")
-tasks=(--tasks arc-eval --limit "$LIMIT" --order cells --seed 0 --dtype "$DTYPE")
-arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0 --dtype "$DTYPE")
+tasks=(--tasks arc-eval --limit "$LIMIT" --order cells --seed 0 --dtype "$DTYPE" "${TTT_OPTS[@]}")
+arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0 --dtype "$DTYPE" "${TTT_OPTS[@]}")
 ttt() {  # ttt STORE MODEL [options...]: restore, then run (or resume) into OUT/STORE
     local store=$OUT/$1 model=$2
     shift 2
