@@ -11,7 +11,9 @@
 #   bash bench/arc_eval.sh [LIMIT] [MODEL]        STEPS="vote ttt ..." (default: all below)
 #
 # TTT_OPTS are added to every `ponder ttt` (for example "--executor ray --actors 2": one
-# task per core, each actor one torch thread, into the same resumable store).
+# task per core, each actor one torch thread, into the same resumable store). ARC2_OPTS
+# replace them for the ARC-AGI-2 steps (default "--threads 2": one process, since those
+# tasks have 668-1,168 cells and two at once could outgrow a 24 GB machine).
 #
 # Every run uses DTYPE (default float32, as the training-set run). `mixed` (float32
 # weights, bfloat16 autocast matmuls) was about 1.7x faster than float32 on a machine
@@ -58,6 +60,7 @@ FT_LR=${FT_LR:-2e-4}
 ARC2_LIMIT=${ARC2_LIMIT:-10}
 DTYPE=${DTYPE:-float32}
 read -r -a TTT_OPTS <<< "${TTT_OPTS:-}"
+read -r -a ARC2_OPTS <<< "${ARC2_OPTS---threads 2}"
 STEPS=${STEPS:-vote ttt finetune ft-vote ft-ttt noaug pairs rank32 identity likelihood colours arc2-vote arc2 table save}
 KEEP=${KEEP:-bench/banks}
 PONDER=${PONDER:-ponder}
@@ -69,7 +72,7 @@ FT_MODEL=$OUT/ft-model
 model_of() { [[ $1 == ft ]] && echo "$FT_MODEL" || echo "$MODEL"; }
 BEST_MODEL=$(model_of "$BEST")
 tasks=(--tasks arc-eval --limit "$LIMIT" --order cells --seed 0 --dtype "$DTYPE" "${TTT_OPTS[@]}")
-arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0 --dtype "$DTYPE" "${TTT_OPTS[@]}")
+arc2=(--tasks arc2-eval --limit "$ARC2_LIMIT" --order cells --seed 0 --dtype "$DTYPE" "${ARC2_OPTS[@]}")
 ttt() {  # ttt STORE MODEL [options...]: restore, then run (or resume) into OUT/STORE
     local store=$OUT/$1 model=$2
     shift 2
