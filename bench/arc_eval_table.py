@@ -14,10 +14,11 @@ markdown:
    and the training ones from their own stores;
 3. per task: size, solved in each run, held-out loss before and after training,
    seconds, peak memory;
-4. ARC-AGI-2 (arc2-vote.db, arc2-ttt.db);
+4. ARC-AGI-2 (arc2-vote.db, arc2-ttt.db), with the same per-task columns;
 5. the cost model: seconds, tokens and peak memory per task against grid cells (least
    squares), projected over the whole 400-task evaluation set on this machine, and on
-   one GPU under a stated assumption (``--gpu-tflops``, ``--gpu-utilisation``).
+   one GPU under a stated assumption (``--gpu-tflops``, ``--gpu-utilisation``), and
+   checked against the larger ARC-AGI-2 tasks, which the lines were not fitted to.
 
     python bench/arc_eval_table.py runs/arc-eval-30 --best ft
 """
@@ -253,6 +254,20 @@ def arc2(runs: dict[str, list[Record]]) -> None:
     if v and t:
         print(f"- TTT against vote: {paired(outcome(v), outcome(t))}")
     print()
+    voted = {r["task"]: r for r in task_rows(v or [])}
+    trained = {r["task"]: r for r in task_rows(t or [])}
+    rows = [*trained.values(), *(r for k, r in voted.items() if k not in trained)]
+    head = ["task", "cells", "solved, vote", "solved, TTT", "loss before, after",
+            "train s, predict s", "tokens per step", "peak MB"]  # fmt: skip
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in sorted(rows, key=lambda r: (r["cells"] or 0, r["task"])):
+        k, tr = row["task"], trained.get(row["task"])
+        per_step = tr["trained_tokens"] / tr["steps"] if tr and tr["steps"] else None
+        cells = [k, str(row["cells"]), _solved(voted.get(k)), _solved(tr), _losses(tr),
+                 _seconds(tr), _f(per_step, 0), _f((tr or row)["peak_memory_mb"], 0)]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
+    print()
 
 
 def _task_cost(records: Sequence[Record]) -> list[dict[str, float]]:
@@ -387,6 +402,24 @@ def cost_model(
         "passes with batch one are bound by kernel launches, not FLOPs"
     )
     print()
+    check = [t for t in _task_cost(runs.get("arc2-ttt") or []) if t["steps"]]
+    if check:
+        print(
+            f"Out of sample: the {len(check)} ARC-AGI-2 tasks with TTT "
+            f"({min(t['cells'] for t in check):.0f}-{max(t['cells'] for t in check):.0f} "
+            f"cells, {_threads_text(check)}), measured against the lines above:\n"
+        )
+        print("| cells | tokens per step (line) | s per step (line, 1 thread) | peak MB (line) |")
+        print("|---|---|---|---|")
+        for t in sorted(check, key=lambda t: t["cells"]):
+            n = t["trained"] / t["steps"]
+            fit_n = min(max_length, length.intercept + length.slope * t["cells"])
+            print(
+                f"| {t['cells']:.0f} | {n:.0f} ({fit_n:.0f}) | "
+                f"{t['train'] / t['steps']:.1f} ({step_s.intercept + step_s.slope * n:.1f}) | "
+                f"{t['peak']:.0f} ({memory.intercept + memory.slope * n:.0f}) |"
+            )
+        print()
 
 
 def main(argv: list[str] | None = None) -> int:
