@@ -14,7 +14,7 @@ markdown:
    and the training ones from their own stores;
 3. per task: size, solved in each run, held-out loss before and after training,
    seconds, peak memory;
-4. ARC-AGI-2 (arc2-vote.db, arc2-ttt.db), with the same per-task columns;
+4. ARC-AGI-2 (arc2-vote.db, arc2-ttt.db), per task as in 3 plus tokens per training step;
 5. the cost model: seconds, tokens and peak memory per task against grid cells (least
    squares), projected over the whole 400-task evaluation set on this machine, and on
    one GPU under a stated assumption (``--gpu-tflops``, ``--gpu-utilisation``), and
@@ -196,7 +196,7 @@ def _mean_loss_after(records: Sequence[Record]) -> str:
 def per_task(runs: dict[str, list[Record]]) -> None:
     names = [n for n in FOUR.values() if n in runs]
     rows = {n: {r["task"]: r for r in task_rows(runs[n])} for n in names}
-    tasks = sorted({t for n in names for t in rows[n]}, key=lambda t: _cells(rows, t))
+    tasks = sorted({t for n in names for t in rows[n]}, key=lambda t: (_cells(rows, t), t))
     trained = [n for n in names if n.endswith("ttt")]
     print("## Per task\n")
     head = [
@@ -265,7 +265,7 @@ def arc2(runs: dict[str, list[Record]]) -> None:
         k, tr = row["task"], trained.get(row["task"])
         per_step = tr["trained_tokens"] / tr["steps"] if tr and tr["steps"] else None
         cells = [k, str(row["cells"]), _solved(voted.get(k)), _solved(tr), _losses(tr),
-                 _seconds(tr), _f(per_step, 0), _f((tr or row)["peak_memory_mb"], 0)]  # fmt: skip
+                 _seconds(tr), _f(per_step, 0), _f(row["peak_memory_mb"], 0)]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
     print()
 
