@@ -178,6 +178,16 @@ def ablations(runs: dict[str, list[Record]], best: str) -> None:
         against = "" if solved is base else paired(base, solved)
         loss = loss or (_mean_loss_after(full) if solved is base else "")
         print(f"| {what} | {cell(solved)} | {against} | {loss} |")
+    if scored is not None:
+        voted = {
+            r.problem_id: r.reference is not None and r.reference in r.meta.get("voted", [])
+            for r in scored
+        }
+        print(
+            f"\naugmented likelihood against the vote on the same predictions "
+            f"({len(voted)} outputs of {len({task_of(p) for p in voted})} tasks): "
+            f"vote {cell(voted)}; likelihood {paired(voted, outcome(scored))}"
+        )
     missing = [k for k in TRAINING_ABLATIONS if f"{best}-ttt-{k}" not in runs]
     if missing:
         print(f"\nnot run yet: {', '.join(missing)}")
