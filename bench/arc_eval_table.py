@@ -11,7 +11,8 @@ markdown:
    alone; flat vote: one vote over all predictions, which with one prediction per
    symmetry cannot differ from the two levels), a live identity-only run where there is
    one, 4 colour maps per symmetry (two-level and flat vote on the same predictions),
-   and the training ones from their own stores;
+   and the training ones from their own stores; attempts by augmented likelihood,
+   against the vote on the same predictions;
 3. per task: size, solved in each run, held-out loss before and after training,
    seconds, peak memory;
 4. ARC-AGI-2 (arc2-vote.db, arc2-ttt.db), per task as in 3 plus tokens per training step;
@@ -184,8 +185,7 @@ def ablations(runs: dict[str, list[Record]], best: str) -> None:
             for r in scored
         }
         print(
-            f"\naugmented likelihood against the vote on the same predictions "
-            f"({len(voted)} outputs of {len({task_of(p) for p in voted})} tasks): "
+            f"\naugmented likelihood against the vote on the same predictions: "
             f"vote {cell(voted)}; likelihood {paired(voted, outcome(scored))}"
         )
     missing = [k for k in TRAINING_ABLATIONS if f"{best}-ttt-{k}" not in runs]
@@ -261,6 +261,8 @@ def arc2(runs: dict[str, list[Record]]) -> None:
     print("## ARC-AGI-2 evaluation, smallest tasks (pass@2)\n")
     print(f"- vote only: {cell(outcome(v)) if v else 'not run'}")
     print(f"- per-task LoRA: {cell(outcome(t)) if t else 'not run'}")
+    if t:
+        print(f"- held-out loss after training: {_mean_loss_after(t)}")
     if v and t:
         print(f"- TTT against vote: {paired(outcome(v), outcome(t))}")
     print()
